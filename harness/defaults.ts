@@ -1,0 +1,55 @@
+// Every timer and default of harness, in one place. The README's "Timers and defaults" table
+// is generated from reading this file; keep the comments accurate.
+//
+// Timing budget of a node power-off with the defaults (see README):
+//   detect      = deadTimeMs                       (no heartbeat on any path for this long)
+//   disk watch  = max(0, livenessWindowMs - (deadTimeMs - suspectAfterMs))  (overlaps the dead time)
+//   race        = one register + one preempt       (a few ms on real hardware)
+//   recover     = agents' start time               (children first, siblings in parallel)
+
+export const DEFAULTS = {
+  /** UDP heartbeat period on every path. */
+  heartbeatIntervalMs: 150,
+  /** A peer is dead when every path has been silent this long. */
+  deadTimeMs: 900,
+  /** A peer silent this long on every path is "suspect": challengers start watching its key on disk. */
+  suspectAfterMs: 450,
+  /** A single path silent this long is logged as lost (degraded redundancy), peer stays up. */
+  pathDeadTimeMs: 900,
+  /** How long a freshly started node waits for peers before treating the silent ones as dead. */
+  startupGraceMs: 900,
+
+  /** Owner refreshes its key generation on disk this often (the disk as the last comm path). */
+  keyRefreshMs: 250,
+  /** Owner re-reads the keys on every path this often; a missing key = fenced. <= 2 s. */
+  ownershipCheckMs: 500,
+  /** A challenger must see the holder's key frozen this long before it preempts. */
+  livenessWindowMs: 700,
+  /** Extra wait before reserving a FREE disk, per priority rank beyond the first (race bias). */
+  raceDelayPerRankMs: 300,
+
+  /** Default operation timeouts when neither the YAML nor the agent's meta-data says. */
+  startTimeoutMs: 20_000,
+  stopTimeoutMs: 20_000,
+  monitorTimeoutMs: 20_000,
+  /** Default recurring monitor interval. */
+  monitorIntervalMs: 2_000,
+  /** Stop timeout used when a node must give a hierarchy up at once (fenced). */
+  fencedStopTimeoutMs: 5_000,
+  /** After SIGTERM to an agent's process group, wait this long before SIGKILL. */
+  killGraceMs: 2_000,
+
+  /** Local recovery: restart in place at most this many times within the window, then fail over. */
+  maxRestarts: 3,
+  restartWindowMs: 600_000,
+
+  /** Hierarchies brought into / out of service concurrently on one node. */
+  maxParallelHierarchies: 16,
+  /** Longest the main loop sleeps between two decisions even with nothing happening. */
+  tickMs: 100,
+  /** A main-loop gap longer than this means this process was frozen (SIGSTOP, VM pause):
+   *  ownership is unverified until re-read from disk. */
+  freezeDetectMs: 450,
+} as const;
+
+export type Defaults = typeof DEFAULTS;
