@@ -9,6 +9,8 @@ export interface NodeConfig {
   addresses: string[];
   /** Control socket of this node's daemon (unix path). */
   controlSocket: string;
+  /** This node's state directory: ClusterConfig.stateDir with `{node}` replaced (always set by load.ts). */
+  stateDir?: string;
 }
 
 export interface ClusterConfig {
@@ -20,6 +22,7 @@ export interface ClusterConfig {
   deadTimeMs: number;
   /** Path of the shared HMAC key file (must be mode 0600). */
   authKeyFile: string;
+  /** State directory template, may contain `{node}`; use NodeConfig.stateDir for a given node. */
   stateDir: string;
   /** Directory holding hierarchies/*.yaml. */
   hierarchyDir: string;
