@@ -21,7 +21,8 @@ import type {
   OwnershipConfig,
   ResourceConfig,
 } from './model.ts';
-import { AGENT_SPEC, ClusterFileSchema, HierarchyFileSchema, parseAddress } from './schema.ts';
+import { parseAgentSpec } from '../agents/locate.ts';
+import { ClusterFileSchema, HierarchyFileSchema, parseAddress } from './schema.ts';
 import type { ClusterFile, HierarchyFile, ResourceFile } from './schema.ts';
 import { findCycle, formatCycle } from './tree.ts';
 
@@ -224,7 +225,8 @@ function schemaIssues(src: Source, error: z.ZodError): ConfigIssue[] {
         out.push(issueAt(src, path, `${iss.message}; got ${Array.isArray(value) ? `${value.length} entries` : describeValue(value)}`));
         break;
       default:
-        out.push(issueAt(src, path, iss.message));
+        // Our own refinements (durations, scalars) already say what they got.
+        out.push(issueAt(src, path, /\bgot\b/.test(iss.message) ? iss.message : `${iss.message}; got ${describeValue(value)}`));
     }
   }
   return out;
@@ -462,7 +464,7 @@ function toResource(src: Source, r: ResourceFile, i: number): ResourceConfig {
     if (r.disk.wwn !== undefined) disk.wwn = r.disk.wwn;
     return { name: r.name, kind: 'disk', params: {}, requires: [...(r.requires ?? [])], timeouts: {}, monitors: [], restart, disk, where };
   }
-  const m = AGENT_SPEC.exec(r.agent ?? '');
+  const spec = parseAgentSpec(r.agent ?? '');
   const timeouts: ResourceConfig['timeouts'] = {};
   if (r.timeouts?.start !== undefined) timeouts.startMs = r.timeouts.start;
   if (r.timeouts?.stop !== undefined) timeouts.stopMs = r.timeouts.stop;
@@ -482,8 +484,10 @@ function toResource(src: Source, r: ResourceFile, i: number): ResourceConfig {
     restart,
     where,
   };
-  if (m?.[1] !== undefined) res.provider = m[1];
-  if (m?.[2] !== undefined) res.type = m[2];
+  if (spec) {
+    res.provider = spec.provider;
+    res.type = spec.type;
+  }
   return res;
 }
 
@@ -505,14 +509,15 @@ function toHierarchy(src: Source, h: HierarchyFile): HierarchyConfig {
 export function loadHierarchyFile(
   file: string,
   cluster: ClusterConfig,
-): { hierarchy?: HierarchyConfig; issues: ConfigIssue[]; namePosition?: { line: number; column: number } } {
+): { hierarchy?: HierarchyConfig; issues: ConfigIssue[]; issueAt?: (path: Path, message: string) => ConfigIssue } {
   const { src, issues } = readYaml(resolve(file));
   if (!src) return { issues };
   const parsed = HierarchyFileSchema.safeParse(src.data);
   if (!parsed.success) return { issues: schemaIssues(src, parsed.error) };
   const more = hierarchyChecks(src, parsed.data, cluster);
   if (more.some(isError)) return { issues: more };
-  return { hierarchy: toHierarchy(src, parsed.data), issues: more, namePosition: positionOf(src, ['hierarchy']) };
+  // issueAt lets the caller report cross-file problems (duplicate names, shared disks) in place.
+  return { hierarchy: toHierarchy(src, parsed.data), issues: more, issueAt: (path, message) => issueAt(src, path, message) };
 }
 
 /** Load every hierarchies/*.yaml (and *.yml); the good ones are returned even when others fail. */
@@ -537,16 +542,16 @@ export function loadHierarchies(cluster: ClusterConfig): { hierarchies: Hierarch
     const r = loadHierarchyFile(file, cluster);
     issues.push(...r.issues);
     const h = r.hierarchy;
-    if (!h) continue;
+    if (!h || !r.issueAt) continue;
     const prev = byName.get(h.name);
     if (prev !== undefined) {
-      issues.push({ file, ...r.namePosition, field: 'hierarchy', message: `hierarchy name "${h.name}" is already used by ${prev}` });
+      issues.push(r.issueAt(['hierarchy'], `hierarchy name "${h.name}" is already used by ${prev}`));
       continue;
     }
     // Two hierarchies reserving the same LUN would fence each other.
     const clash = diskClash(h, disks);
     if (clash) {
-      issues.push(clash);
+      issues.push(r.issueAt(['resources', clash.index, 'disk'], clash.message));
       continue;
     }
     byName.set(h.name, file);
@@ -555,17 +560,14 @@ export function loadHierarchies(cluster: ClusterConfig): { hierarchies: Hierarch
   return { hierarchies, issues };
 }
 
-function diskClash(h: HierarchyConfig, seen: Map<string, string>): ConfigIssue | null {
+function diskClash(h: HierarchyConfig, seen: Map<string, string>): { index: number; message: string } | null {
   const mine: [string, string][] = [];
-  for (const r of h.resources) {
+  for (const [index, r] of h.resources.entries()) {
     if (!r.disk) continue;
     const ids = [...r.disk.paths.map((p) => `path ${p}`), ...(r.disk.wwn ? [`wwn ${r.disk.wwn.toLowerCase()}`] : [])];
     for (const id of ids) {
       const prev = seen.get(id);
-      if (prev !== undefined) {
-        const [file, line] = splitWhere(r.where);
-        return { file, line, field: `resources[${h.resources.indexOf(r)}].disk`, message: `disk ${id} is already used by ${prev}` };
-      }
+      if (prev !== undefined) return { index, message: `disk ${id} is already used by ${prev}` };
       mine.push([id, `hierarchy ${h.name} (${r.where})`]);
     }
   }

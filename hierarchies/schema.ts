@@ -7,10 +7,8 @@
 
 import { isIP } from 'node:net';
 import * as z from 'zod';
+import { parseAgentSpec } from '../agents/locate.ts';
 import { parseDuration } from './duration.ts';
-
-/** `ocf:<provider>:<type>`; names start alphanumeric so "..", "/" or "" can never reach a path. */
-export const AGENT_SPEC = /^ocf:([A-Za-z0-9][A-Za-z0-9_.+-]*):([A-Za-z0-9][A-Za-z0-9_.+-]*)$/;
 
 // Hierarchy and resource names end up in OCF_RESOURCE_INSTANCE (`<hierarchy>.<resource>`) and
 // in file names, so no dots, slashes or spaces.
@@ -98,7 +96,10 @@ export const ResourceSchema = z.strictObject({
   name: name('resource name'),
   agent: z
     .string()
-    .regex(AGENT_SPEC, { error: 'expected an agent spec "ocf:<provider>:<type>", e.g. ocf:heartbeat:IPaddr2' })
+    // One definition of a valid spec, shared with the agent runner, so what loads also runs.
+    .refine((s) => parseAgentSpec(s) !== null, {
+      error: 'expected an agent spec "ocf:<provider>:<type>", e.g. ocf:heartbeat:IPaddr2',
+    })
     .optional(),
   disk: z.strictObject({ paths: z.array(path), wwn: z.string().min(1).optional() }).optional(),
   params: z
