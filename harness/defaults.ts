@@ -43,6 +43,9 @@ export const DEFAULTS = {
   maxRestarts: 3,
   restartWindowMs: 600_000,
 
+  /** Utility checks (e.g. ping the gateway) run this often; two consecutive failures make the node ineligible. */
+  utilityCheckIntervalMs: 500,
+
   /** Hierarchies brought into / out of service concurrently on one node. */
   maxParallelHierarchies: 16,
   /** Longest the main loop sleeps between two decisions even with nothing happening. */

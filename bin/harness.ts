@@ -1,0 +1,166 @@
+#!/usr/bin/env node
+// The harness command line: start | stop | status [--json] | validate | keygen.
+// Which node am I? --node, else $HARNESS_NODE, else the host name (as LifeKeeper and VCS do).
+// Which config? --config, else $HARNESS_CONFIG, else /etc/harness/cluster.yaml.
+import { Command, Option } from 'commander';
+import { hostname } from 'node:os';
+import { existsSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { loadCluster, formatIssue, ConfigError, isError } from '../hierarchies/load.ts';
+import { validateAll } from '../hierarchies/validate.ts';
+import { controlRequest } from '../harness/control.ts';
+import { formatStatus } from '../harness/status-format.ts';
+import type { StatusDoc } from '../harness/status.ts';
+import { createLogger } from '../harness/log.ts';
+import { NodeDaemon } from '../harness/node.ts';
+import { generateAuthKey } from '../harness/authkey.ts';
+
+const DEFAULT_CONFIG = '/etc/harness/cluster.yaml';
+
+interface Common {
+  config: string;
+  node: string;
+}
+
+function common(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('-c, --config <file>', 'cluster file').env('HARNESS_CONFIG').default(DEFAULT_CONFIG))
+    .addOption(new Option('-n, --node <name>', 'this node\'s name').env('HARNESS_NODE').default(hostname()));
+}
+
+function socketOf(opts: Common): string {
+  const cluster = loadCluster(resolve(opts.config));
+  const me = cluster.nodes.find((n) => n.name === opts.node);
+  if (!me) throw new Error(`${cluster.file}: no node named ${opts.node} (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`);
+  return me.controlSocket;
+}
+
+function fail(e: unknown): never {
+  if (e instanceof ConfigError) {
+    for (const i of e.issues) console.error(formatIssue(i));
+  } else {
+    console.error(`harness: ${(e as Error).message}`);
+  }
+  process.exit(1);
+}
+
+const program = new Command('harness').description('resource-driven failover harness').showHelpAfterError();
+
+common(program.command('start').description('start this node\'s daemon'))
+  .option('-f, --foreground', 'run in the foreground, JSON logs on stdout')
+  .option('--log <file>', 'log file when running in the background (default <stateDir>/harness.log)')
+  .action(async (opts: Common & { foreground?: boolean; log?: string }) => {
+    const configFile = resolve(opts.config);
+    if (opts.foreground) {
+      const log = createLogger({ node: opts.node });
+      const daemon = new NodeDaemon({ configFile, node: opts.node, log });
+      try {
+        await daemon.start();
+      } catch (e) {
+        log.fatal({ event: 'start-refused', err: (e as Error).message }, `refusing to start: ${(e as Error).message}`);
+        await daemon.close().catch(() => {});
+        fail(e);
+      }
+      for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => daemon.requestShutdown(daemon.config.cluster.onStop));
+      await daemon.whenStopped();
+      process.exit(0);
+    }
+    // Background: validate first so errors reach the admin's terminal, then detach.
+    try {
+      const { issues } = await validateAll(configFile);
+      const errors = issues.filter(isError);
+      if (errors.length) throw new ConfigError(errors);
+      const cluster = loadCluster(configFile);
+      const me = cluster.nodes.find((n) => n.name === opts.node);
+      if (!me) throw new Error(`${configFile}: no node named ${opts.node}`);
+      const stateDir = me.stateDir ?? join('/var/lib/harness', opts.node);
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      const logFile = opts.log ?? join(stateDir, 'harness.log');
+      const out = openSync(logFile, 'a');
+      const self = fileURLToPath(import.meta.url);
+      const child = spawn(process.execPath, [self, 'start', '--foreground', '--config', configFile, '--node', opts.node], { detached: true, stdio: ['ignore', out, out] });
+      child.unref();
+      const deadline = Date.now() + 15_000;
+      while (Date.now() < deadline) {
+        if (child.exitCode !== null) throw new Error(`daemon exited (${child.exitCode}); see ${logFile}`);
+        const ok = await controlRequest(me.controlSocket, { cmd: 'ping' }, 500).then(() => true, () => false);
+        if (ok) {
+          console.log(`harness: node ${opts.node} started (pid ${child.pid}, log ${logFile})`);
+          process.exit(0);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      throw new Error(`daemon did not answer on ${me.controlSocket} within 15 s; see ${logFile}`);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+common(program.command('stop').description('stop this node\'s daemon: hand hierarchies over (switchover) or just stop them'))
+  .addOption(new Option('--mode <mode>', 'what to do with hierarchies in service here').choices(['switchover', 'stop']))
+  .option('--no-wait', 'do not wait for the daemon to finish')
+  .action(async (opts: Common & { mode?: 'switchover' | 'stop'; wait: boolean }) => {
+    try {
+      const sock = socketOf(opts);
+      await controlRequest(sock, { cmd: 'stop', ...(opts.mode ? { mode: opts.mode } : {}) });
+      if (!opts.wait) return;
+      const deadline = Date.now() + 120_000;
+      while (Date.now() < deadline) {
+        const alive = await controlRequest(sock, { cmd: 'ping' }, 500).then(() => true, () => false);
+        if (!alive) {
+          console.log(`harness: node ${opts.node} stopped`);
+          return;
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      throw new Error('daemon still running after 120 s (a stop may be hanging; see `harness status`)');
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+common(program.command('status').description('show this node\'s view of the cluster'))
+  .option('--json', 'machine-readable output')
+  .action(async (opts: Common & { json?: boolean }) => {
+    try {
+      const doc = (await controlRequest(socketOf(opts), { cmd: 'status' })) as StatusDoc;
+      console.log(opts.json ? JSON.stringify(doc, null, 2) : formatStatus(doc));
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+program
+  .command('validate')
+  .description('check a configuration (cluster file, or a directory holding cluster.yaml) and print every problem')
+  .argument('[path]', 'cluster file or configuration directory', process.env.HARNESS_CONFIG ?? DEFAULT_CONFIG)
+  .action(async (path: string) => {
+    let file = resolve(path);
+    if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'cluster.yaml');
+    const { config, issues } = await validateAll(file);
+    for (const i of issues) console.error(formatIssue(i));
+    const errors = issues.filter(isError);
+    if (errors.length || !config) {
+      console.error(`${file}: ${errors.length} error(s)`);
+      process.exit(1);
+    }
+    console.log(`${file}: OK — cluster ${config.cluster.cluster}, ${config.cluster.nodes.length} nodes, ${config.hierarchies.length} hierarchies${config.hierarchies.some((h) => !h.fenced) ? ` (NOT FENCED: ${config.hierarchies.filter((h) => !h.fenced).map((h) => h.name).join(', ')})` : ''}`);
+  });
+
+program
+  .command('keygen')
+  .description('write a new random cluster auth key (mode 0600); copy it to every node')
+  .argument('<file>')
+  .option('--force', 'overwrite an existing key')
+  .action((file: string, opts: { force?: boolean }) => {
+    try {
+      generateAuthKey(resolve(file), { overwrite: !!opts.force });
+      console.log(`harness: wrote ${file}`);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+await program.parseAsync();

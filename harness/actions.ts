@@ -1,0 +1,153 @@
+// Executes the resource side of the decision core's actions: probe, start, stop, restart of
+// resources through their OCF agents. Ownership is not touched here (node.ts does that), and
+// nothing is decided here: every outcome is written back into the hierarchy's runtime and the
+// core decides again.
+import type { HierarchyConfig, ResourceConfig } from '../hierarchies/model.ts';
+import type { HierarchyRuntime } from './decide.ts';
+import type { AgentRef } from '../agents/locate.ts';
+import { runAgent, isRunning, type RunResult } from '../agents/runner.ts';
+import { DEFAULTS } from './defaults.ts';
+import type { Logger } from './log.ts';
+
+export interface ResourceInfo {
+  lastAction?: string;
+  lastResult?: string;
+  exitReason?: string;
+  lastDurationMs?: number;
+}
+
+export interface AgentContext {
+  node: string;
+  ocfRoot: string;
+  rscTmp: string;
+  log: Logger;
+  agents: Map<string, AgentRef>; // key `${hierarchy}/${resource}`
+  info: Map<string, ResourceInfo>;
+}
+
+export function instanceName(h: HierarchyConfig, r: ResourceConfig): string {
+  return `${h.name}.${r.name}`;
+}
+
+export async function runOp(
+  ctx: AgentContext,
+  h: HierarchyConfig,
+  r: ResourceConfig,
+  action: 'start' | 'stop' | 'monitor',
+  opts: { intervalMs?: number; depth?: number; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  const agent = ctx.agents.get(`${h.name}/${r.name}`);
+  if (!agent) throw new Error(`${h.name}/${r.name}: no agent resolved (configuration bug)`);
+  const timeoutMs =
+    opts.timeoutMs ??
+    (action === 'start' ? r.timeouts.startMs ?? DEFAULTS.startTimeoutMs
+      : action === 'stop' ? r.timeouts.stopMs ?? DEFAULTS.stopTimeoutMs
+      : r.timeouts.monitorMs ?? DEFAULTS.monitorTimeoutMs);
+  const result = await runAgent(
+    {
+      agent,
+      action,
+      instance: instanceName(h, r),
+      params: r.params,
+      timeoutMs,
+      intervalMs: opts.intervalMs ?? 0,
+      depth: opts.depth ?? 0,
+      nodeName: ctx.node,
+      ocfRoot: ctx.ocfRoot,
+      rscTmp: ctx.rscTmp,
+    },
+    ctx.log,
+  );
+  const key = `${h.name}/${r.name}`;
+  const info: ResourceInfo = ctx.info.get(key) ?? {};
+  // Recurring monitors that succeed are not interesting enough to overwrite a start/stop record.
+  if (!(action === 'monitor' && (opts.intervalMs ?? 0) > 0 && isRunning(result))) {
+    info.lastAction = action;
+    info.lastResult = result.result;
+    info.exitReason = result.exitReason;
+    info.lastDurationMs = result.durationMs;
+    ctx.info.set(key, info);
+  }
+  const level = result.result === 'success' || (action === 'monitor' && result.result === 'not-running') ? 'debug' : 'warn';
+  ctx.log[level](
+    { event: `agent-${action}`, hierarchy: h.name, resource: r.name, result: result.result, rc: result.rc, exitReason: result.exitReason, durationMs: result.durationMs, timedOut: result.timedOut },
+    `${h.name}/${r.name}: ${action} -> ${result.result}${result.exitReason ? ` (${result.exitReason})` : ''}`,
+  );
+  return result;
+}
+
+function resourceOf(h: HierarchyConfig, name: string): ResourceConfig {
+  const r = h.resources.find((x) => x.name === name);
+  if (!r) throw new Error(`${h.name}: unknown resource ${name}`);
+  return r;
+}
+
+/** Probe every agent resource (monitor, interval 0) so a running resource is found, not started twice. */
+export async function probe(ctx: AgentContext, h: HierarchyConfig, rt: HierarchyRuntime): Promise<void> {
+  await Promise.all(
+    h.resources.map(async (r) => {
+      if (r.kind === 'disk') {
+        rt.resources[r.name] = 'stopped';
+        return;
+      }
+      const res = await runOp(ctx, h, r, 'monitor', { intervalMs: 0 });
+      rt.resources[r.name] = isRunning(res) ? 'running' : res.result === 'not-running' ? 'stopped' : 'failed';
+    }),
+  );
+}
+
+/** Start levels in order, each level's resources in parallel. Returns the first failure, if any. */
+export async function startLevels(ctx: AgentContext, h: HierarchyConfig, rt: HierarchyRuntime, levels: string[][]): Promise<{ failed?: string; reason?: string; agentMs: number }> {
+  let agentMs = 0;
+  for (const level of levels) {
+    const t0 = performance.now();
+    const results = await Promise.all(
+      level.map(async (name) => {
+        const r = resourceOf(h, name);
+        if (r.kind === 'disk') {
+          rt.resources[name] = 'running';
+          return { name, ok: true, reason: '' };
+        }
+        const res = await runOp(ctx, h, r, 'start');
+        const ok = res.result === 'success';
+        rt.resources[name] = ok ? 'running' : 'failed';
+        return { name, ok, reason: `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
+      }),
+    );
+    agentMs += performance.now() - t0;
+    const bad = results.find((x) => !x.ok);
+    if (bad) return { failed: bad.name, reason: bad.reason, agentMs };
+  }
+  return { agentMs };
+}
+
+/** Stop levels in order (already reversed by the core). A failed stop ends the walk: nothing below it may stop. */
+export async function stopLevels(
+  ctx: AgentContext,
+  h: HierarchyConfig,
+  rt: HierarchyRuntime,
+  levels: string[][],
+  timeoutMs?: number,
+): Promise<{ failed?: string; reason?: string; agentMs: number }> {
+  let agentMs = 0;
+  for (const level of levels) {
+    const t0 = performance.now();
+    const results = await Promise.all(
+      level.map(async (name) => {
+        const r = resourceOf(h, name);
+        if (r.kind === 'disk') {
+          rt.resources[name] = 'stopped';
+          return { name, ok: true, reason: '' };
+        }
+        const res = await runOp(ctx, h, r, 'stop', timeoutMs ? { timeoutMs } : {});
+        const ok = res.result === 'success';
+        rt.resources[name] = ok ? 'stopped' : 'stop-failed';
+        return { name, ok, reason: `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
+      }),
+    );
+    agentMs += performance.now() - t0;
+    const bad = results.find((x) => !x.ok);
+    if (bad) return { failed: bad.name, reason: bad.reason, agentMs };
+  }
+  return { agentMs };
+}

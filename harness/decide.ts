@@ -1,0 +1,349 @@
+// The decision core. A pure, deterministic function:
+//
+//   (config, this node's view of its peers, ownership state, resource states, admin requests, now)
+//     -> actions
+//
+// No I/O, no timers, no clock reads: `now` is an input like everything else, so every decision
+// can be replayed offline from a logged input (see `harness simulate`). The daemon (node.ts)
+// executes the actions and calls decide() again whenever anything changes.
+//
+// The rule that makes a leaderless cluster work, per hierarchy H, on every node independently:
+//   this node is MASTER for H when it is eligible for H, every eligible node of higher priority
+//   is unreachable, and H is not active on any node it can reach.
+// Masters then race for ownership of H's disks; the disk picks exactly one winner. Everything
+// else below is bookkeeping around that rule: probing at start-up, local restarts, stopping when
+// ownership is lost, switchback, graceful shutdown.
+
+import type { HierarchyConfig, NodeName } from '../hierarchies/model.ts';
+import { levels, stopLevels, dependents } from '../hierarchies/tree.ts';
+
+/** What a node advertises (and what we advertise) for one hierarchy. */
+export type AdvertState = 'in-service' | 'out-of-service' | 'starting' | 'stopping' | 'failed';
+
+export interface PeerHierarchy {
+  state: AdvertState;
+  eligible: boolean;
+}
+
+export interface PeerView {
+  /** unknown = not heard yet and still inside the start-up grace: it might be running anything. */
+  state: 'up' | 'down' | 'unknown';
+  /** The peer is shutting down cleanly: it is handing its hierarchies over. */
+  leaving: boolean;
+  hierarchies: Record<string, PeerHierarchy>;
+}
+
+/** Local life cycle of one hierarchy on this node. */
+export type LocalPhase =
+  | 'unprobed' //      start-up: we do not know yet what runs here
+  | 'out-of-service'
+  | 'acquiring'
+  | 'starting'
+  | 'in-service'
+  | 'restarting'
+  | 'stopping'
+  | 'failed'; //        a stop failed or timed out: we keep ownership, nothing moves until an admin acts
+
+export type ResourceState = 'unknown' | 'stopped' | 'running' | 'failed' | 'stop-failed';
+
+export type OwnershipView = 'not-owned' | 'owned' | 'lost' | 'unverified';
+
+export interface HierarchyRuntime {
+  phase: LocalPhase;
+  /** An action for this hierarchy is in flight: decide() leaves it alone until it completes. */
+  busy: boolean;
+  ownership: OwnershipView;
+  resources: Record<string, ResourceState>;
+  /** Resources whose recurring monitor failed and that were not handled yet. */
+  monitorFailures: string[];
+  /** Failures (monitor failures + failed starts) of this hierarchy here within the restart window. */
+  failuresInWindow: number;
+  /** Local utility checks pass (a node failing them is not eligible). */
+  utilityOk: boolean;
+  /** The last acquire failed; do not retry before this time (ms, same clock as `now`). */
+  acquireBackoffUntil: number;
+  /** This node ran H just before (found running at probe, or was running it): it races without delay. */
+  wasRunning: boolean;
+}
+
+export interface DecideInput {
+  self: NodeName;
+  now: number;
+  hierarchies: HierarchyConfig[];
+  peers: Record<NodeName, PeerView>;
+  local: Record<string, HierarchyRuntime>;
+  /** Graceful shutdown in progress: hand over (switchover) or just stop. */
+  shutdown: false | 'switchover' | 'stop';
+  /** Hierarchies an admin asked to take out of service on this node. */
+  adminStop: string[];
+  raceDelayPerRankMs: number;
+}
+
+export type Action =
+  | { kind: 'probe'; hierarchy: string; resources: string[]; reason: string }
+  | { kind: 'acquire'; hierarchy: string; delayMs: number; reason: string }
+  | { kind: 'start'; hierarchy: string; levels: string[][]; reason: string }
+  | { kind: 'restart'; hierarchy: string; resource: string; stop: string[][]; start: string[][]; reason: string }
+  | {
+      kind: 'stop';
+      hierarchy: string;
+      levels: string[][];
+      /** Release ownership afterwards (false when ownership is already lost). */
+      release: boolean;
+      /** Ownership was lost: short timeouts, then kill (we may no longer write). */
+      urgent: boolean;
+      reason: string;
+    }
+  | { kind: 'halt'; hierarchy: string; reason: string };
+
+export interface Decision {
+  actions: Action[];
+  /** Per hierarchy: why nothing is done, or what this node is (for status and logs). */
+  notes: Record<string, string>;
+  /** What this node advertises to its peers. */
+  advert: Record<string, PeerHierarchy>;
+}
+
+/** Phases in which a hierarchy holds or may hold resources on a node: it is "active" there. */
+const ACTIVE: ReadonlySet<AdvertState> = new Set(['in-service', 'starting', 'stopping', 'failed']);
+
+export function advertState(rt: HierarchyRuntime): AdvertState {
+  switch (rt.phase) {
+    case 'in-service':
+    case 'restarting':
+      return 'in-service';
+    case 'acquiring':
+    case 'starting':
+      return 'starting';
+    case 'stopping':
+      return 'stopping';
+    case 'failed':
+      return 'failed';
+    case 'unprobed':
+      // Not probed yet: it may well be running here. Peers must not take it meanwhile.
+      return Object.values(rt.resources).some((s) => s !== 'stopped') ? 'starting' : 'out-of-service';
+    case 'out-of-service':
+      return 'out-of-service';
+  }
+}
+
+/** Is this node itself eligible to run H right now? */
+export function selfEligible(h: HierarchyConfig, self: NodeName, rt: HierarchyRuntime, input: DecideInput): boolean {
+  if (h.priorities[self] === undefined) return false;
+  if (!rt.utilityOk) return false;
+  if (input.shutdown) return false;
+  if (input.adminStop.includes(h.name)) return false;
+  // Local recovery exhausted: H failed over away from here; stay ineligible until the window passes.
+  const limit = maxRestarts(h);
+  if (rt.failuresInWindow > limit) return false;
+  return true;
+}
+
+function maxRestarts(h: HierarchyConfig): number {
+  // The hierarchy's budget is the smallest budget among its resources (most conservative).
+  let m = Infinity;
+  for (const r of h.resources) if (r.kind === 'agent') m = Math.min(m, r.restart.max);
+  return m === Infinity ? 0 : m;
+}
+
+/** Nodes of H ordered by priority (1 first). */
+export function byPriority(h: HierarchyConfig): NodeName[] {
+  return Object.entries(h.priorities)
+    .sort((a, b) => a[1] - b[1])
+    .map(([n]) => n);
+}
+
+export type Mastership =
+  | { master: true; rank: number }
+  | { master: false; why: string };
+
+/**
+ * The mastership rule. Pure, and the only place it is written down.
+ *  - an `unknown` peer listed for H blocks: it may be running H and we cannot tell yet;
+ *  - a higher-priority peer that is up and eligible blocks (it is the master, not us);
+ *  - H active on any reachable peer blocks (it runs there; intelligent switchback keeps it there).
+ */
+export function mastership(h: HierarchyConfig, input: DecideInput, rt: HierarchyRuntime): Mastership {
+  const self = input.self;
+  if (!selfEligible(h, self, rt, input)) return { master: false, why: 'not eligible here' };
+  const myPrio = h.priorities[self]!;
+  for (const [node, view] of Object.entries(input.peers)) {
+    if (node === self) continue;
+    const listed = h.priorities[node] !== undefined;
+    if (view.state === 'unknown' && listed) return { master: false, why: `waiting to hear from ${node}` };
+    if (view.state !== 'up' || view.leaving) continue;
+    const ph = view.hierarchies[h.name];
+    if (ph && ACTIVE.has(ph.state)) return { master: false, why: `${ph.state} on ${node}` };
+    if (listed && h.priorities[node]! < myPrio && ph?.eligible) {
+      return { master: false, why: `${node} has higher priority and is reachable` };
+    }
+  }
+  // Race bias: static rank of this node in H's priority list (0 = most preferred).
+  const rank = byPriority(h).indexOf(self);
+  return { master: true, rank };
+}
+
+/** For automatic switchback: a reachable, eligible, idle node of higher priority exists. */
+function betterNodeWaiting(h: HierarchyConfig, input: DecideInput): NodeName | null {
+  const myPrio = h.priorities[input.self] ?? Infinity;
+  for (const node of byPriority(h)) {
+    if (node === input.self || h.priorities[node]! >= myPrio) continue;
+    const view = input.peers[node];
+    if (!view || view.state !== 'up' || view.leaving) continue;
+    const ph = view.hierarchies[h.name];
+    if (ph && ph.eligible && ph.state === 'out-of-service') return node;
+  }
+  return null;
+}
+
+function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput): { action?: Action; note: string } {
+  const name = h.name;
+  const agents = h.resources.filter((r) => r.kind === 'agent').map((r) => r.name);
+
+  if (rt.busy) return { note: `${rt.phase} (in progress)` };
+
+  // 1. Lost ownership beats everything: someone else owns the disks now. Stop at once, never
+  //    re-register on our own (the keeper already forgot the hierarchy).
+  if (rt.ownership === 'lost' && (rt.phase === 'in-service' || rt.phase === 'starting' || rt.phase === 'restarting' || anyUp(rt))) {
+    if (h.onLoss === 'halt') return { action: { kind: 'halt', hierarchy: name, reason: 'ownership lost' }, note: 'ownership lost: halting' };
+    return {
+      action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: false, urgent: true, reason: 'ownership lost (fenced)' },
+      note: 'ownership lost: stopping at once',
+    };
+  }
+
+  switch (rt.phase) {
+    case 'unprobed':
+      return { action: { kind: 'probe', hierarchy: name, resources: agents, reason: 'start-up probe' }, note: 'probing' };
+
+    case 'failed':
+      if (h.onStopFailure === 'halt') return { action: { kind: 'halt', hierarchy: name, reason: 'stop failed' }, note: 'stop failed: halting' };
+      return { note: 'FAILED: a stop failed; ownership kept so nobody else starts it; admin action needed' };
+
+    case 'in-service':
+    case 'restarting': {
+      // Ownership not (yet) proven, e.g. found running at probe or after a freeze: get it first.
+      if (rt.ownership === 'not-owned') {
+        if (input.now < rt.acquireBackoffUntil) {
+          return {
+            action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: false, urgent: false, reason: 'running here without ownership' },
+            note: 'running without ownership: stopping',
+          };
+        }
+        return { action: { kind: 'acquire', hierarchy: name, delayMs: 0, reason: 'running here, claiming ownership' }, note: 'claiming ownership' };
+      }
+      if (rt.ownership === 'unverified') return { note: 'ownership unverified (re-reading disks)' };
+      if (input.shutdown || input.adminStop.includes(name)) {
+        const why = input.shutdown ? `node shutdown (${input.shutdown})` : 'admin stop';
+        return { action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: why }, note: why };
+      }
+      if (!rt.utilityOk) {
+        return {
+          action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: 'utility check failed: giving it up' },
+          note: 'utility check failed',
+        };
+      }
+      const failed = rt.monitorFailures[0] ?? Object.entries(rt.resources).find(([, s]) => s === 'failed')?.[0];
+      if (failed !== undefined) {
+        if (rt.failuresInWindow > maxRestarts(h)) {
+          return {
+            action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: `${failed} failed ${rt.failuresInWindow} times in the window: failing over` },
+            note: 'failing over',
+          };
+        }
+        const affected = new Set([failed, ...dependents(h, failed)]);
+        const stop = stopLevels(h).map((l) => l.filter((r) => affected.has(r))).filter((l) => l.length > 0);
+        const start = levels(h).map((l) => l.filter((r) => affected.has(r))).filter((l) => l.length > 0);
+        return {
+          action: { kind: 'restart', hierarchy: name, resource: failed, stop, start, reason: `monitor failed (${rt.failuresInWindow}/${maxRestarts(h)} restarts used)` },
+          note: `restarting ${failed}`,
+        };
+      }
+      if (h.switchback === 'automatic') {
+        const better = betterNodeWaiting(h, input);
+        if (better) {
+          return {
+            action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: `automatic switchback to ${better}` },
+            note: `switching back to ${better}`,
+          };
+        }
+      }
+      // Partial start (some resource not running) is completed by an idempotent start.
+      if (Object.values(rt.resources).some((s) => s !== 'running')) {
+        return { action: { kind: 'start', hierarchy: name, levels: levels(h), reason: 'completing start' }, note: 'completing start' };
+      }
+      return { note: 'in service here' };
+    }
+
+    case 'out-of-service': {
+      // Anything still up here without ownership must come down (e.g. found at probe, lost race).
+      if (anyUp(rt) && rt.ownership !== 'owned') {
+        return {
+          action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: false, urgent: false, reason: 'resources running here while out of service' },
+          note: 'cleaning up',
+        };
+      }
+      if (rt.ownership === 'owned' && !anyUp(rt)) {
+        const m = mastership(h, input, rt);
+        if (!m.master) {
+          return {
+            action: { kind: 'stop', hierarchy: name, levels: [], release: true, urgent: false, reason: `releasing unneeded ownership (${m.why})` },
+            note: 'releasing',
+          };
+        }
+      }
+      if (rt.ownership === 'unverified') return { note: 'ownership unverified' };
+      const m = mastership(h, input, rt);
+      if (!m.master) return { note: `standby: ${m.why}` };
+      if (input.now < rt.acquireBackoffUntil) return { note: 'master, waiting before racing again' };
+      if (rt.ownership === 'owned') {
+        return { action: { kind: 'start', hierarchy: name, levels: levels(h), reason: 'master and owner' }, note: 'starting' };
+      }
+      const delayMs = rt.wasRunning ? 0 : m.rank * input.raceDelayPerRankMs;
+      return { action: { kind: 'acquire', hierarchy: name, delayMs, reason: 'master: racing for ownership' }, note: 'acquiring' };
+    }
+
+    case 'acquiring':
+    case 'starting':
+    case 'stopping':
+      // These phases only exist while an action is in flight (busy); nothing to add.
+      return { note: rt.phase };
+  }
+  return { note: 'idle' };
+}
+
+function anyUp(rt: HierarchyRuntime): boolean {
+  return Object.values(rt.resources).some((s) => s === 'running' || s === 'failed' || s === 'unknown');
+}
+
+export function decide(input: DecideInput): Decision {
+  const actions: Action[] = [];
+  const notes: Record<string, string> = {};
+  const advert: Record<string, PeerHierarchy> = {};
+  for (const h of input.hierarchies) {
+    const rt = input.local[h.name];
+    if (!rt) continue;
+    const { action, note } = decideOne(h, rt, input);
+    if (action) actions.push(action);
+    notes[h.name] = note;
+    advert[h.name] = { state: advertState(rt), eligible: selfEligible(h, input.self, rt, input) };
+  }
+  return { actions, notes, advert };
+}
+
+/** A fresh runtime for a hierarchy this node just learned about. */
+export function initialRuntime(h: HierarchyConfig): HierarchyRuntime {
+  const resources: Record<string, ResourceState> = {};
+  for (const r of h.resources) resources[r.name] = r.kind === 'disk' ? 'stopped' : 'unknown';
+  return {
+    phase: 'unprobed',
+    busy: false,
+    ownership: 'not-owned',
+    resources,
+    monitorFailures: [],
+    failuresInWindow: 0,
+    utilityOk: true,
+    acquireBackoffUntil: 0,
+    wasRunning: false,
+  };
+}

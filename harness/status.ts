@@ -1,0 +1,103 @@
+// The status document served on the control socket (`harness status --json`): this node's view
+// of the cluster — nodes and their paths, every hierarchy with where it runs, its ownership, its
+// resources and the last failover with its timing. Plain JSON, stable field names.
+import type { NodeDaemon } from './node.ts';
+import { formatKey } from '../fencing/keys.ts';
+
+export interface FailoverRecord {
+  at: number;
+  /** Peer whose loss led here (null: cold start, admin move, local decision). */
+  from: string | null;
+  detectMs: number | null;
+  totalMs: number | null;
+  acquireMs: number;
+  startMs: number;
+  agentMs: number;
+}
+
+export interface StatusDoc {
+  node: string;
+  cluster: string;
+  time: number;
+  uptimeMs: number;
+  shuttingDown: false | string;
+  ownershipBackend: string;
+  ioFencing: boolean;
+  key: string;
+  nodes: Array<{ name: string; self: boolean; state: string; suspect: boolean; paths: string[]; addresses: string[]; lastHeardMs: number | null }>;
+  hierarchies: Array<{
+    name: string;
+    fenced: boolean;
+    phase: string;
+    runningOn: string[];
+    ownership: string;
+    ownerKey: string | null;
+    fencedBy: string | null;
+    note: string;
+    priorities: Record<string, number>;
+    resources: Array<{ name: string; kind: string; agent: string | null; state: string; lastAction?: string; lastResult?: string; exitReason?: string }>;
+    lastFailover: FailoverRecord | null;
+  }>;
+  counters: unknown;
+}
+
+export function buildStatus(d: NodeDaemon): StatusDoc {
+  const cfg = d.config;
+  const view = d.commView();
+  const nodes = cfg.cluster.nodes.map((n) => {
+    const p = view[n.name];
+    return {
+      name: n.name,
+      self: n.name === d.node,
+      state: n.name === d.node ? 'self' : p?.state ?? 'unknown',
+      suspect: p?.suspect ?? false,
+      paths: n.name === d.node ? n.addresses.map(() => 'self') : (p?.paths ?? []).map(String),
+      addresses: n.addresses,
+      lastHeardMs: p?.lastHeardMs ?? null,
+    };
+  });
+  const hierarchies = cfg.hierarchies.map((h) => {
+    const rt = d.runtime.get(h.name)!;
+    const runningOn: string[] = [];
+    if (rt.phase === 'in-service' || rt.phase === 'restarting') runningOn.push(d.node);
+    for (const [peer, p] of Object.entries(view)) {
+      if (p.state === 'up' && p.advert?.[h.name]?.state === 'in-service') runningOn.push(peer);
+    }
+    const own = d.ownershipOf(h.name);
+    return {
+      name: h.name,
+      fenced: h.fenced,
+      phase: rt.phase,
+      runningOn,
+      ownership: h.fenced ? own.state : 'not fenced',
+      ownerKey: own.state === 'owned' || own.state === 'unverified' ? formatKey(own.key) : null,
+      fencedBy: d.fencedBy.get(h.name) ?? null,
+      note: d.notes.get(h.name) ?? '',
+      priorities: h.priorities,
+      resources: h.resources.map((r) => {
+        const info = d.resourceInfo(h.name, r.name);
+        return {
+          name: r.name,
+          kind: r.kind,
+          agent: r.kind === 'agent' ? `ocf:${r.provider}:${r.type}` : null,
+          state: rt.resources[r.name] ?? 'unknown',
+          ...(info ?? {}),
+        };
+      }),
+      lastFailover: d.failovers.get(h.name) ?? null,
+    };
+  });
+  return {
+    node: d.node,
+    cluster: cfg.cluster.cluster,
+    time: Date.now(),
+    uptimeMs: Date.now() - d.startedAt,
+    shuttingDown: d.isShuttingDown(),
+    ownershipBackend: d.backendName(),
+    ioFencing: d.backendIoFencing(),
+    key: d.myKey(),
+    nodes,
+    hierarchies,
+    counters: d.commCounters(),
+  };
+}
