@@ -1,0 +1,52 @@
+// Signalling and watching a whole process group (an agent run as the leader of its own group,
+// plus whatever it forked). Used to end a timed-out agent *and* its children.
+
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Send `signal` to every process of group `pgid`; false when the group no longer exists. */
+export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
+  if (!Number.isInteger(pgid) || pgid <= 1) return false; // never -0 / -1: that would hit far more than the group
+  try {
+    process.kill(-pgid, signal);
+    return true;
+  } catch {
+    return false; // ESRCH: nobody left (EPERM cannot happen for our own children)
+  }
+}
+
+/**
+ * True while some process of group `pgid` is still alive. Zombies do not count: in containers
+ * PID 1 often never reaps orphans, and a `kill(-pgid, 0)` would report their corpses as alive
+ * forever. Reads /proc; without /proc falls back to kill(0), which may over-report.
+ */
+export function groupAlive(pgid: number): boolean {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return signalGroup(pgid, 0);
+  }
+  for (const e of entries) {
+    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue; // only numeric entries are processes
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${e}/stat`, 'latin1');
+    } catch {
+      continue; // exited while we looked
+    }
+    // "pid (comm) state ppid pgrp ...": comm may contain spaces and ')', so split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true;
+  }
+  return false;
+}
+
+/** Process state letter from /proc (R, S, D, Z, ...), or null when the process is gone. */
+export function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? null;
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,373 @@
+// Runs one action of an OCF resource agent the way agents expect it (OCF 1.1 environment, see
+// shared field notes §1) and turns whatever happens into a RunResult. Never throws for an
+// agent's failure: the daemon must keep running whatever an agent does.
+//
+// Three things real agents do that a naive runner gets wrong:
+//  - they hang: a timeout must end the agent AND everything it forked, so the agent runs as
+//    the leader of its own process group (session) and the whole group is signalled;
+//  - `start` forks a daemon that inherits the agent's stdout/stderr: waiting for EOF on the
+//    pipes would wait for the daemon to exit. We resolve when the agent process itself exits,
+//    read what is already in the pipes for a short drain, then close our ends (as Pacemaker
+//    does; a daemon that keeps writing to them gets EPIPE, which agents already avoid);
+//  - they parse `ocf_is_probe` from CRM_meta_interval, size waits from CRM_meta_timeout and
+//    log to syslog unless told otherwise: we set all of it explicitly.
+
+import { execa } from 'execa';
+import { mkdir } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StringDecoder } from 'node:string_decoder';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import { DEFAULTS } from '../harness/defaults.ts';
+import type { AgentRef } from './locate.ts';
+import { groupAlive, signalGroup } from './procgroup.ts';
+
+export type OcfResult =
+  | 'success'
+  | 'error'
+  | 'bad-args'
+  | 'unimplemented'
+  | 'no-privilege'
+  | 'not-installed'
+  | 'not-configured'
+  | 'not-running'
+  | 'running-promoted'
+  | 'failed-promoted'
+  | 'degraded'
+  | 'degraded-promoted'
+  | 'timeout'
+  | 'spawn-failed'
+  | 'unknown';
+
+export interface RunRequest {
+  agent: AgentRef;
+  /** start|stop|monitor|meta-data|validate-all|... (the agent's only argument). */
+  action: string;
+  /** OCF_RESOURCE_INSTANCE. */
+  instance: string;
+  /** Passed as OCF_RESKEY_<name> in the environment only, never through a shell. */
+  params: Record<string, string>;
+  /** Operation timeout; also CRM_meta_timeout (ms). */
+  timeoutMs: number;
+  /** CRM_meta_interval in ms: the recurring monitor's interval, 0 (default) for a one-off probe. */
+  intervalMs?: number;
+  /** OCF_CHECK_LEVEL (monitor depth: 0, 10, 20). */
+  depth?: number;
+  /** CRM_meta_on_node. */
+  nodeName: string;
+  /** OCF_ROOT. */
+  ocfRoot: string;
+  /** HA_RSCTMP (default /run/resource-agents); created if missing. */
+  rscTmp?: string;
+  /** SIGTERM -> SIGKILL grace on timeout (default DEFAULTS.killGraceMs). */
+  killGraceMs?: number;
+  /** Applied last: may override anything above (e.g. a PATH with helper shims). */
+  extraEnv?: Record<string, string>;
+}
+
+export interface RunResult {
+  action: string;
+  /** Exit status, null when the agent was killed by a signal or never ran. */
+  rc: number | null;
+  result: OcfResult;
+  /** Last `ocf-exit-reason:` line of stderr (or why the agent could not be run at all). */
+  exitReason?: string;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  timedOut: boolean;
+  /** Signal that ended the agent, if any. */
+  signal?: string;
+}
+
+export const DEFAULT_RSCTMP = '/run/resource-agents';
+export const EXIT_REASON_PREFIX = 'ocf-exit-reason:';
+
+/** After the agent exits, how long we keep reading pipes a forked child may still hold open. */
+const DRAIN_MS = 200;
+/** After SIGKILL, how long we wait for the group leader to be reaped before giving up on it. */
+const REAP_MS = 1_000;
+/** How often the group is checked for survivors during the kill grace. */
+const GROUP_POLL_MS = 50;
+/** Output kept per stream (meta-data of the largest stock agents is ~60 KiB). */
+const MAX_CAPTURE_BYTES = 1 << 20;
+
+// OCF 1.1 exit codes.
+const RC_RESULT: ReadonlyMap<number, OcfResult> = new Map<number, OcfResult>([
+  [0, 'success'],
+  [1, 'error'],
+  [2, 'bad-args'],
+  [3, 'unimplemented'],
+  [4, 'no-privilege'],
+  [5, 'not-installed'],
+  [6, 'not-configured'],
+  [7, 'not-running'],
+  [8, 'running-promoted'],
+  [9, 'failed-promoted'],
+  [190, 'degraded'],
+  [191, 'degraded-promoted'],
+]);
+
+/** OCF result of an exit status (codes outside OCF 1.1 are 'unknown'). */
+export function resultOfRc(rc: number): OcfResult {
+  return RC_RESULT.get(rc) ?? 'unknown';
+}
+
+/**
+ * The resource is active and healthy enough to count as running: success, degraded and the
+ * promoted variants. 'failed-promoted' is active but failed: it needs recovery, so it is not
+ * "running" here (and not stopped either: it must still be stopped).
+ */
+export function isRunning(r: RunResult): boolean {
+  return r.result === 'success' || r.result === 'degraded' || r.result === 'running-promoted' || r.result === 'degraded-promoted';
+}
+
+const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const ACTION_NAME = /^[A-Za-z][A-Za-z0-9_-]*$/;
+
+function requestProblem(req: RunRequest): string | undefined {
+  if (!ACTION_NAME.test(req.action)) return `invalid action ${JSON.stringify(req.action)}`;
+  if (!req.instance) return 'empty resource instance name';
+  if (!Number.isFinite(req.timeoutMs) || req.timeoutMs <= 0) return `invalid timeout ${req.timeoutMs} ms`;
+  for (const [name, value] of Object.entries(req.params)) {
+    // Agents read parameters as shell variables: a name that is not an identifier cannot be read.
+    if (!PARAM_NAME.test(name)) return `invalid parameter name ${JSON.stringify(name)} (letters, digits and '_' only)`;
+    if (value.includes('\0')) return `parameter ${name} contains a NUL byte`;
+  }
+  return undefined;
+}
+
+/** Keep the daemon's PATH (it may hold shims) and make sure the system directories are there. */
+function agentPath(inherited: string | undefined): string {
+  const parts = (inherited ?? '').split(':').filter((p) => p !== '');
+  for (const sys of ['/usr/sbin', '/usr/bin', '/sbin', '/bin']) if (!parts.includes(sys)) parts.push(sys);
+  return parts.join(':');
+}
+
+export function buildAgentEnv(req: RunRequest): Record<string, string> {
+  const env: Record<string, string> = {
+    PATH: agentPath(process.env.PATH),
+    HOME: process.env.HOME ?? '/',
+    // Agents parse the output of system tools; keep it untranslated.
+    LANG: 'C',
+    OCF_ROOT: req.ocfRoot,
+    OCF_FUNCTIONS_DIR: `${req.ocfRoot}/lib/heartbeat`,
+    OCF_RA_VERSION_MAJOR: '1',
+    OCF_RA_VERSION_MINOR: '1',
+    OCF_RESOURCE_INSTANCE: req.instance,
+    OCF_RESOURCE_TYPE: req.agent.type,
+    OCF_RESOURCE_PROVIDER: req.agent.provider,
+    OCF_CHECK_LEVEL: String(req.depth ?? 0),
+    OCF_EXIT_REASON_PREFIX: EXIT_REASON_PREFIX,
+    // ocf-shellfuncs turns "none" into "no syslog"; with no HA_LOGFILE and no tty it then logs
+    // to stderr, which we capture and log. HA_debug=0 keeps ocf_log debug quiet.
+    HA_LOGFACILITY: 'none',
+    HA_debug: '0',
+    HA_RSCTMP: req.rscTmp ?? DEFAULT_RSCTMP,
+  };
+  for (const [name, value] of Object.entries(req.params)) env[`OCF_RESKEY_${name}`] = value;
+  // Set after the parameters so a parameter can never masquerade as a meta attribute.
+  env.OCF_RESKEY_CRM_meta_timeout = String(Math.round(req.timeoutMs));
+  env.OCF_RESKEY_CRM_meta_interval = String(Math.round(req.intervalMs ?? 0));
+  env.OCF_RESKEY_CRM_meta_on_node = req.nodeName;
+  env.OCF_RESKEY_CRM_meta_name = req.action;
+  return { ...env, ...req.extraEnv };
+}
+
+/** Collects one output stream: bounded text, complete lines to the log, exit reasons. */
+class StreamCapture {
+  private readonly decoder = new StringDecoder('utf8');
+  private text = '';
+  private dropped = 0;
+  private partial = '';
+  exitReason: string | undefined;
+  private readonly onLine: (line: string) => void;
+
+  constructor(onLine: (line: string) => void) {
+    this.onLine = onLine;
+  }
+
+  push(chunk: Buffer): void {
+    this.add(this.decoder.write(chunk));
+  }
+
+  finish(): string {
+    this.add(this.decoder.end());
+    if (this.partial !== '') this.line(this.partial);
+    this.partial = '';
+    return this.dropped > 0 ? `${this.text}\n[harness: ${this.dropped} more characters not kept]` : this.text;
+  }
+
+  private add(s: string): void {
+    if (s === '') return;
+    const room = MAX_CAPTURE_BYTES - this.text.length;
+    if (room >= s.length) this.text += s;
+    else {
+      this.text += s.slice(0, Math.max(0, room));
+      this.dropped += s.length - Math.max(0, room);
+    }
+    const lines = (this.partial + s).split('\n');
+    this.partial = lines.pop() ?? '';
+    // An endless line must not grow without bound either.
+    if (this.partial.length > MAX_CAPTURE_BYTES) this.partial = this.partial.slice(0, MAX_CAPTURE_BYTES);
+    for (const l of lines) this.line(l);
+  }
+
+  private line(l: string): void {
+    const line = l.endsWith('\r') ? l.slice(0, -1) : l;
+    if (line.startsWith(EXIT_REASON_PREFIX)) {
+      const reason = line.slice(EXIT_REASON_PREFIX.length).trim();
+      if (reason !== '') this.exitReason = reason;
+    }
+    this.onLine(line);
+  }
+}
+
+type Exit = { code: number | null; signal: NodeJS.Signals | null } | { spawnError: Error };
+
+/** Resolves with `p`'s value, or undefined after `ms` (the timer never outlives the race). */
+function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<undefined>((resolve) => {
+    timer = setTimeout(resolve, Math.max(0, ms), undefined);
+  });
+  return Promise.race([p, t]).finally(() => clearTimeout(timer));
+}
+
+function streamDone(s: Readable | null): Promise<void> {
+  if (!s || s.readableEnded || s.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    s.once('end', resolve);
+    s.once('close', resolve);
+    s.once('error', () => resolve());
+  });
+}
+
+/** What execa says about a run that never started. */
+function describeFailure(r: unknown): string {
+  if (r && typeof r === 'object') {
+    const o = r as { cause?: unknown; shortMessage?: unknown; message?: unknown };
+    if (o.cause instanceof Error) return o.cause.message;
+    if (typeof o.shortMessage === 'string') return o.shortMessage;
+    if (typeof o.message === 'string') return o.message;
+  }
+  return 'the agent could not be started';
+}
+
+function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult> {
+  const t0 = performance.now();
+  const failed = (why: string, result: OcfResult = 'spawn-failed'): RunResult => {
+    log?.error({ instance: req.instance, action: req.action, agent: req.agent.path }, `cannot run agent: ${why}`);
+    return {
+      action: req.action,
+      rc: null,
+      result,
+      exitReason: why,
+      stdout: '',
+      stderr: '',
+      durationMs: performance.now() - t0,
+      timedOut: false,
+    };
+  };
+
+  const problem = requestProblem(req);
+  if (problem) return failed(`${req.agent.path} ${req.action} (${req.instance}): ${problem}`);
+  const rscTmp = req.rscTmp ?? DEFAULT_RSCTMP;
+  try {
+    await mkdir(rscTmp, { recursive: true });
+  } catch (e) {
+    return failed(`cannot create HA_RSCTMP ${rscTmp}: ${errorMessage(e)}`);
+  }
+
+  const fields = { instance: req.instance, action: req.action };
+  const out = new StreamCapture((line) => log?.debug({ ...fields, stream: 'stdout' }, line));
+  const err = new StreamCapture((line) => log?.debug({ ...fields, stream: 'stderr' }, line));
+
+  let child: ReturnType<typeof execa>;
+  try {
+    child = execa(req.agent.path, [req.action], {
+      env: buildAgentEnv(req),
+      extendEnv: false, // the daemon's environment (HA_LOGFILE, OCF_* of a shell...) must not leak in
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      buffer: false, // we read the pipes ourselves: execa would wait for EOF, see the header
+      reject: false,
+      detached: true, // setsid(): the agent leads its own process group, which we kill on timeout
+      cleanup: false, // a daemon started by `start` must outlive this process
+      cwd: '/',
+      timeout: 0,
+    });
+  } catch (e) {
+    return failed(`${req.agent.path}: ${errorMessage(e)}`);
+  }
+  // The execa promise settles once the pipes close, possibly much later (or with an abort error
+  // when we close them). It only matters when the agent never started: then execa settles with
+  // the reason and no 'exit' will ever come. It must never be an unhandled rejection.
+  const settled: Promise<unknown> = Promise.resolve(child).then(
+    (r) => r,
+    (e: unknown) => e,
+  );
+
+  child.stdout?.on('data', (c: Buffer) => out.push(c));
+  child.stderr?.on('data', (c: Buffer) => err.push(c));
+  const exited = new Promise<Exit>((resolve) => {
+    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('error', (e) => {
+      // Before spawn (ENOENT, EACCES, ENOEXEC) there will be no 'exit': report it.
+      if (child.pid === undefined) resolve({ spawnError: e });
+    });
+    void settled.then((r) => {
+      if (child.pid === undefined) resolve({ spawnError: new Error(describeFailure(r)) });
+    });
+  });
+
+  let exit: Exit | undefined = await within(exited, req.timeoutMs);
+  let timedOut = false;
+  const pgid = child.pid;
+  if (exit === undefined && pgid !== undefined) {
+    timedOut = true;
+    const grace = req.killGraceMs ?? DEFAULTS.killGraceMs;
+    log?.warn({ ...fields, agent: req.agent.path, timeoutMs: req.timeoutMs }, 'agent timed out: SIGTERM to its process group');
+    signalGroup(pgid, 'SIGTERM');
+    const deadline = performance.now() + grace;
+    exit = await within(exited, grace);
+    // The leader may be gone while its children linger: give them the rest of the grace.
+    while (groupAlive(pgid) && performance.now() < deadline) {
+      await sleep(GROUP_POLL_MS);
+    }
+    if (exit === undefined || groupAlive(pgid)) {
+      log?.warn({ ...fields, graceMs: grace }, 'agent process group still alive after grace: SIGKILL');
+      signalGroup(pgid, 'SIGKILL');
+      exit ??= await within(exited, REAP_MS);
+    }
+  }
+
+  // Short drain: take what the agent wrote before exiting, then stop listening.
+  await within(Promise.all([streamDone(child.stdout), streamDone(child.stderr)]), DRAIN_MS);
+  child.stdout?.destroy();
+  child.stderr?.destroy();
+  const stdout = out.finish();
+  const stderr = err.finish();
+  const durationMs = performance.now() - t0;
+
+  if (exit !== undefined && 'spawnError' in exit) {
+    return { ...failed(`${req.agent.path}: ${errorMessage(exit.spawnError)}`), stdout, stderr, durationMs };
+  }
+  const rc = exit?.code ?? null;
+  const signal = exit?.signal ?? undefined;
+  let result: OcfResult;
+  if (timedOut) result = 'timeout';
+  else if (rc !== null) result = resultOfRc(rc);
+  else result = 'error'; // killed by a signal nobody here sent: a crash
+  const r: RunResult = { action: req.action, rc, result, stdout, stderr, durationMs, timedOut };
+  const reason = err.exitReason;
+  if (reason !== undefined) r.exitReason = reason;
+  if (signal !== undefined) r.signal = signal;
+  log?.debug({ ...fields, rc, result, durationMs: Math.round(durationMs), exitReason: reason }, 'agent finished');
+  return r;
+}
