@@ -1,0 +1,650 @@
+// Cluster communication: authenticated UDP heartbeats over redundant comm paths.
+//
+// Each node binds one UDP socket per comm path (its own address on that path) and, every
+// heartbeatIntervalMs, sends one heartbeat per path to every peer's address on the same path.
+// A heartbeat carries this node's hierarchy adverts, so "is it alive" and "what does it run"
+// always arrive together. Receiving is where all the trust decisions are made:
+//   - the source address:port must be a configured node's address on the receiving path,
+//   - the HMAC must verify (packet.ts),
+//   - the sender named in the body must be the node owning that source address (nobody speaks
+//     for another node), on the path it was received on,
+//   - (incarnation, seq) must strictly increase per sender and path (no replays).
+// Bad packets are counted and logged (rate-limited); they never throw and never change a view.
+//
+// Liveness, all computed from the last accepted packet per path, against `now()` (monotonic by
+// default, so a wall-clock step cannot kill or revive anybody):
+//   path  up      heard within pathDeadMs             (pathDeadMs = deadTimeMs)
+//   peer  up      heard on some path within deadTimeMs
+//   peer  suspect silent on every path for suspectAfterMs (= deadTimeMs / 2)
+//   peer  down    silent on every path for deadTimeMs, or its last heartbeat said `leaving`
+//   unknown       never heard yet and still inside the startup grace (= deadTimeMs)
+// One timer per Comm ticks every heartbeatIntervalMs/3: it sends on every third tick and
+// re-evaluates every tick, so a death is seen at most a third of an interval after deadTimeMs.
+
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { EventEmitter } from 'node:events';
+import { SocketAddress, isIP } from 'node:net';
+import type { Logger } from 'pino';
+import type { ClusterConfig } from '../hierarchies/model.ts';
+import { decode, encode, UNFRAGMENTED_BYTES, type DecodeFailure, type HierarchyAdvert } from './packet.ts';
+
+export type PeerState = 'up' | 'down' | 'unknown'; // unknown = never heard yet and still inside startup grace
+export type PathState = 'up' | 'down' | 'unknown';
+
+export interface PeerInfo {
+  node: string;
+  state: PeerState;
+  suspect: boolean;
+  /** When any path last delivered an accepted heartbeat, in `now()` terms; null = never. */
+  lastHeardMs: number | null;
+  paths: PathState[];
+  incarnation?: number;
+  leaving: boolean;
+  /** The peer's last advert (kept when it goes down: stale, but the last word it said). */
+  advert?: Record<string, HierarchyAdvert>;
+}
+
+export interface CommCounters {
+  sent: number;
+  received: number;
+  sendErrors: number;
+  dropped: {
+    truncated: number;
+    badMagic: number;
+    badMac: number;
+    malformed: number;
+    wrongCluster: number;
+    tooLarge: number;
+    unknownNode: number;
+    wrongPath: number;
+    replayed: number;
+    self: number;
+  };
+}
+
+export type DropReason = keyof CommCounters['dropped'];
+
+export interface CommEvents {
+  change: [];
+  path: [node: string, path: number, state: 'up' | 'down'];
+  drop: [reason: DropReason, from: string];
+}
+
+export interface CommOptions {
+  cluster: ClusterConfig;
+  self: string;
+  key: Buffer;
+  log: Logger;
+  /** Clock for liveness (ms). Default: monotonic, epoch-based. */
+  now?: () => number;
+  /** This run's incarnation. Default: wall-clock start time in ms (a rebooted node sends a higher one). */
+  incarnation?: number;
+  /** Test seam only: return true to drop the heartbeat this node would send to `peer` on `path`. */
+  dropSend?: (path: number, peer: string) => boolean;
+}
+
+/** The comm timers derived from the cluster's heartbeat interval and dead time. */
+export function commTimers(c: Pick<ClusterConfig, 'heartbeatIntervalMs' | 'deadTimeMs'>) {
+  return {
+    heartbeatIntervalMs: c.heartbeatIntervalMs,
+    deadTimeMs: c.deadTimeMs,
+    suspectAfterMs: c.deadTimeMs / 2,
+    pathDeadTimeMs: c.deadTimeMs,
+    startupGraceMs: c.deadTimeMs,
+    /** Re-evaluation period: detection latency is deadTimeMs + at most this (+ event-loop lag). */
+    tickMs: Math.max(5, Math.floor(c.heartbeatIntervalMs / 3)),
+  };
+}
+
+const DECODE_REASON: Record<DecodeFailure, DropReason> = {
+  truncated: 'truncated',
+  'bad-magic': 'badMagic',
+  'bad-mac': 'badMac',
+  malformed: 'malformed',
+  'wrong-cluster': 'wrongCluster',
+  'too-large': 'tooLarge',
+};
+
+/** Drops (and send errors) are logged at most once per second per (reason, source); quiet entries are forgotten. */
+const DROP_LOG_INTERVAL_MS = 1_000;
+const DROP_LOG_FORGET_MS = 10_000;
+/** Bound on remembered (reason, source) pairs: a spoofed-source flood must not grow memory. */
+const DROP_LOG_MAX_KEYS = 1_024;
+const TICKS_PER_SEND = 3;
+
+interface Addr {
+  host: string;
+  port: number;
+  family: 4 | 6;
+  /** Canonical "host:port", as a received packet's source reads. */
+  key: string;
+  text: string;
+}
+
+interface PathRx {
+  lastHeard: number | null;
+  /** Highest accepted (incarnation, seq) on this path. */
+  inc: number;
+  seq: number;
+  /** State last reported (events and logs are sent on changes of this). */
+  shown: PathState;
+  /** "degraded redundancy" was logged for this path and not yet followed by "recovered". */
+  warned: boolean;
+}
+
+interface Peer {
+  name: string;
+  addrs: Addr[];
+  rx: PathRx[];
+  lastHeard: number | null;
+  incarnation: number | undefined;
+  leaving: boolean;
+  advert: Record<string, HierarchyAdvert> | undefined;
+  advertVersion: number;
+  shown: { state: PeerState; suspect: boolean; incarnation: number | undefined; leaving: boolean; advertVersion: number };
+}
+
+interface Derived {
+  state: PeerState;
+  suspect: boolean;
+  paths: PathState[];
+  silentMs: number;
+}
+
+export class Comm extends EventEmitter<CommEvents> {
+  private readonly cluster: ClusterConfig;
+  private readonly selfName: string;
+  private readonly key: Buffer;
+  private readonly log: Logger;
+  private readonly now: () => number;
+  private readonly dropSend: ((path: number, peer: string) => boolean) | undefined;
+  private readonly timers: ReturnType<typeof commTimers>;
+  private readonly selfAddrs: Addr[];
+  private readonly peers: Peer[];
+  /** Per path: source "host:port" -> node name. */
+  private readonly byPath: Array<Map<string, string>>;
+  /** Any path: source "host:port" -> [node, path], to tell a cross-wired path from a stranger. */
+  private readonly anyPath = new Map<string, [string, number]>();
+
+  private incarnation: number;
+  private seq = 0;
+  private sockets: Socket[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private tickCount = 0;
+  private phase: 'new' | 'starting' | 'running' | 'stopped' = 'new';
+  private startedAt: number | undefined;
+  private advert: Record<string, HierarchyAdvert> = {};
+  private leaving = false;
+  private sendQueued = false;
+  private warnedFragmented = false;
+  private readonly c: CommCounters = {
+    sent: 0,
+    received: 0,
+    sendErrors: 0,
+    dropped: { truncated: 0, badMagic: 0, badMac: 0, malformed: 0, wrongCluster: 0, tooLarge: 0, unknownNode: 0, wrongPath: 0, replayed: 0, self: 0 },
+  };
+  private readonly dropLog = new Map<string, { last: number; suppressed: number; what: string; from: string }>();
+  private lastDropSweep = 0;
+
+  constructor(opts: CommOptions) {
+    super();
+    const { cluster, self } = opts;
+    this.cluster = cluster;
+    this.selfName = self;
+    this.key = opts.key;
+    this.log = opts.log.child({ comp: 'comm' });
+    this.now = opts.now ?? (() => performance.timeOrigin + performance.now());
+    this.dropSend = opts.dropSend;
+    this.incarnation = opts.incarnation ?? Date.now();
+    this.timers = commTimers(cluster);
+    const where = `cluster file ${cluster.file}`;
+
+    if (!(cluster.heartbeatIntervalMs > 0)) throw new Error(`${where}: heartbeatIntervalMs must be > 0 (got ${cluster.heartbeatIntervalMs})`);
+    if (!(cluster.deadTimeMs >= 2 * cluster.heartbeatIntervalMs)) {
+      throw new Error(
+        `${where}: deadTimeMs (${cluster.deadTimeMs}) must be at least twice heartbeatIntervalMs (${cluster.heartbeatIntervalMs}), ` +
+          `or a single late packet declares a live node dead`,
+      );
+    }
+    if (opts.key.length === 0) throw new Error(`${where}: empty auth key`);
+    const me = cluster.nodes.find((n) => n.name === self);
+    if (!me) throw new Error(`${where}: this node ${JSON.stringify(self)} is not one of its nodes (${cluster.nodes.map((n) => n.name).join(', ')})`);
+    const pathCount = me.addresses.length;
+    if (pathCount === 0) throw new Error(`${where}: node ${self} has no comm path addresses`);
+    if (pathCount > 256) throw new Error(`${where}: node ${self} has ${pathCount} comm paths (at most 256)`);
+
+    this.byPath = Array.from({ length: pathCount }, () => new Map<string, string>());
+    const parsed = new Map<string, Addr[]>();
+    for (const n of cluster.nodes) {
+      if (n.addresses.length !== pathCount) {
+        throw new Error(`${where}: node ${n.name} has ${n.addresses.length} comm path addresses but node ${self} has ${pathCount}: every node needs one per path`);
+      }
+      const addrs = n.addresses.map((text, p) => {
+        const a = parseAddress(text, `${where}: node ${n.name} path ${p}`);
+        const taken = this.anyPath.get(a.key);
+        if (taken) throw new Error(`${where}: address ${text} is used twice (node ${taken[0]} path ${taken[1]} and node ${n.name} path ${p})`);
+        this.anyPath.set(a.key, [n.name, p]);
+        this.byPath[p]?.set(a.key, n.name);
+        return a;
+      });
+      parsed.set(n.name, addrs);
+    }
+    this.selfAddrs = parsed.get(self) ?? [];
+    this.peers = cluster.nodes
+      .filter((n) => n.name !== self)
+      .map((n) => ({
+        name: n.name,
+        addrs: parsed.get(n.name) ?? [],
+        rx: Array.from({ length: pathCount }, () => ({ lastHeard: null, inc: -1, seq: -1, shown: 'unknown' as PathState, warned: false })),
+        lastHeard: null,
+        incarnation: undefined,
+        leaving: false,
+        advert: undefined,
+        advertVersion: 0,
+        shown: { state: 'unknown' as PeerState, suspect: false, incarnation: undefined, leaving: false, advertVersion: 0 },
+      }));
+  }
+
+  /** Bind one UDP socket per path on this node's address; rejects naming the address on failure. */
+  async start(): Promise<void> {
+    if (this.phase !== 'new') throw new Error(`comm of node ${this.selfName}: start() called twice (a Comm runs once)`);
+    this.phase = 'starting';
+    try {
+      for (const [p, a] of this.selfAddrs.entries()) this.sockets.push(await this.bind(p, a));
+    } catch (err) {
+      await this.closeSockets();
+      this.phase = 'stopped';
+      throw err;
+    }
+    this.phase = 'running';
+    this.startedAt = this.now();
+    this.log.info(
+      { node: this.selfName, incarnation: this.incarnation, paths: this.selfAddrs.map((a) => a.text), peers: this.peers.map((p) => p.name), ...this.timers },
+      'comm started',
+    );
+    this.sendRound(); // peers learn about us at once, not one interval later
+    this.timer = setInterval(() => this.tick(), this.timers.tickMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.phase === 'stopped') return;
+    this.phase = 'stopped';
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    await this.closeSockets();
+    this.log.info({ node: this.selfName }, 'comm stopped');
+  }
+
+  /**
+   * Set what this node advertises. Included in every heartbeat; a change (or a change of
+   * `leaving`) is also sent at once. Throws when the advert cannot be encoded (bad field or
+   * over the UDP limit): better to fail the caller than to go silent to every peer.
+   */
+  setAdvert(h: Record<string, HierarchyAdvert>, opts: { leaving?: boolean } = {}): void {
+    const next = Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Object.freeze(cleanAdvert(v))]));
+    const leaving = opts.leaving === true;
+    const size = encode(this.heartbeat(0, this.seq, next, leaving), this.key).length; // throws on any problem
+    if (size > UNFRAGMENTED_BYTES && !this.warnedFragmented) {
+      this.warnedFragmented = true;
+      this.log.warn(
+        { node: this.selfName, bytes: size, hierarchies: Object.keys(next).length },
+        `heartbeat is larger than ${UNFRAGMENTED_BYTES} bytes: it is sent as IP fragments, and losing one fragment loses the heartbeat`,
+      );
+    }
+    const changed = leaving !== this.leaving || !sameAdverts(this.advert, next);
+    this.advert = next;
+    this.leaving = leaving;
+    if (changed && this.phase === 'running' && !this.sendQueued) {
+      // Coalesce a burst of synchronous setAdvert calls into one immediate round.
+      this.sendQueued = true;
+      queueMicrotask(() => {
+        this.sendQueued = false;
+        if (this.phase === 'running') this.sendRound();
+      });
+    }
+  }
+
+  /** Every peer's state as seen from here, computed at now(). */
+  view(): Record<string, PeerInfo> {
+    const now = this.now();
+    const out: Record<string, PeerInfo> = {};
+    for (const peer of this.peers) {
+      const d = this.derive(peer, now);
+      const info: PeerInfo = { node: peer.name, state: d.state, suspect: d.suspect, lastHeardMs: peer.lastHeard, paths: d.paths, leaving: peer.leaving };
+      if (peer.incarnation !== undefined) info.incarnation = peer.incarnation;
+      if (peer.advert !== undefined) info.advert = peer.advert;
+      out[peer.name] = info;
+    }
+    return out;
+  }
+
+  counters(): CommCounters {
+    return { ...this.c, dropped: { ...this.c.dropped } };
+  }
+
+  // --- sockets ---------------------------------------------------------------------------------
+
+  private bind(p: number, a: Addr): Promise<Socket> {
+    return new Promise((resolve, reject) => {
+      const sock = createSocket({ type: a.family === 6 ? 'udp6' : 'udp4', ipv6Only: a.family === 6 });
+      const onError = (err: Error) => {
+        sock.close();
+        reject(new Error(`comm path ${p} of node ${this.selfName}: cannot bind ${a.text} (cluster file ${this.cluster.file}): ${err.message}`));
+      };
+      sock.once('error', onError);
+      sock.bind({ address: a.host, port: a.port, exclusive: true }, () => {
+        sock.off('error', onError);
+        sock.on('error', (err) => this.log.error({ err, path: p, address: a.text }, 'comm socket error'));
+        sock.on('message', (msg, rinfo) => this.onMessage(p, msg, rinfo));
+        resolve(sock);
+      });
+    });
+  }
+
+  private async closeSockets(): Promise<void> {
+    const socks = this.sockets;
+    this.sockets = [];
+    await Promise.all(
+      socks.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            try {
+              s.close(() => resolve());
+            } catch {
+              resolve(); // already closed
+            }
+          }),
+      ),
+    );
+  }
+
+  // --- sending ---------------------------------------------------------------------------------
+
+  private heartbeat(path: number, seq: number, hierarchies: Record<string, HierarchyAdvert>, leaving: boolean) {
+    return { cluster: this.cluster.cluster, node: this.selfName, incarnation: this.incarnation, path, seq, hierarchies, ...(leaving ? { leaving: true } : {}) };
+  }
+
+  /**
+   * One heartbeat per path to every peer. The bytes do not depend on the receiver, so one
+   * encode per path serves all peers, and the seq is per round (same on every path).
+   */
+  private sendRound(): void {
+    this.seq++;
+    for (const [p, sock] of this.sockets.entries()) {
+      let buf: Buffer;
+      try {
+        buf = encode(this.heartbeat(p, this.seq, this.advert, this.leaving), this.key);
+      } catch (err) {
+        // setAdvert already encoded this advert, so this is a bug: say so, keep running.
+        this.c.sendErrors++;
+        this.log.error({ err, path: p }, 'comm: cannot encode heartbeat');
+        continue;
+      }
+      for (const peer of this.peers) {
+        if (this.dropSend?.(p, peer.name)) continue;
+        const to = peer.addrs[p];
+        if (!to) continue;
+        try {
+          sock.send(buf, to.port, to.host, (err) => {
+            if (err) this.sendFailed(p, peer.name, to.text, err);
+            else this.c.sent++;
+          });
+        } catch (err) {
+          this.sendFailed(p, peer.name, to.text, err as Error);
+        }
+      }
+    }
+  }
+
+  private sendFailed(path: number, peer: string, to: string, err: Error): void {
+    this.c.sendErrors++;
+    // Same rate limit as drops: an unplugged interface fails every send, every interval.
+    if (this.shouldLog(`send|${to}|${(err as NodeJS.ErrnoException).code ?? err.message}`, 'send error', to)) {
+      this.log.warn({ peer, path, to, err: err.message }, 'comm: heartbeat send failed');
+    }
+  }
+
+  // --- receiving -------------------------------------------------------------------------------
+
+  private onMessage(p: number, msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.phase !== 'running') return;
+    const from = rinfo.family === 'IPv6' ? `[${rinfo.address}]:${rinfo.port}` : `${rinfo.address}:${rinfo.port}`;
+    try {
+      this.receive(p, msg, `${rinfo.address}:${rinfo.port}`, from);
+    } catch (err) {
+      // Nothing a packet contains may take the daemon down.
+      this.log.error({ err, path: p, from }, 'comm: error handling a packet (ignored)');
+    }
+  }
+
+  private receive(p: number, msg: Buffer, srcKey: string, from: string): void {
+    // Source first: cheap, and a stranger's packet is not worth an HMAC.
+    const srcNode = this.byPath[p]?.get(srcKey);
+    if (srcNode === undefined) {
+      const elsewhere = this.anyPath.get(srcKey);
+      if (elsewhere) return this.drop('wrongPath', from, p, `source is node ${elsewhere[0]}'s address on path ${elsewhere[1]}, received on path ${p} (cross-wired networks?)`);
+      return this.drop('unknownNode', from, p, 'source address is not a configured node address on this path');
+    }
+    const r = decode(msg, this.key, this.cluster.cluster);
+    if (!r.ok) {
+      const detail =
+        r.reason === 'bad-mac' ? 'HMAC does not verify: different auth key on that node, or forged' : r.reason === 'wrong-cluster' ? 'heartbeat of another cluster' : undefined;
+      return this.drop(DECODE_REASON[r.reason], from, p, detail);
+    }
+    const hb = r.hb;
+    if (hb.node === this.selfName) return this.drop('self', from, p, `claims to be this node (${hb.node}): two nodes configured with the same name?`);
+    if (hb.node !== srcNode) return this.drop('unknownNode', from, p, `claims to be node ${JSON.stringify(hb.node)} but the source address is node ${srcNode}'s`);
+    if (hb.path !== p) return this.drop('wrongPath', from, p, `says path ${hb.path}, received on path ${p}`);
+    const peer = this.peers.find((x) => x.name === srcNode);
+    const rx = peer?.rx[p];
+    if (!peer || !rx) return this.drop('unknownNode', from, p); // unreachable: srcNode is a configured peer
+    if (peer.incarnation !== undefined && hb.incarnation < peer.incarnation) {
+      return this.drop('replayed', from, p, `old incarnation ${hb.incarnation} < ${peer.incarnation} (replay, or ${srcNode} restarted with its clock set back)`);
+    }
+    if (hb.incarnation < rx.inc || (hb.incarnation === rx.inc && hb.seq <= rx.seq)) {
+      return this.drop('replayed', from, p, `seq ${hb.seq} not above ${rx.seq}`);
+    }
+
+    const now = this.now();
+    this.c.received++;
+    rx.inc = hb.incarnation;
+    rx.seq = hb.seq;
+    rx.lastHeard = now;
+    peer.lastHeard = now;
+    if (peer.incarnation !== undefined && hb.incarnation > peer.incarnation) {
+      this.log.warn({ node: peer.name, incarnation: hb.incarnation, previous: peer.incarnation }, 'comm: peer restarted (new incarnation)');
+    }
+    peer.incarnation = hb.incarnation;
+    peer.leaving = hb.leaving === true;
+    if (!peer.advert || !sameAdverts(peer.advert, hb.hierarchies)) {
+      for (const a of Object.values(hb.hierarchies)) Object.freeze(a);
+      peer.advert = Object.freeze(hb.hierarchies);
+      peer.advertVersion++;
+    }
+    if (this.evaluate(peer, now)) this.emitSafe('change');
+  }
+
+  private drop(reason: DropReason, from: string, path: number, detail?: string): void {
+    this.c.dropped[reason]++;
+    this.emitSafe('drop', reason, from);
+    if (this.shouldLog(`${reason}|${from}`, reason, from)) this.log.warn({ reason, from, path, detail }, `comm: dropped packet (${reason})`);
+  }
+
+  /** Rate limit: true at most once per DROP_LOG_INTERVAL_MS per key; counts the rest. */
+  private shouldLog(key: string, what: string, from: string): boolean {
+    const now = this.now();
+    let e = this.dropLog.get(key);
+    if (!e) {
+      if (this.dropLog.size >= DROP_LOG_MAX_KEYS) key = `${what}|*`;
+      e = this.dropLog.get(key);
+      if (!e) {
+        this.dropLog.set(key, { last: now, suppressed: 0, what, from: key.endsWith('|*') ? '*' : from });
+        return true;
+      }
+    }
+    if (now - e.last >= DROP_LOG_INTERVAL_MS) {
+      if (e.suppressed > 0) this.log.warn({ what: e.what, from: e.from, suppressed: e.suppressed }, `comm: ${e.suppressed} more (${e.what}) not logged one by one`);
+      e.last = now;
+      e.suppressed = 0;
+      return true;
+    }
+    e.suppressed++;
+    return false;
+  }
+
+  /** Report counts held back by the rate limit, and forget sources that went quiet. */
+  private sweepDropLog(now: number): void {
+    if (now - this.lastDropSweep < DROP_LOG_INTERVAL_MS) return;
+    this.lastDropSweep = now;
+    for (const [key, e] of this.dropLog) {
+      if (e.suppressed > 0 && now - e.last >= DROP_LOG_INTERVAL_MS) {
+        this.log.warn({ what: e.what, from: e.from, suppressed: e.suppressed }, `comm: ${e.suppressed} more (${e.what}) not logged one by one`);
+        e.last = now;
+        e.suppressed = 0;
+      } else if (e.suppressed === 0 && now - e.last >= DROP_LOG_FORGET_MS) {
+        this.dropLog.delete(key);
+      }
+    }
+  }
+
+  // --- liveness --------------------------------------------------------------------------------
+
+  private tick(): void {
+    try {
+      this.tickCount++;
+      if (this.tickCount % TICKS_PER_SEND === 0) this.sendRound();
+      const now = this.now();
+      let changed = false;
+      for (const peer of this.peers) if (this.evaluate(peer, now)) changed = true;
+      if (changed) this.emitSafe('change');
+      this.sweepDropLog(now);
+    } catch (err) {
+      this.log.error({ err }, 'comm: tick failed (continuing)');
+    }
+  }
+
+  private derive(peer: Peer, now: number): Derived {
+    const t = this.timers;
+    const since = this.startedAt ?? now;
+    const inGrace = now - since < t.startupGraceMs;
+    const paths = peer.rx.map((rx): PathState => {
+      if (rx.lastHeard === null) return inGrace ? 'unknown' : 'down';
+      return now - rx.lastHeard < t.pathDeadTimeMs ? 'up' : 'down';
+    });
+    if (peer.lastHeard === null) {
+      return { state: inGrace ? 'unknown' : 'down', suspect: !inGrace, paths, silentMs: now - since };
+    }
+    const silentMs = now - peer.lastHeard;
+    const state: PeerState = peer.leaving || silentMs >= t.deadTimeMs ? 'down' : 'up';
+    // A leaving peer is not silent: it is down because it said so, not suspected of anything.
+    return { state, suspect: silentMs >= t.suspectAfterMs, paths, silentMs };
+  }
+
+  /** Compare the derived state to the last reported one: log, emit 'path', return true on change. */
+  private evaluate(peer: Peer, now: number): boolean {
+    const d = this.derive(peer, now);
+    const shown = peer.shown;
+    let changed = false;
+
+    for (const [p, rx] of peer.rx.entries()) {
+      const st = d.paths[p] ?? 'unknown';
+      if (st !== rx.shown) {
+        rx.shown = st;
+        changed = true;
+        if (st !== 'unknown') this.emitSafe('path', peer.name, p, st);
+      }
+      // Degraded redundancy: this path is down while the peer is clearly alive on another one.
+      // A condition, not an edge: when a whole node dies its paths cross the threshold a few
+      // microseconds apart, and that must read "node down", not "path lost" first.
+      const aliveElsewhere = peer.lastHeard !== null && now - peer.lastHeard <= 2 * this.timers.heartbeatIntervalMs;
+      if (st === 'down' && !rx.warned && aliveElsewhere) {
+        rx.warned = true;
+        this.log.warn(
+          {
+            node: peer.name,
+            path: p,
+            address: peer.addrs[p]?.text,
+            silentMs: rx.lastHeard === null ? null : Math.round(now - rx.lastHeard),
+            neverHeard: rx.lastHeard === null,
+          },
+          `comm: degraded redundancy: path ${p} to node ${peer.name} lost (node still heard on another path)`,
+        );
+      } else if (st === 'up' && rx.warned) {
+        rx.warned = false;
+        this.log.info({ node: peer.name, path: p, address: peer.addrs[p]?.text }, `comm: path ${p} to node ${peer.name} recovered`);
+      }
+    }
+
+    if (d.state !== shown.state) {
+      const prev = shown.state;
+      shown.state = d.state;
+      changed = true;
+      if (d.state === 'up') {
+        this.log.info({ node: peer.name, paths: d.paths, incarnation: peer.incarnation, was: prev }, `comm: node ${peer.name} up`);
+      } else if (d.state === 'down' && peer.leaving && peer.lastHeard !== null && d.silentMs < this.timers.deadTimeMs) {
+        this.log.info({ node: peer.name }, `comm: node ${peer.name} is leaving (clean shutdown): down without waiting dead time`);
+      } else if (d.state === 'down') {
+        this.log.warn(
+          { node: peer.name, silentMs: Math.round(d.silentMs), neverHeard: peer.lastHeard === null, was: prev },
+          peer.lastHeard === null ? `comm: node ${peer.name} not heard since start: down` : `comm: node ${peer.name} down (silent on every path)`,
+        );
+      }
+    }
+    if (d.suspect !== shown.suspect) {
+      shown.suspect = d.suspect;
+      changed = true;
+      if (d.suspect && d.state === 'up') this.log.info({ node: peer.name, silentMs: Math.round(d.silentMs) }, `comm: node ${peer.name} suspect (silent on every path)`);
+    }
+    if (peer.incarnation !== shown.incarnation || peer.leaving !== shown.leaving || peer.advertVersion !== shown.advertVersion) {
+      shown.incarnation = peer.incarnation;
+      shown.leaving = peer.leaving;
+      shown.advertVersion = peer.advertVersion;
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** A throwing listener is a bug elsewhere; it must not stop heartbeats or liveness checks. */
+  private emitSafe<K extends keyof CommEvents>(event: K, ...args: CommEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: CommEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.log.error({ err, event }, 'comm: event listener threw (ignored)');
+    }
+  }
+}
+
+// --- helpers -------------------------------------------------------------------------------------
+
+/** Parse "ip:port" or "[ipv6]:port"; host names are refused (a heartbeat must not wait on DNS). */
+function parseAddress(text: string, where: string): Addr {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
+  const host = m?.[1];
+  const portText = m?.[2];
+  if (!host || !portText) throw new Error(`${where}: address ${JSON.stringify(text)} is not "ip:port" (IPv6 as "[ip]:port")`);
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`${where}: address ${text}: port must be 1..65535`);
+  const fam = isIP(host);
+  if (fam !== 4 && fam !== 6) throw new Error(`${where}: address ${text}: ${JSON.stringify(host)} is not an IP address`);
+  // Canonical form, because a received packet's source is compared as text.
+  const canon = new SocketAddress({ address: host, family: fam === 6 ? 'ipv6' : 'ipv4', port }).address;
+  return { host: canon, port, family: fam, key: `${canon}:${port}`, text };
+}
+
+function cleanAdvert(a: HierarchyAdvert): HierarchyAdvert {
+  const out: HierarchyAdvert = { state: a.state, epoch: a.epoch, eligible: a.eligible };
+  if (a.ownerKey !== undefined) out.ownerKey = a.ownerKey;
+  return out;
+}
+
+function sameAdverts(a: Record<string, HierarchyAdvert>, b: Record<string, HierarchyAdvert>): boolean {
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka) {
+    const x = a[k];
+    const y = Object.hasOwn(b, k) ? b[k] : undefined;
+    if (!x || !y) return false;
+    if (x.state !== y.state || x.epoch !== y.epoch || x.eligible !== y.eligible || x.ownerKey !== y.ownerKey) return false;
+  }
+  return true;
+}

@@ -1,0 +1,228 @@
+// The heartbeat wire format: pure encode/decode, no I/O, no clocks.
+//
+// Envelope (all integers big-endian):
+//   0..2  magic "HBT"
+//   3     version (1)
+//   4     flags   (bit 0: body is deflate-raw compressed)
+//   5..   body    (JSON, see WireBody; compressed when that makes it smaller and it is big)
+//   last 32 bytes: HMAC-SHA256(key, everything before it)
+//
+// The MAC is checked before the body is even parsed, so nobody without the cluster key can make
+// us parse (or inflate) anything. The body never depends on the receiver: the same bytes go to
+// every peer on a path, which is why replay protection is a per-sender (incarnation, seq) check
+// in comm.ts rather than anything in here.
+
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { deflateRawSync, inflateRawSync } from 'node:zlib';
+
+export interface HierarchyAdvert {
+  state: 'in-service' | 'out-of-service' | 'starting' | 'stopping' | 'failed';
+  epoch: number;
+  eligible: boolean;
+  ownerKey?: string;
+}
+
+export interface Heartbeat {
+  cluster: string;
+  node: string;
+  incarnation: number;
+  path: number;
+  seq: number;
+  /** Node is shutting down cleanly (peers may take over without waiting dead time). */
+  leaving?: boolean;
+  hierarchies: Record<string, HierarchyAdvert>;
+}
+
+export type DecodeFailure = 'truncated' | 'bad-magic' | 'bad-mac' | 'malformed' | 'wrong-cluster' | 'too-large';
+export type DecodeResult = { ok: true; hb: Heartbeat } | { ok: false; reason: DecodeFailure };
+
+const MAGIC = Buffer.from('HBT', 'ascii');
+const VERSION = 1;
+const FLAG_DEFLATE = 0x01;
+const HEADER_BYTES = MAGIC.length + 2;
+const MAC_BYTES = 32;
+
+/** Largest UDP payload over IPv4 (65535 - 8 UDP - 20 IP). Above this a heartbeat cannot be sent. */
+export const MAX_DATAGRAM_BYTES = 65_507;
+/** Largest payload that fits one 1500-byte Ethernet frame (IPv4 + UDP headers): no fragmentation. */
+export const UNFRAGMENTED_BYTES = 1_472;
+/** Bodies at or below this size are sent as plain JSON: easier to read in a capture, no CPU spent. */
+const COMPRESS_ABOVE_BYTES = 1_024;
+/** Cap on an inflated body: a key holder's bug must not make a receiver allocate without bound. */
+const MAX_BODY_BYTES = 1_048_576;
+
+const MAX_NAME = 255;
+const STATES: ReadonlyArray<HierarchyAdvert['state']> = ['in-service', 'out-of-service', 'starting', 'stopping', 'failed'];
+
+/**
+ * Short field names on the wire keep 100 hierarchies near one Ethernet frame; the TS interface
+ * above stays readable. A hierarchy is [state index, epoch, eligible 0|1, ownerKey?].
+ */
+interface WireBody {
+  c: string;
+  n: string;
+  i: number;
+  p: number;
+  s: number;
+  l?: 1;
+  h: Record<string, [number, number, 0 | 1] | [number, number, 0 | 1, string]>;
+}
+
+function mac(key: Buffer, data: Buffer): Buffer {
+  return createHmac('sha256', key).update(data).digest();
+}
+
+/**
+ * Encode a heartbeat. Throws (naming the node and size) when it cannot fit one UDP datagram, or
+ * when a field could not be decoded by a peer: a heartbeat that peers silently drop would look
+ * exactly like a dead node, so it must fail here, loudly.
+ */
+export function encode(hb: Heartbeat, key: Buffer): Buffer {
+  const problem = checkHeartbeat(hb);
+  if (problem) throw new Error(`heartbeat of node ${JSON.stringify(hb.node)}: ${problem}`);
+  const h: WireBody['h'] = {};
+  for (const [name, a] of Object.entries(hb.hierarchies)) {
+    const tuple: WireBody['h'][string] = [STATES.indexOf(a.state), a.epoch, a.eligible ? 1 : 0];
+    // Object.defineProperty so a hierarchy named "__proto__" stays a plain own property.
+    Object.defineProperty(h, name, {
+      value: a.ownerKey === undefined ? tuple : [...tuple, a.ownerKey],
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  }
+  const wire: WireBody = { c: hb.cluster, n: hb.node, i: hb.incarnation, p: hb.path, s: hb.seq, h };
+  if (hb.leaving) wire.l = 1;
+  let body = Buffer.from(JSON.stringify(wire), 'utf8');
+  let flags = 0;
+  if (body.length > COMPRESS_ABOVE_BYTES) {
+    const packed = deflateRawSync(body);
+    if (packed.length < body.length) {
+      body = packed;
+      flags |= FLAG_DEFLATE;
+    }
+  }
+  const total = HEADER_BYTES + body.length + MAC_BYTES;
+  if (total > MAX_DATAGRAM_BYTES) {
+    throw new Error(
+      `heartbeat of node ${JSON.stringify(hb.node)} is ${total} bytes with ${Object.keys(hb.hierarchies).length} hierarchies: ` +
+        `over the ${MAX_DATAGRAM_BYTES}-byte UDP limit (shorten hierarchy names or split the cluster)`,
+    );
+  }
+  const out = Buffer.allocUnsafe(total);
+  MAGIC.copy(out, 0);
+  out[MAGIC.length] = VERSION;
+  out[MAGIC.length + 1] = flags;
+  body.copy(out, HEADER_BYTES);
+  mac(key, out.subarray(0, total - MAC_BYTES)).copy(out, total - MAC_BYTES);
+  return out;
+}
+
+/** Decode and authenticate one datagram. Never throws: every failure is a reason. */
+export function decode(buf: Buffer, key: Buffer, cluster: string): DecodeResult {
+  if (buf.length > MAX_DATAGRAM_BYTES) return fail('too-large');
+  if (buf.length < HEADER_BYTES) {
+    // A prefix of our magic is a cut-short packet of ours; anything else is not ours at all.
+    const n = Math.min(buf.length, MAGIC.length);
+    return buf.subarray(0, n).equals(MAGIC.subarray(0, n)) ? fail('truncated') : fail('bad-magic');
+  }
+  // An unknown version is reported as bad-magic: we cannot read it either way.
+  if (!buf.subarray(0, MAGIC.length).equals(MAGIC) || buf[MAGIC.length] !== VERSION) return fail('bad-magic');
+  if (buf.length < HEADER_BYTES + 2 + MAC_BYTES) return fail('truncated');
+
+  const signed = buf.subarray(0, buf.length - MAC_BYTES);
+  const expected = mac(key, signed);
+  if (!timingSafeEqual(expected, buf.subarray(buf.length - MAC_BYTES))) return fail('bad-mac');
+
+  const flags = buf[MAGIC.length + 1] ?? 0;
+  if ((flags & ~FLAG_DEFLATE) !== 0) return fail('malformed');
+  let body = signed.subarray(HEADER_BYTES);
+  if (flags & FLAG_DEFLATE) {
+    try {
+      body = inflateRawSync(body, { maxOutputLength: MAX_BODY_BYTES });
+    } catch {
+      return fail('malformed');
+    }
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return fail('malformed');
+  }
+  const hb = fromWire(parsed);
+  if (!hb) return fail('malformed');
+  if (hb.cluster !== cluster) return fail('wrong-cluster');
+  return { ok: true, hb };
+}
+
+function fail(reason: DecodeFailure): DecodeResult {
+  return { ok: false, reason };
+}
+
+// --- validation -------------------------------------------------------------------------------
+// Hand-written rather than zod: the body is small and fixed, this runs for every packet, and
+// zod's record() silently loses a key named "__proto__" where we want an exact copy or a refusal.
+
+function isName(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= MAX_NAME;
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+}
+
+function isPath(v: unknown): v is number {
+  return isCount(v) && v <= 255;
+}
+
+function isOwnerKey(v: unknown): v is string {
+  return typeof v === 'string' && v.length > 0 && v.length <= 64;
+}
+
+/** Why a heartbeat could not be decoded by a peer, or null when it is fine. */
+function checkHeartbeat(hb: Heartbeat): string | null {
+  if (!isName(hb.cluster)) return 'cluster name must be 1..255 characters';
+  if (!isName(hb.node)) return 'node name must be 1..255 characters';
+  if (!isCount(hb.incarnation)) return `incarnation ${hb.incarnation} is not a non-negative safe integer`;
+  if (!isPath(hb.path)) return `path ${hb.path} is not an integer 0..255`;
+  if (!isCount(hb.seq)) return `seq ${hb.seq} is not a non-negative safe integer`;
+  for (const [name, a] of Object.entries(hb.hierarchies)) {
+    if (!isName(name)) return `hierarchy name ${JSON.stringify(name)} must be 1..255 characters`;
+    if (!STATES.includes(a.state)) return `hierarchy ${name}: unknown state ${JSON.stringify(a.state)}`;
+    if (!isCount(a.epoch)) return `hierarchy ${name}: epoch ${a.epoch} is not a non-negative safe integer`;
+    if (typeof a.eligible !== 'boolean') return `hierarchy ${name}: eligible must be a boolean`;
+    if (a.ownerKey !== undefined && !isOwnerKey(a.ownerKey)) return `hierarchy ${name}: ownerKey must be 1..64 characters`;
+  }
+  return null;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+const WIRE_KEYS = new Set(['c', 'n', 'i', 'p', 's', 'l', 'h']);
+
+function fromWire(v: unknown): Heartbeat | null {
+  if (!isPlainObject(v)) return null;
+  for (const k of Object.keys(v)) if (!WIRE_KEYS.has(k)) return null;
+  const { c, n, i, p, s, l, h } = v;
+  if (!isName(c) || !isName(n) || !isCount(i) || !isPath(p) || !isCount(s)) return null;
+  if (l !== undefined && l !== 1) return null;
+  if (!isPlainObject(h)) return null;
+  const entries: Array<[string, HierarchyAdvert]> = [];
+  for (const [name, t] of Object.entries(h)) {
+    if (!isName(name) || !Array.isArray(t) || (t.length !== 3 && t.length !== 4)) return null;
+    const [st, epoch, eligible, ownerKey] = t as unknown[];
+    const state = typeof st === 'number' ? STATES[st] : undefined;
+    if (state === undefined || !isCount(epoch) || (eligible !== 0 && eligible !== 1)) return null;
+    if (t.length === 4 && !isOwnerKey(ownerKey)) return null;
+    const advert: HierarchyAdvert = { state, epoch, eligible: eligible === 1 };
+    if (t.length === 4) advert.ownerKey = ownerKey as string;
+    entries.push([name, advert]);
+  }
+  // fromEntries defines own properties, so "__proto__" cannot reach the prototype.
+  const hb: Heartbeat = { cluster: c, node: n, incarnation: i, path: p, seq: s, hierarchies: Object.fromEntries(entries) };
+  if (l === 1) hb.leaving = true;
+  return hb;
+}

@@ -1,0 +1,190 @@
+// The heartbeat wire format (harness/packet.ts) and the cluster key file (harness/authkey.ts):
+// everything that decides whether a datagram is believed.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHmac, randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { deflateRawSync } from 'node:zlib';
+import { decode, encode, MAX_DATAGRAM_BYTES, type Heartbeat, type HierarchyAdvert } from '../../harness/packet.ts';
+import { generateAuthKey, readAuthKey } from '../../harness/authkey.ts';
+
+const KEY = Buffer.from('0123456789abcdef0123456789abcdef', 'ascii');
+const OTHER_KEY = Buffer.from('fedcba9876543210fedcba9876543210', 'ascii');
+
+function hb(over: Partial<Heartbeat> = {}): Heartbeat {
+  return {
+    cluster: 'prod',
+    node: 'alpha',
+    incarnation: 1_760_000_000_000,
+    path: 1,
+    seq: 42,
+    hierarchies: {
+      web: { state: 'in-service', epoch: 7, eligible: true, ownerKey: '48a1000000000007' },
+      db: { state: 'out-of-service', epoch: 0, eligible: false },
+    },
+    ...over,
+  };
+}
+
+function hundred(): Record<string, HierarchyAdvert> {
+  const states: HierarchyAdvert['state'][] = ['in-service', 'out-of-service', 'starting', 'stopping', 'failed'];
+  const h: Record<string, HierarchyAdvert> = {};
+  for (let i = 0; i < 100; i++) {
+    const a: HierarchyAdvert = { state: states[i % 5] ?? 'failed', epoch: 1000 + i * 37, eligible: i % 3 !== 0 };
+    if (i % 2 === 0) a.ownerKey = (0x48a1_0000_0000n + BigInt(i)).toString(16);
+    h[`hierarchy-${String(i).padStart(3, '0')}`] = a;
+  }
+  return h;
+}
+
+/** Build a correctly MACed envelope around an arbitrary body, to reach the checks behind the MAC. */
+function seal(body: Buffer | string, key = KEY, flags = 0, version = 1): Buffer {
+  const head = Buffer.concat([Buffer.from('HBT'), Buffer.from([version, flags]), Buffer.from(body)]);
+  return Buffer.concat([head, createHmac('sha256', key).update(head).digest()]);
+}
+
+test('round trip keeps every field', () => {
+  const h = hb({ leaving: true });
+  const r = decode(encode(h, KEY), KEY, 'prod');
+  assert.deepEqual(r, { ok: true, hb: h });
+  const plain = decode(encode(hb(), KEY), KEY, 'prod');
+  assert.ok(plain.ok && plain.hb.leaving === undefined, 'leaving absent unless set');
+});
+
+test('100 hierarchies fit one Ethernet frame and round trip', () => {
+  const h = hb({ hierarchies: hundred() });
+  const buf = encode(h, KEY);
+  assert.ok(buf.length < 1400, `100 hierarchies encode to ${buf.length} bytes`);
+  assert.deepEqual(decode(buf, KEY, 'prod'), { ok: true, hb: h });
+});
+
+test('a hierarchy named __proto__ stays a plain own property', () => {
+  const hierarchies = JSON.parse('{"__proto__": {"state":"failed","epoch":1,"eligible":true}}') as Record<string, HierarchyAdvert>;
+  const r = decode(encode(hb({ hierarchies }), KEY), KEY, 'prod');
+  assert.ok(r.ok);
+  assert.deepEqual(Object.keys(r.hb.hierarchies), ['__proto__']);
+  assert.equal(Object.getPrototypeOf(r.hb.hierarchies), Object.prototype);
+});
+
+test('forged MAC: another key, a flipped body byte, a flipped MAC byte', () => {
+  const buf = encode(hb(), KEY);
+  assert.deepEqual(decode(encode(hb(), OTHER_KEY), KEY, 'prod'), { ok: false, reason: 'bad-mac' });
+  const body = Buffer.from(buf);
+  body[10] = (body[10] ?? 0) ^ 0x01;
+  assert.deepEqual(decode(body, KEY, 'prod'), { ok: false, reason: 'bad-mac' });
+  const tag = Buffer.from(buf);
+  tag[tag.length - 1] = (tag[tag.length - 1] ?? 0) ^ 0x80;
+  assert.deepEqual(decode(tag, KEY, 'prod'), { ok: false, reason: 'bad-mac' });
+});
+
+test('truncated packets', () => {
+  const buf = encode(hb(), KEY);
+  for (const n of [0, 1, 3, 4, 5, 20, 38]) {
+    assert.deepEqual(decode(buf.subarray(0, n), KEY, 'prod'), { ok: false, reason: 'truncated' }, `first ${n} bytes`);
+  }
+  // Longer cuts cannot be told from tampering: the MAC is the last 32 bytes, wherever they are.
+  assert.deepEqual(decode(buf.subarray(0, buf.length - 1), KEY, 'prod'), { ok: false, reason: 'bad-mac' });
+});
+
+test('wrong cluster (same key) is told apart from a bad MAC', () => {
+  assert.deepEqual(decode(encode(hb({ cluster: 'staging' }), KEY), KEY, 'prod'), { ok: false, reason: 'wrong-cluster' });
+});
+
+test('garbage and unknown versions are bad-magic; decode never throws', () => {
+  assert.deepEqual(decode(Buffer.from('GET / HTTP/1.1\r\n\r\n'), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
+  assert.deepEqual(decode(Buffer.from([0x00]), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
+  assert.deepEqual(decode(seal('{}', KEY, 0, 2), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
+  const real = encode(hb(), KEY);
+  for (let i = 0; i < 3000; i++) {
+    const n = i % 200;
+    const junk = randomBytes(n);
+    if (i % 2 === 0) real.copy(junk, 0, 0, Math.min(n, 5 + (i % 7))); // keep our header, fuzz the rest
+    const r = decode(junk, KEY, 'prod');
+    assert.equal(r.ok, false);
+  }
+});
+
+test('too large: encode fails loudly, decode refuses', () => {
+  const h: Record<string, HierarchyAdvert> = {};
+  for (let i = 0; i < 1500; i++) h[randomBytes(48).toString('base64')] = { state: 'in-service', epoch: i, eligible: true, ownerKey: randomBytes(24).toString('hex') };
+  assert.throws(() => encode(hb({ hierarchies: h }), KEY), /alpha.*bytes with 1500 hierarchies.*65507/);
+  assert.deepEqual(decode(Buffer.alloc(MAX_DATAGRAM_BYTES + 1), KEY, 'prod'), { ok: false, reason: 'too-large' });
+});
+
+test('encode refuses fields a peer would reject', () => {
+  assert.throws(() => encode(hb({ node: '' }), KEY), /node name/);
+  assert.throws(() => encode(hb({ seq: -1 }), KEY), /seq -1/);
+  assert.throws(() => encode(hb({ path: 256 }), KEY), /path 256/);
+  const bad = { x: { state: 'running', epoch: 1, eligible: true } } as unknown as Record<string, HierarchyAdvert>;
+  assert.throws(() => encode(hb({ hierarchies: bad }), KEY), /hierarchy x: unknown state "running"/);
+  assert.throws(() => encode(hb({ hierarchies: { x: { state: 'failed', epoch: 1.5, eligible: true } } }), KEY), /hierarchy x: epoch 1.5/);
+});
+
+test('authenticated but malformed bodies are malformed', () => {
+  const ok = { c: 'prod', n: 'alpha', i: 1, p: 0, s: 1, h: {} };
+  assert.equal(decode(seal(JSON.stringify(ok)), KEY, 'prod').ok, true, 'control: the sealed minimal body is valid');
+  const bodies: unknown[] = [
+    'not json',
+    '[1,2,3]',
+    'null',
+    { ...ok, extra: 1 },
+    { ...ok, n: '' },
+    { ...ok, i: -1 },
+    { ...ok, s: 1.5 },
+    { ...ok, p: 300 },
+    { ...ok, l: true },
+    { ...ok, h: [] },
+    { ...ok, h: { web: [9, 1, 1] } },
+    { ...ok, h: { web: [0, -1, 1] } },
+    { ...ok, h: { web: [0, 1, 2] } },
+    { ...ok, h: { web: [0, 1, 1, 7] } },
+    { ...ok, h: { web: [0, 1, 1, 'k', 'extra'] } },
+    { ...ok, h: { '': [0, 1, 1] } },
+  ];
+  for (const b of bodies) {
+    const text = typeof b === 'string' ? b : JSON.stringify(b);
+    assert.deepEqual(decode(seal(text), KEY, 'prod'), { ok: false, reason: 'malformed' }, text);
+  }
+  assert.deepEqual(decode(seal('{}', KEY, 0x80), KEY, 'prod'), { ok: false, reason: 'malformed' }, 'unknown flag');
+  assert.deepEqual(decode(seal('not deflate', KEY, 0x01), KEY, 'prod'), { ok: false, reason: 'malformed' }, 'bad deflate');
+  const bomb = deflateRawSync(Buffer.alloc(4_000_000, 0x20));
+  assert.deepEqual(decode(seal(bomb, KEY, 0x01), KEY, 'prod'), { ok: false, reason: 'malformed' }, 'inflates past the cap');
+});
+
+// --- authkey ---------------------------------------------------------------------------------------
+
+const dir = mkdtempSync(join(tmpdir(), 'harness-authkey-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('generateAuthKey writes 0600 hex that readAuthKey returns; refuses to replace a key', () => {
+  const f = join(dir, 'authkey');
+  const key = generateAuthKey(f);
+  assert.equal(statSync(f).mode & 0o777, 0o600);
+  assert.match(readFileSync(f, 'ascii'), /^[0-9a-f]{64}\n$/);
+  assert.deepEqual(readAuthKey(f), key);
+  assert.throws(() => generateAuthKey(f), new RegExp(`${f} already exists`));
+  assert.deepEqual(readAuthKey(f), key, 'the refused keygen left the key alone');
+  const again = generateAuthKey(f, { overwrite: true });
+  assert.notDeepEqual(again, key);
+  assert.deepEqual(readAuthKey(f), again);
+});
+
+test('readAuthKey refuses missing, group/other-readable and short keys, naming the file', () => {
+  const missing = join(dir, 'nope');
+  assert.throws(() => readAuthKey(missing), new RegExp(`${missing} does not exist`));
+  const f = join(dir, 'k2');
+  writeFileSync(f, 'x'.repeat(32), { mode: 0o600 });
+  for (const mode of [0o640, 0o604, 0o660, 0o644]) {
+    chmodSync(f, mode);
+    assert.throws(() => readAuthKey(f), new RegExp(`${f} has mode 0${mode.toString(8)}`));
+  }
+  chmodSync(f, 0o400);
+  assert.equal(readAuthKey(f).length, 32, '0400 is fine');
+  const short = join(dir, 'short');
+  writeFileSync(short, '0123456789abcde\n', { mode: 0o600 });
+  assert.throws(() => readAuthKey(short), new RegExp(`${short} holds 15 bytes`));
+  assert.throws(() => readAuthKey(dir), /is not a regular file/);
+});
