@@ -1,0 +1,456 @@
+// ============================================================================================
+//  FILE BACKEND — THIS IS *NOT* I/O FENCING.
+//  It reproduces the SCSI-3 persistent-reservation rules in a JSON file per disk so that the
+//  race, the keeper and whole clusters can be demonstrated and tested on ONE machine (or on
+//  namespaces sharing a filesystem). Nothing stops a node that lost the "reservation" from
+//  writing to anything: the loser only stops because its own keeper notices. `ioFencing` is
+//  false so every status display can say so. Use the 'scsi' backend for real data.
+// ============================================================================================
+//
+// Layout: one state file per disk, `<dir>/<disk id with "/" replaced by "__">.json`:
+//   { "generation": 3, "registrations": { "<initiator>": "0x…" }, "holder": "<initiator>"|null, "type": 1|null }
+// The initiator is the node name: one "I_T nexus" per node (the file backend has no paths).
+//
+// Atomicity across processes: every PR OUT operation runs under an exclusive lock file
+// (`<state>.lock`, created with O_CREAT|O_EXCL) for its read-modify-write, and publishes the new
+// state by writing a temp file, fsync, rename. PR IN (reads) take no lock: rename is atomic, so a
+// reader sees the state before or after an operation, never half of one — and a reader is never
+// stuck behind a frozen lock holder, which is exactly when a challenger needs to read.
+//
+// Why a lock file rather than flock(2): Node has no flock, and holding one through a helper
+// process per operation costs a spawn. The price is stale-lock recovery, done here as:
+//  - the lock records {pid, pid namespace, token}; a lock whose owner is a dead pid of OUR pid
+//    namespace is stale at once (cluster nodes on one machine run in separate pid namespaces,
+//    where a pid means nothing — then only age counts);
+//  - a lock older than `lockStaleMs` is stale whatever its owner: a SIGSTOPped (frozen) node must
+//    not block the node that is about to preempt it;
+//  - breaking is serialised by a second O_EXCL file (`.lock.break`) and re-checks the lock is the
+//    same file (inode, mtime, content), so two breakers never remove a fresh lock;
+//  - an owner re-reads the lock right before its rename and abandons the operation ('io', not
+//    applied) if the lock is no longer its own — a frozen owner that wakes up after its lock was
+//    broken does not overwrite newer state. A window of a few instructions between that check
+//    and the rename remains: acceptable for a demo backend, another reason it is not fencing.
+//
+// PR semantics reproduced (backend.ts header, and LIO as recorded in the SCSI test bed):
+//  - REGISTER AND IGNORE (sark≠0) always succeeds and bumps the generation; sark=0 unregisters
+//    (no bump, as LIO) and releases the reservation when we held it;
+//  - REGISTER rk/sark: `conflict` unless rk is our current key (rk=0 when unregistered);
+//    a holder changing its key keeps the reservation (the holder is the initiator, not the key);
+//  - RESERVE: unregistered -> 'not-ready' (LIO's answer); rk not ours -> 'conflict';
+//    free or already ours (same type) -> ok; held by another -> 'conflict'. No generation bump;
+//  - PREEMPT AND ABORT: caller unregistered or rk not ours -> 'conflict'; victim key matching no
+//    other registration -> 'conflict' (SPC; this is what makes two racers preempting the same
+//    frozen victim end with exactly one winner); else remove every registration with the victim's
+//    key, hand us the reservation when the victim held it, bump the generation;
+//  - RELEASE (our `release`): rk must be our key ('conflict' otherwise, as LIO answers an
+//    unregistered or stale-key RELEASE); releases when we hold, then unregisters.
+// The backend never logs: it throws OwnershipError and the caller decides.
+import { randomUUID } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import { access, open, readFile, readlink, rename, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { z } from 'zod';
+import { OwnershipError } from './backend.ts';
+import type { DiskRef, Key, KeyList, OwnershipBackend, OwnershipErrorCode, ReservationState } from './backend.ts';
+import { formatKey, parseKey } from './keys.ts';
+
+/** Write Exclusive: only the holder writes (a registered non-holder is blocked too). */
+const RESERVATION_TYPE = 1;
+const MAX_KEY = (1n << 64n) - 1n;
+
+export interface FileBackendOptions {
+  /** Directory holding the state files (shared by every node using this backend). */
+  dir: string;
+  /** This node's name: the one initiator ("I_T nexus") it registers through. */
+  initiator: string;
+  /** A lock older than this is broken whatever its owner (frozen owners). Default 2000 ms. */
+  lockStaleMs?: number;
+  /** Give up waiting for a lock after this long ('io'). Default 3 × lockStaleMs. */
+  lockTimeoutMs?: number;
+}
+
+interface DiskState {
+  generation: number;
+  /** initiator -> key, in registration order (as LIO lists them). */
+  registrations: Map<string, Key>;
+  holder: string | null;
+  type: number | null;
+}
+
+const stateSchema = z.object({
+  generation: z.number().int().min(0).max(0xffffffff),
+  registrations: z.record(z.string().min(1), z.string().regex(/^0x[0-9a-f]{1,16}$/)),
+  holder: z.string().min(1).nullable(),
+  type: z.number().int().nullable(),
+});
+
+function emptyState(): DiskState {
+  return { generation: 0, registrations: new Map(), holder: null, type: null };
+}
+
+/** `<hierarchy>/<resource>` -> `<hierarchy>__<resource>.json`; refuses ids that could escape dir. */
+export function stateFileName(id: string): string {
+  if (typeof id !== 'string' || id === '') throw new Error('disk id is empty');
+  const name = id.replaceAll('/', '__');
+  if (name.includes('\0') || name.includes('\\') || name.startsWith('.')) {
+    throw new Error(`disk id "${id}" cannot name a file (no NUL, backslash or leading dot)`);
+  }
+  return `${name}.json`;
+}
+
+function checkKey(disk: string, key: Key, what: string, allowZero: boolean): void {
+  if (typeof key !== 'bigint' || key < 0n || key > MAX_KEY || (!allowZero && key === 0n)) {
+    throw new OwnershipError('io', disk, `${what} ${String(key)} is not a valid reservation key (1..2^64-1)`);
+  }
+}
+
+function errnoCode(err: unknown): string | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err ? String((err as { code: unknown }).code) : undefined;
+}
+
+function fsError(disk: string, path: string, action: string, err: unknown): OwnershipError {
+  const code = errnoCode(err);
+  const kind: OwnershipErrorCode = code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'ENOTDIR' ? 'open-failed' : 'io';
+  const msg = err instanceof Error ? err.message : String(err);
+  return new OwnershipError(kind, disk, `${action} ${path}: ${msg}`, { path });
+}
+
+let pidNamespace: string | null | undefined;
+/** Our pid namespace ("pid:[4026531836]"), or null when /proc cannot tell. Cached. */
+async function ownPidNamespace(): Promise<string | null> {
+  if (pidNamespace === undefined) {
+    pidNamespace = await readlink('/proc/self/ns/pid').catch(() => null);
+  }
+  return pidNamespace;
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM'; // exists, just not ours to signal
+  }
+}
+
+interface LockOwner {
+  pid?: number;
+  ns?: string | null;
+  token?: string;
+}
+
+function parseLockOwner(raw: string): LockOwner {
+  try {
+    const v: unknown = JSON.parse(raw);
+    if (typeof v === 'object' && v !== null) return v as LockOwner;
+  } catch {
+    // empty (owner is between create and write) or torn: judged by age alone
+  }
+  return {};
+}
+
+export class FileBackend implements OwnershipBackend {
+  readonly name = 'file';
+  readonly ioFencing = false;
+  readonly #dir: string;
+  readonly #initiator: string;
+  readonly #lockStaleMs: number;
+  readonly #lockTimeoutMs: number;
+  /** In-process queue per state file: our own concurrent operations wait here, not by polling. */
+  readonly #queues = new Map<string, Promise<unknown>>();
+
+  constructor(opts: FileBackendOptions) {
+    if (!opts || typeof opts.dir !== 'string' || opts.dir === '') throw new Error('FileBackend: option "dir" is required');
+    if (typeof opts.initiator !== 'string' || opts.initiator === '') {
+      throw new Error('FileBackend: option "initiator" (the node name) is required');
+    }
+    this.#dir = opts.dir;
+    this.#initiator = opts.initiator;
+    this.#lockStaleMs = opts.lockStaleMs ?? 2000;
+    this.#lockTimeoutMs = opts.lockTimeoutMs ?? 3 * this.#lockStaleMs;
+    if (!(this.#lockStaleMs > 0) || !(this.#lockTimeoutMs > 0)) throw new Error('FileBackend: lock bounds must be > 0 ms');
+  }
+
+  /** Path of a disk's state file (for messages and tests). */
+  statePath(disk: DiskRef): string {
+    try {
+      return join(this.#dir, stateFileName(disk.id));
+    } catch (err) {
+      throw new OwnershipError('identity', String(disk.id), (err as Error).message);
+    }
+  }
+
+  async verify(disk: DiskRef): Promise<void> {
+    const path = this.statePath(disk);
+    try {
+      const st = await stat(this.#dir);
+      if (!st.isDirectory()) throw new Error('not a directory');
+      await access(this.#dir, fsConstants.R_OK | fsConstants.W_OK | fsConstants.X_OK);
+    } catch (err) {
+      throw fsError(disk.id, this.#dir, 'ownership directory', err);
+    }
+    await this.#read(disk, path); // garbled state is reported now rather than mid-failover
+  }
+
+  async registerIgnore(disk: DiskRef, key: Key): Promise<void> {
+    checkKey(disk.id, key, 'service action key', true);
+    await this.#update(disk, (s) => {
+      if (key === 0n) return this.#unregister(s);
+      s.registrations.set(this.#initiator, key);
+      s.generation = (s.generation + 1) >>> 0;
+      return true;
+    });
+  }
+
+  async reregister(disk: DiskRef, oldKey: Key, newKey: Key): Promise<void> {
+    checkKey(disk.id, oldKey, 'reservation key', true);
+    checkKey(disk.id, newKey, 'service action key', true);
+    await this.#update(disk, (s) => {
+      const mine = s.registrations.get(this.#initiator) ?? 0n;
+      if (mine !== oldKey) {
+        throw new OwnershipError('conflict', disk.id, `REGISTER with key ${formatKey(oldKey)}: ${this.#initiator} is ${mine === 0n ? 'not registered' : `registered with ${formatKey(mine)}`}`);
+      }
+      if (newKey === 0n) return this.#unregister(s);
+      s.registrations.set(this.#initiator, newKey); // the holder stays the initiator: reservation kept
+      s.generation = (s.generation + 1) >>> 0;
+      return true;
+    });
+  }
+
+  async reserve(disk: DiskRef, key: Key): Promise<void> {
+    checkKey(disk.id, key, 'reservation key', false);
+    await this.#update(disk, (s) => {
+      const mine = s.registrations.get(this.#initiator);
+      if (mine === undefined) {
+        throw new OwnershipError('not-ready', disk.id, `RESERVE by unregistered initiator ${this.#initiator}`);
+      }
+      if (mine !== key) {
+        throw new OwnershipError('conflict', disk.id, `RESERVE with key ${formatKey(key)}: ${this.#initiator} is registered with ${formatKey(mine)}`);
+      }
+      if (s.holder === null) {
+        s.holder = this.#initiator;
+        s.type = RESERVATION_TYPE;
+        return true;
+      }
+      if (s.holder === this.#initiator && s.type === RESERVATION_TYPE) return false;
+      const by = s.registrations.get(s.holder);
+      throw new OwnershipError('conflict', disk.id, `RESERVE: reservation held by ${s.holder}${by === undefined ? '' : ` (${formatKey(by)})`}`);
+    });
+  }
+
+  async preemptAbort(disk: DiskRef, key: Key, victim: Key): Promise<void> {
+    checkKey(disk.id, key, 'reservation key', false);
+    checkKey(disk.id, victim, 'victim key', true);
+    if (victim === 0n) throw new OwnershipError('io', disk.id, 'PREEMPT AND ABORT with victim key 0 (illegal request)');
+    await this.#update(disk, (s) => {
+      const mine = s.registrations.get(this.#initiator);
+      if (mine !== key) {
+        throw new OwnershipError('conflict', disk.id, `PREEMPT AND ABORT with key ${formatKey(key)}: ${this.#initiator} is ${mine === undefined ? 'not registered' : `registered with ${formatKey(mine)}`}`);
+      }
+      const victims = [...s.registrations].filter(([ini, k]) => k === victim && ini !== this.#initiator).map(([ini]) => ini);
+      if (victims.length === 0) {
+        throw new OwnershipError('conflict', disk.id, `PREEMPT AND ABORT: no registration with key ${formatKey(victim)}`);
+      }
+      for (const ini of victims) s.registrations.delete(ini);
+      if (s.holder !== null && victims.includes(s.holder)) {
+        s.holder = this.#initiator;
+        s.type = RESERVATION_TYPE;
+      }
+      s.generation = (s.generation + 1) >>> 0;
+      return true;
+    });
+  }
+
+  async readKeys(disk: DiskRef): Promise<KeyList> {
+    const s = await this.#read(disk, this.statePath(disk));
+    return { generation: s.generation, keys: [...s.registrations.values()] };
+  }
+
+  async readReservation(disk: DiskRef): Promise<ReservationState> {
+    const s = await this.#read(disk, this.statePath(disk));
+    const holder = s.holder === null ? null : (s.registrations.get(s.holder) ?? null);
+    return { generation: s.generation, holder, type: holder === null ? null : s.type };
+  }
+
+  async release(disk: DiskRef, key: Key): Promise<void> {
+    checkKey(disk.id, key, 'reservation key', false);
+    await this.#update(disk, (s) => {
+      const mine = s.registrations.get(this.#initiator);
+      if (mine !== key) {
+        throw new OwnershipError('conflict', disk.id, `RELEASE with key ${formatKey(key)}: ${this.#initiator} is ${mine === undefined ? 'not registered' : `registered with ${formatKey(mine)}`}`);
+      }
+      return this.#unregister(s);
+    });
+  }
+
+  /** Unregister this initiator (releasing when it held); no generation bump, as LIO. */
+  #unregister(s: DiskState): boolean {
+    if (!s.registrations.has(this.#initiator)) return false;
+    s.registrations.delete(this.#initiator);
+    if (s.holder === this.#initiator) {
+      s.holder = null;
+      s.type = null;
+    }
+    return true;
+  }
+
+  async #read(disk: DiskRef, path: string): Promise<DiskState> {
+    let raw: string;
+    try {
+      raw = await readFile(path, 'utf8');
+    } catch (err) {
+      if (errnoCode(err) === 'ENOENT') {
+        // No state file yet = a blank disk; but a missing directory is a configuration error.
+        try {
+          await stat(this.#dir);
+        } catch (dirErr) {
+          throw fsError(disk.id, this.#dir, 'ownership directory', dirErr);
+        }
+        return emptyState();
+      }
+      throw fsError(disk.id, path, 'read', err);
+    }
+    let parsed: z.infer<typeof stateSchema>;
+    try {
+      parsed = stateSchema.parse(JSON.parse(raw));
+    } catch (err) {
+      const why = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') : (err as Error).message;
+      throw new OwnershipError('garbled', disk.id, `state file ${path} is not valid: ${why}`, { path, raw });
+    }
+    const registrations = new Map<string, Key>();
+    for (const [ini, hex] of Object.entries(parsed.registrations)) {
+      const key = parseKey(hex);
+      if (key === 0n) throw new OwnershipError('garbled', disk.id, `state file ${path}: registration of ${ini} has key 0`, { path, raw });
+      registrations.set(ini, key);
+    }
+    if (parsed.holder !== null && !registrations.has(parsed.holder)) {
+      throw new OwnershipError('garbled', disk.id, `state file ${path}: holder ${parsed.holder} is not registered`, { path, raw });
+    }
+    return { generation: parsed.generation, registrations, holder: parsed.holder, type: parsed.holder === null ? null : parsed.type };
+  }
+
+  /** Read-modify-write under the lock; `change` mutates the state and says whether to write it. */
+  async #update(disk: DiskRef, change: (s: DiskState) => boolean): Promise<void> {
+    const path = this.statePath(disk);
+    const previous = this.#queues.get(path) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.#locked(disk, path, change));
+    const settled = run.catch(() => undefined);
+    this.#queues.set(path, settled);
+    settled.then(() => {
+      if (this.#queues.get(path) === settled) this.#queues.delete(path);
+    });
+    await run;
+  }
+
+  async #locked(disk: DiskRef, path: string, change: (s: DiskState) => boolean): Promise<void> {
+    const lockPath = `${path}.lock`;
+    const owner = JSON.stringify({ pid: process.pid, ns: await ownPidNamespace(), token: randomUUID() });
+    await this.#lock(disk, lockPath, owner);
+    try {
+      const state = await this.#read(disk, path);
+      if (!change(state)) return;
+      const doc = {
+        generation: state.generation,
+        registrations: Object.fromEntries([...state.registrations].map(([ini, k]) => [ini, formatKey(k)])),
+        holder: state.holder,
+        type: state.type,
+      };
+      const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
+      try {
+        const fh = await open(tmp, 'wx', 0o644);
+        try {
+          await fh.writeFile(`${JSON.stringify(doc, null, 2)}\n`);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        if ((await readFile(lockPath, 'utf8').catch(() => '')) !== owner) {
+          throw new OwnershipError('io', disk.id, `lock ${lockPath} was broken while this operation ran (process frozen or too slow): not applied`, { path });
+        }
+        await rename(tmp, path);
+      } catch (err) {
+        await unlink(tmp).catch(() => undefined);
+        if (err instanceof OwnershipError) throw err;
+        throw fsError(disk.id, path, 'write', err);
+      }
+    } finally {
+      // Remove the lock only while it is still ours (it may have been broken as stale).
+      if ((await readFile(lockPath, 'utf8').catch(() => '')) === owner) await unlink(lockPath).catch(() => undefined);
+    }
+  }
+
+  async #lock(disk: DiskRef, lockPath: string, owner: string): Promise<void> {
+    const deadline = Date.now() + this.#lockTimeoutMs;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const fh = await open(lockPath, 'wx', 0o644);
+        try {
+          await fh.writeFile(owner);
+        } finally {
+          await fh.close();
+        }
+        return;
+      } catch (err) {
+        if (errnoCode(err) !== 'EEXIST') throw fsError(disk.id, lockPath, 'create lock', err);
+      }
+      await this.#breakIfStale(lockPath);
+      if (Date.now() > deadline) {
+        throw new OwnershipError('io', disk.id, `lock ${lockPath} still busy after ${this.#lockTimeoutMs} ms`, { path: lockPath });
+      }
+      // Operations hold the lock for a millisecond or so: poll fast first, then back off (jittered
+      // so that racers do not retry in lock step).
+      await delay(Math.min(1 + attempt, 20) * (0.5 + Math.random()));
+    }
+  }
+
+  async #breakIfStale(lockPath: string): Promise<void> {
+    const seen = await lockSnapshot(lockPath);
+    if (seen === null || !(await this.#isStale(seen))) return;
+    const breaker = `${lockPath}.break`;
+    try {
+      const fh = await open(breaker, 'wx', 0o644);
+      await fh.close();
+    } catch (err) {
+      // Another process is breaking it; a breaker left by a process that died mid-break is
+      // itself removed once it is old.
+      if (errnoCode(err) === 'EEXIST') {
+        const st = await stat(breaker).catch(() => null);
+        if (st && Date.now() - st.mtimeMs > this.#lockStaleMs) await unlink(breaker).catch(() => undefined);
+      }
+      return;
+    }
+    try {
+      const again = await lockSnapshot(lockPath);
+      if (again && again.ino === seen.ino && again.mtimeMs === seen.mtimeMs && again.raw === seen.raw) {
+        await unlink(lockPath).catch(() => undefined);
+      }
+    } finally {
+      await unlink(breaker).catch(() => undefined);
+    }
+  }
+
+  async #isStale(seen: LockSnapshot): Promise<boolean> {
+    if (Date.now() - seen.mtimeMs > this.#lockStaleMs) return true;
+    const owner = parseLockOwner(seen.raw);
+    const ns = await ownPidNamespace();
+    if (typeof owner.pid !== 'number' || ns === null || owner.ns !== ns) return false;
+    return !pidAlive(owner.pid);
+  }
+}
+
+interface LockSnapshot {
+  ino: number;
+  mtimeMs: number;
+  raw: string;
+}
+
+async function lockSnapshot(lockPath: string): Promise<LockSnapshot | null> {
+  try {
+    const st = await stat(lockPath);
+    const raw = await readFile(lockPath, 'utf8');
+    return { ino: st.ino, mtimeMs: st.mtimeMs, raw };
+  } catch {
+    return null; // gone meanwhile: just retry the lock
+  }
+}

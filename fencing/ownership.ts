@@ -1,0 +1,359 @@
+// The holder's side of ownership: for every hierarchy this node owns, keep proving on disk that
+// we are alive (refresh) and that the disks are still ours (check). The daemon reacts to 'lost'
+// by stopping the hierarchy (or halting, per onLoss) at once.
+//
+// Refresh, every keyRefreshMs: REGISTER rk=current sark=next generation on every disk. This is
+// the disk acting as the last comm path: a challenger that cannot reach us over the network sees
+// our key move and knows we are alive (race.ts: 'owner-alive-on-disk'). REGISTER is conditional
+// on our current key, so a preempted holder gets `conflict` and never re-registers by accident.
+//
+// Check, every ownershipCheckMs: READ KEYS and READ RESERVATION on every disk; our key missing
+// or another holder => lost, with the holder's key as `by`.
+//
+// Rules that keep it safe:
+//  - refresh and check of one hierarchy run one at a time (a check must not race our own
+//    key change); a check takes priority when both are due;
+//  - a lost hierarchy is never touched again: no REGISTER, no RELEASE (release() of a lost
+//    hierarchy only forgets it);
+//  - I/O errors are logged and retried; ownership that cannot be proven is not ownership: after
+//    LOST_AFTER_FAILED_CHECKS consecutive check rounds that failed or hung (≈ 3 × ownershipCheckMs
+//    without one successful read) the hierarchy is declared lost with `by` = null. By then a
+//    challenger may well have preempted us (livenessWindowMs is shorter);
+//  - an answer lost in transit (the device applied our REGISTER but we saw an error) is recognised
+//    afterwards: the disk shows our *next* key, which we then adopt instead of calling it a loss;
+//  - markUnverified() (after the daemon detected that this process was frozen) makes every
+//    hierarchy 'unverified' and checks it at once: while frozen, we may have been preempted.
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { DiskRef, Key, OwnershipBackend } from './backend.ts';
+import { OwnershipError } from './backend.ts';
+import { formatKey, nextKey, nodeKey, nodePart } from './keys.ts';
+
+export type Ownership =
+  | { state: 'not-owned' }
+  | { state: 'owned'; key: Key; since: number; lastVerified: number }
+  | { state: 'lost'; by: Key | null; detail: string }
+  | { state: 'unverified'; key: Key };
+
+export interface OwnershipKeeperOptions {
+  backend: OwnershipBackend;
+  cluster: string;
+  self: string;
+  log: Logger;
+  keyRefreshMs: number;
+  ownershipCheckMs: number;
+  /** Wall clock for `since` / `lastVerified`; default Date.now. Timers always use real time. */
+  now?: () => number;
+}
+
+/** Consecutive failed (or hung) check rounds after which ownership counts as lost. */
+export const LOST_AFTER_FAILED_CHECKS = 3;
+
+interface Held {
+  hierarchy: string;
+  disks: DiskRef[];
+  /** Key registered on each disk (they differ only while a refresh is half done). */
+  diskKeys: Key[];
+  /** Key every disk had after the last complete refresh. */
+  key: Key;
+  /** Target of a refresh round not yet complete on every disk. */
+  pending: Key | null;
+  since: number;
+  lastVerified: number;
+  status: 'owned' | 'unverified' | 'lost';
+  lostBy: Key | null;
+  lostDetail: string;
+  failedChecks: number;
+  nextRefreshAt: number;
+  nextCheckAt: number;
+  /** performance.now() when the running operation started, or null when idle. */
+  busySince: number | null;
+  stopped: boolean;
+  wake: () => void;
+  loop: Promise<void>;
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+const mono = (): number => performance.now();
+
+/** Stopped or lost: a function, not an inline test, because the state changes across awaits. */
+function gone(h: Held): boolean {
+  return h.stopped || h.status === 'lost';
+}
+
+export class OwnershipKeeper extends EventEmitter {
+  readonly #backend: OwnershipBackend;
+  readonly #log: Logger;
+  readonly #refreshMs: number;
+  readonly #checkMs: number;
+  readonly #now: () => number;
+  readonly #ourPart: number;
+  readonly #held = new Map<string, Held>();
+  #watchdog: NodeJS.Timeout | null = null;
+
+  constructor(opts: OwnershipKeeperOptions) {
+    super();
+    if (!(opts.keyRefreshMs > 0) || !(opts.ownershipCheckMs > 0)) {
+      throw new Error(`OwnershipKeeper: keyRefreshMs (${opts.keyRefreshMs}) and ownershipCheckMs (${opts.ownershipCheckMs}) must be > 0`);
+    }
+    this.#backend = opts.backend;
+    this.#log = opts.log;
+    this.#refreshMs = opts.keyRefreshMs;
+    this.#checkMs = opts.ownershipCheckMs;
+    this.#now = opts.now ?? Date.now;
+    this.#ourPart = nodePart(nodeKey(opts.cluster, opts.self, 0));
+  }
+
+  /** Start keeping a hierarchy whose disks acquire() just took with `key`. */
+  adopt(hierarchy: string, disks: DiskRef[], key: Key): void {
+    const existing = this.#held.get(hierarchy);
+    if (existing && existing.status !== 'lost') throw new Error(`ownership of hierarchy ${hierarchy} is already kept (key ${formatKey(existing.key)})`);
+    if (nodePart(key) !== this.#ourPart) throw new Error(`hierarchy ${hierarchy}: key ${formatKey(key)} is not this node's key`);
+    if (disks.length === 0) throw new Error(`hierarchy ${hierarchy}: no disks to keep`);
+    if (existing) this.#halt(existing);
+    const t = this.#now();
+    const m = mono();
+    const h: Held = {
+      hierarchy,
+      disks: [...disks],
+      diskKeys: disks.map(() => key),
+      key,
+      pending: null,
+      since: t,
+      lastVerified: t,
+      status: 'owned',
+      lostBy: null,
+      lostDetail: '',
+      failedChecks: 0,
+      nextRefreshAt: m + this.#refreshMs,
+      nextCheckAt: m + this.#checkMs,
+      busySince: null,
+      stopped: false,
+      wake: () => undefined,
+      loop: Promise.resolve(),
+    };
+    this.#held.set(hierarchy, h);
+    h.loop = this.#run(h).catch((err: unknown) => {
+      // #run handles its own errors; this is a last resort so the daemon never crashes.
+      this.#declareLost(h, null, `ownership loop failed: ${describe(err)}`);
+    });
+    this.#ensureWatchdog();
+  }
+
+  /** Give the disks back (RELEASE + unregister on every disk) and stop keeping the hierarchy. */
+  async release(hierarchy: string): Promise<void> {
+    const h = this.#held.get(hierarchy);
+    if (!h) return;
+    this.#held.delete(hierarchy);
+    this.#halt(h);
+    await h.loop; // let a running refresh finish, so we release with the key the disk has
+    if (h.status === 'lost') return; // never touch a disk we lost
+    const problems: string[] = [];
+    for (const [i, disk] of h.disks.entries()) {
+      const key = h.diskKeys[i] ?? h.key;
+      try {
+        await this.#backend.release(disk, key);
+      } catch (err) {
+        problems.push(`${disk.id}: ${describe(err)}`);
+      }
+    }
+    this.#stopWatchdogIfIdle();
+    if (problems.length) throw new Error(`releasing hierarchy ${hierarchy}: ${problems.join('; ')}`);
+  }
+
+  /** After a loss: stop every loop for it and drop it; the disks are never touched again. */
+  forget(hierarchy: string): void {
+    const h = this.#held.get(hierarchy);
+    if (!h) return;
+    this.#held.delete(hierarchy);
+    this.#halt(h);
+    this.#stopWatchdogIfIdle();
+  }
+
+  get(hierarchy: string): Ownership {
+    const h = this.#held.get(hierarchy);
+    if (!h) return { state: 'not-owned' };
+    if (h.status === 'lost') return { state: 'lost', by: h.lostBy, detail: h.lostDetail };
+    if (h.status === 'unverified') return { state: 'unverified', key: h.key };
+    return { state: 'owned', key: h.key, since: h.since, lastVerified: h.lastVerified };
+  }
+
+  /** After a detected freeze: nothing is owned until re-read from disk; check everything now. */
+  markUnverified(): void {
+    for (const h of this.#held.values()) {
+      if (h.status === 'lost') continue;
+      h.status = 'unverified';
+      h.nextCheckAt = 0;
+      h.wake();
+    }
+  }
+
+  stop(): void {
+    for (const h of this.#held.values()) this.#halt(h);
+    this.#held.clear();
+    if (this.#watchdog) clearInterval(this.#watchdog);
+    this.#watchdog = null;
+  }
+
+  #halt(h: Held): void {
+    h.stopped = true;
+    h.wake();
+  }
+
+  async #run(h: Held): Promise<void> {
+    while (!h.stopped && h.status !== 'lost') {
+      const wait = Math.min(h.nextCheckAt, h.nextRefreshAt) - mono();
+      if (wait > 0) await this.#sleep(h, wait);
+      if (gone(h)) return;
+      const t = mono();
+      if (t >= h.nextCheckAt) {
+        h.nextCheckAt = t + this.#checkMs;
+        await this.#busy(h, () => this.#check(h));
+      } else if (t >= h.nextRefreshAt) {
+        h.nextRefreshAt = t + this.#refreshMs;
+        await this.#busy(h, () => this.#refresh(h));
+      }
+    }
+  }
+
+  #sleep(h: Held, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done(): void {
+        clearTimeout(timer);
+        h.wake = () => undefined;
+        resolve();
+      }
+      h.wake = done;
+    });
+  }
+
+  async #busy(h: Held, op: () => Promise<void>): Promise<void> {
+    h.busySince = mono();
+    try {
+      await op();
+    } finally {
+      h.busySince = null;
+    }
+  }
+
+  async #refresh(h: Held): Promise<void> {
+    const next = h.pending ?? nextKey(h.key);
+    h.pending = next;
+    for (const [i, disk] of h.disks.entries()) {
+      const cur = h.diskKeys[i] ?? h.key;
+      if (cur === next) continue;
+      try {
+        await this.#backend.reregister(disk, cur, next);
+        h.diskKeys[i] = next; // even when stopping: release() must use the key the disk has
+        if (gone(h)) return;
+      } catch (err) {
+        if (gone(h)) return;
+        if (err instanceof OwnershipError && err.code === 'conflict') {
+          await this.#onRefreshConflict(h, i, next, err);
+          if (gone(h)) return;
+          continue;
+        }
+        this.#log.warn({ hierarchy: h.hierarchy, disk: disk.id, err: describe(err) }, 'ownership: key refresh failed, will retry');
+        return; // next round retries from the keys each disk has
+      }
+    }
+    h.key = next;
+    h.pending = null;
+  }
+
+  /** REGISTER said our key is not ours: preempted, unless our previous attempt did apply. */
+  async #onRefreshConflict(h: Held, i: number, next: Key, err: OwnershipError): Promise<void> {
+    const disk = h.disks[i];
+    if (!disk) return;
+    let holder: Key | null = null;
+    try {
+      holder = (await this.#backend.readReservation(disk)).holder;
+    } catch (readErr) {
+      this.#log.warn({ hierarchy: h.hierarchy, disk: disk.id, err: describe(readErr) }, 'ownership: reading the reservation after a refresh conflict failed');
+    }
+    if (holder === next) {
+      h.diskKeys[i] = next; // an earlier REGISTER applied although we saw an error
+      return;
+    }
+    if (gone(h)) return;
+    this.#declareLost(h, holder, `key refresh on ${disk.id} refused (${err.message}): preempted${holder === null ? '' : ` by ${formatKey(holder)}`}`);
+  }
+
+  async #check(h: Held): Promise<void> {
+    try {
+      for (const [i, disk] of h.disks.entries()) {
+        const mine = h.diskKeys[i] ?? h.key;
+        const keys = await this.#backend.readKeys(disk);
+        const res = await this.#backend.readReservation(disk);
+        if (gone(h)) return;
+        // A refresh whose answer was lost may have moved this disk to the pending key already.
+        const pending = h.pending;
+        const ours = res.holder !== null && (res.holder === mine || res.holder === pending) ? res.holder : mine;
+        if (!keys.keys.includes(ours)) {
+          this.#declareLost(h, res.holder, `our key ${formatKey(mine)} is no longer registered on ${disk.id} (holder: ${res.holder === null ? 'nobody' : formatKey(res.holder)})`);
+          return;
+        }
+        if (res.holder !== ours) {
+          this.#declareLost(h, res.holder, `${disk.id} is ${res.holder === null ? 'not reserved any more' : `reserved by ${formatKey(res.holder)}`}, not by us (${formatKey(mine)})`);
+          return;
+        }
+        h.diskKeys[i] = ours;
+      }
+    } catch (err) {
+      if (gone(h)) return;
+      this.#checkFailed(h, describe(err));
+      return;
+    }
+    h.failedChecks = 0;
+    h.lastVerified = this.#now();
+    if (h.status === 'unverified') {
+      h.status = 'owned';
+      this.#log.info({ hierarchy: h.hierarchy }, 'ownership: verified again after a freeze');
+    }
+  }
+
+  #checkFailed(h: Held, why: string): void {
+    h.failedChecks++;
+    if (h.failedChecks >= LOST_AFTER_FAILED_CHECKS) {
+      this.#declareLost(h, null, `ownership could not be verified for ${h.failedChecks} check rounds (${why})`);
+    } else {
+      this.#log.warn({ hierarchy: h.hierarchy, failed: h.failedChecks, err: why }, 'ownership: check failed, will retry');
+    }
+  }
+
+  #declareLost(h: Held, by: Key | null, detail: string): void {
+    if (h.status === 'lost' || h.stopped) return;
+    h.status = 'lost';
+    h.lostBy = by;
+    h.lostDetail = detail;
+    h.wake();
+    this.#log.error({ hierarchy: h.hierarchy, by: by === null ? null : formatKey(by), detail }, 'ownership lost');
+    this.emit('lost', h.hierarchy, by, detail);
+  }
+
+  /** One timer for every hierarchy: an operation stuck in I/O counts as a failed check per interval. */
+  #ensureWatchdog(): void {
+    if (this.#watchdog) return;
+    this.#watchdog = setInterval(() => {
+      const t = mono();
+      for (const h of this.#held.values()) {
+        if (h.status === 'lost' || h.stopped || h.busySince === null) continue;
+        const stuck = t - h.busySince;
+        if (stuck >= this.#checkMs * (h.failedChecks + 1)) {
+          this.#checkFailed(h, `an ownership operation has been hanging for ${Math.round(stuck)} ms`);
+        }
+      }
+    }, this.#checkMs);
+  }
+
+  #stopWatchdogIfIdle(): void {
+    if (this.#held.size === 0 && this.#watchdog) {
+      clearInterval(this.#watchdog);
+      this.#watchdog = null;
+    }
+  }
+}
