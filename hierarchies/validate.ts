@@ -20,8 +20,6 @@ export async function validateAgents(config: Config, opts: { nodeName?: string }
   const { agentDirs, ocfRoot } = config.cluster;
   // Search order: the admin's dirs, then the agents bundled with harness, then <ocfRoot>/resource.d.
   const dirs = [...agentDirs, BUNDLED_AGENT_DIR];
-  // Meta-data is the same for every resource of one agent: ask each agent once.
-  const cache = new Map<string, Promise<AgentMetadata>>();
   const issues: ConfigIssue[] = [];
 
   for (const h of config.hierarchies) {
@@ -48,22 +46,18 @@ export async function validateAgents(config: Config, opts: { nodeName?: string }
 
       let meta: AgentMetadata;
       try {
-        let p = cache.get(agent.path);
-        if (!p) {
-          const mopts: { ocfRoot: string; nodeName?: string } = { ocfRoot };
-          if (opts.nodeName !== undefined) mopts.nodeName = opts.nodeName;
-          p = readMetadata(agent, mopts);
-          cache.set(agent.path, p);
-        }
-        meta = await p;
+        // readMetadata caches per agent path: resources sharing an agent ask it once.
+        const mopts: { ocfRoot: string; nodeName?: string } = { ocfRoot };
+        if (opts.nodeName !== undefined) mopts.nodeName = opts.nodeName;
+        meta = await readMetadata(agent, mopts);
       } catch (e) {
         issues.push(issue('.agent', `${spec} (${agent.path}): cannot read meta-data: ${(e as Error).message}`));
         continue;
       }
 
       const { errors, warnings } = checkParams(meta, r.params);
-      for (const m of errors) issues.push(issue('.params', `${spec}: ${m}`));
-      for (const m of warnings) issues.push(issue('.params', `${spec}: ${m}`, 'warning'));
+      for (const m of errors) issues.push(issue('.params', m));
+      for (const m of warnings) issues.push(issue('.params', m, 'warning'));
       fillTimeouts(r, meta);
     }
   }
