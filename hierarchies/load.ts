@@ -64,6 +64,11 @@ export function formatIssue(i: ConfigIssue): string {
   return `${where}: ${warn}${i.field ? `${i.field}: ` : ''}${i.message}`;
 }
 
+/** One file's issues top to bottom, as the admin reads the file (stable for equal positions). */
+function byPosition(issues: ConfigIssue[]): ConfigIssue[] {
+  return issues.toSorted((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+}
+
 export function isError(i: ConfigIssue): boolean {
   return i.severity !== 'warning';
 }
@@ -99,7 +104,9 @@ function readYaml(file: string): { src?: Source; issues: ConfigIssue[] } {
     return { issues: [{ file, field: '', message: `cannot read file: ${(e as Error).message}` }] };
   }
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  // logLevel 'error': YAML warnings (e.g. a list used as a key) must not go to the daemon's
+  // stderr; whatever they point at fails the schema and is reported with a position anyway.
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, logLevel: 'error' });
   if (doc.errors.length > 0) {
     return {
       issues: doc.errors.map((e) => {
@@ -219,10 +226,21 @@ function schemaIssues(src: Source, error: z.ZodError): ConfigIssue[] {
       case 'invalid_key':
         out.push(issueAt(src, path, `${iss.issues[0]?.message ?? 'invalid key'}; got "${String(path[path.length - 1])}"`, true));
         break;
-      case 'invalid_format':
       case 'too_small':
-      case 'too_big':
-        out.push(issueAt(src, path, `${iss.message}; got ${Array.isArray(value) ? `${value.length} entries` : describeValue(value)}`));
+      case 'too_big': {
+        // Our own messages say what is wanted; zod's ("Too small: expected number to be >=0") do not read well.
+        const bound = iss.code === 'too_small' ? iss.minimum : iss.maximum;
+        const op = iss.code === 'too_small' ? (iss.inclusive ? '>=' : '>') : iss.inclusive ? '<=' : '<';
+        const msg = /^Too (small|big)/.test(iss.message)
+          ? iss.origin === 'array'
+            ? `expected ${op} ${String(bound)} entries`
+            : `must be ${op} ${String(bound)}`
+          : iss.message;
+        out.push(issueAt(src, path, `${msg}; got ${Array.isArray(value) ? `${value.length} entries` : describeValue(value)}`));
+        break;
+      }
+      case 'invalid_format':
+        out.push(issueAt(src, path, `${iss.message}; got ${describeValue(value)}`));
         break;
       default:
         // Our own refinements (durations, scalars) already say what they got.
@@ -336,10 +354,10 @@ export function loadCluster(clusterFile: string): ClusterConfig {
   const { src, issues } = readYaml(file);
   if (!src) throw new ConfigError(issues);
   const parsed = ClusterFileSchema.safeParse(src.data);
-  if (!parsed.success) throw new ConfigError(schemaIssues(src, parsed.error));
+  if (!parsed.success) throw new ConfigError(byPosition(schemaIssues(src, parsed.error)));
   const c = parsed.data;
   const more = clusterChecks(src, c, dir);
-  if (more.length > 0) throw new ConfigError(more);
+  if (more.length > 0) throw new ConfigError(byPosition(more));
 
   const stateDir = resolve(dir, c.stateDir ?? DEFAULT_STATE_DIR);
   const nodes: NodeConfig[] = c.nodes.map((n) => ({
@@ -513,8 +531,8 @@ export function loadHierarchyFile(
   const { src, issues } = readYaml(resolve(file));
   if (!src) return { issues };
   const parsed = HierarchyFileSchema.safeParse(src.data);
-  if (!parsed.success) return { issues: schemaIssues(src, parsed.error) };
-  const more = hierarchyChecks(src, parsed.data, cluster);
+  if (!parsed.success) return { issues: byPosition(schemaIssues(src, parsed.error)) };
+  const more = byPosition(hierarchyChecks(src, parsed.data, cluster));
   if (more.some(isError)) return { issues: more };
   // issueAt lets the caller report cross-file problems (duplicate names, shared disks) in place.
   return { hierarchy: toHierarchy(src, parsed.data), issues: more, issueAt: (path, message) => issueAt(src, path, message) };
