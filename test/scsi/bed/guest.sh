@@ -1,0 +1,50 @@
+#!/bin/bash
+# Guest stage 2: PID 1 on the overlay root (the host's filesystem). Sets up the SCSI target
+# (target.sh), runs the command the host asked for with the bed's environment, leaves the exit
+# status on the result share, and powers off. PID 1 must never return: the kernel would panic.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root LANG=C.UTF-8 TERM=dumb
+SHARE=/mnt/harness-scsi
+here=$(dirname "$(readlink -f "$0")")
+uptime_s() { cut -d' ' -f1 /proc/uptime; }
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts -o gid=5,mode=620,ptmxmode=666 devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm
+ln -sf /proc/self/fd /dev/fd
+# A fresh /run: the host's (pid files, sockets, netns mounts) mean nothing in here.
+mount -t tmpfs -o mode=755 tmpfs /run
+mkdir -p /run/lock /run/netns
+hostname harness-scsi
+ip link set lo up
+dmesg -n 1          # keep kernel chatter (e.g. "reservation conflict") off the console
+echo "HARNESS-SCSI-MARK ready $(uptime_s)"
+
+finish() {
+  echo "$1" > "$SHARE/rc"
+  dmesg > "$SHARE/dmesg.log" 2>&1
+  echo "HARNESS-SCSI-MARK done $(uptime_s) rc=$1"
+  sync
+  poweroff -f
+  sleep 5
+  echo o > /proc/sysrq-trigger
+  sleep 60
+}
+
+# guest.env (written by run.sh): HARNESS_SCSI_REPO and any HARNESS_SCSI_* settings.
+. "$SHARE/guest.env" || finish 120
+export PATH=$HARNESS_SCSI_REPO/node_modules/.bin:$PATH
+if ! bash "$here/target.sh" > "$SHARE/setup.log" 2>&1; then
+  echo "HARNESS-SCSI: target setup failed; tail of setup.log:"
+  tail -n 30 "$SHARE/setup.log"
+  finish 121
+fi
+set -a; . /run/harness-scsi/env; set +a
+echo "HARNESS-SCSI-MARK setup $(uptime_s)"
+
+cd "$HARNESS_SCSI_REPO" || finish 122
+bash "$SHARE/cmd" 2>&1 | tee "$SHARE/test.log"
+finish "${PIPESTATUS[0]}"
