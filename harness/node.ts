@@ -106,6 +106,8 @@ export class NodeDaemon {
     this.ctx = { node: this.node, ocfRoot: config.cluster.ocfRoot, rscTmp, log: this.log, agents, info: new Map<string, ResourceInfo>() };
 
     const key = readAuthKey(config.cluster.authKeyFile);
+    // The file backend's directory is shared by the nodes of one machine (demo/tests): create it.
+    if (config.cluster.ownership.backend === 'file') mkdirSync(config.cluster.ownership.dir, { recursive: true });
     this.backend = await createBackend(config.cluster.ownership, this.node);
     this.keeper = new OwnershipKeeper({
       backend: this.backend,
@@ -178,6 +180,13 @@ export class NodeDaemon {
   }
 
   private tick(): void {
+    this.checkFreeze();
+    void this.updateWatches();
+    this.schedule();
+  }
+
+  /** Called on every tick and before answering status, so a resumed node never reports stale ownership. */
+  private checkFreeze(): void {
     const now = performance.now();
     const gap = now - this.lastTick;
     this.lastTick = now;
@@ -187,8 +196,6 @@ export class NodeDaemon {
       this.log.warn({ event: 'freeze-detected', gapMs: Math.round(gap) }, `main loop was frozen for ${Math.round(gap)} ms: re-verifying ownership`);
       this.keeper.markUnverified();
     }
-    void this.updateWatches();
-    this.schedule();
   }
 
   /** Track peers going down, for failover timing (detection time = down - last heard). */
@@ -257,8 +264,19 @@ export class NodeDaemon {
     });
   }
 
+  /** The keeper is the authority on ownership of fenced hierarchies (refresh/check loops, freezes). */
+  private syncOwnership(): void {
+    for (const h of this.config.hierarchies) {
+      const rt = this.runtime.get(h.name)!;
+      if (!h.fenced || rt.ownership === 'not-owned') continue;
+      const own = this.keeper.get(h.name);
+      if (own.state === 'owned' || own.state === 'unverified' || own.state === 'lost') rt.ownership = own.state;
+    }
+  }
+
   private decideInput(): DecideInput {
     const now = Date.now();
+    this.syncOwnership();
     for (const h of this.config.hierarchies) {
       const rt = this.runtime.get(h.name)!;
       const windowMs = Math.max(...h.resources.map((r) => r.restart.windowMs), 0);
@@ -266,11 +284,6 @@ export class NodeDaemon {
       this.failures.set(h.name, list);
       rt.failuresInWindow = list.length;
       rt.utilityOk = this.utility.ok(h.name) && !this.notes.get(h.name)?.startsWith('disk unusable');
-      // The keeper is the authority on ownership of fenced hierarchies (refresh/check loops, freezes).
-      if (h.fenced && rt.ownership !== 'not-owned') {
-        const own = this.keeper.get(h.name);
-        if (own.state === 'owned' || own.state === 'unverified' || own.state === 'lost') rt.ownership = own.state;
-      }
     }
     return {
       self: this.node,
@@ -522,6 +535,8 @@ export class NodeDaemon {
       case 'ping':
         return { node: this.node };
       case 'status':
+        this.checkFreeze();
+        this.syncOwnership();
         return buildStatus(this);
       case 'stop':
         this.requestShutdown(req.mode ?? this.config.cluster.onStop);
