@@ -229,7 +229,8 @@ type Exit = { code: number | null; signal: NodeJS.Signals | null } | { spawnErro
 function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<undefined>((resolve) => {
-    timer = setTimeout(resolve, Math.max(0, ms), undefined);
+    // setTimeout fires at once beyond 2^31-1 ms: clamp (24.8 days is "forever" for an agent).
+    timer = setTimeout(resolve, Math.min(Math.max(0, ms), 2 ** 31 - 1), undefined);
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }

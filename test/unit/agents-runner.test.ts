@@ -136,6 +136,13 @@ describe('environment', () => {
     const r = await runAgent(req(a));
     assert.equal(r.stdout.trim(), '0/0');
   });
+
+  test('a timeout beyond the 32-bit timer range is not taken as "1 ms"', async () => {
+    const a = agent('slowish', 'sleep 0.1; echo "$OCF_RESKEY_CRM_meta_timeout"');
+    const r = await runAgent(req(a, { timeoutMs: 3_000_000_000 }));
+    assert.equal(r.result, 'success');
+    assert.equal(r.stdout.trim(), '3000000000');
+  });
 });
 
 describe('exit codes', () => {
