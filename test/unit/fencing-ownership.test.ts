@@ -1,0 +1,268 @@
+// The holder's keeper over the real FileBackend with real (short) timers. Bounds are generous:
+// they check "within a few intervals", not speed.
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { pino } from 'pino';
+import type { DiskRef, Key, OwnershipBackend } from '../../fencing/backend.ts';
+import { OwnershipError } from '../../fencing/backend.ts';
+import { FileBackend } from '../../fencing/file.ts';
+import { generationOf, nodeKey, nodePart } from '../../fencing/keys.ts';
+import { OwnershipKeeper } from '../../fencing/ownership.ts';
+
+const CLUSTER = 'c';
+const log = pino({ level: 'silent' });
+let dir = '';
+let n = 0;
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fencing-keeper-'));
+});
+after(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const be = (node: string): FileBackend => new FileBackend({ dir, initiator: node });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+function disk(name = 'd'): DiskRef {
+  return { id: `h${++n}/${name}`, paths: [] };
+}
+
+/** n1 takes the disks (as acquire would) and hands them to a keeper. */
+async function owned(disks: DiskRef[], backend: OwnershipBackend = be('n1'), timers = { keyRefreshMs: 20, ownershipCheckMs: 50 }) {
+  const key = nodeKey(CLUSTER, 'n1', 100);
+  for (const d of disks) {
+    await be('n1').registerIgnore(d, key);
+    await be('n1').reserve(d, key);
+  }
+  const keeper = new OwnershipKeeper({ backend, cluster: CLUSTER, self: 'n1', log, ...timers });
+  const losses: { hierarchy: string; by: Key | null; detail: string; at: number }[] = [];
+  keeper.on('lost', (hierarchy: string, by: Key | null, detail: string) => losses.push({ hierarchy, by, detail, at: performance.now() }));
+  keeper.adopt('web', disks, key);
+  return { keeper, key, losses };
+}
+
+async function until(what: string, cond: () => boolean, boundMs = 3000): Promise<void> {
+  const end = performance.now() + boundMs;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(5);
+  }
+}
+
+/** Delegates to `real`, with some methods replaced. */
+function wrap(real: OwnershipBackend, over: Partial<OwnershipBackend>): OwnershipBackend {
+  return {
+    name: real.name,
+    ioFencing: real.ioFencing,
+    verify: (d) => real.verify(d),
+    registerIgnore: (d, k) => real.registerIgnore(d, k),
+    reregister: (d, o, k) => real.reregister(d, o, k),
+    reserve: (d, k) => real.reserve(d, k),
+    preemptAbort: (d, k, v) => real.preemptAbort(d, k, v),
+    readKeys: (d) => real.readKeys(d),
+    readReservation: (d) => real.readReservation(d),
+    release: (d, k) => real.release(d, k),
+    ...over,
+  };
+}
+
+test('refresh moves the key every keyRefreshMs and keeps the reservation; checks verify it', async () => {
+  const disks = [disk('a'), disk('b')];
+  const { keeper, key, losses } = await owned(disks);
+  try {
+    assert.equal(keeper.get('web').state, 'owned');
+    await sleep(300);
+    const st = keeper.get('web');
+    assert.ok(st.state === 'owned');
+    assert.ok(generationOf(st.key) - generationOf(key) >= 4, `only ${generationOf(st.key) - generationOf(key)} refreshes in 300 ms`);
+    assert.ok(Date.now() - st.lastVerified < 1000);
+    for (const d of disks) {
+      const r = await be('n2').readReservation(d);
+      assert.ok(r.holder !== null && nodePart(r.holder) === nodePart(key), 'still held by n1');
+    }
+    assert.equal(losses.length, 0);
+    assert.deepEqual(keeper.get('other'), { state: 'not-owned' });
+  } finally {
+    keeper.stop();
+  }
+});
+
+test('preempted: the next refresh or check declares it lost (by = the preemptor), and the keeper never re-registers', async () => {
+  const d = disk();
+  const { keeper, losses } = await owned([d]);
+  try {
+    await sleep(60);
+    const mine = (await be('n2').readReservation(d)).holder;
+    assert.ok(mine !== null);
+    const k2 = nodeKey(CLUSTER, 'n2', 1);
+    await be('n2').registerIgnore(d, k2);
+    const t0 = performance.now();
+    // The keeper may refresh between our read and the preempt: retry with its new key.
+    for (let i = 0; ; i++) {
+      const h = (await be('n2').readReservation(d)).holder;
+      try {
+        await be('n2').preemptAbort(d, k2, h!);
+        break;
+      } catch (err) {
+        if (i > 20) throw err;
+      }
+    }
+    await until('lost', () => losses.length > 0, 2000);
+    const delay = losses[0]!.at - t0;
+    assert.ok(delay < 50 + 200, `lost noticed after ${delay} ms (check interval 50)`);
+    assert.equal(losses[0]!.hierarchy, 'web');
+    assert.equal(losses[0]!.by, k2);
+    const st = keeper.get('web');
+    assert.ok(st.state === 'lost' && st.by === k2, JSON.stringify(st.state));
+    await sleep(150);
+    const keys = (await be('n2').readKeys(d)).keys;
+    assert.deepEqual(keys, [k2], 'n1 did not come back');
+    assert.equal(losses.length, 1, 'emitted once');
+    keeper.forget('web');
+    assert.deepEqual(keeper.get('web'), { state: 'not-owned' });
+    await keeper.release('web'); // nothing to release: no error
+  } finally {
+    keeper.stop();
+  }
+});
+
+test('check alone catches a loss within about one check interval (refresh very slow)', async () => {
+  const d = disk();
+  const { keeper, key, losses } = await owned([d], be('n1'), { keyRefreshMs: 60_000, ownershipCheckMs: 50 });
+  try {
+    const k3 = nodeKey(CLUSTER, 'n3', 1);
+    await be('n3').registerIgnore(d, k3);
+    const t0 = performance.now();
+    await be('n3').preemptAbort(d, k3, key);
+    await until('lost', () => losses.length > 0, 2000);
+    assert.ok(losses[0]!.at - t0 < 50 + 200);
+    assert.equal(losses[0]!.by, k3);
+    assert.match(losses[0]!.detail, /no longer registered/);
+  } finally {
+    keeper.stop();
+  }
+});
+
+test('release gives the disks back; the keeper forgets the hierarchy', async () => {
+  const disks = [disk('a'), disk('b')];
+  const { keeper, losses } = await owned(disks);
+  await sleep(70);
+  await keeper.release('web');
+  assert.deepEqual(keeper.get('web'), { state: 'not-owned' });
+  for (const d of disks) {
+    assert.equal((await be('n2').readReservation(d)).holder, null);
+    assert.deepEqual((await be('n2').readKeys(d)).keys, []);
+  }
+  await sleep(60);
+  assert.deepEqual((await be('n2').readKeys(disks[0]!)).keys, [], 'no refresh after release');
+  assert.equal(losses.length, 0);
+  keeper.stop();
+});
+
+test('markUnverified: unverified until the next successful read, which comes at once', async () => {
+  const d = disk();
+  const { keeper } = await owned([d], be('n1'), { keyRefreshMs: 20, ownershipCheckMs: 2000 });
+  try {
+    keeper.markUnverified();
+    assert.equal(keeper.get('web').state, 'unverified');
+    await until('verified', () => keeper.get('web').state === 'owned', 1000);
+  } finally {
+    keeper.stop();
+  }
+});
+
+test('I/O errors: a transient one is retried; three failed check rounds mean lost (by null)', async () => {
+  const d = disk();
+  let failReads = 0;
+  const real = be('n1');
+  const flaky = wrap(real, {
+    readKeys: async (dd) => {
+      if (failReads > 0) {
+        failReads--;
+        throw new OwnershipError('io', dd.id, 'simulated read error');
+      }
+      return real.readKeys(dd);
+    },
+  });
+  const { keeper, losses } = await owned([d], flaky);
+  try {
+    failReads = 1;
+    await sleep(200);
+    assert.equal(keeper.get('web').state, 'owned');
+    assert.equal(losses.length, 0);
+    failReads = 1000;
+    const t0 = performance.now();
+    await until('lost', () => losses.length > 0, 2000);
+    const took = losses[0]!.at - t0;
+    assert.ok(took >= 2 * 50 && took < 3 * 50 + 300, `declared lost after ${took} ms`);
+    assert.equal(losses[0]!.by, null);
+    assert.match(losses[0]!.detail, /could not be verified for 3 check rounds.*simulated read error/);
+  } finally {
+    keeper.stop();
+  }
+});
+
+test('a hung read counts as failed checks: lost after about 3 check intervals', async () => {
+  const d = disk();
+  let hang = false;
+  const real = be('n1');
+  const stuck = wrap(real, {
+    readKeys: (dd) => (hang ? new Promise(() => undefined) : real.readKeys(dd)),
+  });
+  const { keeper, losses } = await owned([d], stuck);
+  try {
+    await sleep(60);
+    hang = true;
+    const t0 = performance.now();
+    await until('lost', () => losses.length > 0, 3000);
+    const took = losses[0]!.at - t0;
+    assert.ok(took < 6 * 50 + 300, `declared lost after ${took} ms`);
+    assert.match(losses[0]!.detail, /hanging/);
+  } finally {
+    keeper.stop();
+  }
+});
+
+test('a refresh that applied but whose answer was lost is not mistaken for a preemption', async () => {
+  const d = disk();
+  let lose = 2;
+  const real = be('n1');
+  const lossy = wrap(real, {
+    reregister: async (dd, o, k) => {
+      await real.reregister(dd, o, k);
+      if (lose > 0) {
+        lose--;
+        throw new OwnershipError('io', dd.id, 'answer lost');
+      }
+    },
+  });
+  const { keeper, losses } = await owned([d], lossy);
+  try {
+    await sleep(300);
+    assert.equal(lose, 0);
+    assert.equal(losses.length, 0);
+    const st = keeper.get('web');
+    assert.ok(st.state === 'owned');
+    assert.equal((await real.readReservation(d)).holder, st.key);
+  } finally {
+    keeper.stop();
+  }
+});
+
+test('adopt refuses a key that is not ours, a second adopt, and an empty disk list', async () => {
+  const keeper = new OwnershipKeeper({ backend: be('n1'), cluster: CLUSTER, self: 'n1', log, keyRefreshMs: 20, ownershipCheckMs: 50 });
+  try {
+    assert.throws(() => keeper.adopt('x', [disk()], nodeKey(CLUSTER, 'n2', 1)), /not this node's key/);
+    assert.throws(() => keeper.adopt('x', [], nodeKey(CLUSTER, 'n1', 1)), /no disks/);
+    const d = disk();
+    await be('n1').registerIgnore(d, nodeKey(CLUSTER, 'n1', 1));
+    await be('n1').reserve(d, nodeKey(CLUSTER, 'n1', 1));
+    keeper.adopt('x', [d], nodeKey(CLUSTER, 'n1', 1));
+    assert.throws(() => keeper.adopt('x', [d], nodeKey(CLUSTER, 'n1', 1)), /already kept/);
+    assert.throws(() => new OwnershipKeeper({ backend: be('n1'), cluster: CLUSTER, self: 'n1', log, keyRefreshMs: 0, ownershipCheckMs: 50 }), /must be > 0/);
+  } finally {
+    keeper.stop();
+  }
+});
