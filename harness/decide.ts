@@ -167,14 +167,18 @@ export function mastership(h: HierarchyConfig, input: DecideInput, rt: Hierarchy
   const self = input.self;
   if (!selfEligible(h, self, rt, input)) return { master: false, why: 'not eligible here' };
   const myPrio = h.priorities[self]!;
-  for (const [node, view] of Object.entries(input.peers)) {
-    if (node === self) continue;
-    const listed = h.priorities[node] !== undefined;
-    if (view.state === 'unknown' && listed) return { master: false, why: `waiting to hear from ${node}` };
-    if (view.state !== 'up' || view.leaving) continue;
+  const peers = Object.entries(input.peers).filter(([node]) => node !== self);
+  for (const [node, view] of peers) {
+    if (view.state === 'unknown' && h.priorities[node] !== undefined) return { master: false, why: `waiting to hear from ${node}` };
+  }
+  const reachable = peers.filter(([, view]) => view.state === 'up' && !view.leaving);
+  for (const [node, view] of reachable) {
     const ph = view.hierarchies[h.name];
     if (ph && ACTIVE.has(ph.state)) return { master: false, why: `${ph.state} on ${node}` };
-    if (listed && h.priorities[node]! < myPrio && ph?.eligible) {
+  }
+  for (const [node, view] of reachable) {
+    const prio = h.priorities[node];
+    if (prio !== undefined && prio < myPrio && view.hierarchies[h.name]?.eligible) {
       return { master: false, why: `${node} has higher priority and is reachable` };
     }
   }
@@ -255,7 +259,7 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
         const stop = stopLevels(h).map((l) => l.filter((r) => affected.has(r))).filter((l) => l.length > 0);
         const start = levels(h).map((l) => l.filter((r) => affected.has(r))).filter((l) => l.length > 0);
         return {
-          action: { kind: 'restart', hierarchy: name, resource: failed, stop, start, reason: `monitor failed (${rt.failuresInWindow}/${maxRestarts(h)} restarts used)` },
+          action: { kind: 'restart', hierarchy: name, resource: failed, stop, start, reason: `monitor failed (failure ${rt.failuresInWindow} of ${maxRestarts(h)} allowed in the window)` },
           note: `restarting ${failed}`,
         };
       }

@@ -377,7 +377,6 @@ export class NodeDaemon {
       }
       case 'restart': {
         rt.phase = 'restarting';
-        this.recordFailure(h.name);
         rt.monitorFailures = rt.monitorFailures.filter((x) => x !== a.resource);
         this.monitors.disarm(h.name);
         const s = await stopLevels(this.ctx, h, rt, a.stop);
@@ -526,6 +525,8 @@ export class NodeDaemon {
     if (!rt || rt.phase !== 'in-service') return;
     this.log.warn({ event: 'monitor-failed', hierarchy: h, resource, reason }, `${h}/${resource}: monitor failed: ${reason}`);
     rt.resources[resource] = 'failed';
+    // Counted when it happens, so the core sees the (N+1)th failure as exhausting the budget.
+    this.recordFailure(h);
     if (!rt.monitorFailures.includes(resource)) rt.monitorFailures.push(resource);
     this.schedule();
   }
