@@ -1,0 +1,62 @@
+// e) bad configuration: invalid YAML, an unknown agent, a missing required parameter -> a clear
+//    error naming file, line and field, and the daemon refuses to start (exit 1, nothing touched).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { LocalCluster } from '../../harness/local-cluster.ts';
+
+const BIN = fileURLToPath(new URL('../../bin/harness.ts', import.meta.url));
+
+function run(args: string[]): Promise<{ code: number; out: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: 30_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, out: stdout + stderr });
+    });
+  });
+}
+
+const good = `hierarchy: web
+priority: { n1: 1, n2: 2 }
+resources:
+  - name: disk
+    disk: { paths: [] }
+  - name: http
+    agent: ocf:harness:webserver
+    params: { port: 18999 }
+    requires: [disk]
+`;
+
+const cases: Array<{ name: string; yaml: string; expect: RegExp }> = [
+  { name: 'invalid YAML', yaml: good.replace('priority: { n1: 1, n2: 2 }', 'priority: { n1: 1, n2: 2'), expect: /web\.yaml:\d+/ },
+  { name: 'unknown agent', yaml: good.replace('ocf:harness:webserver', 'ocf:harness:no-such-agent'), expect: /web\.yaml:6.*resources\[1\]\.agent.*no-such-agent/s },
+  { name: 'missing required parameter', yaml: good.replace('params: { port: 18999 }', 'params: { address: 127.0.0.1 }'), expect: /web\.yaml:\d+.*resources\[1\].*port/s },
+];
+
+for (const c of cases) {
+  test(`e) ${c.name}: validate names file, line and field; the daemon refuses to start`, async () => {
+    const cl = new LocalCluster({ nodes: ['n1', 'n2'], net: 83, hierarchies: { 'web.yaml': c.yaml } });
+    try {
+      const v = await run(['validate', cl.clusterFile]);
+      assert.equal(v.code, 1);
+      assert.match(v.out, c.expect);
+      console.log(`# validate: ${v.out.trim().split('\n')[0]}`);
+      const s = await run(['start', '--foreground', '--config', cl.clusterFile, '--node', 'n1']);
+      assert.equal(s.code, 1, 'daemon refused to start');
+      assert.match(s.out, c.expect);
+    } finally {
+      await cl.teardown();
+    }
+  });
+}
+
+test('e) a good configuration validates', async () => {
+  const cl = new LocalCluster({ nodes: ['n1', 'n2'], net: 83, hierarchies: { 'web.yaml': good } });
+  try {
+    const v = await run(['validate', cl.clusterFile]);
+    assert.equal(v.code, 0, v.out);
+    assert.match(v.out, /OK/);
+  } finally {
+    await cl.teardown();
+  }
+});
