@@ -137,6 +137,8 @@ interface Peer {
   addrs: Addr[];
   rx: PathRx[];
   lastHeard: number | null;
+  /** Start of the current stretch of being heard (first packet after being down or never heard). */
+  aliveSince: number | null;
   incarnation: number | undefined;
   leaving: boolean;
   advert: Record<string, HierarchyAdvert> | undefined;
@@ -237,6 +239,7 @@ export class Comm extends EventEmitter<CommEvents> {
         addrs: parsed.get(n.name) ?? [],
         rx: Array.from({ length: pathCount }, () => ({ lastHeard: null, inc: -1, seq: -1, shown: 'unknown' as PathState, warned: false })),
         lastHeard: null,
+        aliveSince: null,
         incarnation: undefined,
         leaving: false,
         advert: undefined,
@@ -450,6 +453,7 @@ export class Comm extends EventEmitter<CommEvents> {
     rx.inc = hb.incarnation;
     rx.seq = hb.seq;
     rx.lastHeard = now;
+    if (peer.lastHeard === null || now - peer.lastHeard >= this.timers.deadTimeMs) peer.aliveSince = now;
     peer.lastHeard = now;
     if (peer.incarnation !== undefined && hb.incarnation > peer.incarnation) {
       this.log.warn({ node: peer.name, incarnation: hb.incarnation, previous: peer.incarnation }, 'comm: peer restarted (new incarnation)');
@@ -553,10 +557,16 @@ export class Comm extends EventEmitter<CommEvents> {
         changed = true;
         if (st !== 'unknown') this.emitSafe('path', peer.name, p, st);
       }
-      // Degraded redundancy: this path is down while the peer is clearly alive on another one.
-      // A condition, not an edge: when a whole node dies its paths cross the threshold a few
-      // microseconds apart, and that must read "node down", not "path lost" first.
-      const aliveElsewhere = peer.lastHeard !== null && now - peer.lastHeard <= 2 * this.timers.heartbeatIntervalMs;
+      // Degraded redundancy: this path is down while the peer is clearly alive on another one,
+      // and has been for a whole path dead time (so the path had its chance). A condition, not
+      // an edge: when a node dies its paths cross the threshold microseconds apart, and when it
+      // comes back its first packet arrives on one path microseconds before the other; neither
+      // is a lost path.
+      const aliveElsewhere =
+        peer.lastHeard !== null &&
+        now - peer.lastHeard <= 2 * this.timers.heartbeatIntervalMs &&
+        peer.aliveSince !== null &&
+        now - peer.aliveSince >= this.timers.pathDeadTimeMs;
       if (st === 'down' && !rx.warned && aliveElsewhere) {
         rx.warned = true;
         this.log.warn(
