@@ -64,6 +64,8 @@ interface Held {
   lostBy: Key | null;
   lostDetail: string;
   failedChecks: number;
+  /** Bumped by markUnverified(): a check that started before it proves nothing about after. */
+  epoch: number;
   nextRefreshAt: number;
   nextCheckAt: number;
   /** performance.now() when the running operation started, or null when idle. */
@@ -128,6 +130,7 @@ export class OwnershipKeeper extends EventEmitter {
       lostBy: null,
       lostDetail: '',
       failedChecks: 0,
+      epoch: 0,
       nextRefreshAt: m + this.#refreshMs,
       nextCheckAt: m + this.#checkMs,
       busySince: null,
@@ -186,6 +189,7 @@ export class OwnershipKeeper extends EventEmitter {
     for (const h of this.#held.values()) {
       if (h.status === 'lost') continue;
       h.status = 'unverified';
+      h.epoch++;
       h.nextCheckAt = 0;
       h.wake();
     }
@@ -254,7 +258,7 @@ export class OwnershipKeeper extends EventEmitter {
         if (gone(h)) return;
         if (err instanceof OwnershipError && err.code === 'conflict') {
           await this.#onRefreshConflict(h, i, next, err);
-          if (gone(h)) return;
+          if (gone(h) || h.diskKeys[i] !== next) return; // lost, or undecided: round incomplete
           continue;
         }
         this.#log.warn({ hierarchy: h.hierarchy, disk: disk.id, err: describe(err) }, 'ownership: key refresh failed, will retry');
@@ -269,11 +273,14 @@ export class OwnershipKeeper extends EventEmitter {
   async #onRefreshConflict(h: Held, i: number, next: Key, err: OwnershipError): Promise<void> {
     const disk = h.disks[i];
     if (!disk) return;
-    let holder: Key | null = null;
+    let holder: Key | null;
     try {
       holder = (await this.#backend.readReservation(disk)).holder;
     } catch (readErr) {
-      this.#log.warn({ hierarchy: h.hierarchy, disk: disk.id, err: describe(readErr) }, 'ownership: reading the reservation after a refresh conflict failed');
+      // Cannot tell "preempted" from "our last REGISTER applied unseen": the next check decides
+      // (it reads keys and reservation, and knows the pending key), at most ownershipCheckMs away.
+      this.#log.warn({ hierarchy: h.hierarchy, disk: disk.id, err: describe(readErr) }, 'ownership: refresh refused and the reservation cannot be read; the next check decides');
+      return;
     }
     if (holder === next) {
       h.diskKeys[i] = next; // an earlier REGISTER applied although we saw an error
@@ -284,6 +291,7 @@ export class OwnershipKeeper extends EventEmitter {
   }
 
   async #check(h: Held): Promise<void> {
+    const epoch = h.epoch;
     try {
       for (const [i, disk] of h.disks.entries()) {
         const mine = h.diskKeys[i] ?? h.key;
@@ -308,6 +316,7 @@ export class OwnershipKeeper extends EventEmitter {
       this.#checkFailed(h, describe(err));
       return;
     }
+    if (epoch !== h.epoch) return; // frozen during this check: markUnverified() queued a new one
     h.failedChecks = 0;
     h.lastVerified = this.#now();
     if (h.status === 'unverified') {

@@ -266,3 +266,30 @@ test('adopt refuses a key that is not ours, a second adopt, and an empty disk li
     keeper.stop();
   }
 });
+
+test('a check that was in flight across a freeze does not count: the next one decides', async () => {
+  const d = disk();
+  const real = be('n1');
+  let gated = false;
+  const gates: (() => void)[] = [];
+  const gatedBackend = wrap(real, {
+    readKeys: async (dd) => {
+      if (gated) await new Promise<void>((r) => gates.push(r));
+      return real.readKeys(dd);
+    },
+  });
+  const { keeper } = await owned([d], gatedBackend, { keyRefreshMs: 60_000, ownershipCheckMs: 30 });
+  try {
+    gated = true;
+    await until('a check in flight', () => gates.length === 1);
+    keeper.markUnverified(); // "we were frozen" while that check was reading
+    gates[0]!();
+    await until('the next check', () => gates.length === 2);
+    assert.equal(keeper.get('web').state, 'unverified', 'the stale check did not verify');
+    gated = false;
+    gates[1]!();
+    await until('verified', () => keeper.get('web').state === 'owned');
+  } finally {
+    keeper.stop();
+  }
+});
