@@ -218,6 +218,7 @@ export class Comm extends EventEmitter<CommEvents> {
     this.byPath = Array.from({ length: pathCount }, () => new Map<string, string>());
     const parsed = new Map<string, Addr[]>();
     for (const n of cluster.nodes) {
+      if (parsed.has(n.name)) throw new Error(`${where}: node name ${n.name} appears twice`);
       if (n.addresses.length !== pathCount) {
         throw new Error(`${where}: node ${n.name} has ${n.addresses.length} comm path addresses but node ${self} has ${pathCount}: every node needs one per path`);
       }
@@ -225,6 +226,8 @@ export class Comm extends EventEmitter<CommEvents> {
         const a = parseAddress(text, `${where}: node ${n.name} path ${p}`);
         const taken = this.anyPath.get(a.key);
         if (taken) throw new Error(`${where}: address ${text} is used twice (node ${taken[0]} path ${taken[1]} and node ${n.name} path ${p})`);
+        const family = me.addresses[p] === undefined ? a.family : parseAddress(me.addresses[p], `${where}: node ${self} path ${p}`).family;
+        if (a.family !== family) throw new Error(`${where}: node ${n.name} path ${p}: address ${text} is IPv${a.family} but node ${self} path ${p} is IPv${family}: a path is one network`);
         this.anyPath.set(a.key, [n.name, p]);
         this.byPath[p]?.set(a.key, n.name);
         return a;
@@ -253,7 +256,10 @@ export class Comm extends EventEmitter<CommEvents> {
     if (this.phase !== 'new') throw new Error(`comm of node ${this.selfName}: start() called twice (a Comm runs once)`);
     this.phase = 'starting';
     try {
-      for (const [p, a] of this.selfAddrs.entries()) this.sockets.push(await this.bind(p, a));
+      for (const [p, a] of this.selfAddrs.entries()) {
+        this.sockets.push(await this.bind(p, a));
+        if (this.phase !== 'starting') throw new Error(`comm of node ${this.selfName}: stopped while starting`);
+      }
     } catch (err) {
       await this.closeSockets();
       this.phase = 'stopped';

@@ -393,6 +393,12 @@ test('bad configuration and bind failures give errors naming the node, path and 
   if (dup.nodes[1] && dup.nodes[0]) dup.nodes[1].addresses[1] = dup.nodes[0].addresses[1] ?? '';
   assert.throws(() => new Comm({ cluster: dup, self: 'a', key: KEY, log }), /is used twice \(node a path 1 and node b path 1\)/);
   assert.throws(() => new Comm({ cluster: { ...c, deadTimeMs: 200 }, self: 'a', key: KEY, log }), /deadTimeMs \(200\) must be at least twice/);
+  const v6 = structuredClone(c);
+  if (v6.nodes[1]) v6.nodes[1].addresses[0] = '[::1]:7400';
+  assert.throws(() => new Comm({ cluster: v6, self: 'a', key: KEY, log }), /node b path 0: address \[::1\]:7400 is IPv6 but node a path 0 is IPv4/);
+  const twice = structuredClone(c);
+  twice.nodes.push({ ...structuredClone(c.nodes[1] ?? { name: 'b', addresses: [], controlSocket: '' }), addresses: ['127.1.1.1:1', '127.1.1.2:1'] });
+  assert.throws(() => new Comm({ cluster: twice, self: 'a', key: KEY, log }), /node name b appears twice/);
 
   const first = new Comm({ cluster: c, self: 'a', key: KEY, log });
   await first.start();
@@ -442,7 +448,7 @@ test('a peer in a child process: up, idle CPU measured, SIGKILL -> down within d
     const cpuMs = (r.userUs + r.systemUs) / 1000;
     const pct = (100 * cpuMs) / r.wallMs;
     t.diagnostic(
-      `# idle Comm with 2 peers, 2 paths, ${c.heartbeatIntervalMs} ms heartbeat: ${cpuMs.toFixed(1)} ms CPU in ${r.wallMs.toFixed(0)} ms = ${pct.toFixed(2)} % ` +
+      `idle Comm with 2 peers, 2 paths, ${c.heartbeatIntervalMs} ms heartbeat: ${cpuMs.toFixed(1)} ms CPU in ${r.wallMs.toFixed(0)} ms = ${pct.toFixed(2)} % ` +
         `(user ${(r.userUs / 1000).toFixed(1)} ms, system ${(r.systemUs / 1000).toFixed(1)} ms; sent ${r.counters.sent}, received ${r.counters.received} in total)`,
     );
     assert.ok(pct < 5, `idle CPU ${pct.toFixed(2)} % is too high`);
