@@ -28,6 +28,8 @@ import { DEFAULTS } from './defaults.ts';
 import type { Logger } from './log.ts';
 import { buildStatus, type FailoverRecord } from './status.ts';
 import { Guard, type GuardStop } from './guard.ts';
+import { watchHierarchies } from './reload.ts';
+import type { FSWatcher } from 'chokidar';
 import { buildAgentEnv } from '../agents/runner.ts';
 import { stopLevels as stopLevelsOf } from '../hierarchies/tree.ts';
 
@@ -57,6 +59,9 @@ export class NodeDaemon {
   private utility!: UtilityChecks;
   private control?: Server;
   private guard?: Guard;
+  private watcher?: FSWatcher;
+  /** Validated hierarchy definitions waiting until their hierarchy is idle here to take effect. */
+  private pending = new Map<string, HierarchyConfig | null>();
   private ctx!: AgentContext;
   readonly runtime = new Map<string, HierarchyRuntime>();
   private readonly failures = new Map<string, number[]>(); // hierarchy -> failure times
@@ -159,6 +164,7 @@ export class NodeDaemon {
     this.guard = new Guard({ node: this.node, stateDir, log: this.log });
     await this.guard.start();
     this.utility.start();
+    this.watcher = watchHierarchies(config.cluster.hierarchyDir, this.log, () => void this.reload());
     this.lastTick = performance.now();
     this.tickTimer = setInterval(() => this.tick(), DEFAULTS.tickMs);
     this.log.info(
@@ -166,6 +172,56 @@ export class NodeDaemon {
       `node ${this.node} joined cluster ${config.cluster.cluster} (${config.hierarchies.length} hierarchies, ownership backend ${this.backend.name})`,
     );
     this.schedule();
+  }
+
+  /**
+   * Re-read the hierarchy files. All-or-nothing: any error keeps the last good configuration.
+   * Added hierarchies start at once (probe first); changed or removed ones take effect when they
+   * are idle here (out of service, not owned), so a running hierarchy is never redefined under
+   * its own feet.
+   */
+  async reload(): Promise<void> {
+    const { config, issues } = await validateAll(this.configFile);
+    const errors = issues.filter(isError);
+    if (!config || errors.length > 0) {
+      this.log.error({ event: 'reload-rejected', issues: errors.map(formatIssue) }, `configuration NOT reloaded (keeping the last good one): ${errors.map(formatIssue).join('; ')}`);
+      return;
+    }
+    const old = new Map(this.config.hierarchies.map((h) => [h.name, h]));
+    const next = new Map(config.hierarchies.map((h) => [h.name, h]));
+    for (const [name, h] of next) {
+      const before = old.get(name);
+      if (!before || JSON.stringify(before) !== JSON.stringify(h)) this.pending.set(name, h);
+    }
+    for (const name of old.keys()) if (!next.has(name)) this.pending.set(name, null);
+    this.log.info({ event: 'reload', changed: [...this.pending.keys()] }, `configuration reloaded: ${this.pending.size} hierarchies changed`);
+    this.applyPending();
+    this.schedule();
+  }
+
+  private applyPending(): void {
+    for (const [name, h] of this.pending) {
+      const rt = this.runtime.get(name);
+      const idle = !rt || (!rt.busy && (rt.phase === 'out-of-service' || rt.phase === 'unprobed') && rt.ownership === 'not-owned' && !Object.values(rt.resources).some((s) => s === 'running'));
+      if (!idle) continue;
+      this.pending.delete(name);
+      const list = this.config.hierarchies.filter((x) => x.name !== name);
+      if (h) {
+        for (const r of h.resources) {
+          if (r.kind !== 'agent') continue;
+          this.ctx.agents.set(`${h.name}/${r.name}`, locateAgent(r.provider!, r.type!, { agentDirs: [...this.config.cluster.agentDirs, BUNDLED_AGENT_DIR], ocfRoot: this.config.cluster.ocfRoot }));
+        }
+        list.push(h);
+        this.runtime.set(name, initialRuntime(h));
+      } else {
+        this.runtime.delete(name);
+        this.monitors.disarm(name);
+      }
+      list.sort((a, b) => a.name.localeCompare(b.name));
+      this.config = { ...this.config, hierarchies: list };
+      this.utility.setHierarchies(list);
+      this.log.info({ event: h ? 'hierarchy-defined' : 'hierarchy-removed', hierarchy: name }, `${name}: ${h ? 'new definition in effect' : 'removed'}`);
+    }
   }
 
   /** Resolves when the daemon has stopped (after `harness stop`). */
@@ -299,6 +355,7 @@ export class NodeDaemon {
 
   private runDecisions(): void {
     if (!this.config) return;
+    if (this.pending.size) this.applyPending();
     const input = this.decideInput();
     const d = decide(input);
     for (const [h, note] of Object.entries(d.notes)) {
@@ -576,6 +633,7 @@ export class NodeDaemon {
     if (this.tickTimer) clearInterval(this.tickTimer);
     this.monitors?.disarmAll();
     this.utility?.stop();
+    await this.watcher?.close();
     this.keeper?.stop();
     await this.comm?.stop();
     await this.guard?.stop();

@@ -9,7 +9,7 @@ import type { Logger } from './log.ts';
 import { DEFAULTS } from './defaults.ts';
 
 export class UtilityChecks {
-  private readonly hierarchies: HierarchyConfig[];
+  private hierarchies: HierarchyConfig[];
   private readonly log: Logger;
   private readonly onChange: () => void;
   private readonly failing = new Map<string, number>(); // target -> consecutive failures
@@ -20,6 +20,12 @@ export class UtilityChecks {
     this.hierarchies = hierarchies;
     this.log = log;
     this.onChange = onChange;
+  }
+
+  /** After a reload. */
+  setHierarchies(list: HierarchyConfig[]): void {
+    this.hierarchies = list;
+    if (!this.timer && this.targets().length > 0) this.start();
   }
 
   private targets(): string[] {

@@ -60,3 +60,25 @@ test('e) a good configuration validates', async () => {
     await cl.teardown();
   }
 });
+
+test('e) reload: a broken edit is rejected and the daemon keeps its last good configuration; a good one takes effect', async () => {
+  const { writeFileSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const cl = new LocalCluster({ nodes: ['n1', 'n2'], net: 85, hierarchies: { 'web.yaml': good } });
+  try {
+    cl.start('n1');
+    cl.start('n2');
+    await cl.waitFor('web on n1', async () => (await cl.runners('web')).join() === 'n1', 30_000, 100);
+    writeFileSync(join(cl.dir, 'hierarchies', 'bad.yaml'), 'hierarchy: bad\npriority: { n1: 1, n9: 2 }\nresources: []\n');
+    await cl.waitFor('reload rejected', () => cl.events('n1').some((e) => e.event === 'reload-rejected'), 10_000, 100);
+    const rej = cl.events('n1').find((e) => e.event === 'reload-rejected')!;
+    console.log(`# reload rejected: ${rej.msg}`);
+    assert.match(rej.msg, /bad\.yaml:\d+/);
+    assert.deepEqual(await cl.runners('web'), ['n1'], 'still running on its last good configuration');
+    writeFileSync(join(cl.dir, 'hierarchies', 'bad.yaml'), good.replace('hierarchy: web', 'hierarchy: api').replace('18999', '18998').replace('n1: 1, n2: 2', 'n2: 1, n1: 2'));
+    await cl.waitFor('api on n2 after a good reload', async () => (await cl.runners('api')).join() === 'n2', 20_000, 100);
+    assert.deepEqual(await cl.runners('web'), ['n1']);
+  } finally {
+    await cl.teardown();
+  }
+});
