@@ -1,0 +1,163 @@
+// `npm run bench` (as root): client-observed failover of the harness on a namespace cluster
+// with real agents and real faults (issue #4). Builds the cluster itself, runs every fault,
+// tears everything down even on failure, prints min/median/max tables and saves every run to
+// bench/results/latest.json. The last line is:
+//   bench power-off: median X.XXX s, max X.XXX s, n=N
+//
+// Options: --quick (or BENCH_QUICK=1) for a short run; --runs N power-offs per profile;
+// --faults a,b; --profiles default,tuned; --no-many; --footprint S; --keep (keep work dirs).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus, release } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { Bed } from './lib/bed.ts';
+import { DEFAULT_PROFILE, TUNED_PROFILE, type TimingProfile } from './lib/config.ts';
+import { measureFootprint, type Footprint } from './lib/footprint.ts';
+import { breakdownTable, clientTable, footprintTable, summaryLine } from './lib/report.ts';
+import { FAULTS, runFault, type FaultKind, type RunRecord } from './lib/scenario.ts';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const RESULTS = join(HERE, 'results', 'latest.json');
+/** The issue's budget is 15 minutes; stop starting new runs after this. */
+const BUDGET_MS = 14 * 60_000;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: process.env.BENCH_QUICK === '1' },
+    runs: { type: 'string' },
+    faults: { type: 'string' },
+    profiles: { type: 'string', default: 'default,tuned' },
+    'no-many': { type: 'boolean', default: false },
+    footprint: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    out: { type: 'string', default: RESULTS },
+  },
+});
+
+function fail(msg: string): never {
+  console.error(`bench: ${msg}`);
+  process.exit(2);
+}
+
+if (process.getuid?.() !== 0) fail('must run as root (it builds network, pid and mount namespaces)');
+const quick = args.quick ?? false;
+const powerOffRuns = args.runs !== undefined ? Number(args.runs) : quick ? 3 : 10;
+if (!Number.isInteger(powerOffRuns) || powerOffRuns < 1) fail(`--runs: expected a whole number >= 1, got "${args.runs}"`);
+const otherRuns = quick ? 1 : 3;
+const manyRuns = quick ? 1 : 3;
+const footprintS = args.footprint !== undefined ? Number(args.footprint) : quick ? 5 : 10;
+if (!(footprintS > 0)) fail(`--footprint: expected seconds > 0, got "${args.footprint}"`);
+const faults = (args.faults ?? FAULTS.join(',')).split(',').map((f) => f.trim());
+for (const f of faults) if (!(FAULTS as readonly string[]).includes(f)) fail(`--faults: unknown fault "${f}" (known: ${FAULTS.join(', ')})`);
+const profiles: TimingProfile[] = (args.profiles ?? '').split(',').map((p) => {
+  if (p === 'default') return DEFAULT_PROFILE;
+  if (p === 'tuned') return TUNED_PROFILE;
+  return fail(`--profiles: unknown profile "${p}" (known: default, tuned)`);
+});
+
+const started = Date.now();
+const doc = {
+  startedAt: new Date(started).toISOString(),
+  finishedAt: null as string | null,
+  machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', kernel: release(), node: process.version },
+  options: { quick, powerOffRuns, otherRuns, manyRuns, footprintS, faults, profiles },
+  method:
+    'namespace cluster (3 nodes, 2 comm paths); client pings the VIP every ~9 ms (ping -D -i 0.009) and GETs http://VIP:8080/ every 10 ms; ' +
+    'watchers ping the VIP pinned to each node\'s MAC (double-VIP samples = 10 ms slots with 2+ nodes answering); times from t0 = just before the fault',
+  footprint: [] as Footprint[],
+  runs: [] as RunRecord[],
+  skipped: [] as string[],
+};
+
+function save(): void {
+  mkdirSync(dirname(args.out ?? RESULTS), { recursive: true });
+  writeFileSync(args.out ?? RESULTS, `${JSON.stringify(doc, null, 2)}\n`);
+}
+
+const fmt = (ms: number | null): string => (ms === null ? 'never' : `${(ms / 1000).toFixed(3)}s`);
+
+function progress(r: RunRecord): void {
+  const l = r.logs;
+  const parts = [
+    `[${r.fault}${r.bed === 'many' ? ' x20' : ''} ${r.profile} #${r.index}] ${r.owner} -> ${r.taker ?? '-'}`,
+    `VIP ${fmt(r.bed === 'many' ? r.lastVipBackMs : r.vipDowntimeMs)}`,
+    r.httpDowntimeMs !== null ? `HTTP ${fmt(r.httpDowntimeMs)}` : '',
+    l.runsElsewhereMs !== null ? `logs ${fmt(l.runsElsewhereMs)} (detect ${l.detectMs ?? '-'} race ${l.ownershipMs ?? '-'} agents ${l.agentsMs ?? '-'} overhead ${l.overheadMs ?? '-'} ms)` : '',
+    `double ${r.doubleVip.samples}/${r.doubleVip.afterTakeover}`,
+    r.failovers ? `failovers ${r.failovers}` : '',
+    r.ok ? '' : 'FAILED',
+    r.notes.join('; '),
+    r.error ?? '',
+  ];
+  console.log(parts.filter(Boolean).join('  '));
+}
+
+interface Plan {
+  fault: FaultKind;
+  count: number;
+}
+
+async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many', plan: Plan[], withFootprint: boolean): Promise<void> {
+  if (Date.now() - started > BUDGET_MS) {
+    doc.skipped.push(`${label}: time budget used up`);
+    return;
+  }
+  console.log(`\n== ${label}: building the namespace cluster (profile ${profile.name}: heartbeat ${profile.heartbeatIntervalMs} ms, dead time ${profile.deadTimeMs} ms)`);
+  const bed = await Bed.create({ profile, kind, keepWorkDir: args.keep });
+  try {
+    const running = await bed.settle(60_000);
+    if (withFootprint) {
+      // Let start-up work (module loading, first monitors) pass: the footprint is of an idle node.
+      await new Promise((r) => setTimeout(r, 3000));
+      console.log(`measuring footprint for ${footprintS} s (idle, ${bed.cluster.nodes.length - 1} peers each)`);
+      doc.footprint = await measureFootprint(bed, footprintS, running);
+      save();
+    }
+    for (const { fault, count } of plan) {
+      for (let i = 1; i <= count; i++) {
+        if (Date.now() - started > BUDGET_MS) {
+          doc.skipped.push(`${label}: ${fault} #${i}..${count}: time budget used up`);
+          break;
+        }
+        const rec = await runFault(bed, fault, i);
+        doc.runs.push(rec);
+        progress(rec);
+        save();
+      }
+    }
+  } finally {
+    if (args.keep) console.log(`work dir kept: ${bed.cluster.workDir}`);
+    bed.teardown();
+  }
+}
+
+try {
+  for (const profile of profiles) {
+    const isDefault = profile.name === 'default';
+    const plan: Plan[] = faults.map((f) => ({ fault: f as FaultKind, count: f === 'power-off' ? powerOffRuns : otherRuns }));
+    // Every fault with the shipped defaults; only power-off (the headline number) when tuned.
+    await phase(`${profile.name} profile`, profile, 'web', isDefault ? plan : plan.filter((p) => p.fault === 'power-off'), isDefault);
+    if (!args['no-many'] && faults.includes('power-off')) {
+      await phase(`20 hierarchies, ${profile.name} profile`, profile, 'many', [{ fault: 'power-off', count: manyRuns }], false);
+    }
+  }
+} catch (e) {
+  console.error(`bench: ${(e as Error).stack ?? String(e)}`);
+  doc.skipped.push(`aborted: ${(e as Error).message}`);
+  process.exitCode = 1;
+}
+
+doc.finishedAt = new Date().toISOString();
+save();
+console.log(`\nClient-observed (seconds from t0 = just before the fault; ${doc.runs.length} runs, ${((Date.now() - started) / 1000).toFixed(0)} s total)`);
+console.log(clientTable(doc.runs));
+console.log('\nBreakdown from the nodes\' logs (taking node; overhead = runs elsewhere - detect - agents)');
+console.log(breakdownTable(doc.runs));
+if (doc.footprint.length) {
+  console.log('\nFootprint (idle, default profile)');
+  console.log(footprintTable(doc.footprint));
+}
+for (const s of doc.skipped) console.log(`skipped: ${s}`);
+console.log(`results: ${args.out}`);
+console.log(summaryLine(doc.runs));

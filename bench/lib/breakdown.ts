@@ -1,0 +1,69 @@
+// Where the time of one failover went, from the nodes' own JSON logs (harness/log.ts): the
+// taking node logs `peer-down` (detection), `acquired` (ownership race, durationMs) and
+// `in-service` (agentMs = time inside agents, startMs, totalMs since the peer was last heard).
+// Pure: takes the parsed events of every node.
+import type { LogEvent } from './daemon.ts';
+
+export interface Breakdown {
+  /** Node that brought the hierarchy into service after t0 (null: nobody did). */
+  taker: string | null;
+  /** t0 → the taker logged the faulted node down (null: it never did, e.g. a switchover). */
+  detectMs: number | null;
+  /** The ownership race on the taker (acquired.durationMs). */
+  ownershipMs: number | null;
+  /** Time inside agents while starting the hierarchy (in-service.agentMs). */
+  agentsMs: number | null;
+  /** t0 → the taker logged the hierarchy in service: "runs elsewhere", from the logs alone. */
+  runsElsewhereMs: number | null;
+  /** Everything that is neither detection nor agents (the issue's definition: includes the race). */
+  overheadMs: number | null;
+  /** overheadMs without the ownership race: the harness's own bookkeeping. */
+  overheadExclOwnershipMs: number | null;
+}
+
+const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+export function breakdown(events: readonly LogEvent[], t0: number, faulted: string, hierarchy: string): Breakdown {
+  const after = events.filter((e) => e.time >= t0).sort((a, b) => a.time - b.time);
+  const inService = after.find((e) => e.event === 'in-service' && e.hierarchy === hierarchy && e.node !== faulted);
+  if (!inService) {
+    return { taker: null, detectMs: null, ownershipMs: null, agentsMs: null, runsElsewhereMs: null, overheadMs: null, overheadExclOwnershipMs: null };
+  }
+  const taker = inService.node;
+  const mine = after.filter((e) => e.node === taker && e.time <= inService.time);
+  const down = mine.find((e) => e.event === 'peer-down' && e.peer === faulted);
+  const acquired = mine.filter((e) => e.event === 'acquired' && e.hierarchy === hierarchy).pop();
+  const detectMs = down ? down.time - t0 : null;
+  const ownershipMs = num(acquired?.durationMs) ?? num(inService.acquireMs);
+  const agentsMs = num(inService.agentMs);
+  const runsElsewhereMs = inService.time - t0;
+  const overheadMs = agentsMs === null ? null : runsElsewhereMs - (detectMs ?? 0) - agentsMs;
+  return {
+    taker,
+    detectMs,
+    ownershipMs,
+    agentsMs,
+    runsElsewhereMs,
+    overheadMs,
+    overheadExclOwnershipMs: overheadMs === null ? null : overheadMs - (ownershipMs ?? 0),
+  };
+}
+
+/** Hierarchies brought into service after t0 on a node other than `owner` (false failovers when none was due). */
+export function failoversAfter(events: readonly LogEvent[], t0: number, owner: string): Array<{ node: string; hierarchy: string; time: number }> {
+  return events
+    .filter((e) => e.event === 'in-service' && e.time >= t0 && e.node !== owner && typeof e.hierarchy === 'string')
+    .map((e) => ({ node: e.node, hierarchy: e.hierarchy as string, time: e.time }));
+}
+
+/** Latest in-service time per hierarchy after t0 (for "the last of 20 back"). */
+export function lastInService(events: readonly LogEvent[], t0: number, hierarchies: readonly string[], exclude: string): number | null {
+  const sorted = [...events].sort((a, b) => a.time - b.time);
+  let last = 0;
+  for (const h of hierarchies) {
+    const e = sorted.find((x) => x.event === 'in-service' && x.hierarchy === h && x.time >= t0 && x.node !== exclude);
+    if (!e) return null;
+    last = Math.max(last, e.time - t0);
+  }
+  return last;
+}

@@ -1,0 +1,52 @@
+// Per-node footprint of the harness on an idle cluster: resident memory of the daemon and its
+// guard, and their CPU over a window. "Agents" is the CPU of reaped children (recurring
+// monitors), counted apart: it is what the configured monitors cost, not the daemon.
+import type { Bed } from './bed.ts';
+import { daemonPids, guardPids } from './daemon.ts';
+import { CLOCK_TICKS_PER_S, cpuTicks, rssBytes } from './procs.ts';
+import { sleep } from './run.ts';
+
+export interface Footprint {
+  node: string;
+  /** Hierarchies in service on this node during the window. */
+  running: string[];
+  peers: number;
+  rssMiB: number;
+  /** Daemon + guard CPU, percent of one core. */
+  cpuPercent: number;
+  /** CPU of reaped children (agent monitors) over the same window, percent of one core. */
+  agentCpuPercent: number;
+  windowS: number;
+}
+
+export async function measureFootprint(bed: Bed, windowS: number, running: Map<string, string>): Promise<Footprint[]> {
+  const nodes = bed.cluster.nodes.filter((n) => bed.daemonsUp.has(n.name));
+  const pidsOf = new Map(nodes.map((n) => [n.name, [...daemonPids(bed.cluster, n), ...guardPids(bed.cluster, n)]]));
+  const ticks = (pids: number[]): { self: number; children: number } =>
+    pids.reduce(
+      (acc, p) => {
+        const t = cpuTicks(p);
+        return t ? { self: acc.self + t.self, children: acc.children + t.children } : acc;
+      },
+      { self: 0, children: 0 },
+    );
+  const before = new Map(nodes.map((n) => [n.name, ticks(pidsOf.get(n.name) ?? [])]));
+  const t0 = performance.now();
+  await sleep(windowS * 1000);
+  const seconds = (performance.now() - t0) / 1000;
+  return nodes.map((n) => {
+    const pids = pidsOf.get(n.name) ?? [];
+    const a = before.get(n.name) ?? { self: 0, children: 0 };
+    const b = ticks(pids);
+    const rss = pids.reduce((s, p) => s + (rssBytes(p) ?? 0), 0);
+    return {
+      node: n.name,
+      running: [...running].filter(([, on]) => on === n.name).map(([h]) => h),
+      peers: nodes.length - 1,
+      rssMiB: rss / 1024 / 1024,
+      cpuPercent: ((b.self - a.self) / CLOCK_TICKS_PER_S / seconds) * 100,
+      agentCpuPercent: ((b.children - a.children) / CLOCK_TICKS_PER_S / seconds) * 100,
+      windowS: seconds,
+    };
+  });
+}

@@ -1,0 +1,114 @@
+// Reading /proc from the host: which processes belong to a node (its pid namespace), their
+// command lines, memory and CPU. Plain file reads, no `ps`: cheap enough to call during a run.
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+
+export interface ProcInfo {
+  pid: number;
+  ppid: number;
+  /** argv, split on NUL. Empty for kernel threads and zombies. */
+  argv: string[];
+  /** Single-letter state from /proc/<pid>/stat (R, S, T, Z...). */
+  state: string;
+}
+
+function readOr(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null; // the process exited between listing and reading: normal
+  }
+}
+
+/** Fields of /proc/<pid>/stat after the command (which may contain spaces and parentheses). */
+function statFields(pid: number): string[] | null {
+  const s = readOr(`/proc/${pid}/stat`);
+  if (s === null) return null;
+  const close = s.lastIndexOf(')');
+  return close < 0 ? null : s.slice(close + 2).trim().split(' ');
+}
+
+export function procInfo(pid: number): ProcInfo | null {
+  const f = statFields(pid);
+  if (!f) return null;
+  const cmd = readOr(`/proc/${pid}/cmdline`) ?? '';
+  return { pid, ppid: Number(f[1]), state: f[0] ?? '?', argv: cmd.split('\0').filter((a) => a.length > 0) };
+}
+
+export function allPids(): number[] {
+  return readdirSync('/proc')
+    .filter((n) => /^\d+$/.test(n))
+    .map(Number);
+}
+
+export function childrenOf(ppid: number): number[] {
+  return allPids().filter((p) => statFields(p)?.[1] === String(ppid));
+}
+
+/** "pid:[4026532xyz]" style identity of a namespace of a process, or null when it is gone. */
+export function nsId(pid: number, kind: 'pid' | 'net' | 'mnt'): string | null {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/${kind}`);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Every process inside the pid namespace whose init (PID 1) has host pid `initPid`, init
+ * included. Processes that only entered other namespaces of the node (an `nsenter` parent)
+ * are not in it.
+ */
+export function processesInPidNs(initPid: number): ProcInfo[] {
+  const target = nsId(initPid, 'pid');
+  if (target === null) return [];
+  // /proc/<pid>/ns/pid of a process is the namespace it was born in: exactly what we want.
+  const out: ProcInfo[] = [];
+  for (const pid of allPids()) {
+    if (nsId(pid, 'pid') !== target) continue;
+    const info = procInfo(pid);
+    if (info) out.push(info);
+  }
+  return out;
+}
+
+/** Every process whose network namespace is `netId` (see nsId). */
+export function processesInNetNs(netId: string): number[] {
+  return allPids().filter((p) => nsId(p, 'net') === netId);
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Resident set size in bytes (VmRSS), null when the process is gone. */
+export function rssBytes(pid: number): number | null {
+  const s = readOr(`/proc/${pid}/status`);
+  const m = s ? /^VmRSS:\s+(\d+)\s+kB/m.exec(s) : null;
+  return m ? Number(m[1]) * 1024 : null;
+}
+
+/** CPU time in clock ticks: own (utime+stime) and of reaped children (cutime+cstime). */
+export function cpuTicks(pid: number): { self: number; children: number } | null {
+  const f = statFields(pid);
+  if (!f) return null;
+  // After the command: state(0) ppid(1) ... utime(11) stime(12) cutime(13) cstime(14).
+  return { self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) };
+}
+
+/** USER_HZ: always 100 on Linux/x86 and arm64 for /proc/<pid>/stat. */
+export const CLOCK_TICKS_PER_S = 100;
+
+/** Send a signal, ignoring processes that already exited. Returns whether it was delivered. */
+export function signal(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig);
+    return true;
+  } catch {
+    return false;
+  }
+}

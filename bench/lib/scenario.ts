@@ -1,0 +1,241 @@
+// One fault, played out and measured: probes start, t0 is taken right before the fault, the
+// run waits (bounded) for the service to come back or for the observation period to pass,
+// then everything recorded is analysed and the faulted node is restored.
+import {
+  doubleAnswers,
+  firstAnswer,
+  httpDowntime,
+  overlapMs,
+  pingDowntime,
+  type Gap,
+} from './analyze.ts';
+import type { Bed } from './bed.ts';
+import { breakdown, failoversAfter, lastInService, type Breakdown } from './breakdown.ts';
+import type { TestNode } from './cluster.ts';
+import { DEFAULTS } from '../../harness/defaults.ts';
+import { daemonPids, daemonStatus, logOffset, readEvents, stopDaemon, type LogEvent } from './daemon.ts';
+import { AddressSampler, HttpProbe, PingProbe, WatcherProbes } from './probes.ts';
+import { signal } from './procs.ts';
+import { sleep } from './run.ts';
+
+export const FAULTS = ['power-off', 'processes-killed', 'hang', 'path-cut', 'partition', 'graceful-stop'] as const;
+export type FaultKind = (typeof FAULTS)[number];
+
+/** Faults after which the service must run on another node. */
+export const FAILOVER_FAULTS: readonly FaultKind[] = ['power-off', 'processes-killed', 'hang', 'partition', 'graceful-stop'];
+
+/** A silence longer than this in a ~9 ms ping stream is an outage (5 probes lost). */
+export const GAP_MS = 50;
+
+export interface RunRecord {
+  fault: FaultKind;
+  profile: string;
+  /** 'web' or 'many' (20 hierarchies). */
+  bed: string;
+  index: number;
+  t0: number;
+  /** Node the fault hit: it ran hierarchies[0] at t0. */
+  owner: string;
+  /** Node running hierarchies[0] at the end (from the logs), null if nobody took over. */
+  taker: string | null;
+  /** Client pinging the VIP: t0 → it answers again (s = 0 when it never stopped). */
+  vipDowntimeMs: number | null;
+  vipOutageMs: number;
+  /** Every silence of the client's VIP pings, ms relative to t0. */
+  vipGaps: Array<[number, number]>;
+  /** Silences without any lost request: the prober was not scheduled (machine busy). */
+  proberStalls: number;
+  /** kind 'many': the last of the VIPs to answer again. */
+  lastVipBackMs: number | null;
+  /** kind 'many': the last hierarchy in service, from the logs. */
+  lastInServiceMs: number | null;
+  httpDowntimeMs: number | null;
+  logs: Breakdown;
+  /** The VIP answered from two nodes (watchers): whole run, and after the takeover answered. */
+  doubleVip: { samples: number; afterTakeover: number; window: Gap | null; nodes: string[] };
+  /** The VIP configured on two nodes (even one that cannot be reached) after the takeover, ms. */
+  configuredTwiceAfterTakeoverMs: number;
+  /** t0 → the VIP was gone from the faulted node (null: it still had it at the end). */
+  ownerReleasedMs: number | null;
+  /** Hierarchies brought into service on another node after t0. */
+  failovers: number;
+  ok: boolean;
+  notes: string[];
+  error?: string;
+}
+
+export interface RunOptions {
+  /** Longest wait for a takeover (default 20 s). */
+  boundMs?: number;
+  /** Time to keep watching once the service is back (default 1 s). */
+  observeMs?: number;
+}
+
+/** Wait until every hierarchy is in service on a node other than `owner` (by its own status). */
+async function waitTakeover(bed: Bed, owner: TestNode, boundMs: number): Promise<number | null> {
+  const deadline = Date.now() + boundMs;
+  while (Date.now() < deadline) {
+    const others = bed.cluster.nodes.filter((n) => n !== owner && bed.daemonsUp.has(n.name) && n.initPid !== null);
+    const docs = await Promise.all(others.map((n) => daemonStatus(n, 500)));
+    const inService = new Set<string>();
+    for (const d of docs) for (const h of d?.hierarchies ?? []) if (h.phase === 'in-service') inService.add(h.name);
+    if (bed.hierarchies.every((h) => inService.has(h))) return Date.now();
+    await sleep(50);
+  }
+  return null;
+}
+
+/** Wait until every probe has a reply newer than `after`. */
+async function waitAnswering(probes: PingProbe[], after: number, boundMs: number): Promise<boolean> {
+  const deadline = Date.now() + boundMs;
+  while (Date.now() < deadline) {
+    if (probes.every((p) => (p.latestReply() ?? 0) > after)) return true;
+    await sleep(20);
+  }
+  return false;
+}
+
+async function waitUntil(cond: () => boolean, boundMs: number): Promise<boolean> {
+  const deadline = Date.now() + boundMs;
+  while (Date.now() < deadline) {
+    if (cond()) return true;
+    await sleep(20);
+  }
+  return cond();
+}
+
+export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: RunOptions = {}): Promise<RunRecord> {
+  const boundMs = opts.boundMs ?? 20_000;
+  const observeMs = opts.observeMs ?? 1000;
+  const { cluster } = bed;
+  const notes: string[] = [];
+  const owners = await bed.settle();
+  const hier0 = bed.hierarchies[0] as string;
+  const owner = cluster.node(owners.get(hier0) ?? '');
+  const offsets = new Map(cluster.nodes.map((n) => [n.name, logOffset(n)]));
+
+  const probeBoundS = Math.ceil((boundMs + 30_000) / 1000);
+  const pings = bed.vips.map((v) => PingProbe.start(cluster, bed.client.netns, v, probeBoundS));
+  const http = bed.httpUrl ? HttpProbe.start(cluster, bed.client.netns, bed.httpUrl, probeBoundS) : null;
+  const watch = new WatcherProbes(cluster, bed.watchers, bed.vips[0] as string, probeBoundS);
+  const sampler = new AddressSampler(cluster, bed.vips[0] as string);
+  let stopping: Promise<unknown> | null = null;
+  let error: string | undefined;
+  let t0 = 0;
+  try {
+    if (!(await waitAnswering(pings, Date.now() - 1, 5000))) notes.push('VIP did not answer before the fault');
+    if (http && !(await waitUntil(() => http.count() > 0, 15_000))) notes.push('HTTP probe did not start');
+    await sleep(300);
+
+    t0 = Date.now();
+    switch (fault) {
+      case 'power-off':
+        cluster.powerOff(owner);
+        bed.markDown(owner);
+        break;
+      case 'processes-killed': {
+        const pids = daemonPids(cluster, owner);
+        if (pids.length === 0) notes.push(`no daemon process found on ${owner.name}`);
+        for (const pid of pids) signal(pid, 'SIGKILL');
+        bed.markDown(owner);
+        break;
+      }
+      case 'hang':
+        cluster.freeze(owner, true);
+        break;
+      case 'path-cut':
+        cluster.setPath(owner, 1, false);
+        break;
+      case 'partition':
+        cluster.partition(owner);
+        break;
+      case 'graceful-stop':
+        stopping = stopDaemon(cluster, owner, bed.clusterFile, boundMs + 30_000).catch((e: unknown) => notes.push(`harness stop: ${(e as Error).message}`));
+        bed.markDown(owner);
+        break;
+    }
+
+    if (fault === 'path-cut') {
+      // Long enough for the path to be declared lost and for any wrong reaction to show.
+      await sleep(DEFAULTS.pathDeadTimeMs + 2000);
+      cluster.setPath(owner, 1, true);
+      await sleep(observeMs);
+    } else {
+      const tService = await waitTakeover(bed, owner, boundMs);
+      if (tService === null) notes.push(`no takeover within ${boundMs} ms`);
+      else if (!(await waitAnswering(pings, tService, 5000))) notes.push('VIP not answering 5 s after the takeover');
+      if (fault === 'hang') {
+        cluster.freeze(owner, false);
+        if (!(await waitUntil(() => !sampler.isConfigured(owner.name), 10_000))) notes.push(`${owner.name} kept the VIP 10 s after SIGCONT`);
+      } else if (fault === 'partition') {
+        // The isolated owner must give the service up on its own (utility check), then we heal.
+        if (!(await waitUntil(() => !sampler.isConfigured(owner.name), 15_000))) notes.push(`isolated ${owner.name} kept the VIP`);
+        cluster.heal(owner);
+      }
+      await sleep(observeMs);
+    }
+  } catch (e) {
+    error = (e as Error).message;
+  }
+  const tEnd = Date.now();
+  const [replies, httpSamples, perNode] = await Promise.all([Promise.all(pings.map((p) => p.stop())), http?.stop() ?? Promise.resolve(null), watch.stop()]);
+  const configured = sampler.stop();
+
+  const events: LogEvent[] = cluster.nodes.flatMap((n) => readEvents(n, offsets.get(n.name) ?? 0));
+  const logs = breakdown(events, t0, owner.name, hier0);
+  const failovers = failoversAfter(events, t0, owner.name);
+  const down = pingDowntime(replies[0] ?? [], t0, tEnd, GAP_MS);
+  const manyDown = bed.vips.length > 1 ? replies.map((r) => pingDowntime(r, t0, tEnd, GAP_MS).downtimeMs) : [];
+  const others = cluster.nodes.filter((n) => n !== owner).map((n) => n.name);
+  const takeoverAnswer = firstAnswer(perNode, t0, others);
+  const takeoverT = takeoverAnswer?.t ?? tEnd;
+  const whole = doubleAnswers(perNode, t0 - 500, tEnd, 10);
+  const after = doubleAnswers(perNode, takeoverT, tEnd, 10);
+  const ownerIv = configured.get(owner.name) ?? [];
+  const atT0 = ownerIv.find((g) => g.from <= t0 && g.to >= t0);
+  const ownerReleasedMs = !atT0 ? 0 : atT0.to >= tEnd - 15 ? null : atT0.to - t0;
+
+  const failoverExpected = FAILOVER_FAULTS.includes(fault);
+  let ok = !error && (failoverExpected ? logs.taker !== null && down.downtimeMs !== null : failovers.length === 0);
+  if (!failoverExpected && failovers.length > 0) notes.push(`FALSE FAILOVER: ${failovers.map((f) => `${f.hierarchy}→${f.node}`).join(', ')}`);
+  if ((fault === 'partition' || fault === 'processes-killed') && after.samples > 0) notes.push(`double VIP after takeover: ${after.samples} samples`);
+  if (bed.vips.length > 1 && manyDown.some((d) => d === null)) ok = false;
+
+  // Put the faulted node back the way a real admin would: reboot it (or start the daemon again).
+  try {
+    if (fault === 'graceful-stop') {
+      await stopping;
+      bed.startDaemon(owner);
+    } else if (fault !== 'path-cut') {
+      await bed.rebootNode(owner);
+    }
+  } catch (e) {
+    notes.push(`restoring ${owner.name}: ${(e as Error).message}`);
+    ok = false;
+  }
+
+  return {
+    fault,
+    profile: bed.profile.name,
+    bed: bed.vips.length > 1 ? 'many' : 'web',
+    index,
+    t0,
+    owner: owner.name,
+    taker: logs.taker,
+    vipDowntimeMs: down.downtimeMs,
+    vipOutageMs: down.outageMs,
+    vipGaps: down.gaps.map((g) => [Math.round(g.from - t0), Math.round(g.to - t0)]),
+    proberStalls: down.stalls,
+    lastVipBackMs: manyDown.length === 0 ? null : manyDown.some((d) => d === null) ? null : Math.max(...(manyDown as number[])),
+    lastInServiceMs: bed.hierarchies.length > 1 ? lastInService(events, t0, bed.hierarchies, owner.name) : null,
+    httpDowntimeMs: httpSamples ? httpDowntime(httpSamples, t0) : null,
+    logs,
+    doubleVip: { samples: whole.samples, afterTakeover: after.samples, window: whole.window, nodes: whole.nodes },
+    configuredTwiceAfterTakeoverMs: Math.round(overlapMs(configured, takeoverT, tEnd)),
+    ownerReleasedMs,
+    failovers: failovers.length,
+    ok,
+    notes,
+    ...(error ? { error } : {}),
+  };
+}
