@@ -132,6 +132,19 @@ common(program.command('status').description('show this node\'s view of the clus
     }
   });
 
+common(program.command('hierarchy').description('take a hierarchy out of service cluster-wide (held: nobody takes it over) or put it back'))
+  .argument('<name>')
+  .argument('<action>', 'stop | start')
+  .action(async (name: string, action: string, opts: Common) => {
+    try {
+      if (action !== 'stop' && action !== 'start') throw new Error(`action must be stop or start, not ${action}`);
+      await controlRequest(socketOf(opts), { cmd: 'hierarchy', name, action: action === 'stop' ? 'out-of-service' : 'in-service' });
+      console.log(`harness: ${name}: ${action === 'stop' ? 'taken out of service (held)' : 'released for service'} on ${opts.node}`);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
 program
   .command('validate')
   .description('check a configuration (cluster file, or a directory holding cluster.yaml) and print every problem')

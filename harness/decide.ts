@@ -18,7 +18,8 @@ import type { HierarchyConfig, NodeName } from '../hierarchies/model.ts';
 import { levels, stopLevels, dependents } from '../hierarchies/tree.ts';
 
 /** What a node advertises (and what we advertise) for one hierarchy. */
-export type AdvertState = 'in-service' | 'out-of-service' | 'starting' | 'stopping' | 'failed';
+/** `held`: out of service on an admin's request; peers must not take it over. */
+export type AdvertState = 'in-service' | 'out-of-service' | 'starting' | 'stopping' | 'failed' | 'held';
 
 export interface PeerHierarchy {
   state: AdvertState;
@@ -105,7 +106,7 @@ export interface Decision {
 }
 
 /** Phases in which a hierarchy holds or may hold resources on a node: it is "active" there. */
-const ACTIVE: ReadonlySet<AdvertState> = new Set(['in-service', 'starting', 'stopping', 'failed']);
+const ACTIVE: ReadonlySet<AdvertState> = new Set(['in-service', 'starting', 'stopping', 'failed', 'held']);
 
 export function advertState(rt: HierarchyRuntime): AdvertState {
   switch (rt.phase) {
@@ -170,6 +171,8 @@ export function mastership(h: HierarchyConfig, input: DecideInput, rt: Hierarchy
   const peers = Object.entries(input.peers).filter(([node]) => node !== self);
   for (const [node, view] of peers) {
     if (view.state === 'unknown' && h.priorities[node] !== undefined) return { master: false, why: `waiting to hear from ${node}` };
+    // A node that left cleanly with H held (`harness stop --mode stop`) keeps it held until it returns.
+    if (view.leaving && view.hierarchies[h.name]?.state === 'held') return { master: false, why: `held out of service by ${node} (stopped with --mode stop)` };
   }
   const reachable = peers.filter(([, view]) => view.state === 'up' && !view.leaving);
   for (const [node, view] of reachable) {
@@ -330,7 +333,10 @@ export function decide(input: DecideInput): Decision {
     const { action, note } = decideOne(h, rt, input);
     if (action) actions.push(action);
     notes[h.name] = note;
-    advert[h.name] = { state: advertState(rt), eligible: selfEligible(h, input.self, rt, input) };
+    let state = advertState(rt);
+    // Held = an admin asked for it to stay down (node.ts adds what ran here at `stop --mode stop`).
+    if (input.adminStop.includes(h.name) && state === 'out-of-service') state = 'held';
+    advert[h.name] = { state, eligible: selfEligible(h, input.self, rt, input) };
   }
   return { actions, notes, advert };
 }

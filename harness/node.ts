@@ -159,6 +159,9 @@ export class NodeDaemon {
       this.notePeerChanges();
       this.schedule();
     });
+    // The very first heartbeat already says "not probed yet" for every hierarchy: a peer must not
+    // mistake our silence about H for "H is not running here".
+    this.comm.setAdvert(Object.fromEntries(config.hierarchies.map((h) => [h.name, { state: 'starting' as const, epoch: 0, eligible: false }])));
     await this.comm.start();
     this.control = await serveControl(me.controlSocket, (req) => this.handleControl(req), config.cluster.controlGroup);
     this.guard = new Guard({ node: this.node, stateDir, log: this.log });
@@ -612,6 +615,10 @@ export class NodeDaemon {
   requestShutdown(mode: 'switchover' | 'stop'): void {
     if (this.shutdown) return;
     this.shutdown = mode;
+    // "Just stop": what runs here stays down cluster-wide (advertised as held) until this node returns.
+    if (mode === 'stop') {
+      for (const [h, rt] of this.runtime) if (rt.phase !== 'out-of-service' && rt.phase !== 'unprobed') this.adminStop.add(h);
+    }
     this.log.info({ event: 'shutdown', mode }, `shutting down (${mode})`);
     this.schedule();
   }

@@ -16,7 +16,8 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 export interface HierarchyAdvert {
-  state: 'in-service' | 'out-of-service' | 'starting' | 'stopping' | 'failed';
+  /** `held`: taken out of service by an admin (or `harness stop --mode stop`): nobody takes it over. */
+  state: 'in-service' | 'out-of-service' | 'starting' | 'stopping' | 'failed' | 'held';
   epoch: number;
   eligible: boolean;
   ownerKey?: string;
@@ -52,7 +53,8 @@ const COMPRESS_ABOVE_BYTES = 1_024;
 const MAX_BODY_BYTES = 1_048_576;
 
 const MAX_NAME = 255;
-const STATES: ReadonlyArray<HierarchyAdvert['state']> = ['in-service', 'out-of-service', 'starting', 'stopping', 'failed'];
+// Append only: the index is the wire value.
+const STATES: ReadonlyArray<HierarchyAdvert['state']> = ['in-service', 'out-of-service', 'starting', 'stopping', 'failed', 'held'];
 
 /**
  * Short field names on the wire keep 100 hierarchies near one Ethernet frame; the TS interface

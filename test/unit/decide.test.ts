@@ -85,6 +85,9 @@ const cases: Array<{ name: string; in: DecideInput; expect: string | null; delay
   { name: 'stop failed: blocked, no action', in: input('n1', { n2: down }, rt({ phase: 'failed', ownership: 'owned' })), expect: null },
   { name: 'stop failed with onStopFailure halt', in: { ...input('n1', { n2: down }, rt({ phase: 'failed', ownership: 'owned' })), hierarchies: [{ ...H, onStopFailure: 'halt' }] }, expect: 'halt' },
   { name: 'shutdown: stop and release', in: input('n1', { n2: up({ web: idle }) }, running(), { shutdown: 'switchover' }), expect: 'stop' },
+  { name: 'held out of service by an admin on a reachable node: nobody takes it', in: input('n2', { n1: up({ web: { state: 'held', eligible: false } }) }, rt()), expect: null },
+  { name: 'node left with --mode stop holding it: stays down', in: input('n2', { n1: { state: 'down', leaving: true, hierarchies: { web: { state: 'held', eligible: false } } } }, rt()), expect: null },
+  { name: 'node left with switchover: next node takes it', in: input('n2', { n1: { state: 'down', leaving: true, hierarchies: { web: idle } } }, rt()), expect: 'acquire' },
   { name: 'acquire backoff: master waits', in: input('n2', { n1: down }, rt({ acquireBackoffUntil: 2000 })), expect: null },
   { name: 'owned but out of service and master: start', in: input('n1', { n2: down }, rt({ ownership: 'owned' })), expect: 'start' },
   { name: 'owned, out of service, not master any more: release', in: input('n2', { n1: up({ web: active }) }, rt({ ownership: 'owned' })), expect: 'stop' },
@@ -142,6 +145,11 @@ test('mastership: ties are impossible — priorities are unique, exactly one mas
   };
   const masters = Object.entries(views).filter(([self, peers]) => mastership(H, input(self, peers, rt()), rt()).master);
   assert.deepEqual(masters.map(([n]) => n), ['n1']);
+});
+
+test('advert: admin stop advertises held once out of service', () => {
+  const d = decide(input('n1', {}, rt(), { adminStop: ['web'] }));
+  assert.equal(d.advert.web?.state, 'held');
 });
 
 test('advert: unprobed hierarchy is advertised as starting so peers wait', () => {
