@@ -235,7 +235,9 @@ export class NodeDaemon {
   disks(h: HierarchyConfig): DiskRef[] {
     return h.resources
       .filter((r) => r.kind === 'disk')
-      .map((r) => ({ id: `${h.name}/${r.name}`, paths: r.disk?.paths ?? [], ...(r.disk?.wwn ? { wwn: r.disk.wwn } : {}) }));
+      // `{node}` in a path is this node's name: where nodes reach one LUN under different names
+      // (several initiators on one test host), a per-node symlink directory keeps one config for all.
+      .map((r) => ({ id: `${h.name}/${r.name}`, paths: (r.disk?.paths ?? []).map((p) => p.replaceAll('{node}', this.node)), ...(r.disk?.wwn ? { wwn: r.disk.wwn } : {}) }));
   }
 
   private tick(): void {
