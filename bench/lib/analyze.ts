@@ -48,9 +48,11 @@ export interface Downtime {
 /**
  * Client-observed downtime from ping replies. An outage is a silence longer than `gapMs` with at
  * least one request unanswered, ending after t0 (counted from t0 at the earliest). A service
- * still silent at `tEnd` (no reply within gapMs of it) never came back: downtime null.
+ * still silent at `tEnd` for longer than `endSilenceMs` never came back: downtime null. (The
+ * end needs its own, larger bound: with no later reply there is no icmp_seq to tell a lost
+ * request from a prober that was merely not scheduled.)
  */
-export function pingDowntime(replies: readonly PingReply[], t0: number, tEnd: number, gapMs: number): Downtime {
+export function pingDowntime(replies: readonly PingReply[], t0: number, tEnd: number, gapMs: number, endSilenceMs = 500): Downtime {
   const rs = replies.filter((r) => r.t <= tEnd).sort((a, b) => a.t - b.t);
   const gaps: Gap[] = [];
   let stalls = 0;
@@ -68,7 +70,7 @@ export function pingDowntime(replies: readonly PingReply[], t0: number, tEnd: nu
   }
   const outageMs = gaps.reduce((s, g) => s + (g.to - g.from), 0);
   const lastT = prev ? Math.max(prev.t, t0) : t0;
-  if (tEnd - lastT > gapMs) return { downtimeMs: null, outageMs: outageMs + (tEnd - lastT), gaps: [...gaps, { from: lastT, to: tEnd }], stalls };
+  if (tEnd - lastT > Math.max(gapMs, endSilenceMs)) return { downtimeMs: null, outageMs: outageMs + (tEnd - lastT), gaps: [...gaps, { from: lastT, to: tEnd }], stalls };
   const last = gaps[gaps.length - 1];
   return { downtimeMs: last ? last.to - t0 : 0, outageMs, gaps, stalls };
 }

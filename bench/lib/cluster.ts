@@ -200,7 +200,18 @@ export class NetnsCluster {
   private async scrapNetwork(node: TestNode): Promise<void> {
     const launcher = node.launcherPid;
     if (launcher !== null) {
-      await waitFor(`${node.name}'s old init to exit`, 10_000, 10, () => (alive(launcher) ? undefined : true));
+      await waitFor(`${node.name}'s old init to exit`, 10_000, 10, () => {
+        if (!alive(launcher)) return true;
+        // The namespace's end waits for every task of it to be reaped; a stopped parent outside
+        // it (nsenter) would hold a zombie forever. Wake and kill whatever is left in its netns.
+        const id = netnsId(node.netns);
+        for (const pid of id ? processesInNetNs(id) : []) {
+          if (pid === launcher) continue;
+          signal(pid, 'SIGKILL');
+          signal(pid, 'SIGCONT');
+        }
+        return undefined;
+      });
       node.launcherPid = null;
     }
     if (!existsSync(`/run/netns/${node.netns}`)) return;
@@ -255,18 +266,19 @@ export class NetnsCluster {
 
   /**
    * Start a long-running process inside the node, stdout and stderr appended to `logFile`
-   * (a host path). It is not our child in any useful sense: power-off kills it, teardown too.
+   * (a host path). `setsid -f` forks it away from nsenter, so it is re-parented to the node's
+   * init like a daemon on a real host, and no nsenter stays behind (nsenter mirrors its child's
+   * SIGSTOP onto itself and would then never reap it, blocking the node's power-off).
    */
-  spawnIn(node: TestNode, argv: readonly string[], opts: { logFile: string; env?: NodeJS.ProcessEnv }): number {
+  spawnIn(node: TestNode, argv: readonly string[], opts: { logFile: string; env?: NodeJS.ProcessEnv }): void {
     mkdirSync(dirname(opts.logFile), { recursive: true });
     const fd = openSync(opts.logFile, 'a');
     try {
-      const [cmd, ...args] = this.nsenterArgv(node, argv);
+      const [cmd, ...args] = this.nsenterArgv(node, ['setsid', '-f', ...argv]);
       const child = spawn(cmd ?? 'nsenter', args, { detached: true, stdio: ['ignore', fd, fd], env: opts.env ?? process.env });
       child.on('error', () => {}); // reported by the caller's readiness checks, never a crash
       child.unref();
       if (child.pid === undefined) throw new Error(`${node.name}: could not start ${argv.join(' ')}`);
-      return child.pid;
     } finally {
       closeSync(fd);
     }
@@ -284,6 +296,12 @@ export class NetnsCluster {
       .filter((p) => p.pid !== init)
       .map((p) => p.pid);
     for (const pid of pids) signal(pid, on ? 'SIGSTOP' : 'SIGCONT');
+    if (!on) {
+      // An nsenter outside the node's pid namespace (a command we run in it) stops itself when
+      // its child stops, and only continues on SIGCONT: wake those too.
+      const id = netnsId(node.netns);
+      if (id) for (const pid of processesInNetNs(id)) signal(pid, 'SIGCONT');
+    }
     return pids;
   }
 

@@ -19,9 +19,9 @@ export function logFileOf(node: TestNode): string {
   return join(node.dir, 'harness.log');
 }
 
-/** Start `harness start --foreground` in the node; returns the host pid of its nsenter parent. */
-export function startDaemon(cluster: NetnsCluster, node: TestNode, clusterFile: string, env: NodeJS.ProcessEnv = {}): number {
-  return cluster.spawnIn(node, [process.execPath, HARNESS_BIN, 'start', '--foreground', '--config', clusterFile, '--node', node.name], {
+/** Start `harness start --foreground` in the node, as a child of the node's init. */
+export function startDaemon(cluster: NetnsCluster, node: TestNode, clusterFile: string, env: NodeJS.ProcessEnv = {}): void {
+  cluster.spawnIn(node, [process.execPath, HARNESS_BIN, 'start', '--foreground', '--config', clusterFile, '--node', node.name], {
     logFile: logFileOf(node),
     env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', ...env },
   });

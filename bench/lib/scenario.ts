@@ -38,6 +38,8 @@ export interface RunRecord {
   owner: string;
   /** Node running hierarchies[0] at the end (from the logs), null if nobody took over. */
   taker: string | null;
+  /** First node other than the owner whose watcher got an answer for the VIP after t0. */
+  answeredBy: string | null;
   /** Client pinging the VIP: t0 → it answers again (s = 0 when it never stopped). */
   vipDowntimeMs: number | null;
   vipOutageMs: number;
@@ -172,6 +174,9 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
         if (!(await waitUntil(() => !sampler.isConfigured(owner.name), 15_000))) notes.push(`isolated ${owner.name} kept the VIP`);
         cluster.heal(owner);
       }
+      // However the old owner let go, the run is over when clients are answered again.
+      const tQuiet = Date.now();
+      if (!(await waitAnswering(pings, tQuiet, 15_000))) notes.push('VIP not answering 15 s after the fault played out');
       await sleep(observeMs);
     }
   } catch (e) {
@@ -222,6 +227,7 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
     t0,
     owner: owner.name,
     taker: logs.taker,
+    answeredBy: takeoverAnswer?.node ?? null,
     vipDowntimeMs: down.downtimeMs,
     vipOutageMs: down.outageMs,
     vipGaps: down.gaps.map((g) => [Math.round(g.from - t0), Math.round(g.to - t0)]),
