@@ -12,7 +12,8 @@
 //
 // Rules that keep it safe:
 //  - refresh and check of one hierarchy run one at a time (a check must not race our own
-//    key change); a check takes priority when both are due;
+//    key change); when both are due the more overdue runs first, so slow I/O delays both but
+//    starves neither;
 //  - a lost hierarchy is never touched again: no REGISTER, no RELEASE (release() of a lost
 //    hierarchy only forgets it);
 //  - I/O errors are logged and retried; ownership that cannot be proven is not ownership: after
@@ -213,7 +214,10 @@ export class OwnershipKeeper extends EventEmitter {
       if (wait > 0) await this.#sleep(h, wait);
       if (gone(h)) return;
       const t = mono();
-      if (t >= h.nextCheckAt) {
+      // The most overdue goes first. Never "check first whenever due": with slow I/O (a check
+      // longer than ownershipCheckMs) that would starve the refresh, our key would look frozen
+      // and a challenger would preempt a live holder. (markUnverified sets nextCheckAt = 0.)
+      if (t >= h.nextCheckAt && h.nextCheckAt <= h.nextRefreshAt) {
         h.nextCheckAt = t + this.#checkMs;
         await this.#busy(h, () => this.#check(h));
       } else if (t >= h.nextRefreshAt) {

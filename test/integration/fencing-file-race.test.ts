@@ -167,7 +167,10 @@ test('3 processes race to preempt a frozen holder 20 times: exactly one winner e
     const replies = await all(() => ({ op: 'race', id: 0, disk: disk.id, windowMs: 50 }));
     const winners = replies.filter((r) => r.ok);
     assert.equal(winners.length, 1, `round ${round}: ${JSON.stringify(replies)}`);
-    for (const r of replies.filter((x) => !x.ok)) assert.equal(r.reason, 'lost-race', JSON.stringify(r));
+    // A racer that reads the disk after the winner took it sees a reachable holder instead.
+    for (const r of replies.filter((x) => !x.ok)) {
+      assert.ok(r.reason === 'lost-race' || r.reason === 'held-by-reachable', JSON.stringify(r));
+    }
     const keys = (await frozen.readKeys(disk)).keys.map(formatKey);
     assert.deepEqual(keys, [winners[0]!.key], 'the frozen holder and the losers are gone');
     assert.ok(winners[0]!.ms >= 45, 'the winner watched the liveness window');
