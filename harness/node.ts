@@ -240,10 +240,16 @@ export class NodeDaemon {
       .map((r) => ({ id: `${h.name}/${r.name}`, paths: (r.disk?.paths ?? []).map((p) => p.replaceAll('{node}', this.node)), ...(r.disk?.wwn ? { wwn: r.disk.wwn } : {}) }));
   }
 
+  private ticks = 0;
+  private lastAdvert = '';
+  private lastAdvertObj: Record<string, import('./packet.ts').HierarchyAdvert> = {};
   private tick(): void {
     this.checkFreeze();
     void this.updateWatches();
-    this.schedule();
+    // Events (peers, monitors, finished actions, admin) trigger decisions at once; the periodic
+    // re-decision only catches time-based changes (back-offs, failure windows): every 5th tick
+    // is plenty and keeps an idle node idle.
+    if (++this.ticks % 5 === 0) this.schedule();
   }
 
   /** Called on every tick and before answering status, so a resumed node never reports stale ownership. */
@@ -372,7 +378,13 @@ export class NodeDaemon {
         return [h, { ...a, epoch: this.generation, ...(own.state === 'owned' ? { ownerKey: formatKey(own.key) } : {}) }];
       }),
     );
-    this.comm.setAdvert(advert, { leaving: this.shutdown !== false && this.allQuiet() });
+    const leaving = this.shutdown !== false && this.allQuiet();
+    const key = JSON.stringify([advert, leaving]);
+    if (key !== this.lastAdvert) {
+      this.lastAdvert = key;
+      this.lastAdvertObj = advert;
+      this.comm.setAdvert(advert, { leaving });
+    }
     for (const a of d.actions) {
       if (this.inFlight.size >= this.config.cluster.maxParallelHierarchies) break;
       this.launch(a);
@@ -630,7 +642,8 @@ export class NodeDaemon {
     if (this.finishing) return;
     this.finishing = true;
     // Tell peers we are leaving (several times, UDP may drop one) so they take over at once.
-    this.comm.setAdvert({}, { leaving: true });
+    // Keep the adverts: a hierarchy held by `--mode stop` must stay held in the peers' memory.
+    this.comm.setAdvert(this.lastAdvertObj, { leaving: true });
     await new Promise((r) => setTimeout(r, 3 * (this.config.cluster.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs)));
     await this.close();
     this.log.info({ event: 'node-stopped' }, `node ${this.node} stopped`);
