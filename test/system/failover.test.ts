@@ -1,0 +1,61 @@
+// System tier: the harness on the namespace cluster (3 nodes, 2 comm paths, real agents:
+// Filesystem on a loop device, Dummy, IPaddr2, the bundled webserver), a few real faults, and
+// what a client sees. Bounds are far above the targets (the benchmark measures; this catches
+// regressions): a takeover within 10 s, no failover on a single path cut, no VIP answering
+// from two nodes once a peer took over from a node whose daemon was killed.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { Bed } from '../../bench/lib/bed.ts';
+import { DEFAULT_PROFILE } from '../../bench/lib/config.ts';
+import { runFault, type RunRecord } from '../../bench/lib/scenario.ts';
+
+const skip =
+  process.getuid?.() !== 0
+    ? 'needs root (namespaces)'
+    : !existsSync('/usr/lib/ocf/resource.d/heartbeat/IPaddr2')
+      ? 'resource-agents not installed'
+      : false;
+
+/** Generous: the target is 1.5 s; a loaded CI machine may be several times slower. */
+const TAKEOVER_BOUND_MS = 10_000;
+
+let bed: Bed;
+
+before(async () => {
+  if (skip) return;
+  bed = await Bed.create({ profile: DEFAULT_PROFILE, kind: 'web' });
+  await bed.settle(60_000);
+});
+
+after(() => {
+  bed?.teardown();
+});
+
+function explain(r: RunRecord): string {
+  return JSON.stringify({ owner: r.owner, taker: r.taker, vip: r.vipDowntimeMs, gaps: r.vipGaps, logs: r.logs, double: r.doubleVip, notes: r.notes, error: r.error });
+}
+
+test('one comm path cut: no failover, the VIP keeps answering', { skip }, async () => {
+  const r = await runFault(bed, 'path-cut', 1);
+  assert.equal(r.error, undefined, explain(r));
+  assert.equal(r.failovers, 0, explain(r));
+  assert.equal(r.vipDowntimeMs, 0, explain(r));
+});
+
+test('processes killed, host alive: a peer takes over and the VIP never answers from two nodes after', { skip }, async () => {
+  const r = await runFault(bed, 'processes-killed', 1, { boundMs: TAKEOVER_BOUND_MS });
+  assert.equal(r.error, undefined, explain(r));
+  assert.ok(r.taker !== null && r.taker !== r.owner, explain(r));
+  assert.ok(r.vipDowntimeMs !== null && r.vipDowntimeMs < TAKEOVER_BOUND_MS, explain(r));
+  assert.equal(r.doubleVip.afterTakeover, 0, explain(r));
+});
+
+test('power-off: a peer takes over, the VIP and HTTP answer again within the bound', { skip }, async () => {
+  const r = await runFault(bed, 'power-off', 1, { boundMs: TAKEOVER_BOUND_MS });
+  assert.equal(r.error, undefined, explain(r));
+  assert.ok(r.taker !== null && r.taker !== r.owner, explain(r));
+  assert.ok(r.vipDowntimeMs !== null && r.vipDowntimeMs < TAKEOVER_BOUND_MS, explain(r));
+  assert.ok(r.httpDowntimeMs !== null && r.httpDowntimeMs < TAKEOVER_BOUND_MS + 5000, explain(r));
+  assert.equal(r.doubleVip.afterTakeover, 0, explain(r));
+});
