@@ -23,7 +23,7 @@ export function formatStatus(s: StatusDoc): string {
         n.name + (n.self ? ' (this node)' : ''),
         n.self ? 'up' : n.state + (n.suspect && n.state === 'up' ? ' (suspect)' : ''),
         n.self ? n.addresses.join(', ') : n.addresses.map((a, i) => `${a} ${n.paths[i] ?? '?'}`).join(', '),
-        n.self || n.lastHeardMs === null ? '-' : `${Math.max(0, s.time - n.lastHeardMs)} ms ago`,
+        n.self || n.lastHeardMs === null ? '-' : `${Math.round(Math.max(0, s.time - n.lastHeardMs))} ms ago`,
       ]),
     ]),
   );

@@ -10,6 +10,7 @@ import type { AgentMetadata } from '../agents/metadata.ts';
 import { ConfigError, isError, loadCluster, loadHierarchies, splitWhere } from './load.ts';
 import type { ConfigIssue } from './load.ts';
 import type { Config, ResourceConfig } from './model.ts';
+import { findKeyCollisions } from '../fencing/keys.ts';
 
 /**
  * Check every agent resource of `config` and fill its timeouts from the agent's meta-data where
@@ -105,6 +106,13 @@ export async function validateAll(
   } catch (e) {
     agentIssues = [{ file: cluster.file, field: '', message: `agent checks failed: ${(e as Error).message}` }];
   }
-  const issues = [...loaded.issues, ...agentIssues];
+  // Reservation keys are derived from (cluster, node) by a 32-bit hash: two nodes sharing one would
+  // be indistinguishable on the disk (one could preempt the other's registrations as its own).
+  const keyIssues: ConfigIssue[] = findKeyCollisions(cluster.cluster, cluster.nodes.map((n) => n.name)).map(([a, b]) => ({
+    file: cluster.file,
+    field: 'nodes',
+    message: `nodes ${a} and ${b} get the same reservation key in cluster ${cluster.cluster}: rename one of them`,
+  }));
+  const issues = [...loaded.issues, ...agentIssues, ...keyIssues];
   return issues.some(isError) ? { issues } : { config, issues };
 }
