@@ -9,7 +9,8 @@
 //
 // Layout: one state file per disk, `<dir>/<disk id with "/" replaced by "__">.json`:
 //   { "generation": 3, "registrations": { "<initiator>": "0x…" }, "holder": "<initiator>"|null, "type": 1|null }
-// The initiator is the node name: one "I_T nexus" per node (the file backend has no paths).
+// The initiator is the node name: one "I_T nexus" per node (the file backend has no paths:
+// DiskRef.paths and .wwn are ignored; verify() checks the directory and the state file).
 //
 // Atomicity across processes: every PR OUT operation runs under an exclusive lock file
 // (`<state>.lock`, created with O_CREAT|O_EXCL) for its read-modify-write, and publishes the new
