@@ -14,7 +14,7 @@
 //
 // Atomicity across processes: every PR OUT operation runs under an exclusive lock file
 // (`<state>.lock`, created with O_CREAT|O_EXCL) for its read-modify-write, and publishes the new
-// state by writing a temp file, fsync, rename. PR IN (reads) take no lock: rename is atomic, so a
+// state by writing a temp file and renaming it (no fsync: see #update). PR IN (reads) take no lock: rename is atomic, so a
 // reader sees the state before or after an operation, never half of one — and a reader is never
 // stuck behind a frozen lock holder, which is exactly when a challenger needs to read.
 //
@@ -46,6 +46,7 @@
 //  - RELEASE (our `release`): rk must be our key ('conflict' otherwise, as LIO answers an
 //    unregistered or stale-key RELEASE); releases when we hold, then unregisters.
 // The backend never logs: it throws OwnershipError and the caller decides.
+import { DEFAULTS } from '../harness/defaults.ts';
 import { randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
 import { access, open, readFile, readlink, rename, stat, unlink } from 'node:fs/promises';
@@ -168,7 +169,7 @@ export class FileBackend implements OwnershipBackend {
     }
     this.#dir = opts.dir;
     this.#initiator = opts.initiator;
-    this.#lockStaleMs = opts.lockStaleMs ?? 2000;
+    this.#lockStaleMs = opts.lockStaleMs ?? DEFAULTS.fileLockStaleMs;
     this.#lockTimeoutMs = opts.lockTimeoutMs ?? 3 * this.#lockStaleMs;
     if (!(this.#lockStaleMs > 0) || !(this.#lockTimeoutMs > 0)) throw new Error('FileBackend: lock bounds must be > 0 ms');
   }
@@ -361,8 +362,10 @@ export class FileBackend implements OwnershipBackend {
       try {
         const fh = await open(tmp, 'wx', 0o644);
         try {
+          // No fsync: the nodes sharing this file share one kernel (one machine or namespaces), so
+          // rename() is atomic for all of them; durability across a power loss is moot, every
+          // "node" dies with it. An fsync per refresh only stalled loaded machines into false losses.
           await fh.writeFile(`${JSON.stringify(doc, null, 2)}\n`);
-          await fh.sync();
         } finally {
           await fh.close();
         }

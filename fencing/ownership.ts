@@ -24,6 +24,7 @@
 //    afterwards: the disk shows our *next* key, which we then adopt instead of calling it a loss;
 //  - markUnverified() (after the daemon detected that this process was frozen) makes every
 //    hierarchy 'unverified' and checks it at once: while frozen, we may have been preempted.
+import { DEFAULTS } from '../harness/defaults.ts';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { DiskRef, Key, OwnershipBackend } from './backend.ts';
@@ -48,7 +49,7 @@ export interface OwnershipKeeperOptions {
 }
 
 /** Consecutive failed (or hung) check rounds after which ownership counts as lost. */
-export const LOST_AFTER_FAILED_CHECKS = 3;
+export const LOST_AFTER_FAILED_CHECKS = DEFAULTS.lostAfterFailedChecks;
 
 interface Held {
   hierarchy: string;

@@ -16,6 +16,7 @@
 // The holder's liveness is judged from its reservation key, read with READ RESERVATION (the
 // holder's current key, whatever path or stale registrations it has): a live holder's keeper
 // moves it to the next generation every keyRefreshMs.
+import { DEFAULTS } from '../harness/defaults.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DiskRef, Key, OwnershipBackend, ReservationState } from './backend.ts';
 import { OwnershipError } from './backend.ts';
@@ -65,7 +66,7 @@ type DiskResult = { ok: true; preempted?: Key } | Failure;
 
 /** A disk whose reservation kept changing under us this many times is reported as an error. */
 const MAX_ROUNDS = 4;
-const DEFAULT_KEY_POLL_MS = 100;
+const DEFAULT_KEY_POLL_MS = DEFAULTS.keyPollMs;
 
 function defaultSleep(ms: number, signal?: AbortSignal): Promise<void> {
   return delay(ms, undefined, signal ? { signal } : undefined);

@@ -25,6 +25,13 @@ export const DEFAULTS = {
   ownershipCheckMs: 500,
   /** A challenger must see the holder's key frozen this long before it preempts. */
   livenessWindowMs: 700,
+  /** During the liveness watch a challenger re-reads the holder's key this often. */
+  keyPollMs: 100,
+  /** The keeper declares ownership lost after this many consecutive check rounds without a good read
+   *  (it cannot prove it still owns the disk, and peers may have preempted a key they saw frozen). */
+  lostAfterFailedChecks: 3,
+  /** File backend: a lock file older than this is stale (a frozen node must not block its preemptor). */
+  fileLockStaleMs: 2_000,
   /** Extra wait before reserving a FREE disk, per priority rank beyond the first (race bias). */
   raceDelayPerRankMs: 300,
 
