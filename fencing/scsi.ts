@@ -19,7 +19,7 @@
 // Unit attentions: the first command on a path after its registration was preempted or cleared
 // fails with UNIT ATTENTION without being executed; we retry (the failed command consumed it).
 import { execa } from 'execa';
-import { stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { DiskRef, Key, KeyList, OwnershipBackend, OwnershipErrorCode, ReservationState } from './backend.ts';
 import { OwnershipError } from './backend.ts';
@@ -215,7 +215,7 @@ export class ScsiBackend implements OwnershipBackend {
     throw last;
   }
 
-  /** PR IN on every path plus, with several paths, the LUN identity of each. */
+  /** PR IN on every path plus, with several paths, a check that they all reach one LUN. */
   async #readEveryPath<T extends { generation: number }>(
     disk: DiskRef,
     args: string[],
@@ -225,7 +225,7 @@ export class ScsiBackend implements OwnershipBackend {
     const [results, ids] = await Promise.all([
       this.#everyPath(disk, async (path) => parse((await this.#persist(disk, path, args)).stdout, { disk: disk.id, path })),
       // One path cannot disagree with itself; its identity was checked by verify().
-      paths.length > 1 ? this.#identities(disk, paths) : Promise.resolve(null),
+      paths.length > 1 ? this.#quickIdentities(disk, paths) : Promise.resolve(null),
     ]);
     if (ids !== null) {
       const distinct = new Set(ids.values());
@@ -235,6 +235,21 @@ export class ScsiBackend implements OwnershipBackend {
       }
     }
     return paths.map((p) => results.get(p) as T);
+  }
+
+  /**
+   * Identities for the frequent reads (the holder checks every ownershipCheckMs): the kernel's
+   * copy of VPD page 0x83, /sys/dev/{block,char}/M:m/device/wwid, costs no process and no SCSI
+   * command, and it belongs to the device node the path resolves to now, so a path that was
+   * re-pointed at another LUN shows the other LUN's identity. The kernel may pick a different
+   * designator than parseLunIdentity (it prefers the most specific kind), so these strings are only
+   * compared with each other, never with disk.wwn (verify() does that, from the device itself).
+   * Any path without the sysfs attribute (a partition, a non-SCSI device): ask the devices.
+   */
+  async #quickIdentities(disk: DiskRef, paths: string[]): Promise<Map<string, string | null>> {
+    const fromSysfs = await Promise.all(paths.map((p) => sysfsWwid(p)));
+    if (fromSysfs.every((id) => id !== null)) return new Map(paths.map((p, i) => [p, fromSysfs[i] as string]));
+    return this.#identities(disk, paths);
   }
 
   async #identities(disk: DiskRef, paths: string[]): Promise<Map<string, string | null>> {
@@ -294,7 +309,9 @@ export class ScsiBackend implements OwnershipBackend {
       stdin: 'ignore',
       stripFinalNewline: false,
       env: { LC_ALL: 'C' },
-      forceKillAfterDelay: 1_000,
+      // Our own deadline below does the killing; execa's exit-hook bookkeeping only costs time.
+      cleanup: false,
+      forceKillAfterDelay: false,
     });
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'timeout'>((resolve) => {
@@ -315,6 +332,22 @@ export class ScsiBackend implements OwnershipBackend {
     const out = { exitCode: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), ms };
     this.#log?.trace({ disk: disk.id, path, cmd: [file, ...args].join(' '), exit: r.exitCode, ms }, 'scsi: command');
     return out;
+  }
+}
+
+/** The kernel's LUN identity of the device node behind `path`, or null when it has none. */
+async function sysfsWwid(path: string): Promise<string | null> {
+  try {
+    const st = await stat(path, { bigint: true });
+    const kind = st.isBlockDevice() ? 'block' : st.isCharacterDevice() ? 'char' : null;
+    if (kind === null) return null;
+    // Linux dev_t layout (glibc gnu_dev_major/minor).
+    const major = ((st.rdev >> 8n) & 0xfffn) | ((st.rdev >> 32n) & ~0xfffn);
+    const minor = (st.rdev & 0xffn) | ((st.rdev >> 12n) & ~0xffn);
+    const wwid = (await readFile(`/sys/dev/${kind}/${major}:${minor}/device/wwid`, 'utf8')).trim();
+    return wwid === '' ? null : wwid;
+  } catch {
+    return null;
   }
 }
 

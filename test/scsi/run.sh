@@ -13,7 +13,9 @@
 # Settings (env): HARNESS_SCSI_KVER (kernel; default newest installed with LIO),
 #   HARNESS_SCSI_ACCEL=auto|kvm|tcg, HARNESS_SCSI_SMP=1, HARNESS_SCSI_MEM_MB=1024,
 #   HARNESS_SCSI_TIMEOUT=900 (seconds for the whole guest run), HARNESS_SCSI_KEEP=1 (keep the
-#   work dir), HARNESS_SCSI_NETNS=1|0, HARNESS_SCSI_DISK_MB=32, any HARNESS_SCSI_* is passed on.
+#   work dir), HARNESS_SCSI_NETNS=1|0, HARNESS_SCSI_DISK_MB=32, HARNESS_SCSI_TIME_SCALE (factor
+#   for the tests' timers; default 4 under TCG, 1 under KVM), HARNESS_SCSI_RACE_ROUNDS=50;
+#   any HARNESS_SCSI_* is passed on to the guest.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -92,7 +94,9 @@ t_built=$(now)
 # What the guest runs, and its settings: the result share carries both.
 {
   printf 'export HARNESS_SCSI_REPO=%q\n' "$repo"
-  env | grep -E '^HARNESS_SCSI_[A-Z0-9_]+=' | grep -vE '^HARNESS_SCSI_(REPO|KVER|ACCEL|SMP|MEM_MB|TIMEOUT|KEEP)=' |
+  # Under TCG a process start costs ~100x more than on hardware: tests stretch their timers.
+  printf 'export HARNESS_SCSI_TIME_SCALE=%q\n' "${HARNESS_SCSI_TIME_SCALE:-$([ "$accel" = kvm ] && echo 1 || echo 4)}"
+  env | grep -E '^HARNESS_SCSI_[A-Z0-9_]+=' | grep -vE '^HARNESS_SCSI_(REPO|TIME_SCALE|KVER|ACCEL|SMP|MEM_MB|TIMEOUT|KEEP)=' |
     while IFS='=' read -r k v; do printf 'export %s=%q\n' "$k" "$v"; done
 } > "$share/guest.env"
 if [ "$tier_mode" = 1 ]; then

@@ -153,6 +153,13 @@ put HARNESS_SCSI_DISK1_WWN "$(wwid "${DEVS1[1]%% *}")"
 modprobe loop
 truncate -s 1M /run/harness-scsi/luns/plain.img
 put HARNESS_SCSI_LOOP_DEV "$(losetup --find --show /run/harness-scsi/luns/plain.img)"
+# scsi_debug: a real SCSI disk (sd, sg, VPD pages) that does not implement PERSISTENT RESERVE.
+# Loaded after the iSCSI logins so it does not shift their /dev/sdX names.
+modprobe scsi_debug dev_size_mb=4
+sdebug_dev() { ls /sys/bus/pseudo/drivers/scsi_debug/adapter0/host*/target*/*/block 2>/dev/null | head -1; }
+sdebug_ready() { local b; b=$(sdebug_dev); [ -n "$b" ] && [ -b "/dev/$b" ]; }
+wait_for 30 "the scsi_debug disk" sdebug_ready
+put HARNESS_SCSI_NOPR_DEV "/dev/$(sdebug_dev)"
 
 # ---- network namespaces for daemon-level tests ------------------------------------------------
 if [ "${HARNESS_SCSI_NETNS:-1}" = 1 ]; then
