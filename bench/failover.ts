@@ -5,7 +5,8 @@
 //   bench power-off: median X.XXX s, max X.XXX s, n=N
 //
 // Options: --quick (or BENCH_QUICK=1) for a short run; --runs N power-offs per profile;
-// --faults a,b; --profiles default,tuned; --no-many; --footprint S; --keep (keep work dirs).
+// --faults a,b; --profiles default,tuned; --beds web,many (many = 20 hierarchies); --footprint S;
+// --keep (keep work dirs and node logs for a post-mortem).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -28,7 +29,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string' },
     faults: { type: 'string' },
     profiles: { type: 'string', default: 'default,tuned' },
-    'no-many': { type: 'boolean', default: false },
+    beds: { type: 'string', default: 'web,many' },
     footprint: { type: 'string' },
     keep: { type: 'boolean', default: false },
     out: { type: 'string', default: RESULTS },
@@ -50,6 +51,8 @@ const footprintS = args.footprint !== undefined ? Number(args.footprint) : quick
 if (!(footprintS > 0)) fail(`--footprint: expected seconds > 0, got "${args.footprint}"`);
 const faults = (args.faults ?? FAULTS.join(',')).split(',').map((f) => f.trim());
 for (const f of faults) if (!(FAULTS as readonly string[]).includes(f)) fail(`--faults: unknown fault "${f}" (known: ${FAULTS.join(', ')})`);
+const beds = (args.beds ?? '').split(',').map((b) => b.trim());
+for (const b of beds) if (b !== 'web' && b !== 'many') fail(`--beds: unknown bed "${b}" (known: web, many)`);
 const profiles: TimingProfile[] = (args.profiles ?? '').split(',').map((p) => {
   if (p === 'default') return DEFAULT_PROFILE;
   if (p === 'tuned') return TUNED_PROFILE;
@@ -61,7 +64,7 @@ const doc = {
   startedAt: new Date(started).toISOString(),
   finishedAt: null as string | null,
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', kernel: release(), node: process.version },
-  options: { quick, powerOffRuns, otherRuns, manyRuns, footprintS, faults, profiles },
+  options: { quick, powerOffRuns, otherRuns, manyRuns, footprintS, faults, beds, profiles },
   method:
     'namespace cluster (3 nodes, 2 comm paths); client pings the VIP every ~9 ms (ping -D -i 0.009) and GETs http://VIP:8080/ every 10 ms; ' +
     'watchers ping the VIP pinned to each node\'s MAC (double-VIP samples = 10 ms slots with 2+ nodes answering); times from t0 = just before the fault',
@@ -137,8 +140,10 @@ try {
     const isDefault = profile.name === 'default';
     const plan: Plan[] = faults.map((f) => ({ fault: f as FaultKind, count: f === 'power-off' ? powerOffRuns : otherRuns }));
     // Every fault with the shipped defaults; only power-off (the headline number) when tuned.
-    await phase(`${profile.name} profile`, profile, 'web', isDefault ? plan : plan.filter((p) => p.fault === 'power-off'), isDefault);
-    if (!args['no-many'] && faults.includes('power-off')) {
+    if (beds.includes('web')) {
+      await phase(`${profile.name} profile`, profile, 'web', isDefault ? plan : plan.filter((p) => p.fault === 'power-off'), isDefault);
+    }
+    if (beds.includes('many') && faults.includes('power-off')) {
       await phase(`20 hierarchies, ${profile.name} profile`, profile, 'many', [{ fault: 'power-off', count: manyRuns }], false);
     }
   }

@@ -84,18 +84,35 @@ export interface HttpSample {
 }
 
 /**
- * HTTP downtime: t0 → the end of the first successful request started no earlier than the
- * last failing one (after which the service stayed up). 0 when nothing failed after t0, null
- * when it never succeeded again.
+ * HTTP downtime: t0 → the end of the first successful request started after the last outage.
+ * An outage is a run of consecutive failing requests (by start time) whose starts span at least
+ * `minOutageMs`: a single slow or dropped request (a busy server's full accept queue) is a
+ * failure, counted in `failures`, not an outage. 0 when there was no outage after t0, null
+ * when the service never succeeded again.
  */
-export function httpDowntime(samples: readonly HttpSample[], t0: number): number | null {
-  const after = samples.filter((s) => s.start >= t0);
-  const fails = after.filter((s) => !s.ok);
-  if (fails.length === 0) return after.length > 0 ? 0 : null;
-  const lastFail = fails.reduce((a, b) => (b.start > a.start ? b : a));
-  const oks = after.filter((s) => s.ok && s.start >= lastFail.start);
+export function httpDowntime(samples: readonly HttpSample[], t0: number, minOutageMs = 250): number | null {
+  const after = samples.filter((s) => s.start >= t0).sort((a, b) => a.start - b.start);
+  if (after.length === 0) return null;
+  let lastOutageStart: number | null = null;
+  let runFirst: HttpSample | null = null;
+  for (const s of after) {
+    if (s.ok) {
+      runFirst = null;
+      continue;
+    }
+    runFirst ??= s;
+    if (s.start - runFirst.start >= minOutageMs) lastOutageStart = s.start;
+  }
+  if (lastOutageStart === null) return after.some((s) => s.ok) ? 0 : null;
+  const from = lastOutageStart;
+  const oks = after.filter((s) => s.ok && s.start > from);
   if (oks.length === 0) return null;
   return Math.min(...oks.map((s) => s.end)) - t0;
+}
+
+/** Failed requests started after t0. */
+export function httpFailures(samples: readonly HttpSample[], t0: number): number {
+  return samples.filter((s) => s.start >= t0 && !s.ok).length;
 }
 
 /** Times (ms) covered by a node answering: replies closer than joinMs merge, each padded by padMs. */

@@ -87,24 +87,29 @@ function priorities(nodes: readonly TestNode[]): Record<string, number> {
  * filesystem mounted while a peer mounts it (file backend: no I/O fencing) cannot corrupt it.
  */
 export function webHierarchy(opts: { nodes: readonly TestNode[]; vip: string; device: string; mountDir: string; monitorInterval?: string }): HierarchyDoc {
-  const monitor = [{ interval: opts.monitorInterval ?? '1s' }];
+  // No interval given: the shipped default (DEFAULTS.monitorIntervalMs).
+  const monitor = opts.monitorInterval ? { monitor: [{ interval: opts.monitorInterval }] } : {};
   return {
     hierarchy: 'web',
     priority: priorities(opts.nodes),
     utilityChecks: [{ ping: GATEWAY_ADDRESS }],
     resources: [
       { name: 'data', disk: { paths: [] } },
-      { name: 'fs', agent: 'ocf:heartbeat:Filesystem', params: { device: opts.device, directory: opts.mountDir, fstype: 'ext4', options: 'noatime' }, requires: ['data'], monitor },
-      { name: 'dummy', agent: 'ocf:heartbeat:Dummy', requires: ['data'], monitor },
-      { name: 'vip', agent: 'ocf:heartbeat:IPaddr2', params: { ip: opts.vip, cidr_netmask: PREFIX_LEN, nic: 'eth0' }, requires: ['data'], monitor },
-      { name: 'www', agent: 'ocf:harness:webserver', params: { port: WEB_PORT, address: opts.vip, docroot: opts.mountDir }, requires: ['fs', 'vip'], monitor },
+      { name: 'fs', agent: 'ocf:heartbeat:Filesystem', params: { device: opts.device, directory: opts.mountDir, fstype: 'ext4', options: 'noatime' }, requires: ['data'], ...monitor },
+      { name: 'dummy', agent: 'ocf:heartbeat:Dummy', requires: ['data'], ...monitor },
+      { name: 'vip', agent: 'ocf:heartbeat:IPaddr2', params: { ip: opts.vip, cidr_netmask: PREFIX_LEN, nic: 'eth0' }, requires: ['data'], ...monitor },
+      { name: 'www', agent: 'ocf:harness:webserver', params: { port: WEB_PORT, address: opts.vip, docroot: opts.mountDir }, requires: ['fs', 'vip'], ...monitor },
     ],
   };
 }
 
-/** The Pacemaker bar's group: Dummy + IPaddr2, with a disk for ownership. */
+/**
+ * The Pacemaker bar's group: Dummy + IPaddr2, with a disk for ownership. Monitors every 10 s
+ * (the agents' advertised interval): twenty hierarchies monitored every 2 s would spawn ~20
+ * agent shells a second, which on this 2-core machine competes with the failover itself.
+ */
 export function vipHierarchy(opts: { name: string; nodes: readonly TestNode[]; vip: string; monitorInterval?: string }): HierarchyDoc {
-  const monitor = [{ interval: opts.monitorInterval ?? '1s' }];
+  const monitor = [{ interval: opts.monitorInterval ?? '10s' }];
   return {
     hierarchy: opts.name,
     priority: priorities(opts.nodes),

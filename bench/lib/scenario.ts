@@ -5,6 +5,7 @@ import {
   doubleAnswers,
   firstAnswer,
   httpDowntime,
+  httpFailures,
   overlapMs,
   pingDowntime,
   type Gap,
@@ -51,7 +52,11 @@ export interface RunRecord {
   lastVipBackMs: number | null;
   /** kind 'many': the last hierarchy in service, from the logs. */
   lastInServiceMs: number | null;
+  /** kind 'many': per hierarchy (config order), client downtime of its VIP and t0 → in service (logs). */
+  perHierarchy?: Array<{ hierarchy: string; vipDowntimeMs: number | null; inServiceMs: number | null }>;
   httpDowntimeMs: number | null;
+  /** Failed GETs after t0 (timeouts, refusals, non-2xx), outage or not. */
+  httpFailures: number | null;
   logs: Breakdown;
   /** The VIP answered from two nodes (watchers): whole run, and after the takeover answered. */
   doubleVip: { samples: number; afterTakeover: number; window: Gap | null; nodes: string[] };
@@ -234,7 +239,17 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
     proberStalls: down.stalls,
     lastVipBackMs: manyDown.length === 0 ? null : manyDown.some((d) => d === null) ? null : Math.max(...(manyDown as number[])),
     lastInServiceMs: bed.hierarchies.length > 1 ? lastInService(events, t0, bed.hierarchies, owner.name) : null,
+    ...(bed.hierarchies.length > 1
+      ? {
+          perHierarchy: bed.hierarchies.map((h, k) => ({
+            hierarchy: h,
+            vipDowntimeMs: manyDown[k] === undefined || manyDown[k] === null ? null : Math.round(manyDown[k]),
+            inServiceMs: lastInService(events, t0, [h], owner.name),
+          })),
+        }
+      : {}),
     httpDowntimeMs: httpSamples ? httpDowntime(httpSamples, t0) : null,
+    httpFailures: httpSamples ? httpFailures(httpSamples, t0) : null,
     logs,
     doubleVip: { samples: whole.samples, afterTakeover: after.samples, window: whole.window, nodes: whole.nodes },
     configuredTwiceAfterTakeoverMs: Math.round(overlapMs(configured, takeoverT, tEnd)),

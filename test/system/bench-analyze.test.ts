@@ -7,6 +7,7 @@ import {
   doubleAnswers,
   firstAnswer,
   httpDowntime,
+  httpFailures,
   localAddresses,
   overlapMs,
   parsePingLine,
@@ -60,7 +61,7 @@ test('flapping: downtime ends with the last outage, outage time is the sum', () 
   assert.equal(d.outageMs, 500 + 310);
 });
 
-test('HTTP downtime: first success started after the last failure', () => {
+test('HTTP downtime: first success started after the last outage', () => {
   const s = [
     { start: 900, end: 905, ok: true },
     { start: 1010, end: 1510, ok: false },
@@ -69,8 +70,17 @@ test('HTTP downtime: first success started after the last failure', () => {
     { start: 2120, end: 2140, ok: true },
   ];
   assert.equal(httpDowntime(s, 1000), 1140);
+  assert.equal(httpFailures(s, 1000), 2);
   assert.equal(httpDowntime([{ start: 1010, end: 1012, ok: true }], 1000), 0);
   assert.equal(httpDowntime([{ start: 1010, end: 1510, ok: false }], 1000), null);
+  // A burst of timeouts spanning 100 ms while the server is busy is not an outage.
+  const burst = [
+    { start: 1000, end: 1005, ok: true },
+    ...[0, 20, 40, 60, 80, 100].map((d) => ({ start: 1100 + d, end: 1600 + d, ok: false })),
+    { start: 1220, end: 1225, ok: true },
+  ];
+  assert.equal(httpDowntime(burst, 1000), 0);
+  assert.equal(httpFailures(burst, 1000), 6);
 });
 
 test('double answers: slots where two watchers both got replies', () => {

@@ -91,11 +91,15 @@ test('power-off kills every process of the node; reboot brings it back fresh', {
 
 test('freeze stops the node\'s processes, thaw resumes them', { skip }, async () => {
   const n1 = node('n1');
+  const states = (pids: number[]): string[] => processesInPidNs(n1.initPid ?? -1).filter((p) => pids.includes(p.pid)).map((p) => p.state);
   const frozen = c.freeze(n1, true);
   assert.ok(frozen.length > 0);
-  assert.ok(processesInPidNs(n1.initPid ?? -1).filter((p) => frozen.includes(p.pid)).every((p) => p.state === 'T'));
+  // A signal takes effect when the process is next scheduled: poll briefly.
+  for (let i = 0; i < 20 && !states(frozen).every((s) => s === 'T'); i++) await sleep(50);
+  assert.ok(states(frozen).every((s) => s === 'T'), states(frozen).join(''));
   c.freeze(n1, false);
-  assert.ok(processesInPidNs(n1.initPid ?? -1).filter((p) => frozen.includes(p.pid)).every((p) => p.state !== 'T'));
+  for (let i = 0; i < 20 && states(frozen).some((s) => s === 'T'); i++) await sleep(50);
+  assert.ok(states(frozen).every((s) => s !== 'T'), states(frozen).join(''));
 });
 
 test('real agents in a node: Filesystem mounts in its own mount namespace, IPaddr2 serves the client', { skip: skip || (!hasAgents && 'resource-agents not installed') }, async () => {
