@@ -17,7 +17,7 @@ import { alive, childrenOf, nsId, processesInNetNs, processesInPidNs, signal, ty
 import { run, runSync, waitFor, type RunOptions, type RunResult } from './run.ts';
 
 const INIT_SCRIPT = join(dirname(fileURLToPath(import.meta.url)), 'node-init.sh');
-/** All our namespace names start with this, then the creating process's pid (for stale sweeps). */
+/** Our namespace names: `hx<creator pid>-<3 random chars>-<role>`; the pid lets a later run sweep them. */
 const NS_PREFIX = 'hx';
 
 export interface ClusterOptions {
@@ -71,7 +71,7 @@ export class NetnsCluster {
     this.paths = opts.paths ?? 2;
     if (!Number.isInteger(this.paths) || this.paths < 1 || this.paths > 4) throw new Error(`paths: expected 1..4, got ${this.paths}`);
     // Unique per process: parallel test beds (another helper's tests) never collide.
-    this.prefix = `${NS_PREFIX}${process.pid}${Math.random().toString(36).slice(2, 5)}`;
+    this.prefix = `${NS_PREFIX}${process.pid}-${Math.floor(Math.random() * 36 ** 3).toString(36).padStart(3, '0')}`;
     this.workDir = opts.workDir ?? mkdtempSync(join(tmpdir(), `${this.prefix}-`));
     this.keepWorkDir = opts.keepWorkDir ?? false;
     this.privateMount = join(this.workDir, 'node');
@@ -383,7 +383,7 @@ export function sweepStale(): void {
     return;
   }
   for (const name of names) {
-    const m = new RegExp(`^${NS_PREFIX}(\\d+)[a-z0-9]{3}-`).exec(name);
+    const m = new RegExp(`^${NS_PREFIX}(\\d+)-[a-z0-9]+-`).exec(name);
     if (!m || alive(Number(m[1]))) continue;
     const id = netnsId(name);
     if (id) for (const pid of processesInNetNs(id)) signal(pid, 'SIGKILL');

@@ -45,7 +45,7 @@ export function sweepStaleLoops(): void {
   const r = runSync(['losetup', '--list', '--noheadings', '--output', 'NAME,BACK-FILE'], { allowFail: true });
   for (const line of r.stdout.split('\n')) {
     const [dev, file] = line.trim().split(/\s+/);
-    const m = file ? /\/hx(\d+)[a-z0-9]{3}-[^/]+\//.exec(file) : null;
+    const m = file ? /\/hx(\d+)-[a-z0-9]+-[^/]+\//.exec(file) : null;
     if (!dev || !m || alive(Number(m[1]))) continue;
     runSync(['losetup', '-d', dev], { allowFail: true });
   }

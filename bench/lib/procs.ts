@@ -76,13 +76,15 @@ export function processesInNetNs(netId: string): number[] {
   return allPids().filter((p) => nsId(p, 'net') === netId);
 }
 
+/** Running (a zombie is dead: on a host whose PID 1 does not reap, they linger). */
 export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
+    if ((e as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
+  const state = statFields(pid)?.[0];
+  return state !== undefined && state !== 'Z' && state !== 'X';
 }
 
 /** Resident set size in bytes (VmRSS), null when the process is gone. */
