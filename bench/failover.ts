@@ -86,6 +86,7 @@ function progress(r: RunRecord): void {
     `[${r.fault}${r.bed === 'many' ? ' x20' : ''} ${r.profile} #${r.index}] ${r.owner} -> ${r.taker ?? '-'}`,
     `VIP ${fmt(r.bed === 'many' ? r.lastVipBackMs : r.vipDowntimeMs)}`,
     r.httpDowntimeMs !== null ? `HTTP ${fmt(r.httpDowntimeMs)}` : '',
+    r.lastInServiceMs !== null ? `last in service ${fmt(r.lastInServiceMs)}` : '',
     l.runsElsewhereMs !== null ? `logs ${fmt(l.runsElsewhereMs)} (detect ${l.detectMs ?? '-'} race ${l.ownershipMs ?? '-'} agents ${l.agentsMs ?? '-'} overhead ${l.overheadMs ?? '-'} ms)` : '',
     `double ${r.doubleVip.samples}/${r.doubleVip.afterTakeover}`,
     r.failovers ? `failovers ${r.failovers}` : '',

@@ -2,7 +2,7 @@
 // (from the nodes' logs), double-VIP samples and false failovers; and the footprint.
 import { stats, type Stats } from './analyze.ts';
 import type { Footprint } from './footprint.ts';
-import type { RunRecord } from './scenario.ts';
+import { FAILOVER_FAULTS, type RunRecord } from './scenario.ts';
 
 const s3 = (ms: number): string => (ms / 1000).toFixed(3);
 
@@ -35,17 +35,23 @@ function groups(runs: readonly RunRecord[]): Array<{ key: string; runs: RunRecor
 }
 
 export function clientTable(runs: readonly RunRecord[]): string {
-  const rows = groups(runs).map(({ key, runs: rs }) => [
-    key,
-    `${rs.filter((r) => r.ok).length}/${rs.length}`,
-    mmm(rs.map((r) => (r.bed === 'many' ? r.lastVipBackMs : r.vipDowntimeMs))),
-    rs.some((r) => r.httpDowntimeMs !== null) ? mmm(rs.map((r) => r.httpDowntimeMs)) : '-',
-    mmm(rs.map((r) => (r.bed === 'many' ? r.lastInServiceMs : r.logs.runsElsewhereMs))),
-    `${rs.reduce((s, r) => s + r.doubleVip.samples, 0)} / ${rs.reduce((s, r) => s + r.doubleVip.afterTakeover, 0)}`,
-    String(rs.reduce((s, r) => s + r.failovers, 0)),
-  ]);
+  const sum = (rs: RunRecord[], f: (r: RunRecord) => number | null): string => String(rs.reduce((s, r) => s + (f(r) ?? 0), 0));
+  const rows = groups(runs).map(({ key, runs: rs }) => {
+    const failover = rs.some((r) => FAILOVER_FAULTS.includes(r.fault));
+    const http = rs.some((r) => r.httpFailures !== null);
+    return [
+      key,
+      `${rs.filter((r) => r.ok).length}/${rs.length}`,
+      mmm(rs.map((r) => (r.bed === 'many' ? r.lastVipBackMs : r.vipDowntimeMs))),
+      http ? mmm(rs.map((r) => r.httpDowntimeMs)) : '-',
+      failover ? mmm(rs.map((r) => (r.bed === 'many' ? r.lastInServiceMs : r.logs.runsElsewhereMs))) : '-',
+      `${sum(rs, (r) => r.doubleVip.samples)} / ${sum(rs, (r) => r.doubleVip.afterTakeover)}`,
+      sum(rs, (r) => r.failovers),
+      http ? sum(rs, (r) => r.httpFailures) : '-',
+    ];
+  });
   return table(
-    ['fault [profile]', 'ok/n', 'VIP answers again, s (min/med/max)', 'HTTP answers, s', 'runs elsewhere (logs), s', 'double-VIP all/after', 'failovers'],
+    ['fault [profile]', 'ok/n', 'VIP answers again, s (min/med/max)', 'HTTP answers, s', 'runs elsewhere (logs), s', 'double-VIP all/after', 'failovers', 'failed GETs'],
     rows,
   );
 }
