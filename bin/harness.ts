@@ -8,14 +8,19 @@ import { existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { loadCluster, formatIssue, ConfigError, isError } from '../hierarchies/load.ts';
-import { validateAll } from '../hierarchies/validate.ts';
+import { formatIssue, ConfigError, isError } from '../hierarchies/issues.ts';
 import { controlRequest } from '../harness/control.ts';
-import { formatStatus } from '../harness/status-format.ts';
 import type { StatusDoc } from '../harness/status.ts';
-import { createLogger } from '../harness/log.ts';
-import { NodeDaemon } from '../harness/node.ts';
-import { generateAuthKey } from '../harness/authkey.ts';
+import type { ClusterConfig } from '../hierarchies/model.ts';
+
+// Heavy modules are imported where they are used: the daemon process (`start --foreground`) must
+// not carry the YAML parser and schema library for its whole life (they run in a child process).
+async function loadCluster(file: string): Promise<ClusterConfig> {
+  return (await import('../hierarchies/load.ts')).loadCluster(file);
+}
+async function validateAll(file: string) {
+  return (await import('../hierarchies/validate.ts')).validateAll(file);
+}
 
 const DEFAULT_CONFIG = '/etc/harness/cluster.yaml';
 
@@ -30,8 +35,8 @@ function common(cmd: Command): Command {
     .addOption(new Option('-n, --node <name>', 'this node\'s name').env('HARNESS_NODE').default(hostname()));
 }
 
-function socketOf(opts: Common): string {
-  const cluster = loadCluster(resolve(opts.config));
+async function socketOf(opts: Common): Promise<string> {
+  const cluster = await loadCluster(resolve(opts.config));
   const me = cluster.nodes.find((n) => n.name === opts.node);
   if (!me) throw new Error(`${cluster.file}: no node named ${opts.node} (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`);
   return me.controlSocket;
@@ -54,6 +59,8 @@ common(program.command('start').description('start this node\'s daemon'))
   .action(async (opts: Common & { foreground?: boolean; log?: string }) => {
     const configFile = resolve(opts.config);
     if (opts.foreground) {
+      const { createLogger } = await import('../harness/log.ts');
+      const { NodeDaemon } = await import('../harness/node.ts');
       const log = createLogger({ node: opts.node });
       const daemon = new NodeDaemon({ configFile, node: opts.node, log });
       try {
@@ -72,7 +79,7 @@ common(program.command('start').description('start this node\'s daemon'))
       const { issues } = await validateAll(configFile);
       const errors = issues.filter(isError);
       if (errors.length) throw new ConfigError(errors);
-      const cluster = loadCluster(configFile);
+      const cluster = await loadCluster(configFile);
       const me = cluster.nodes.find((n) => n.name === opts.node);
       if (!me) throw new Error(`${configFile}: no node named ${opts.node}`);
       const stateDir = me.stateDir ?? join('/var/lib/harness', opts.node);
@@ -103,7 +110,7 @@ common(program.command('stop').description('stop this node\'s daemon: hand hiera
   .option('--no-wait', 'do not wait for the daemon to finish')
   .action(async (opts: Common & { mode?: 'switchover' | 'stop'; wait: boolean }) => {
     try {
-      const sock = socketOf(opts);
+      const sock = await socketOf(opts);
       await controlRequest(sock, { cmd: 'stop', ...(opts.mode ? { mode: opts.mode } : {}) });
       if (!opts.wait) return;
       const deadline = Date.now() + 120_000;
@@ -125,7 +132,8 @@ common(program.command('status').description('show this node\'s view of the clus
   .option('--json', 'machine-readable output')
   .action(async (opts: Common & { json?: boolean }) => {
     try {
-      const doc = (await controlRequest(socketOf(opts), { cmd: 'status' })) as StatusDoc;
+      const doc = (await controlRequest(await socketOf(opts), { cmd: 'status' })) as StatusDoc;
+      const { formatStatus } = await import('../harness/status-format.ts');
       console.log(opts.json ? JSON.stringify(doc, null, 2) : formatStatus(doc));
     } catch (e) {
       fail(e);
@@ -138,7 +146,7 @@ common(program.command('hierarchy').description('take a hierarchy out of service
   .action(async (name: string, action: string, opts: Common) => {
     try {
       if (action !== 'stop' && action !== 'start') throw new Error(`action must be stop or start, not ${action}`);
-      await controlRequest(socketOf(opts), { cmd: 'hierarchy', name, action: action === 'stop' ? 'out-of-service' : 'in-service' });
+      await controlRequest(await socketOf(opts), { cmd: 'hierarchy', name, action: action === 'stop' ? 'out-of-service' : 'in-service' });
       console.log(`harness: ${name}: ${action === 'stop' ? 'taken out of service (held)' : 'released for service'} on ${opts.node}`);
     } catch (e) {
       fail(e);
@@ -149,10 +157,15 @@ program
   .command('validate')
   .description('check a configuration (cluster file, or a directory holding cluster.yaml) and print every problem')
   .argument('[path]', 'cluster file or configuration directory', process.env.HARNESS_CONFIG ?? DEFAULT_CONFIG)
-  .action(async (path: string) => {
+  .option('--json', 'print {config, issues} as JSON (used by the daemon)')
+  .action(async (path: string, opts: { json?: boolean }) => {
     let file = resolve(path);
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'cluster.yaml');
     const { config, issues } = await validateAll(file);
+    if (opts.json) {
+      console.log(JSON.stringify({ config, issues }));
+      return;
+    }
     for (const i of issues) console.error(formatIssue(i));
     const errors = issues.filter(isError);
     if (errors.length || !config) {
@@ -167,8 +180,9 @@ program
   .description('write a new random cluster auth key (mode 0600); copy it to every node')
   .argument('<file>')
   .option('--force', 'overwrite an existing key')
-  .action((file: string, opts: { force?: boolean }) => {
+  .action(async (file: string, opts: { force?: boolean }) => {
     try {
+      const { generateAuthKey } = await import('../harness/authkey.ts');
       generateAuthKey(resolve(file), { overwrite: !!opts.force });
       console.log(`harness: wrote ${file}`);
     } catch (e) {

@@ -52,7 +52,6 @@ import { constants as fsConstants } from 'node:fs';
 import { access, open, readFile, readlink, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
-import { z } from 'zod';
 import { OwnershipError } from './backend.ts';
 import type { DiskRef, Key, KeyList, OwnershipBackend, OwnershipErrorCode, ReservationState } from './backend.ts';
 import { formatKey, parseKey } from './keys.ts';
@@ -80,12 +79,28 @@ interface DiskState {
   type: number | null;
 }
 
-const stateSchema = z.object({
-  generation: z.number().int().min(0).max(0xffffffff),
-  registrations: z.record(z.string().min(1), z.string().regex(/^0x[0-9a-f]{1,16}$/)),
-  holder: z.string().min(1).nullable(),
-  type: z.number().int().nullable(),
-});
+interface StateDoc {
+  generation: number;
+  registrations: Record<string, string>;
+  holder: string | null;
+  type: number | null;
+}
+
+/** Checked by hand rather than with the schema library: this runs in the daemon, which keeps its
+ *  memory footprint small by not loading zod (config validation runs in a child process). */
+function checkStateDoc(v: unknown): StateDoc {
+  const o = v as Partial<StateDoc> | null;
+  if (typeof o !== 'object' || o === null || Array.isArray(o)) throw new Error('(root): expected an object');
+  if (!Number.isInteger(o.generation) || o.generation! < 0 || o.generation! > 0xffffffff) throw new Error('generation: expected an integer 0..2^32-1');
+  if (typeof o.registrations !== 'object' || o.registrations === null || Array.isArray(o.registrations)) throw new Error('registrations: expected an object');
+  for (const [ini, k] of Object.entries(o.registrations)) {
+    if (ini === '' || typeof k !== 'string' || !/^0x[0-9a-f]{1,16}$/.test(k)) throw new Error(`registrations.${ini}: expected a 0x… key`);
+  }
+  if (o.holder !== null && (typeof o.holder !== 'string' || o.holder === '')) throw new Error('holder: expected a name or null');
+  if (o.type !== null && !Number.isInteger(o.type)) throw new Error('type: expected an integer or null');
+  for (const k of Object.keys(o)) if (!['generation', 'registrations', 'holder', 'type'].includes(k)) throw new Error(`${k}: unknown field`);
+  return o as StateDoc;
+}
 
 function emptyState(): DiskState {
   return { generation: 0, registrations: new Map(), holder: null, type: null };
@@ -313,11 +328,11 @@ export class FileBackend implements OwnershipBackend {
       }
       throw fsError(disk.id, path, 'read', err);
     }
-    let parsed: z.infer<typeof stateSchema>;
+    let parsed: StateDoc;
     try {
-      parsed = stateSchema.parse(JSON.parse(raw));
+      parsed = checkStateDoc(JSON.parse(raw));
     } catch (err) {
-      const why = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') : (err as Error).message;
+      const why = (err as Error).message;
       throw new OwnershipError('garbled', disk.id, `state file ${path} is not valid: ${why}`, { path, raw });
     }
     const registrations = new Map<string, Key>();

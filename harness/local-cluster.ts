@@ -15,7 +15,8 @@ import { controlRequest } from './control.ts';
 import type { StatusDoc } from './status.ts';
 import { generateAuthKey } from './authkey.ts';
 
-const HARNESS_BIN = fileURLToPath(new URL('../bin/harness.ts', import.meta.url));
+// Daemons run from the same flavour as this file (dist/ JavaScript from the build, or the .ts sources).
+const HARNESS_BIN = fileURLToPath(new URL(`../bin/harness.${import.meta.url.endsWith('.js') ? 'js' : 'ts'}`, import.meta.url));
 
 export interface LocalClusterOptions {
   nodes?: string[];

@@ -9,8 +9,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Server } from 'node:net';
 import type { Config, HierarchyConfig } from '../hierarchies/model.ts';
-import { validateAll } from '../hierarchies/validate.ts';
-import { ConfigError, formatIssue, isError } from '../hierarchies/load.ts';
+import { validateInChild } from '../hierarchies/validate-child.ts';
+import { ConfigError, formatIssue, isError } from '../hierarchies/issues.ts';
 import { locateAgent, BUNDLED_AGENT_DIR, type AgentRef } from '../agents/locate.ts';
 import { Comm } from './comm.ts';
 import { readAuthKey } from './authkey.ts';
@@ -90,7 +90,7 @@ export class NodeDaemon {
 
   /** Load and check everything, then join the cluster. Throws (ConfigError etc.) before touching anything shared. */
   async start(): Promise<void> {
-    const { config, issues } = await validateAll(this.configFile);
+    const { config, issues } = await validateInChild(this.configFile);
     const errors = issues.filter(isError);
     for (const i of issues) this.log.warn({ event: 'config-issue' }, formatIssue(i));
     if (!config || errors.length > 0) throw new ConfigError(errors.length ? errors : issues);
@@ -184,7 +184,7 @@ export class NodeDaemon {
    * its own feet.
    */
   async reload(): Promise<void> {
-    const { config, issues } = await validateAll(this.configFile);
+    const { config, issues } = await validateInChild(this.configFile);
     const errors = issues.filter(isError);
     if (!config || errors.length > 0) {
       this.log.error({ event: 'reload-rejected', issues: errors.map(formatIssue) }, `configuration NOT reloaded (keeping the last good one): ${errors.map(formatIssue).join('; ')}`);

@@ -25,6 +25,11 @@ import { parseAgentSpec } from '../agents/locate.ts';
 import { ClusterFileSchema, HierarchyFileSchema, parseAddress } from './schema.ts';
 import type { ClusterFile, HierarchyFile, ResourceFile } from './schema.ts';
 import { findCycle, formatCycle } from './tree.ts';
+import { ConfigError, formatIssue, isError, type ConfigIssue } from './issues.ts';
+
+// Re-exported: the issue types live in issues.ts so that the daemon can use them without loading
+// the YAML parser and the schema library (memory footprint).
+export { ConfigError, formatIssue, isError, type ConfigIssue };
 
 // Path defaults (not timers, so they live here rather than in harness/defaults.ts).
 export const DEFAULT_CONTROL_SOCKET = '/run/harness/harness.sock';
@@ -36,42 +41,11 @@ export const MIN_AUTH_KEY_BYTES = 16;
 // ---------------------------------------------------------------------------------------------
 // Issues
 
-export interface ConfigIssue {
-  file: string;
-  line?: number;
-  column?: number;
-  /** Field path as written in the YAML, e.g. `resources[2].params.port`; '' for the whole file. */
-  field: string;
-  message: string;
-  /** Absent means 'error'. Warnings never make loading fail. */
-  severity?: 'error' | 'warning';
-}
-
-export class ConfigError extends Error {
-  issues: ConfigIssue[];
-  constructor(issues: ConfigIssue[]) {
-    super(issues.map(formatIssue).join('\n'));
-    this.name = 'ConfigError';
-    this.issues = issues;
-  }
-}
-
-/** `file:line:col: field: message` (parts that are unknown are left out). */
-export function formatIssue(i: ConfigIssue): string {
-  let where = i.file;
-  if (i.line !== undefined) where += `:${i.line}${i.column !== undefined ? `:${i.column}` : ''}`;
-  const warn = i.severity === 'warning' ? 'warning: ' : '';
-  return `${where}: ${warn}${i.field ? `${i.field}: ` : ''}${i.message}`;
-}
-
 /** One file's issues top to bottom, as the admin reads the file (stable for equal positions). */
 function byPosition(issues: ConfigIssue[]): ConfigIssue[] {
   return issues.toSorted((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
 }
 
-export function isError(i: ConfigIssue): boolean {
-  return i.severity !== 'warning';
-}
 
 // ---------------------------------------------------------------------------------------------
 // YAML with positions
