@@ -91,8 +91,10 @@ export function commTimers(c: Pick<ClusterConfig, 'heartbeatIntervalMs' | 'deadT
     suspectAfterMs: c.deadTimeMs / 2,
     pathDeadTimeMs: c.deadTimeMs,
     startupGraceMs: c.deadTimeMs,
-    /** Re-evaluation period: detection latency is deadTimeMs + at most this (+ event-loop lag). */
-    tickMs: Math.max(5, Math.floor(c.heartbeatIntervalMs / 3)),
+    /** Send period and routine re-evaluation; threshold crossings between two ticks get a precise
+     *  one-shot timer (armDeadline), so detection stays at deadTimeMs + event-loop lag while an idle
+     *  node wakes up only once per heartbeat (idle CPU). */
+    tickMs: Math.max(5, c.heartbeatIntervalMs),
   };
 }
 
@@ -110,7 +112,7 @@ const DROP_LOG_INTERVAL_MS = 1_000;
 const DROP_LOG_FORGET_MS = 10_000;
 /** Bound on remembered (reason, source) pairs: a spoofed-source flood must not grow memory. */
 const DROP_LOG_MAX_KEYS = 1_024;
-const TICKS_PER_SEND = 3;
+const TICKS_PER_SEND = 1;
 
 interface Addr {
   host: string;
@@ -280,6 +282,7 @@ export class Comm extends EventEmitter<CommEvents> {
     this.phase = 'stopped';
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     await this.closeSockets();
     this.log.info({ node: this.selfName }, 'comm stopped');
   }
@@ -528,9 +531,43 @@ export class Comm extends EventEmitter<CommEvents> {
       for (const peer of this.peers) if (this.evaluate(peer, now)) changed = true;
       if (changed) this.emitSafe('change');
       this.sweepDropLog(now);
+      this.armDeadline(now);
     } catch (err) {
       this.log.error({ err }, 'comm: tick failed (continuing)');
     }
+  }
+
+  /** Wake up exactly when the next suspect/dead/path-dead threshold is crossed, if before the next tick. */
+  private deadlineTimer: NodeJS.Timeout | undefined;
+  private armDeadline(now: number): void {
+    const t = this.timers;
+    let next = Infinity;
+    const consider = (at: number) => {
+      if (at > now && at < next) next = at;
+    };
+    if (this.startedAt !== undefined) consider(this.startedAt + t.startupGraceMs);
+    for (const peer of this.peers) {
+      if (peer.lastHeard !== null) {
+        consider(peer.lastHeard + t.suspectAfterMs);
+        consider(peer.lastHeard + t.deadTimeMs);
+      }
+      for (const rx of peer.rx) if (rx.lastHeard !== null) consider(rx.lastHeard + t.pathDeadTimeMs);
+    }
+    if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = undefined;
+    if (next - now >= t.tickMs) return;
+    this.deadlineTimer = setTimeout(() => {
+      this.deadlineTimer = undefined;
+      if (this.phase !== 'running') return;
+      try {
+        const at = this.now();
+        let changed = false;
+        for (const peer of this.peers) if (this.evaluate(peer, at)) changed = true;
+        if (changed) this.emitSafe('change');
+      } catch (err) {
+        this.log.error({ err }, 'comm: deadline check failed (continuing)');
+      }
+    }, Math.ceil(next - now) + 1);
   }
 
   private derive(peer: Peer, now: number): Derived {

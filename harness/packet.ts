@@ -12,7 +12,7 @@
 // every peer on a path, which is why replay protection is a per-sender (incarnation, seq) check
 // in comm.ts rather than anything in here.
 
-import { createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 export interface HierarchyAdvert {
@@ -70,8 +70,16 @@ interface WireBody {
   h: Record<string, [number, number, 0 | 1] | [number, number, 0 | 1, string]>;
 }
 
+// A KeyObject per key buffer, made once: building one from raw bytes on every packet was a
+// measurable part of an idle node's CPU (dozens of packets a second).
+const keyObjects = new WeakMap<Buffer, KeyObject>();
 function mac(key: Buffer, data: Buffer): Buffer {
-  return createHmac('sha256', key).update(data).digest();
+  let k = keyObjects.get(key);
+  if (!k) {
+    k = createSecretKey(key);
+    keyObjects.set(key, k);
+  }
+  return createHmac('sha256', k).update(data).digest();
 }
 
 /**
