@@ -68,6 +68,7 @@ const doc = {
   method:
     'namespace cluster (3 nodes, 2 comm paths); client pings the VIP every ~9 ms (ping -D -i 0.009) and GETs http://VIP:8080/ every 10 ms; ' +
     'watchers ping the VIP pinned to each node\'s MAC (double-VIP samples = 10 ms slots with 2+ nodes answering); times from t0 = just before the fault',
+  daemon: null as string | null,
   footprint: [] as Footprint[],
   runs: [] as RunRecord[],
   skipped: [] as string[],
@@ -109,6 +110,8 @@ async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many'
   }
   console.log(`\n== ${label}: building the namespace cluster (profile ${profile.name}: heartbeat ${profile.heartbeatIntervalMs} ms, dead time ${profile.deadTimeMs} ms)`);
   const bed = await Bed.create({ profile, kind, keepWorkDir: args.keep });
+  doc.daemon = `${bed.daemon.path} (${bed.daemon.why})`;
+  console.log(`daemon: ${doc.daemon}`);
   try {
     const running = await bed.settle(60_000);
     if (withFootprint) {
@@ -161,7 +164,7 @@ console.log(clientTable(doc.runs));
 console.log('\nBreakdown from the nodes\' logs (taking node; overhead = runs elsewhere - detect - agents)');
 console.log(breakdownTable(doc.runs));
 if (doc.footprint.length) {
-  console.log('\nFootprint (idle, default profile)');
+  console.log(`\nFootprint (idle, default profile; daemon ${doc.daemon})`);
   console.log(footprintTable(doc.footprint));
 }
 for (const s of doc.skipped) console.log(`skipped: ${s}`);

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { CLIENT_ADDRESS, GATEWAY_ADDRESS, vipAddress } from './addressing.ts';
 import { NetnsCluster, type Station, type TestNode } from './cluster.ts';
 import { vipHierarchy, webHierarchy, writeBedConfig, WEB_PORT, type HierarchyDoc, type TimingProfile } from './config.ts';
-import { daemonStatus, startDaemon } from './daemon.ts';
+import { daemonEntry, daemonStatus, startDaemon } from './daemon.ts';
 import { createLoopDisk, sweepStaleLoops } from './disk.ts';
 import { addWatchers } from './probes.ts';
 import { sleep } from './run.ts';
@@ -33,6 +33,8 @@ export class Bed {
   readonly hierarchies: string[];
   readonly httpUrl: string | null;
   readonly profile: TimingProfile;
+  /** The daemon binary every node runs (dist/ build or .ts sources) and why. */
+  readonly daemon: ReturnType<typeof daemonEntry>;
   private readonly daemonEnv: NodeJS.ProcessEnv;
   /** Nodes whose daemon should be running (started and neither stopped nor powered off since). */
   readonly daemonsUp = new Set<string>();
@@ -57,6 +59,7 @@ export class Bed {
     this.httpUrl = init.httpUrl;
     this.profile = init.profile;
     this.daemonEnv = init.daemonEnv;
+    this.daemon = daemonEntry();
   }
 
   /** Build everything and start a daemon on every node; does not wait for the cluster to settle. */
@@ -114,7 +117,7 @@ export class Bed {
   }
 
   startDaemon(node: TestNode): void {
-    startDaemon(this.cluster, node, this.clusterFile, this.daemonEnv);
+    startDaemon(this.cluster, node, this.clusterFile, this.daemon.path, this.daemonEnv);
     this.daemonsUp.add(node.name);
   }
 

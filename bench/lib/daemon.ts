@@ -5,7 +5,7 @@
 // The control socket lives in the node's private /run; the host reaches it through
 // /proc/<node init>/root, the node's own view of the filesystem, so no process is spawned
 // for a status poll (spawning `harness status` costs a whole Node start-up each time).
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../../harness/control.ts';
@@ -13,15 +13,47 @@ import { DEFAULT_CONTROL_SOCKET } from '../../hierarchies/load.ts';
 import type { StatusDoc } from '../../harness/status.ts';
 import type { NetnsCluster, TestNode } from './cluster.ts';
 
-export const HARNESS_BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'harness.ts');
+const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The sources, run by Node's type stripping. */
+export const HARNESS_TS = join(REPO, 'bin', 'harness.ts');
+/** What `npm ci` installs (`npm run build`): plain JavaScript, no TypeScript stripper in memory. */
+export const HARNESS_DIST = join(REPO, 'dist', 'bin', 'harness.js');
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) newest = Math.max(newest, newestSource(p));
+    else if (e.name.endsWith('.ts')) newest = Math.max(newest, statSync(p).mtimeMs);
+  }
+  return newest;
+}
+
+/**
+ * Which daemon to run: the dist/ build (what users run, and what the footprint is about) when it
+ * exists and is newer than every source file, else the .ts sources — a stale build would
+ * benchmark old code. HARNESS_BENCH_DAEMON=ts|dist forces one.
+ */
+export function daemonEntry(): { path: string; flavour: 'dist' | 'ts'; why: string } {
+  const forced = process.env.HARNESS_BENCH_DAEMON;
+  if (forced === 'ts') return { path: HARNESS_TS, flavour: 'ts', why: 'HARNESS_BENCH_DAEMON=ts' };
+  if (!existsSync(HARNESS_DIST)) {
+    if (forced === 'dist') throw new Error(`HARNESS_BENCH_DAEMON=dist but ${HARNESS_DIST} does not exist (npm run build)`);
+    return { path: HARNESS_TS, flavour: 'ts', why: 'no dist/ build (npm run build)' };
+  }
+  if (forced === 'dist') return { path: HARNESS_DIST, flavour: 'dist', why: 'HARNESS_BENCH_DAEMON=dist' };
+  const built = statSync(HARNESS_DIST).mtimeMs;
+  const stale = ['bin', 'harness', 'hierarchies', 'fencing', 'agents'].some((d) => existsSync(join(REPO, d)) && newestSource(join(REPO, d)) > built);
+  return stale ? { path: HARNESS_TS, flavour: 'ts', why: 'dist/ is older than the sources (npm run build)' } : { path: HARNESS_DIST, flavour: 'dist', why: 'dist/ build is current' };
+}
 
 export function logFileOf(node: TestNode): string {
   return join(node.dir, 'harness.log');
 }
 
-/** Start `harness start --foreground` in the node, as a child of the node's init. */
-export function startDaemon(cluster: NetnsCluster, node: TestNode, clusterFile: string, env: NodeJS.ProcessEnv = {}): void {
-  cluster.spawnIn(node, [process.execPath, HARNESS_BIN, 'start', '--foreground', '--config', clusterFile, '--node', node.name], {
+/** Start `harness start --foreground` (`entry`: see daemonEntry) in the node, as a child of the node's init. */
+export function startDaemon(cluster: NetnsCluster, node: TestNode, clusterFile: string, entry: string, env: NodeJS.ProcessEnv = {}): void {
+  cluster.spawnIn(node, [process.execPath, entry, 'start', '--foreground', '--config', clusterFile, '--node', node.name], {
     logFile: logFileOf(node),
     env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', ...env },
   });
@@ -29,7 +61,7 @@ export function startDaemon(cluster: NetnsCluster, node: TestNode, clusterFile: 
 
 /** `harness stop` inside the node (hands hierarchies over per onStop), bounded. */
 export async function stopDaemon(cluster: NetnsCluster, node: TestNode, clusterFile: string, timeoutMs = 60_000): Promise<void> {
-  await cluster.exec(node, [process.execPath, HARNESS_BIN, 'stop', '--config', clusterFile, '--node', node.name], { timeoutMs });
+  await cluster.exec(node, [process.execPath, HARNESS_TS, 'stop', '--config', clusterFile, '--node', node.name], { timeoutMs });
 }
 
 function socketPath(node: TestNode): string | null {
@@ -54,7 +86,7 @@ export async function daemonStatus(node: TestNode, timeoutMs = 1000): Promise<St
 export function daemonPids(cluster: NetnsCluster, node: TestNode): number[] {
   return cluster
     .processes(node)
-    .filter((p) => p.argv.includes(HARNESS_BIN) && p.argv.includes('start'))
+    .filter((p) => (p.argv.includes(HARNESS_TS) || p.argv.includes(HARNESS_DIST)) && p.argv.includes('start'))
     .map((p) => p.pid);
 }
 
