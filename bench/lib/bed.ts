@@ -1,12 +1,12 @@
 // The assembled test bed for the benchmark and the system tests: a namespace cluster running
 // the harness daemon on every node, a client station (which also holds the gateway address of
 // the utility check), one watcher per node, the shared loop disk, and the configuration.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLIENT_ADDRESS, GATEWAY_ADDRESS, vipAddress } from './addressing.ts';
 import { NetnsCluster, type Station, type TestNode } from './cluster.ts';
 import { vipHierarchy, webHierarchy, writeBedConfig, WEB_PORT, type HierarchyDoc, type TimingProfile } from './config.ts';
-import { daemonEntry, daemonStatus, startDaemon } from './daemon.ts';
+import { daemonEntry, daemonStatus, logFileOf, startDaemon } from './daemon.ts';
 import { createLoopDisk, sweepStaleLoops } from './disk.ts';
 import { addWatchers } from './probes.ts';
 import { sleep } from './run.ts';
@@ -150,7 +150,19 @@ export class Bed {
       }
       await sleep(200);
     }
-    throw new Error(`cluster did not settle within ${timeoutMs} ms: ${why}`);
+    // Say why from the daemons' own words: the last lines of each running node's log.
+    const tails = this.cluster.nodes
+      .filter((n) => this.daemonsUp.has(n.name))
+      .map((n) => {
+        let lines: string[] = [];
+        try {
+          lines = readFileSync(logFileOf(n), 'utf8').trimEnd().split('\n').slice(-3);
+        } catch {
+          lines = ['(no log)'];
+        }
+        return `  ${n.name} (${logFileOf(n)}):\n    ${lines.map((l) => l.slice(0, 300)).join('\n    ')}`;
+      });
+    throw new Error(`cluster did not settle within ${timeoutMs} ms: ${why}\n${tails.join('\n')}`);
   }
 
   /** Why the cluster is not settled yet, or null when it is. */
