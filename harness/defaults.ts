@@ -19,7 +19,9 @@ export const DEFAULTS = {
   /** How long a freshly started node waits for peers before treating the silent ones as dead. */
   startupGraceMs: 900,
 
-  /** Owner refreshes its key generation on disk this often (the disk as the last comm path). */
+  /** Owner refreshes its key generation on disk this often (the disk as the last comm path).
+   *  keyRefreshMs and livenessWindowMs are for the default dead time and scale down with a shorter
+   *  cluster dead time (NodeDaemon.ownershipTimers). */
   keyRefreshMs: 250,
   /** Owner re-reads the keys on every path this often; a missing key = fenced. <= 2 s. */
   ownershipCheckMs: 500,
@@ -52,6 +54,8 @@ export const DEFAULTS = {
 
   /** Utility checks (e.g. ping the gateway) run this often; two consecutive failures make the node ineligible. */
   utilityCheckIntervalMs: 500,
+  /** A utility ping not answered within this counts as a failure. */
+  utilityCheckTimeoutMs: 400,
 
   /** Hierarchies brought into / out of service concurrently on one node. */
   maxParallelHierarchies: 16,

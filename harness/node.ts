@@ -42,7 +42,7 @@ export interface NodeOptions {
 /** Back-off after a failed acquire, per reason: a live owner is re-checked slowly. */
 const ACQUIRE_BACKOFF_MS: Record<string, number> = {
   'held-by-reachable': 500,
-  'owner-alive-on-disk': 1000,
+  'owner-alive-on-disk': 500,
   'lost-race': 300,
   error: 2000,
 };
@@ -119,7 +119,7 @@ export class NodeDaemon {
       cluster: config.cluster.cluster,
       self: this.node,
       log: this.log,
-      keyRefreshMs: DEFAULTS.keyRefreshMs,
+      keyRefreshMs: this.ownershipTimers().keyRefreshMs,
       ownershipCheckMs: DEFAULTS.ownershipCheckMs,
     });
     this.keeper.on('lost', (h: string, by: Key | null, detail: string) => {
@@ -225,6 +225,20 @@ export class NodeDaemon {
       this.utility.setHierarchies(list);
       this.log.info({ event: h ? 'hierarchy-defined' : 'hierarchy-removed', hierarchy: name }, `${name}: ${h ? 'new definition in effect' : 'removed'}`);
     }
+  }
+
+  /**
+   * The disk-liveness timers scale with the cluster's dead time (defaults.ts gives them for the
+   * default 900 ms): a tuned cluster that detects a dead peer in 300 ms must not then wait a
+   * 700 ms window, and the window must stay ~2.8 key refreshes long so a live owner is always
+   * seen changing its key at least twice.
+   */
+  ownershipTimers(): { keyRefreshMs: number; livenessWindowMs: number } {
+    const scale = Math.min(1, this.config.cluster.deadTimeMs / DEFAULTS.deadTimeMs);
+    return {
+      keyRefreshMs: Math.max(50, Math.round(DEFAULTS.keyRefreshMs * scale)),
+      livenessWindowMs: Math.max(150, Math.round(DEFAULTS.livenessWindowMs * scale)),
+    };
   }
 
   /** Resolves when the daemon has stopped (after `harness stop`). */
@@ -495,7 +509,7 @@ export class NodeDaemon {
         self: this.node,
         generation: this.generation,
         delayMs: a.delayMs,
-        livenessWindowMs: DEFAULTS.livenessWindowMs,
+        livenessWindowMs: this.ownershipTimers().livenessWindowMs,
         priorWatch: this.watches.get(h.name),
         holderInfo: (key: Key) => {
           const part = nodePart(key);

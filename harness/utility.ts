@@ -48,7 +48,7 @@ export class UtilityChecks {
     try {
       await Promise.all(
         this.targets().map(async (t) => {
-          const r = await execa('ping', ['-n', '-q', '-c', '1', '-W', '1', t], { reject: false, timeout: 2000 });
+          const r = await execa('ping', ['-n', '-q', '-c', '1', '-W', String(DEFAULTS.utilityCheckTimeoutMs / 1000), t], { reject: false, timeout: DEFAULTS.utilityCheckTimeoutMs + 1000 });
           const before = this.failing.get(t) ?? 0;
           const after = r.exitCode === 0 ? 0 : before + 1;
           this.failing.set(t, after);
