@@ -41,8 +41,9 @@ export const DEFAULTS = {
   startTimeoutMs: 20_000,
   stopTimeoutMs: 20_000,
   monitorTimeoutMs: 20_000,
-  /** Default recurring monitor interval. */
-  monitorIntervalMs: 2_000,
+  /** Default recurring monitor interval (as the agents advertise: every monitor is a process spawn,
+   *  the main idle cost of a node; set `monitor:` per resource for faster local detection). */
+  monitorIntervalMs: 10_000,
   /** Stop timeout used when a node must give a hierarchy up at once (fenced). */
   fencedStopTimeoutMs: 5_000,
   /** After SIGTERM to an agent's process group, wait this long before SIGKILL. */
