@@ -94,6 +94,8 @@ function progress(r: RunRecord): void {
     r.ok ? '' : 'FAILED',
     r.notes.join('; '),
     r.error ?? '',
+    // Only when something went wrong: a failed run, or anything but the expected loss of a frozen node.
+    !r.ok && r.logNotes.length ? `\n    log: ${r.logNotes.join('\n    log: ')}` : '',
   ];
   console.log(parts.filter(Boolean).join('  '));
 }

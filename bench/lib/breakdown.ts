@@ -67,3 +67,19 @@ export function lastInService(events: readonly LogEvent[], t0: number, hierarchi
   }
   return last;
 }
+
+/** Events worth a look when a run goes wrong (failed starts and stops, losses, errors). */
+const NOTABLE = new Set(['start-failed', 'stop-failed', 'fenced', 'acquire-failed', 'monitor-failed', 'halt', 'action-error', 'start-refused']);
+
+/** One line per notable event after t0 (at most `max`), ms relative to t0. */
+export function notableEvents(events: readonly LogEvent[], t0: number, max = 10): string[] {
+  return events
+    .filter((e) => e.time >= t0 && typeof e.event === 'string' && NOTABLE.has(e.event))
+    .sort((a, b) => a.time - b.time)
+    .slice(0, max)
+    .map((e) => {
+      const what = [e.hierarchy, e.resource].filter((x) => typeof x === 'string').join('/');
+      const why = typeof e.reason === 'string' ? e.reason : typeof e.msg === 'string' ? e.msg : '';
+      return `+${e.time - t0}ms ${e.node} ${e.event}${what ? ` ${what}` : ''}${why ? `: ${why.slice(0, 160)}` : ''}`;
+    });
+}

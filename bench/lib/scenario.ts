@@ -11,7 +11,7 @@ import {
   type Gap,
 } from './analyze.ts';
 import type { Bed } from './bed.ts';
-import { breakdown, failoversAfter, lastInService, type Breakdown } from './breakdown.ts';
+import { breakdown, failoversAfter, lastInService, notableEvents, type Breakdown } from './breakdown.ts';
 import type { TestNode } from './cluster.ts';
 import { DEFAULTS } from '../../harness/defaults.ts';
 import { daemonPids, daemonStatus, logOffset, readEvents, stopDaemon, type LogEvent } from './daemon.ts';
@@ -66,6 +66,8 @@ export interface RunRecord {
   ownerReleasedMs: number | null;
   /** Hierarchies brought into service on another node after t0. */
   failovers: number;
+  /** Failed starts/stops, ownership losses, errors the nodes logged after t0. */
+  logNotes: string[];
   ok: boolean;
   notes: string[];
   error?: string;
@@ -255,6 +257,7 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
     configuredTwiceAfterTakeoverMs: Math.round(overlapMs(configured, takeoverT, tEnd)),
     ownerReleasedMs,
     failovers: failovers.length,
+    logNotes: notableEvents(events, t0),
     ok,
     notes,
     ...(error ? { error } : {}),

@@ -16,7 +16,7 @@ import {
   unionLength,
   type PingReply,
 } from '../../bench/lib/analyze.ts';
-import { breakdown, failoversAfter, lastInService } from '../../bench/lib/breakdown.ts';
+import { breakdown, failoversAfter, lastInService, notableEvents } from '../../bench/lib/breakdown.ts';
 import type { LogEvent } from '../../bench/lib/daemon.ts';
 
 /** Replies every `every` ms in [from, to), seq numbers continuing from `seq0` at `from`. */
@@ -141,4 +141,6 @@ test('breakdown of a failover from the taking node\'s log events', () => {
   assert.deepEqual(failoversAfter(events, t0, 'n1'), [{ node: 'n2', hierarchy: 'web', time: 11_700 }]);
   assert.equal(lastInService(events, t0, ['web'], 'n1'), 1700);
   assert.equal(lastInService(events, t0, ['web', 'db'], 'n1'), null);
+  const bad = [...events, ev('n2', 11_500, 'start-failed', { hierarchy: 'web', resource: 'fs', reason: 'mount failed' })];
+  assert.deepEqual(notableEvents(bad, t0), ['+1500ms n2 start-failed web/fs: mount failed']);
 });

@@ -33,7 +33,7 @@ after(() => {
 });
 
 function explain(r: RunRecord): string {
-  return JSON.stringify({ owner: r.owner, taker: r.taker, vip: r.vipDowntimeMs, gaps: r.vipGaps, logs: r.logs, double: r.doubleVip, notes: r.notes, error: r.error });
+  return JSON.stringify({ owner: r.owner, taker: r.taker, vip: r.vipDowntimeMs, gaps: r.vipGaps, logs: r.logs, double: r.doubleVip, notes: r.notes, log: r.logNotes, error: r.error });
 }
 
 test('one comm path cut: no failover, the VIP keeps answering', { skip }, async () => {
