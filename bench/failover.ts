@@ -135,6 +135,12 @@ async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many'
         save();
       }
     }
+  } catch (e) {
+    // A cluster that cannot be brought back to a settled state ends this phase, not the bench.
+    const msg = `${label}: aborted: ${(e as Error).message}`;
+    console.log(msg);
+    doc.skipped.push(msg);
+    process.exitCode = 1;
   } finally {
     if (args.keep) console.log(`work dir kept: ${bed.cluster.workDir}`);
     bed.teardown();
