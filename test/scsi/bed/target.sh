@@ -115,12 +115,12 @@ lun_ready() {
   [ -n "$blk" ] && [ -n "$sg" ] && [ -b "/dev/$blk" ] && [ -c "/dev/$sg" ] || return 1
   echo "$blk $sg"
 }
+# All sessions log in at once (iscsiadm does them in parallel): the /dev/sdX names then come
+# out in any order, which does not matter because each one is mapped through sysfs below.
+iscsiadm -m node -T "$TARGET" -p "$PORTAL" --login >/dev/null
 declare -A DEVS0 DEVS1
 for p in "${PATHS[@]}"; do
   read -r iface node iqn <<< "$p"
-  # One login at a time keeps the /dev/sdX order reproducible from run to run (for humans;
-  # nothing depends on it: the env file carries the real names).
-  iscsiadm -m node -T "$TARGET" -p "$PORTAL" -I "$iface" --login >/dev/null
   sess=
   find_session() {
     local s

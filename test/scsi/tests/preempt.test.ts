@@ -53,7 +53,9 @@ async function canWrite(paths: string[]): Promise<boolean[]> {
 }
 
 test('dead holder (SIGKILL): preempted after the liveness window; its paths are fenced', { skip, timeout: 120_000 }, async (t) => {
+  const tTake = performance.now();
   await node1Holds();
+  t.diagnostic(`node1 took the free disk and started its keeper in ${(performance.now() - tTake).toFixed(0)} ms`);
   assert.deepEqual(await canWrite(devs('node1')), [true, true]);
   await node('node1').kill('SIGKILL');
   const t0 = performance.now();

@@ -45,6 +45,7 @@ test(`three nodes race for one free disk ${ROUNDS} times: exactly one winner, on
     for (const o of outcomes) if (!o.ok) assert.ok(['lost-race', 'held-by-reachable'].includes(o.reason), `round ${round}: ${story}`);
     wins.set(winner.name, (wins.get(winner.name) ?? 0) + 1);
 
+    // The device agrees (node3's view; node3 may be the winner or a loser).
     const state = await scsi.readReservation(diskRef('node3'));
     assert.equal(state.holder, winKey, `round ${round}: the device names another holder`);
 
@@ -67,7 +68,7 @@ test(`three nodes race for one free disk ${ROUNDS} times: exactly one winner, on
   }
   roundMs.sort((a, b) => a - b);
   skew.sort((a, b) => a - b);
-  const msg = `wins ${[...wins].map(([n, w]) => `${n}=${w}`).join(' ')}; round time min ${roundMs[0]?.toFixed(0)} / median ${roundMs[Math.floor(roundMs.length / 2)]?.toFixed(0)} / max ${roundMs.at(-1)?.toFixed(0)} ms; start skew median ${skew[Math.floor(skew.length / 2)]} ms, max ${skew.at(-1)} ms`;
+  const msg = `wins ${[...wins].map(([n, w]) => `${n}=${w}`).join(' ')}; round time min ${roundMs[0]?.toFixed(0)} / median ${roundMs[Math.floor(roundMs.length / 2)]?.toFixed(0)} / max ${roundMs.at(-1)?.toFixed(0)} ms; start skew (latest minus earliest racer) median ${skew[Math.floor(skew.length / 2)]} ms, max ${skew.at(-1)} ms`;
   t.diagnostic(msg);
   console.log(`race: ${msg}`);
 });

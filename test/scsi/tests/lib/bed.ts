@@ -1,7 +1,7 @@
 // What the SCSI test bed (test/scsi/bed/target.sh) set up, read from its environment, plus the
 // few raw operations tests need besides the backend: a direct write, and wiping a disk's PR
 // state between tests. Only usable inside the bed's guest (test/scsi/run.sh).
-import { execa } from 'execa';
+import { execFile } from 'node:child_process';
 import type { DiskRef } from '../../../../fencing/backend.ts';
 
 export const CLUSTER = 'scsi-bed';
@@ -56,6 +56,20 @@ export function noPrDev(): string {
   return env('HARNESS_SCSI_NOPR_DEV');
 }
 
+/**
+ * Runs a helper command (dd, sg_turs, sg_persist for the wipe). Plain execFile, not execa: these
+ * are test scaffolding, not the code under test, and under TCG execa's extra work per process
+ * is measurable on every round of the race.
+ */
+function run(file: string, args: string[]): Promise<{ exitCode: number; out: string; err: string }> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout: 20_000, encoding: 'utf8' }, (error, stdout, stderr) => {
+      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
+      resolve({ exitCode: code, out: stdout, err: stderr });
+    });
+  });
+}
+
 export interface WriteResult {
   ok: boolean;
   /** dd's complaint; EBADE ("Invalid exchange") is how Linux reports RESERVATION CONFLICT. */
@@ -64,25 +78,19 @@ export interface WriteResult {
 
 /** One 512-byte O_DIRECT write (buffered writes would only fail later, at writeback). */
 export async function writeBlock(path: string, block = 4096): Promise<WriteResult> {
-  const r = await execa('dd', ['if=/dev/zero', `of=${path}`, 'bs=512', 'count=1', `seek=${block}`, 'oflag=direct', 'conv=notrunc', 'status=none'], {
-    reject: false,
-    timeout: 20_000,
-  });
-  return { ok: r.exitCode === 0, error: String(r.stderr).trim() };
+  const r = await run('dd', ['if=/dev/zero', `of=${path}`, 'bs=512', 'count=1', `seek=${block}`, 'oflag=direct', 'conv=notrunc', 'status=none']);
+  return { ok: r.exitCode === 0, error: r.err.trim() };
 }
 
 /** One 512-byte O_DIRECT read: readers are never fenced by Write Exclusive. */
 export async function readBlock(path: string, block = 4096): Promise<boolean> {
-  const r = await execa('dd', [`if=${path}`, 'of=/dev/null', 'bs=512', 'count=1', `skip=${block}`, 'iflag=direct', 'status=none'], {
-    reject: false,
-    timeout: 20_000,
-  });
+  const r = await run('dd', [`if=${path}`, 'of=/dev/null', 'bs=512', 'count=1', `skip=${block}`, 'iflag=direct', 'status=none']);
   return r.exitCode === 0;
 }
 
-async function sgPersist(args: string[]): Promise<{ exitCode: number | undefined; out: string }> {
-  const r = await execa('sg_persist', ['--no-inquiry', ...args], { reject: false, timeout: 20_000 });
-  return { exitCode: r.exitCode, out: `${String(r.stdout)}${String(r.stderr)}` };
+async function sgPersist(args: string[]): Promise<{ exitCode: number; out: string }> {
+  const r = await run('sg_persist', ['--no-inquiry', ...args]);
+  return { exitCode: r.exitCode, out: r.out + r.err };
 }
 
 /**
@@ -99,7 +107,7 @@ export async function wipe(disk: 0 | 1 = 0): Promise<void> {
     const clr = await sgPersist(['--out', '--clear', `--param-rk=${key}`, path]);
     if (clr.exitCode !== 0) throw new Error(`wipe: clear on ${path} failed: ${clr.out}`);
     for (const node of NODE_NAMES) {
-      for (const p of devs(node, disk)) await execa('sg_turs', [p], { reject: false, timeout: 20_000 });
+      for (const p of devs(node, disk)) await run('sg_turs', [p]);
     }
     const left = await sgPersist(['--in', '--read-keys', path]);
     if (!/there are NO registered reservation keys/.test(left.out)) throw new Error(`wipe: keys left on ${path}: ${left.out}`);

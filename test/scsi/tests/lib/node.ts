@@ -42,6 +42,7 @@ async function handle(req: Req): Promise<unknown> {
       const which = (req.disks as number[] | undefined) ?? [0];
       const wait = (req.atMs as number) - Date.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      const lateMs = Date.now() - (req.atMs as number); // how far behind the start line we began
       const ds = which.map((d) => disks[d] as DiskRef);
       const reachable = req.reachable !== false;
       const outcome = await acquire(backend, ds, {
@@ -53,7 +54,7 @@ async function handle(req: Req): Promise<unknown> {
         keyPollMs: DEFAULTS.keyPollMs * TIME_SCALE,
       });
       if (outcome.ok) raced = { disks: ds, key: outcome.key };
-      return { ...outcome, lateMs: Date.now() - (req.atMs as number) };
+      return { ...outcome, lateMs, tookMs: Date.now() - (req.atMs as number) - lateMs };
     }
     case 'keep': {
       if (!raced) throw new Error('keep: nothing raced for');
