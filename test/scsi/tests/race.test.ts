@@ -13,6 +13,7 @@ import type { NodeProc } from './lib/nodes.ts';
 
 const skip = notInBed();
 const ROUNDS = Number(process.env.HARNESS_SCSI_RACE_ROUNDS ?? 50);
+if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error(`HARNESS_SCSI_RACE_ROUNDS must be a positive integer, got ${process.env.HARNESS_SCSI_RACE_ROUNDS}`);
 const scsi = new ScsiBackend();
 let nodes: NodeProc[] = [];
 
