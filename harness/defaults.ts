@@ -30,8 +30,10 @@ export const DEFAULTS = {
   /** During the liveness watch a challenger re-reads the holder's key this often. */
   keyPollMs: 100,
   /** The keeper declares ownership lost after this many consecutive check rounds without a good read
-   *  (it cannot prove it still owns the disk, and peers may have preempted a key they saw frozen). */
-  lostAfterFailedChecks: 3,
+   *  (it cannot prove it still owns the disk, and peers may have preempted a key they saw frozen).
+   *  A read that shows our key gone is acted on at once; this is only for reads that fail or hang,
+   *  which on a CPU-starved host must not stop healthy hierarchies (6 x 500 ms = 3 s). */
+  lostAfterFailedChecks: 6,
   /** File backend: a lock file older than this is stale (a frozen node must not block its preemptor). */
   fileLockStaleMs: 2_000,
   /** Extra wait before reserving a FREE disk, per priority rank beyond the first (race bias). */

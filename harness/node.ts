@@ -475,7 +475,12 @@ export class NodeDaemon {
         }
         const r = await startLevels(this.ctx, h, rt, a.start);
         rt.phase = 'in-service';
-        if (r.failed) this.log.error({ event: 'start-failed', hierarchy: h.name, resource: r.failed, reason: r.reason }, `${h.name}/${r.failed}: restart failed: ${r.reason}`);
+        if (r.failed) {
+          // A failed restart is one more failure: without counting it a resource that can never
+          // start again here would be restarted forever instead of failing over.
+          this.recordFailure(h.name);
+          this.log.error({ event: 'start-failed', hierarchy: h.name, resource: r.failed, reason: r.reason }, `${h.name}/${r.failed}: restart failed: ${r.reason}`);
+        }
         else {
           this.monitors.arm(h);
           this.log.info({ event: 'restarted', hierarchy: h.name, resource: a.resource }, `${h.name}/${a.resource}: restarted in place`);
