@@ -18,6 +18,7 @@
 //
 // Unit attentions: the first command on a path after its registration was preempted or cleared
 // fails with UNIT ATTENTION without being executed; we retry (the failed command consumed it).
+import { DEFAULTS } from '../harness/defaults.ts';
 import { execa } from 'execa';
 import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
@@ -28,7 +29,7 @@ import { classifyExit, lastLine, normalizeWwn, parseLunIdentity, parseReadKeys, 
 /** The reservation type we take: 1 = Write Exclusive (see the header). */
 export const RESERVATION_TYPE = 1;
 /** Default limit for one sg3_utils command (a path whose transport is down can hang a while). */
-export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
+export const DEFAULT_COMMAND_TIMEOUT_MS = DEFAULTS.scsiCommandTimeoutMs;
 /** Attempts of one command while the device answers UNIT ATTENTION (several may be queued). */
 const UNIT_ATTENTION_ATTEMPTS = 3;
 const MAX_KEY = (1n << 64n) - 1n;

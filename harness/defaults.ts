@@ -34,6 +34,8 @@ export const DEFAULTS = {
    *  A read that shows our key gone is acted on at once; this is only for reads that fail or hang,
    *  which on a CPU-starved host must not stop healthy hierarchies (6 x 500 ms = 3 s). */
   lostAfterFailedChecks: 6,
+  /** SCSI backend: one sg_persist/sg_vpd call is killed after this long (a hung path must not hang the keeper). */
+  scsiCommandTimeoutMs: 10_000,
   /** File backend: a lock file older than this is stale (a frozen node must not block its preemptor). */
   fileLockStaleMs: 2_000,
   /** Extra wait before reserving a FREE disk, per priority rank beyond the first (race bias). */

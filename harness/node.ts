@@ -234,7 +234,8 @@ export class NodeDaemon {
    * seen changing its key at least twice.
    */
   ownershipTimers(): { keyRefreshMs: number; livenessWindowMs: number } {
-    const scale = Math.min(1, this.config.cluster.deadTimeMs / DEFAULTS.deadTimeMs);
+    // Both ways: a slow cluster (long dead time, slow storage) refreshes its key less often too.
+    const scale = this.config.cluster.deadTimeMs / DEFAULTS.deadTimeMs;
     return {
       keyRefreshMs: Math.max(50, Math.round(DEFAULTS.keyRefreshMs * scale)),
       livenessWindowMs: Math.max(150, Math.round(DEFAULTS.livenessWindowMs * scale)),
