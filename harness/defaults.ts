@@ -65,7 +65,7 @@ export const DEFAULTS = {
   /** Hierarchies brought into / out of service concurrently on one node. */
   maxParallelHierarchies: 16,
   /** Longest the main loop sleeps between two decisions even with nothing happening. */
-  tickMs: 100,
+  tickMs: 200,
   /** A main-loop gap longer than this means this process was frozen (SIGSTOP, VM pause):
    *  ownership is unverified until re-read from disk. */
   freezeDetectMs: 450,

@@ -255,16 +255,22 @@ export class NodeDaemon {
       .map((r) => ({ id: `${h.name}/${r.name}`, paths: (r.disk?.paths ?? []).map((p) => p.replaceAll('{node}', this.node)), ...(r.disk?.wwn ? { wwn: r.disk.wwn } : {}) }));
   }
 
+  /** Do not race for this hierarchy again before `ms` from now; decide again right then. */
+  private backoff(rt: HierarchyRuntime, ms: number): void {
+    rt.acquireBackoffUntil = Date.now() + ms;
+    setTimeout(() => this.schedule(), ms + 5).unref();
+  }
+
   private ticks = 0;
   private lastAdvert = '';
   private lastAdvertObj: Record<string, import('./packet.ts').HierarchyAdvert> = {};
   private tick(): void {
     this.checkFreeze();
     void this.updateWatches();
-    // Events (peers, monitors, finished actions, admin) trigger decisions at once; the periodic
-    // re-decision only catches time-based changes (back-offs, failure windows): every 5th tick
-    // is plenty and keeps an idle node idle.
-    if (++this.ticks % 5 === 0) this.schedule();
+    // Events (peers, monitors, finished actions, admin, back-off expiry) trigger decisions at once;
+    // the periodic re-decision only catches slow time-based changes (failure windows): once a
+    // second is plenty and keeps an idle node idle.
+    if (++this.ticks % Math.max(1, Math.round(1000 / DEFAULTS.tickMs)) === 0) this.schedule();
   }
 
   /** Called on every tick and before answering status, so a resumed node never reports stale ownership. */
@@ -302,13 +308,16 @@ export class NodeDaemon {
   private watching = false;
   private async updateWatches(): Promise<void> {
     if (this.watching || !this.comm) return;
+    // Nothing to watch while every peer is heard from (the common, idle case): skip the work.
+    if (this.watches.size === 0 && !Object.values(this.comm.view()).some((p) => p.suspect || p.state === 'down')) return;
     this.watching = true;
     try {
       const view = this.comm.view();
       for (const h of this.config.hierarchies) {
         const rt = this.runtime.get(h.name)!;
         const runner = Object.values(view).find((p) => p.advert?.[h.name]?.state === 'in-service' || p.advert?.[h.name]?.state === 'starting');
-        const interesting = h.fenced && rt.phase === 'out-of-service' && runner && (runner.suspect || runner.state === 'down');
+        const runsOnReachable = Object.values(view).some((p) => p.state === 'up' && !p.suspect && p.advert?.[h.name]?.state === 'in-service');
+        const interesting = h.fenced && rt.phase === 'out-of-service' && runner && (runner.suspect || runner.state === 'down') && !runsOnReachable;
         const disk = this.disks(h)[0];
         if (!interesting || !disk) {
           this.watches.delete(h.name);
@@ -427,7 +436,7 @@ export class NodeDaemon {
       .catch((e: unknown) => {
         this.log.error({ event: 'action-error', action: a.kind, hierarchy: a.hierarchy, err: (e as Error).stack ?? String(e) }, `${a.hierarchy}: ${a.kind} failed unexpectedly: ${(e as Error).message}`);
         if (a.kind === 'stop' || a.kind === 'restart') rt.phase = 'failed';
-        else if (a.kind === 'acquire') rt.acquireBackoffUntil = Date.now() + ACQUIRE_BACKOFF_MS.error!;
+        else if (a.kind === 'acquire') this.backoff(rt, ACQUIRE_BACKOFF_MS.error!);
       })
       .finally(() => {
         rt.busy = false;
@@ -531,7 +540,7 @@ export class NodeDaemon {
         this.lastAcquireMs.set(h.name, ms);
         this.log.info({ event: 'acquired', hierarchy: h.name, key: formatKey(outcome.key), preempted: outcome.preempted ? formatKey(outcome.preempted) : undefined, durationMs: ms }, `${h.name}: owns its disks${outcome.preempted ? ` (preempted ${formatKey(outcome.preempted)})` : ''}`);
       } else {
-        rt.acquireBackoffUntil = Date.now() + (ACQUIRE_BACKOFF_MS[outcome.reason] ?? 1000);
+        this.backoff(rt, ACQUIRE_BACKOFF_MS[outcome.reason] ?? 1000);
         this.log.warn({ event: 'acquire-failed', hierarchy: h.name, reason: outcome.reason, holder: outcome.holder ? formatKey(outcome.holder) : undefined, holderNode: outcome.holderNode, detail: outcome.detail, durationMs: ms }, `${h.name}: did not get ownership: ${outcome.reason} (${outcome.detail})`);
       }
     } finally {
