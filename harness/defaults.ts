@@ -62,8 +62,10 @@ export const DEFAULTS = {
   /** A utility ping not answered within this counts as a failure. */
   utilityCheckTimeoutMs: 400,
 
-  /** Hierarchies brought into / out of service concurrently on one node. */
-  maxParallelHierarchies: 16,
+  /** Hierarchies brought into / out of service concurrently on one node. Generous on purpose: much
+   *  of a takeover is waiting (the frozen-key window, agents sleeping), and a hierarchy queued
+   *  behind a full wave waits a whole extra takeover. */
+  maxParallelHierarchies: 64,
   /** Longest the main loop sleeps between two decisions even with nothing happening. */
   tickMs: 200,
   /** A main-loop gap longer than this means this process was frozen (SIGSTOP, VM pause):
