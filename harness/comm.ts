@@ -88,7 +88,9 @@ export function commTimers(c: Pick<ClusterConfig, 'heartbeatIntervalMs' | 'deadT
   return {
     heartbeatIntervalMs: c.heartbeatIntervalMs,
     deadTimeMs: c.deadTimeMs,
-    suspectAfterMs: c.deadTimeMs / 2,
+    // Early on purpose: being suspect only makes challengers start reading the holder's key on
+    // disk, so the frozen-key window overlaps most of the dead time (2 missed heartbeats here).
+    suspectAfterMs: c.deadTimeMs / 3,
     pathDeadTimeMs: c.deadTimeMs,
     startupGraceMs: c.deadTimeMs,
     /** Send period and routine re-evaluation; threshold crossings between two ticks get a precise

@@ -13,7 +13,7 @@ export const DEFAULTS = {
   /** A peer is dead when every path has been silent this long. */
   deadTimeMs: 900,
   /** A peer silent this long on every path is "suspect": challengers start watching its key on disk. */
-  suspectAfterMs: 450,
+  suspectAfterMs: 300,
   /** A single path silent this long is logged as lost (degraded redundancy), peer stays up. */
   pathDeadTimeMs: 900,
   /** How long a freshly started node waits for peers before treating the silent ones as dead. */

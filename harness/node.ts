@@ -157,6 +157,7 @@ export class NodeDaemon {
     this.comm = new Comm({ cluster: config.cluster, self: this.node, key, log: this.log });
     this.comm.on('change', () => {
       this.notePeerChanges();
+      void this.updateWatches(); // a peer just turned suspect: start reading its key now, not at the next tick
       this.schedule();
     });
     // The very first heartbeat already says "not probed yet" for every hierarchy: a peer must not
@@ -313,28 +314,38 @@ export class NodeDaemon {
     this.watching = true;
     try {
       const view = this.comm.view();
-      for (const h of this.config.hierarchies) {
-        const rt = this.runtime.get(h.name)!;
-        const runner = Object.values(view).find((p) => p.advert?.[h.name]?.state === 'in-service' || p.advert?.[h.name]?.state === 'starting');
-        const runsOnReachable = Object.values(view).some((p) => p.state === 'up' && !p.suspect && p.advert?.[h.name]?.state === 'in-service');
-        const interesting = h.fenced && rt.phase === 'out-of-service' && runner && (runner.suspect || runner.state === 'down') && !runsOnReachable;
-        const disk = this.disks(h)[0];
-        if (!interesting || !disk) {
-          this.watches.delete(h.name);
-          continue;
-        }
-        try {
-          const w = await watchHolder(this.backend, disk, this.watches.get(h.name), Date.now());
-          if (w) this.watches.set(h.name, w);
-          else this.watches.delete(h.name);
-        } catch (e) {
-          this.log.debug({ hierarchy: h.name, err: (e as Error).message }, 'holder watch read failed');
-        }
-      }
+      // One read per watched disk, all at once: twenty hierarchies must not take twenty turns.
+      await Promise.all(
+        this.config.hierarchies.map(async (h) => {
+          const rt = this.runtime.get(h.name)!;
+          const runner = Object.values(view).find((p) => p.advert?.[h.name]?.state === 'in-service' || p.advert?.[h.name]?.state === 'starting');
+          const runsOnReachable = Object.values(view).some((p) => p.state === 'up' && !p.suspect && p.advert?.[h.name]?.state === 'in-service');
+          const interesting = h.fenced && rt.phase === 'out-of-service' && runner && (runner.suspect || runner.state === 'down') && !runsOnReachable;
+          const disk = this.disks(h)[0];
+          if (!interesting || !disk) {
+            this.watches.delete(h.name);
+            return;
+          }
+          try {
+            const w = await watchHolder(this.backend, disk, this.watches.get(h.name), Date.now());
+            if (w) this.watches.set(h.name, w);
+            else this.watches.delete(h.name);
+          } catch (e) {
+            this.log.debug({ hierarchy: h.name, err: (e as Error).message }, 'holder watch read failed');
+          }
+        }),
+      );
     } finally {
       this.watching = false;
+      // While watching, sample at the key-poll rate (the tick is slower); stop when nothing is watched.
+      if (this.watches.size > 0 && !this.watchTimer) this.watchTimer = setInterval(() => void this.updateWatches(), DEFAULTS.keyPollMs);
+      if (this.watches.size === 0 && this.watchTimer) {
+        clearInterval(this.watchTimer);
+        this.watchTimer = undefined;
+      }
     }
   }
+  private watchTimer?: NodeJS.Timeout;
 
   private peerViews(): Record<string, PeerView> {
     const out: Record<string, PeerView> = {};
@@ -682,6 +693,7 @@ export class NodeDaemon {
   /** Tear down local machinery without touching resources (used by shutdown and tests). */
   async close(): Promise<void> {
     if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.watchTimer) clearInterval(this.watchTimer);
     this.monitors?.disarmAll();
     this.utility?.stop();
     await this.watcher?.close();
