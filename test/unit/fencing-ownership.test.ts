@@ -10,7 +10,7 @@ import type { DiskRef, Key, OwnershipBackend } from '../../fencing/backend.ts';
 import { OwnershipError } from '../../fencing/backend.ts';
 import { FileBackend } from '../../fencing/file.ts';
 import { generationOf, nextKey, nodeKey, nodePart } from '../../fencing/keys.ts';
-import { OwnershipKeeper } from '../../fencing/ownership.ts';
+import { LOST_AFTER_FAILED_CHECKS, OwnershipKeeper } from '../../fencing/ownership.ts';
 
 const CLUSTER = 'c';
 const log = pino({ level: 'silent' });
@@ -182,7 +182,7 @@ test('markUnverified: unverified until the next successful read, which comes at 
   }
 });
 
-test('I/O errors: a transient one is retried; three failed check rounds mean lost (by null)', async () => {
+test('I/O errors: a transient one is retried; N failed check rounds mean lost (by null)', async () => {
   const d = disk();
   let failReads = 0;
   const real = be('n1');
@@ -203,18 +203,18 @@ test('I/O errors: a transient one is retried; three failed check rounds mean los
     assert.equal(losses.length, 0);
     failReads = 1000;
     const t0 = performance.now();
-    await until('lost', () => losses.length > 0, 2000);
+    await until('lost', () => losses.length > 0, LOST_AFTER_FAILED_CHECKS * CHECK + 3000);
     const took = losses[0]!.at - t0;
-    assert.ok(took < 3 * CHECK + 2000, `declared lost after ${took} ms`);
+    assert.ok(took < LOST_AFTER_FAILED_CHECKS * CHECK + 2000, `declared lost after ${took} ms`);
     assert.equal(losses[0]!.by, null);
     // (Under heavy load the watchdog may count a slow read before the error does: same rule.)
-    assert.match(losses[0]!.detail, /could not be verified for 3 check rounds/);
+    assert.match(losses[0]!.detail, new RegExp(`could not be verified for ${LOST_AFTER_FAILED_CHECKS} check rounds`));
   } finally {
     keeper.stop();
   }
 });
 
-test('a hung read counts as failed checks: lost after about 3 check intervals', async () => {
+test('a hung read counts as failed checks: lost after about N check intervals', async () => {
   const d = disk();
   let hang = false;
   const real = be('n1');
@@ -226,9 +226,9 @@ test('a hung read counts as failed checks: lost after about 3 check intervals', 
     await sleep(60);
     hang = true;
     const t0 = performance.now();
-    await until('lost', () => losses.length > 0, 3000);
+    await until('lost', () => losses.length > 0, 2 * LOST_AFTER_FAILED_CHECKS * CHECK + 3000);
     const took = losses[0]!.at - t0;
-    assert.ok(took < 6 * CHECK + 2000, `declared lost after ${took} ms`);
+    assert.ok(took < 2 * LOST_AFTER_FAILED_CHECKS * CHECK + 2000, `declared lost after ${took} ms`);
     assert.match(losses[0]!.detail, /hanging/);
   } finally {
     keeper.stop();
