@@ -87,7 +87,8 @@ common(program.command('start').description('start this node\'s daemon'))
       const logFile = opts.log ?? join(stateDir, 'harness.log');
       const out = openSync(logFile, 'a');
       const self = fileURLToPath(import.meta.url);
-      const child = spawn(process.execPath, [self, 'start', '--foreground', '--config', configFile, '--node', opts.node], { detached: true, stdio: ['ignore', out, out] });
+      const { DAEMON_NODE_FLAGS } = await import('../harness/defaults.ts');
+      const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, self, 'start', '--foreground', '--config', configFile, '--node', opts.node], { detached: true, stdio: ['ignore', out, out] });
       child.unref();
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline) {

@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { controlRequest } from './control.ts';
 import type { StatusDoc } from './status.ts';
 import { generateAuthKey } from './authkey.ts';
+import { DAEMON_NODE_FLAGS } from './defaults.ts';
 
 // Daemons run from the same flavour as this file (dist/ JavaScript from the build, or the .ts sources).
 const HARNESS_BIN = fileURLToPath(new URL(`../bin/harness.${import.meta.url.endsWith('.js') ? 'js' : 'ts'}`, import.meta.url));
@@ -96,7 +97,7 @@ export class LocalCluster {
   start(node: string, env: Record<string, string> = {}): ChildProcess {
     mkdirSync(this.rscTmp(node), { recursive: true });
     const fd = openSync(this.logFile(node), 'a');
-    const p = spawn(process.execPath, [HARNESS_BIN, 'start', '--foreground', '--config', this.clusterFile, '--node', node], {
+    const p = spawn(process.execPath, [...DAEMON_NODE_FLAGS, HARNESS_BIN, 'start', '--foreground', '--config', this.clusterFile, '--node', node], {
       stdio: ['ignore', fd, fd],
       env: { ...process.env, HA_RSCTMP: this.rscTmp(node), HARNESS_LOG_LEVEL: process.env.HARNESS_LOG_LEVEL ?? 'debug', ...env },
     });

@@ -39,6 +39,8 @@ export interface StatusDoc {
     lastFailover: FailoverRecord | null;
   }>;
   counters: unknown;
+  /** The daemon process itself: for footprint checks. */
+  process: { pid: number; rssMiB: number; heapTotalMiB: number; heapUsedMiB: number; externalMiB: number };
 }
 
 export function buildStatus(d: NodeDaemon): StatusDoc {
@@ -99,5 +101,10 @@ export function buildStatus(d: NodeDaemon): StatusDoc {
     nodes,
     hierarchies,
     counters: d.commCounters(),
+    process: (() => {
+      const m = process.memoryUsage();
+      const mib = (v: number) => Math.round((v / 1048576) * 10) / 10;
+      return { pid: process.pid, rssMiB: mib(m.rss), heapTotalMiB: mib(m.heapTotal), heapUsedMiB: mib(m.heapUsed), externalMiB: mib(m.external) };
+    })(),
   };
 }

@@ -6,6 +6,7 @@
 // /proc/<node init>/root, the node's own view of the filesystem, so no process is spawned
 // for a status poll (spawning `harness status` costs a whole Node start-up each time).
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { DAEMON_NODE_FLAGS } from '../../harness/defaults.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlRequest } from '../../harness/control.ts';
@@ -53,7 +54,7 @@ export function logFileOf(node: TestNode): string {
 
 /** Start `harness start --foreground` (`entry`: see daemonEntry) in the node, as a child of the node's init. */
 export function startDaemon(cluster: NetnsCluster, node: TestNode, clusterFile: string, entry: string, env: NodeJS.ProcessEnv = {}): void {
-  cluster.spawnIn(node, [process.execPath, entry, 'start', '--foreground', '--config', clusterFile, '--node', node.name], {
+  cluster.spawnIn(node, [process.execPath, ...DAEMON_NODE_FLAGS, entry, 'start', '--foreground', '--config', clusterFile, '--node', node.name], {
     logFile: logFileOf(node),
     env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', ...env },
   });
