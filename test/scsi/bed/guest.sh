@@ -43,6 +43,7 @@ if ! bash "$here/target.sh" > "$SHARE/setup.log" 2>&1; then
   finish 121
 fi
 set -a; . /run/harness-scsi/env; set +a
+export HARNESS_SCSI_SHARE=$SHARE   # tests may leave logs there (kept when the tier fails)
 echo "HARNESS-SCSI-MARK setup $(uptime_s)"
 
 cd "$HARNESS_SCSI_REPO" || finish 122
