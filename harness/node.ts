@@ -279,7 +279,12 @@ export class NodeDaemon {
     const now = performance.now();
     const gap = now - this.lastTick;
     this.lastTick = now;
-    if (gap > DEFAULTS.freezeDetectMs) {
+    // Scaled up (never down) with the dead time like the ownership timers: it is the part of the
+    // liveness window a freeze may eat before a peer could preempt us (700 - 250 ms by default).
+    // Unscaled, a slow cluster (4x dead time on an emulated CPU) saw a "freeze" every few seconds
+    // from mere CPU contention, and every one forced an extra disk check on an already busy node.
+    const freezeMs = Math.max(DEFAULTS.freezeDetectMs, Math.round((DEFAULTS.freezeDetectMs * this.config.cluster.deadTimeMs) / DEFAULTS.deadTimeMs));
+    if (gap > freezeMs) {
       // We were frozen (SIGSTOP, VM pause, swap storm). Whatever we believed about ownership may be
       // stale: peers may have preempted us meanwhile. Trust nothing until the disks are re-read.
       this.log.warn({ event: 'freeze-detected', gapMs: Math.round(gap) }, `main loop was frozen for ${Math.round(gap)} ms: re-verifying ownership`);
