@@ -1,0 +1,50 @@
+// Utility checks with the real `ping` on loopback: the target passes; when replies stop (its
+// ping is frozen) the check fails after two intervals plus the timeout, and passes again when
+// replies resume; no ping process outlives stop().
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { UtilityChecks } from '../../harness/utility.ts';
+import { silentLogger } from '../../harness/log.ts';
+import type { HierarchyConfig } from '../../hierarchies/model.ts';
+
+const h = (name: string, target: string) => ({ name, utilityChecks: [{ kind: 'ping', target }] }) as unknown as HierarchyConfig;
+function pgrep(args: string[]): number[] {
+  try {
+    return execFileSync('pgrep', args, { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+test('utility checks: passes, fails when replies stop, passes again; nothing left running', async () => {
+  const seen: boolean[] = [];
+  const u = new UtilityChecks([h('web', '127.0.0.1')], silentLogger(), () => seen.push(u.ok('web')));
+  u.start();
+  await sleep(1200);
+  assert.equal(u.ok('web'), true);
+  const wrappers = pgrep(['-f', 'harness-utility-ping']).filter((p) => p !== process.pid);
+  const pingPids = wrappers.flatMap((w) => pgrep(['-P', String(w)]));
+  assert.ok(pingPids.length >= 1, 'a long-running ping');
+  for (const p of pingPids) process.kill(p, 'SIGSTOP');
+  await sleep(2500);
+  assert.equal(u.ok('web'), false, 'no replies for > 2 intervals + timeout: failing');
+  for (const p of pingPids) process.kill(p, 'SIGCONT');
+  await sleep(1500);
+  assert.equal(u.ok('web'), true, 'replies again: passing');
+  assert.deepEqual(seen, [false, true]);
+  u.stop();
+  await sleep(500);
+  // Gone or a zombie (this machine's PID 1 does not reap orphans): either way, not running.
+  assert.deepEqual(pingPids.filter((p) => alive(p)), [], 'no pinger left behind');
+});
+
+function alive(pid: number): boolean {
+  try {
+    return !/^[ZX]/.test(readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1] ?? 'X');
+  } catch {
+    return false;
+  }
+}
