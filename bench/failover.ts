@@ -72,6 +72,8 @@ const doc = {
   footprint: [] as Footprint[],
   runs: [] as RunRecord[],
   skipped: [] as string[],
+  /** 20 hierarchies vs 1 of the same layout, per profile (the issue's 1.3x target). */
+  ratios: [] as string[],
 };
 
 function save(): void {
@@ -105,13 +107,13 @@ interface Plan {
   count: number;
 }
 
-async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many', plan: Plan[], withFootprint: boolean): Promise<void> {
+async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many', plan: Plan[], withFootprint: boolean, many?: number): Promise<void> {
   if (Date.now() - started > BUDGET_MS) {
     doc.skipped.push(`${label}: time budget used up`);
     return;
   }
   console.log(`\n== ${label}: building the namespace cluster (profile ${profile.name}: heartbeat ${profile.heartbeatIntervalMs} ms, dead time ${profile.deadTimeMs} ms)`);
-  const bed = await Bed.create({ profile, kind, keepWorkDir: args.keep });
+  const bed = await Bed.create({ profile, kind, keepWorkDir: args.keep, ...(many !== undefined ? { many } : {}) });
   doc.daemon = `${bed.daemon.path} (${bed.daemon.why})`;
   console.log(`daemon: ${doc.daemon}`);
   try {
@@ -156,6 +158,8 @@ try {
       await phase(`${profile.name} profile`, profile, 'web', isDefault ? plan : plan.filter((p) => p.fault === 'power-off'), isDefault);
     }
     if (beds.includes('many') && faults.includes('power-off')) {
+      // The same layout with one hierarchy first: the baseline the 20-hierarchy time is compared to.
+      await phase(`1 hierarchy (baseline of 20), ${profile.name} profile`, profile, 'many', [{ fault: 'power-off', count: manyRuns }], false, 1);
       await phase(`20 hierarchies, ${profile.name} profile`, profile, 'many', [{ fault: 'power-off', count: manyRuns }], false);
     }
   }
@@ -169,6 +173,22 @@ doc.finishedAt = new Date().toISOString();
 save();
 console.log(`\nClient-observed (seconds from t0 = just before the fault; ${doc.runs.length} runs, ${((Date.now() - started) / 1000).toFixed(0)} s total)`);
 console.log(clientTable(doc.runs));
+for (const profile of profiles) {
+  const med = (bed: string, f: (r: (typeof doc.runs)[number]) => number | null) => {
+    const xs = doc.runs.filter((r) => r.bed === bed && r.profile === profile.name && r.fault === 'power-off').map(f).filter((x): x is number => x !== null).sort((a, b) => a - b);
+    return xs.length ? xs[Math.floor((xs.length - 1) / 2)]! : null;
+  };
+  const one = med('one', (r) => r.lastVipBackMs);
+  const many = med('many', (r) => r.lastVipBackMs);
+  const oneLog = med('one', (r) => r.lastInServiceMs);
+  const manyLog = med('many', (r) => r.lastInServiceMs);
+  if (one && many) {
+    const line = `20 hierarchies vs 1 [${profile.name}]: last VIP back ${(many / 1000).toFixed(3)} s vs ${(one / 1000).toFixed(3)} s = ${(many / one).toFixed(2)}x` + (oneLog && manyLog ? `; last in service (logs) ${(manyLog / 1000).toFixed(3)} s vs ${(oneLog / 1000).toFixed(3)} s = ${(manyLog / oneLog).toFixed(2)}x` : '');
+    console.log(line);
+    doc.ratios.push(line);
+    save();
+  }
+}
 console.log('\nBreakdown from the nodes\' logs (taking node; overhead = runs elsewhere - detect - agents)');
 console.log(breakdownTable(doc.runs));
 if (doc.footprint.length) {

@@ -28,7 +28,7 @@ function table(header: string[], rows: string[][]): string {
 function groups(runs: readonly RunRecord[]): Array<{ key: string; runs: RunRecord[] }> {
   const out = new Map<string, RunRecord[]>();
   for (const r of runs) {
-    const key = `${r.fault}${r.bed === 'many' ? ' (20 hier.)' : ''} [${r.profile}]`;
+    const key = `${r.fault}${r.bed === 'many' ? ' (20 hier.)' : r.bed === 'one' ? ' (1 hier.)' : ''} [${r.profile}]`;
     out.set(key, [...(out.get(key) ?? []), r]);
   }
   return [...out].map(([key, rs]) => ({ key, runs: rs }));
@@ -42,9 +42,9 @@ export function clientTable(runs: readonly RunRecord[]): string {
     return [
       key,
       `${rs.filter((r) => r.ok).length}/${rs.length}`,
-      mmm(rs.map((r) => (r.bed === 'many' ? r.lastVipBackMs : r.vipDowntimeMs))),
+      mmm(rs.map((r) => (r.bed !== 'web' ? r.lastVipBackMs : r.vipDowntimeMs))),
       http ? mmm(rs.map((r) => r.httpDowntimeMs)) : '-',
-      failover ? mmm(rs.map((r) => (r.bed === 'many' ? r.lastInServiceMs : r.logs.runsElsewhereMs))) : '-',
+      failover ? mmm(rs.map((r) => (r.bed !== 'web' ? r.lastInServiceMs : r.logs.runsElsewhereMs))) : '-',
       `${sum(rs, (r) => r.doubleVip.samples)} / ${sum(rs, (r) => r.doubleVip.afterTakeover)}`,
       sum(rs, (r) => r.failovers),
       http ? sum(rs, (r) => r.httpFailures) : '-',

@@ -229,7 +229,8 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
   return {
     fault,
     profile: bed.profile.name,
-    bed: bed.vips.length > 1 ? 'many' : 'web',
+    // 'one': the 20-hierarchy layout with a single hierarchy, the like-for-like baseline of 'many'.
+    bed: bed.httpUrl !== null ? 'web' : bed.vips.length > 1 ? 'many' : 'one',
     index,
     t0,
     owner: owner.name,
