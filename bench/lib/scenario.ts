@@ -197,7 +197,9 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
   const logs = breakdown(events, t0, owner.name, hier0);
   const failovers = failoversAfter(events, t0, owner.name);
   const down = pingDowntime(replies[0] ?? [], t0, tEnd, GAP_MS);
-  const manyDown = bed.vips.length > 1 ? replies.map((r) => pingDowntime(r, t0, tEnd, GAP_MS).downtimeMs) : [];
+  // Per-VIP times for the many-hierarchy layout, also when it holds a single hierarchy (baseline).
+  const manyLayout = bed.httpUrl === null;
+  const manyDown = manyLayout ? replies.map((r) => pingDowntime(r, t0, tEnd, GAP_MS).downtimeMs) : [];
   const others = cluster.nodes.filter((n) => n !== owner).map((n) => n.name);
   const takeoverAnswer = firstAnswer(perNode, t0, others);
   const takeoverT = takeoverAnswer?.t ?? tEnd;
@@ -211,7 +213,7 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
   let ok = !error && (failoverExpected ? logs.taker !== null && down.downtimeMs !== null : failovers.length === 0);
   if (!failoverExpected && failovers.length > 0) notes.push(`FALSE FAILOVER: ${failovers.map((f) => `${f.hierarchy}→${f.node}`).join(', ')}`);
   if ((fault === 'partition' || fault === 'processes-killed') && after.samples > 0) notes.push(`double VIP after takeover: ${after.samples} samples`);
-  if (bed.vips.length > 1 && manyDown.some((d) => d === null)) ok = false;
+  if (manyLayout && manyDown.some((d) => d === null)) ok = false;
 
   // Put the faulted node back the way a real admin would: reboot it (or start the daemon again).
   try {
@@ -241,7 +243,7 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
     vipGaps: down.gaps.map((g) => [Math.round(g.from - t0), Math.round(g.to - t0)]),
     proberStalls: down.stalls,
     lastVipBackMs: manyDown.length === 0 ? null : manyDown.some((d) => d === null) ? null : Math.max(...(manyDown as number[])),
-    lastInServiceMs: bed.hierarchies.length > 1 ? lastInService(events, t0, bed.hierarchies, owner.name) : null,
+    lastInServiceMs: manyLayout ? lastInService(events, t0, bed.hierarchies, owner.name) : null,
     ...(bed.hierarchies.length > 1
       ? {
           perHierarchy: bed.hierarchies.map((h, k) => ({
