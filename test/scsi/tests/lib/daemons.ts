@@ -246,10 +246,13 @@ export class ScsiCluster {
     return (await this.tryStatus(node, timeoutMs))?.hierarchies.find((x) => x.name === h) ?? null;
   }
 
-  /** Nodes that report H in service here with ownership 'owned' (asked in parallel: a frozen node does not slow the others). */
-  async runners(h: string, nodes: readonly NodeName[] = NODE_NAMES, timeoutMs = 800): Promise<NodeName[]> {
+  /**
+   * Nodes that report H in service here with ownership 'owned' (or, with `wide`, still claiming it:
+   * see claims()). Asked in parallel: a frozen node does not slow the others down.
+   */
+  async runners(h: string, nodes: readonly NodeName[] = NODE_NAMES, wide = false, timeoutMs = 3000): Promise<NodeName[]> {
     const hs = await Promise.all(nodes.map((n) => this.hierarchy(n, h, timeoutMs)));
-    return nodes.filter((_, i) => isRunning(hs[i]));
+    return nodes.filter((_, i) => (wide ? claims(hs[i]) : isRunning(hs[i])));
   }
 
   /** JSON events of a node's log (non-JSON lines, e.g. a crash trace, are skipped). */
@@ -272,9 +275,25 @@ export class ScsiCluster {
     return nodes
       .map((node) => {
         const lines = existsSync(this.logFile(node)) ? readFileSync(this.logFile(node), 'utf8').trimEnd().split('\n').slice(-n) : [];
-        return `--- ${node} (${this.logFile(node)}):\n${lines.map(brief).join('\n')}`;
+        return `--- ${node} (${this.logFile(node)}):\n${lines.map(brief).join('\n')}\n    processes: ${this.describeProcs(node)}`;
       })
       .join('\n');
+  }
+
+  /** The node's processes with their state and kernel wait channel (why a daemon says nothing). */
+  describeProcs(node: NodeName): string {
+    const rows = this.pids(node).map((pid) => {
+      try {
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+        const wchan = readFileSync(`/proc/${pid}/wchan`, 'utf8');
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).map((a) => basename(a)).join(' ').slice(0, 80);
+        return `${pid} ${state} ${wchan || '-'} [${cmd}]`;
+      } catch {
+        return `${pid} gone`;
+      }
+    });
+    return rows.length ? rows.join('; ') : 'none';
   }
 
   /** Poll `fn` until it returns something truthy; fail after timeoutMs naming `what`, with the nodes' last log lines. */
@@ -294,12 +313,12 @@ export class ScsiCluster {
   }
 
   /** Start the given nodes and wait until each answers and has probed every hierarchy. */
-  async startAll(nodes: readonly NodeName[], timeoutMs = 60_000): Promise<void> {
+  async startAll(nodes: readonly NodeName[], timeoutMs = 90_000): Promise<void> {
     for (const n of nodes) this.start(n);
     await Promise.all(nodes.map((n) => this.waitProbed(n, timeoutMs)));
   }
 
-  async waitProbed(node: NodeName, timeoutMs = 60_000): Promise<void> {
+  async waitProbed(node: NodeName, timeoutMs = 90_000): Promise<void> {
     await this.waitFor(`${node} up with every hierarchy probed`, async () => {
       const p = this.procs.get(node);
       if (p && p.exitCode !== null) throw new Error(`${node}'s daemon exited (${p.exitCode}):\n${this.tail([node], 30)}`);
@@ -328,9 +347,18 @@ export class ScsiCluster {
   }
 }
 
-/** In service with proven ownership: what "runs it" means for the safety checks. */
+/** In service with proven ownership: where H runs. */
 export function isRunning(h: HierarchyStatus | null | undefined): boolean {
-  return h !== null && h !== undefined && (h.phase === 'in-service' || h.phase === 'restarting') && h.ownership === 'owned';
+  return claims(h) && h?.ownership === 'owned';
+}
+
+/**
+ * In service and not known to have lost the disk: 'unverified' (re-reading the disks after a
+ * freeze) counts too. The safety checks use this wider notion, so a node that still believes it
+ * runs H is held to "cannot write" until it has found out otherwise.
+ */
+export function claims(h: HierarchyStatus | null | undefined): boolean {
+  return h !== null && h !== undefined && (h.phase === 'in-service' || h.phase === 'restarting') && (h.ownership === 'owned' || h.ownership === 'unverified');
 }
 
 /** One O_DIRECT write through the device: true when the LUN accepted it. */

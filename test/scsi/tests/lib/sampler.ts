@@ -1,5 +1,5 @@
 // The "never two writers" check of the daemon tests: every ~200 ms, ask every node whether it
-// runs H with ownership and try one O_DIRECT write through its path to H's disk. A sample where
+// claims H (in service, ownership owned or being re-verified) and try one O_DIRECT write through its path to H's disk. A sample where
 // two nodes both claim H and both can write is a split brain.
 //
 // A node that does not answer (frozen by SIGSTOP, or too slow under emulation) keeps its last
@@ -7,7 +7,7 @@
 // must be refused once someone else took over.
 import { NODE_NAMES } from './bed.ts';
 import type { NodeName } from './bed.ts';
-import { canWrite, isRunning, sleep } from './daemons.ts';
+import { canWrite, claims, sleep } from './daemons.ts';
 import type { ScsiCluster } from './daemons.ts';
 
 export interface SampleReport {
@@ -28,14 +28,14 @@ export function sampleWriters(c: ScsiCluster, h: string, everyMs = 200): { finis
       const rows = await Promise.all(
         NODE_NAMES.map(async (n) => {
           const [st, w] = await Promise.all([c.hierarchy(n, h, 400), canWrite(c.dev(n))]);
-          if (st !== null) last.set(n, isRunning(st));
+          if (st !== null) last.set(n, claims(st));
           return { node: n, claims: last.get(n) ?? false, answered: st !== null, writes: w };
         }),
       );
       report.samples++;
-      const claims = rows.filter((r) => r.claims);
-      report.maxClaims = Math.max(report.maxClaims, claims.length);
-      const both = claims.filter((r) => r.writes);
+      const claiming = rows.filter((r) => r.claims);
+      report.maxClaims = Math.max(report.maxClaims, claiming.length);
+      const both = claiming.filter((r) => r.writes);
       if (both.length > 1) {
         report.violations.push(`${new Date(t0).toISOString().slice(11, 23)}: ${rows.map((r) => `${r.node} claims=${r.claims}${r.answered ? '' : ' (last known)'} writes=${r.writes}`).join(', ')}`);
       }
