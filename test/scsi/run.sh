@@ -11,7 +11,8 @@
 # qemu-system-x86 linux-image-amd64 busybox-static kmod cpio gzip xz-utils zstd sg3-utils
 # open-iscsi iproute2 util-linux.
 # Settings (env): HARNESS_SCSI_KVER (kernel; default newest installed with LIO),
-#   HARNESS_SCSI_ACCEL=auto|kvm|tcg, HARNESS_SCSI_SMP=1, HARNESS_SCSI_MEM_MB=1024,
+#   HARNESS_SCSI_ACCEL=auto|kvm|tcg, HARNESS_SCSI_SMP=2 (guest vCPUs: the daemon tests run three
+#   daemons at once; under TCG 2 vCPUs took the tier from ~10 to ~6 min), HARNESS_SCSI_MEM_MB=1024,
 #   HARNESS_SCSI_TIMEOUT=900 (seconds for the whole guest run), HARNESS_SCSI_KEEP=1 (keep the
 #   work dir), HARNESS_SCSI_NETNS=1|0, HARNESS_SCSI_DISK_MB=32, HARNESS_SCSI_TIME_SCALE (factor
 #   for the tests' timers; default 4 under TCG, 1 under KVM), HARNESS_SCSI_RACE_ROUNDS=50;
@@ -105,10 +106,10 @@ else
   printf '%q ' "$@" > "$share/cmd"; echo >> "$share/cmd"
 fi
 
-say "kernel $kver ($(basename "$kernel")), accel $accel, smp ${HARNESS_SCSI_SMP:-1}, ${HARNESS_SCSI_MEM_MB:-1024} MiB; built in $(secs "$t0" "$t_built") s; work dir $work"
+say "kernel $kver ($(basename "$kernel")), accel $accel, smp ${HARNESS_SCSI_SMP:-2}, ${HARNESS_SCSI_MEM_MB:-1024} MiB; built in $(secs "$t0" "$t_built") s; work dir $work"
 t_qemu=$(now)
 timeout -k 10 "${HARNESS_SCSI_TIMEOUT:-900}" \
-  qemu-system-x86_64 -M pc "${accel_args[@]}" -smp "${HARNESS_SCSI_SMP:-1}" -m "${HARNESS_SCSI_MEM_MB:-1024}" \
+  qemu-system-x86_64 -M pc "${accel_args[@]}" -smp "${HARNESS_SCSI_SMP:-2}" -m "${HARNESS_SCSI_MEM_MB:-1024}" \
     -nodefaults -no-user-config -display none -serial stdio -no-reboot -pidfile "$work/qemu.pid" \
     -kernel "$kernel" -initrd "$work/initramfs.cpio.gz" \
     -append "console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable hs.stage2=$here/bed/guest.sh" \
