@@ -19,7 +19,7 @@ import { basename, join } from 'node:path';
 import { controlRequest } from '../../../../harness/control.ts';
 import { generateAuthKey } from '../../../../harness/authkey.ts';
 import type { StatusDoc } from '../../../../harness/status.ts';
-import { DEFAULTS } from '../../../../harness/defaults.ts';
+import { DAEMON_NODE_FLAGS, DEFAULTS } from '../../../../harness/defaults.ts';
 import { daemonEntry } from '../../../../bench/lib/daemon.ts';
 import { nodeKey, nodePart } from '../../../../fencing/keys.ts';
 import { CLUSTER, NODE_NAMES, TIME_SCALE, devs, writeBlock } from './bed.ts';
@@ -165,7 +165,8 @@ export class ScsiCluster {
   start(node: NodeName): ChildProcess {
     mkdirSync(this.rscTmp(node), { recursive: true });
     const fd = openSync(this.logFile(node), 'a');
-    const p = spawn('ip', ['netns', 'exec', netnsOf(node), process.execPath, this.entry.path, 'start', '--foreground', '--config', this.clusterFile, '--node', node], {
+    // With the daemon's own node flags, as `harness start` runs it.
+    const p = spawn('ip', ['netns', 'exec', netnsOf(node), process.execPath, ...DAEMON_NODE_FLAGS, this.entry.path, 'start', '--foreground', '--config', this.clusterFile, '--node', node], {
       stdio: ['ignore', fd, fd],
       env: { ...process.env, HA_RSCTMP: this.rscTmp(node), HARNESS_LOG_LEVEL: process.env.HARNESS_SCSI_LOG ?? 'info' },
     });
