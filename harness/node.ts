@@ -120,7 +120,8 @@ export class NodeDaemon {
       self: this.node,
       log: this.log,
       keyRefreshMs: this.ownershipTimers().keyRefreshMs,
-      ownershipCheckMs: DEFAULTS.ownershipCheckMs,
+      // Scaled like the other ownership timers, capped at the 2 s the checks must never exceed.
+      ownershipCheckMs: Math.min(2000, Math.max(DEFAULTS.ownershipCheckMs, Math.round((DEFAULTS.ownershipCheckMs * this.config.cluster.deadTimeMs) / DEFAULTS.deadTimeMs))),
     });
     this.keeper.on('lost', (h: string, by: Key | null, detail: string) => {
       this.fencedBy.set(h, by ? formatKey(by) : 'unknown');
@@ -580,6 +581,16 @@ export class NodeDaemon {
     }
     if (a.urgent) {
       rt.ownership = 'not-owned';
+      // Ownership was given up because it could not be proven (hung or failing reads), not
+      // necessarily taken: our reservation may still sit on the disk and would block every peer
+      // ("held by a node we can reach") for good. Now that nothing runs here, drop our own
+      // registration (REGISTER with key 0: never a re-registration, and a no-op if a peer
+      // already preempted us), which releases the reservation if we still held it.
+      for (const d of this.disks(h)) {
+        await this.backend.registerIgnore(d, 0n).catch((e: unknown) =>
+          this.log.warn({ event: 'unregister-failed', hierarchy: h.name, disk: d.id, err: (e as Error).message }, `${h.name}: could not drop our registration on ${d.id}: ${(e as Error).message}`),
+        );
+      }
     } else if (a.release && rt.ownership !== 'not-owned') {
       await this.keeper.release(h.name);
       rt.ownership = 'not-owned';
