@@ -96,8 +96,28 @@ export async function probe(ctx: AgentContext, h: HierarchyConfig, rt: Hierarchy
   );
 }
 
-/** Start levels in order, each level's resources in parallel. Returns the first failure, if any. */
-export async function startLevels(ctx: AgentContext, h: HierarchyConfig, rt: HierarchyRuntime, levels: string[][]): Promise<{ failed?: string; reason?: string; agentMs: number }> {
+export interface WalkResult {
+  failed?: string;
+  reason?: string;
+  /** Wall time spent waiting for agents (levels run one after another). */
+  agentMs: number;
+}
+
+/**
+ * Walk levels in order, each level's resources in parallel, and stop at the first level with a
+ * failure: nothing above a failed start may start, nothing below a failed stop may stop.
+ * Disk resources have no agent: ownership is handled by the caller, so they just change state.
+ */
+async function walkLevels(
+  ctx: AgentContext,
+  h: HierarchyConfig,
+  rt: HierarchyRuntime,
+  levels: string[][],
+  action: 'start' | 'stop',
+  timeoutMs?: number,
+): Promise<WalkResult> {
+  const done = action === 'start' ? 'running' : 'stopped';
+  const broken = action === 'start' ? 'failed' : 'stop-failed';
   let agentMs = 0;
   for (const level of levels) {
     const t0 = performance.now();
@@ -105,12 +125,12 @@ export async function startLevels(ctx: AgentContext, h: HierarchyConfig, rt: Hie
       level.map(async (name) => {
         const r = resourceOf(h, name);
         if (r.kind === 'disk') {
-          rt.resources[name] = 'running';
+          rt.resources[name] = done;
           return { name, ok: true, reason: '' };
         }
-        const res = await runOp(ctx, h, r, 'start');
+        const res = await runOp(ctx, h, r, action, timeoutMs ? { timeoutMs } : {});
         const ok = res.result === 'success';
-        rt.resources[name] = ok ? 'running' : 'failed';
+        rt.resources[name] = ok ? done : broken;
         return { name, ok, reason: `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
       }),
     );
@@ -121,33 +141,12 @@ export async function startLevels(ctx: AgentContext, h: HierarchyConfig, rt: Hie
   return { agentMs };
 }
 
+/** Start levels in order (children first), each level's resources in parallel. */
+export function startLevels(ctx: AgentContext, h: HierarchyConfig, rt: HierarchyRuntime, levels: string[][]): Promise<WalkResult> {
+  return walkLevels(ctx, h, rt, levels, 'start');
+}
+
 /** Stop levels in order (already reversed by the core). A failed stop ends the walk: nothing below it may stop. */
-export async function stopLevels(
-  ctx: AgentContext,
-  h: HierarchyConfig,
-  rt: HierarchyRuntime,
-  levels: string[][],
-  timeoutMs?: number,
-): Promise<{ failed?: string; reason?: string; agentMs: number }> {
-  let agentMs = 0;
-  for (const level of levels) {
-    const t0 = performance.now();
-    const results = await Promise.all(
-      level.map(async (name) => {
-        const r = resourceOf(h, name);
-        if (r.kind === 'disk') {
-          rt.resources[name] = 'stopped';
-          return { name, ok: true, reason: '' };
-        }
-        const res = await runOp(ctx, h, r, 'stop', timeoutMs ? { timeoutMs } : {});
-        const ok = res.result === 'success';
-        rt.resources[name] = ok ? 'stopped' : 'stop-failed';
-        return { name, ok, reason: `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
-      }),
-    );
-    agentMs += performance.now() - t0;
-    const bad = results.find((x) => !x.ok);
-    if (bad) return { failed: bad.name, reason: bad.reason, agentMs };
-  }
-  return { agentMs };
+export function stopLevels(ctx: AgentContext, h: HierarchyConfig, rt: HierarchyRuntime, levels: string[][], timeoutMs?: number): Promise<WalkResult> {
+  return walkLevels(ctx, h, rt, levels, 'stop', timeoutMs);
 }
