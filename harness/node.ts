@@ -101,14 +101,8 @@ export class NodeDaemon {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
     const rscTmp = process.env.HA_RSCTMP ?? '/run/resource-agents';
 
-    const agents = new Map<string, AgentRef>();
-    for (const h of config.hierarchies) {
-      for (const r of h.resources) {
-        if (r.kind !== 'agent') continue;
-        agents.set(`${h.name}/${r.name}`, locateAgent(r.provider!, r.type!, { agentDirs: [...config.cluster.agentDirs, BUNDLED_AGENT_DIR], ocfRoot: config.cluster.ocfRoot }));
-      }
-    }
-    this.ctx = { node: this.node, ocfRoot: config.cluster.ocfRoot, rscTmp, log: this.log, agents, info: new Map<string, ResourceInfo>() };
+    this.ctx = { node: this.node, ocfRoot: config.cluster.ocfRoot, rscTmp, log: this.log, agents: new Map<string, AgentRef>(), info: new Map<string, ResourceInfo>() };
+    for (const h of config.hierarchies) this.resolveAgents(h);
 
     const key = readAuthKey(config.cluster.authKeyFile);
     // The file backend's directory is shared by the nodes of one machine (demo/tests): create it.
@@ -212,10 +206,7 @@ export class NodeDaemon {
       this.pending.delete(name);
       const list = this.config.hierarchies.filter((x) => x.name !== name);
       if (h) {
-        for (const r of h.resources) {
-          if (r.kind !== 'agent') continue;
-          this.ctx.agents.set(`${h.name}/${r.name}`, locateAgent(r.provider!, r.type!, { agentDirs: [...this.config.cluster.agentDirs, BUNDLED_AGENT_DIR], ocfRoot: this.config.cluster.ocfRoot }));
-        }
+        this.resolveAgents(h);
         list.push(h);
         this.runtime.set(name, initialRuntime(h));
       } else {
@@ -242,6 +233,15 @@ export class NodeDaemon {
       keyRefreshMs: Math.max(50, Math.round(DEFAULTS.keyRefreshMs * scale)),
       livenessWindowMs: Math.max(150, Math.round(DEFAULTS.livenessWindowMs * scale)),
     };
+  }
+
+  /** Find the agent of every resource of H (same search order as validation: admin dirs, bundled, OCF root). */
+  private resolveAgents(h: HierarchyConfig): void {
+    const { agentDirs, ocfRoot } = this.config.cluster;
+    for (const r of h.resources) {
+      if (r.kind !== 'agent') continue;
+      this.ctx.agents.set(`${h.name}/${r.name}`, locateAgent(r.provider!, r.type!, { agentDirs: [...agentDirs, BUNDLED_AGENT_DIR], ocfRoot }));
+    }
   }
 
   /** Resolves when the daemon has stopped (after `harness stop`). */
