@@ -3,7 +3,7 @@
 // monitors), counted apart: it is what the configured monitors cost, not the daemon.
 import type { Bed } from './bed.ts';
 import { daemonPids, guardPids } from './daemon.ts';
-import { CLOCK_TICKS_PER_S, cpuTicks, rssBytes } from './procs.ts';
+import { CLOCK_TICKS_PER_S, cpuNs, cpuTicks, rssBytes } from './procs.ts';
 import { sleep } from './run.ts';
 
 export interface Footprint {
@@ -22,13 +22,15 @@ export interface Footprint {
 export async function measureFootprint(bed: Bed, windowS: number, running: Map<string, string>): Promise<Footprint[]> {
   const nodes = bed.cluster.nodes.filter((n) => bed.daemonsUp.has(n.name));
   const pidsOf = new Map(nodes.map((n) => [n.name, [...daemonPids(bed.cluster, n), ...guardPids(bed.cluster, n)]]));
-  const ticks = (pids: number[]): { self: number; children: number } =>
+  // self: exact on-CPU nanoseconds (schedstat); children: reaped agents, only known in ticks.
+  const ticks = (pids: number[]): { selfNs: number; children: number } =>
     pids.reduce(
       (acc, p) => {
         const t = cpuTicks(p);
-        return t ? { self: acc.self + t.self, children: acc.children + t.children } : acc;
+        const ns = cpuNs(p) ?? (t ? (t.self * 1e9) / CLOCK_TICKS_PER_S : 0);
+        return t ? { selfNs: acc.selfNs + ns, children: acc.children + t.children } : acc;
       },
-      { self: 0, children: 0 },
+      { selfNs: 0, children: 0 },
     );
   const before = new Map(nodes.map((n) => [n.name, ticks(pidsOf.get(n.name) ?? [])]));
   const t0 = performance.now();
@@ -36,7 +38,7 @@ export async function measureFootprint(bed: Bed, windowS: number, running: Map<s
   const seconds = (performance.now() - t0) / 1000;
   return nodes.map((n) => {
     const pids = pidsOf.get(n.name) ?? [];
-    const a = before.get(n.name) ?? { self: 0, children: 0 };
+    const a = before.get(n.name) ?? { selfNs: 0, children: 0 };
     const b = ticks(pids);
     const rss = pids.reduce((s, p) => s + (rssBytes(p) ?? 0), 0);
     return {
@@ -44,7 +46,7 @@ export async function measureFootprint(bed: Bed, windowS: number, running: Map<s
       running: [...running].filter(([, on]) => on === n.name).map(([h]) => h),
       peers: nodes.length - 1,
       rssMiB: rss / 1024 / 1024,
-      cpuPercent: ((b.self - a.self) / CLOCK_TICKS_PER_S / seconds) * 100,
+      cpuPercent: ((b.selfNs - a.selfNs) / 1e9 / seconds) * 100,
       agentCpuPercent: ((b.children - a.children) / CLOCK_TICKS_PER_S / seconds) * 100,
       windowS: seconds,
     };

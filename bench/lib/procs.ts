@@ -102,6 +102,27 @@ export function cpuTicks(pid: number): { self: number; children: number } | null
   return { self: Number(f[11]) + Number(f[12]), children: Number(f[13]) + Number(f[14]) };
 }
 
+/**
+ * CPU time of a process in nanoseconds, exact: the sum of its threads' on-CPU time from
+ * /proc/<pid>/task/<tid>/schedstat. utime/stime are sampled at the scheduler tick, too coarse
+ * for an idle daemon that runs in bursts of tens of microseconds. Null when unavailable.
+ */
+export function cpuNs(pid: number): number | null {
+  try {
+    let total = 0;
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        total += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      } catch {
+        /* thread exited meanwhile */
+      }
+    }
+    return Number.isFinite(total) ? total : null;
+  } catch {
+    return null;
+  }
+}
+
 /** USER_HZ: always 100 on Linux/x86 and arm64 for /proc/<pid>/stat. */
 export const CLOCK_TICKS_PER_S = 100;
 

@@ -277,6 +277,32 @@ describe('output held open by a forked child', () => {
       if (child > 0) process.kill(child, 'SIGKILL');
     }
   });
+
+  test('a child that keeps writing does not hold the result: the drain is capped', async () => {
+    const a = agent('chatty', '(while :; do echo tick; sleep 0.01; done) &\necho "child=$!"\nexit 0');
+    const r = await runAgent(req(a, { action: 'start', timeoutMs: 20_000 }));
+    const child = Number(/child=(\d+)/.exec(r.stdout)?.[1]);
+    try {
+      assert.equal(r.result, 'success');
+      assert.ok(r.durationMs < 3_000, `took ${r.durationMs} ms`);
+    } finally {
+      if (child > 0) process.kill(child, 'SIGKILL');
+    }
+  });
+
+  test('everything written right before exit is captured, also with a child holding the pipe', async () => {
+    // 2000 lines (~60 KiB: more than one pipe buffer) then exit at once.
+    const a = agent('burst', 'sleep 30 &\necho "child=$!"\ni=0; while [ $i -lt 2000 ]; do echo "line $i of the burst"; i=$((i+1)); done\necho "ocf-exit-reason:last words" >&2\nexit 7');
+    const r = await runAgent(req(a, { timeoutMs: 20_000 }));
+    const child = Number(/child=(\d+)/.exec(r.stdout)?.[1]);
+    try {
+      assert.equal(r.result, 'not-running');
+      assert.match(r.stdout, /line 1999 of the burst\n?$/);
+      assert.equal(r.exitReason, 'last words');
+    } finally {
+      if (child > 0) process.kill(child, 'SIGKILL');
+    }
+  });
 });
 
 describe('agents that cannot run', () => {
