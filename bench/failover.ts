@@ -113,7 +113,9 @@ async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many'
     return;
   }
   console.log(`\n== ${label}: building the namespace cluster (profile ${profile.name}: heartbeat ${profile.heartbeatIntervalMs} ms, dead time ${profile.deadTimeMs} ms)`);
-  const bed = await Bed.create({ profile, kind, keepWorkDir: args.keep, ...(many !== undefined ? { many } : {}) });
+  // HARNESS_LOG_LEVEL=debug (with --keep) records every agent call in the nodes' logs.
+  const daemonEnv = process.env.HARNESS_LOG_LEVEL ? { HARNESS_LOG_LEVEL: process.env.HARNESS_LOG_LEVEL } : {};
+  const bed = await Bed.create({ profile, kind, keepWorkDir: args.keep, daemonEnv, ...(many !== undefined ? { many } : {}) });
   doc.daemon = `${bed.daemon.path} (${bed.daemon.why})`;
   console.log(`daemon: ${doc.daemon}`);
   try {
