@@ -129,10 +129,33 @@ common(program.command('stop').description('stop this node\'s daemon: hand hiera
     }
   });
 
-common(program.command('status').description('show this node\'s view of the cluster'))
+common(program.command('status').description('show this node\'s view of the cluster (--all: every node\'s, over SSH)'))
   .option('--json', 'machine-readable output')
-  .action(async (opts: Common & { json?: boolean }) => {
+  .option('-a, --all', 'ask every node over SSH (any of its addresses) and compare their views; exit 1 unless all answer and nothing runs twice')
+  .option('--ssh-user <user>', 'SSH user on the nodes', 'root')
+  .option('--ssh-port <port>', 'SSH port on the nodes', '22')
+  .option('-i, --identity <file>', 'SSH private key (default: SSH agent, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa)')
+  .option('--known-hosts <file>', 'host keys the nodes must match (default ~/.ssh/known_hosts)')
+  .option('--remote-harness <command>', 'how to run harness on the nodes', 'harness')
+  .action(async (opts: Common & { json?: boolean; all?: boolean; sshUser: string; sshPort: string; identity?: string; knownHosts?: string; remoteHarness: string }) => {
     try {
+      if (opts.all) {
+        const { gatherClusterStatus, formatClusterStatus, judge, SSH_DEFAULTS } = await import('../harness/cluster-status.ts');
+        const port = Number(opts.sshPort);
+        if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--ssh-port: expected a port number, got "${opts.sshPort}"`);
+        const cluster = await loadCluster(resolve(opts.config));
+        const answers = await gatherClusterStatus(cluster, opts.node, {
+          ...SSH_DEFAULTS,
+          user: opts.sshUser,
+          port,
+          remoteHarness: opts.remoteHarness,
+          ...(opts.identity ? { identity: opts.identity } : {}),
+          ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),
+        });
+        const verdict = judge(answers);
+        console.log(opts.json ? JSON.stringify({ ok: verdict.ok, hierarchies: verdict.hierarchies, nodes: answers }, null, 2) : formatClusterStatus(answers));
+        process.exit(verdict.ok ? 0 : 1);
+      }
       const doc = (await controlRequest(await socketOf(opts), { cmd: 'status' })) as StatusDoc;
       const { formatStatus } = await import('../harness/status-format.ts');
       console.log(opts.json ? JSON.stringify(doc, null, 2) : formatStatus(doc));

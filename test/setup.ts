@@ -1,7 +1,8 @@
 // `npm test` runs this first (pretest): the tests drive real Debian packages (Debian's
 // resource-agents for ocf:heartbeat:Dummy, python3 for the bundled webserver agent, iputils
-// ping for utility checks). As root on Debian, missing ones are installed with apt-get; otherwise
-// we say what is missing and the tests that need it are skipped with that reason.
+// ping for utility checks, OpenSSH's sshd for the admin tool). As root on Debian, missing ones are
+// installed with apt-get; otherwise we say what is missing and the tests that need it are
+// skipped with that reason.
 // Set HARNESS_NO_APT=1 to never touch the system.
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -11,6 +12,7 @@ const NEEDS: Array<{ pkg: string; path: string }> = [
   { pkg: 'python3', path: '/usr/bin/python3' },
   { pkg: 'iputils-ping', path: '/usr/bin/ping' },
   { pkg: 'curl', path: '/usr/bin/curl' },
+  { pkg: 'openssh-server', path: '/usr/sbin/sshd' }, // `harness status --all` against a real sshd
 ];
 
 const missing = NEEDS.filter((n) => !existsSync(n.path)).map((n) => n.pkg);

@@ -1,0 +1,192 @@
+// `harness status --all`: every node's own status, gathered over SSH (ssh2) from one place, and
+// compared. There is no leader to ask: each node decides for itself, so the only cluster-wide
+// view is the set of all node views. The admin tool reaches a node over any of its comm-path
+// addresses (the first that answers), independently of the cluster's own heartbeats, so it
+// still works — and shows the disagreement — when the cluster's communication is broken.
+//
+// Each node is asked with `<remote harness> status --json --config <same file> --node <name>`;
+// the node this command runs on (if it is one) is asked on its local control socket instead.
+import { existsSync, readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import ssh2, { type ConnectConfig } from 'ssh2';
+import type { ClusterConfig, NodeConfig } from '../hierarchies/model.ts';
+import type { StatusDoc } from './status.ts';
+import { controlRequest } from './control.ts';
+import { checkHostKey, loadKnownHosts, type KnownHosts } from './known-hosts.ts';
+
+export interface SshOptions {
+  user: string;
+  port: number;
+  /** Private key file; unset: SSH agent ($SSH_AUTH_SOCK) if any, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa. */
+  identity?: string;
+  knownHosts: string;
+  /** Command that runs harness on the nodes (may contain arguments, e.g. "node /opt/harness/dist/bin/harness.js"). */
+  remoteHarness: string;
+  /** Per address: connect + authenticate + run. */
+  timeoutMs: number;
+}
+
+export const SSH_DEFAULTS = { user: 'root', port: 22, remoteHarness: 'harness', timeoutMs: 8_000, knownHosts: join(homedir(), '.ssh', 'known_hosts') };
+
+export interface NodeAnswer {
+  node: string;
+  /** "local socket" or the address that answered. */
+  via?: string;
+  status?: StatusDoc;
+  /** Why no status: one reason per address tried. */
+  error?: string;
+}
+
+function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** "10.0.0.1:5405" -> 10.0.0.1, "[fd00::1]:5405" -> fd00::1. */
+export function hostOf(address: string): string {
+  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
+  if (m) return m[1]!;
+  const i = address.lastIndexOf(':');
+  return i > 0 ? address.slice(0, i) : address;
+}
+
+function authOf(opts: SshOptions): Pick<ConnectConfig, 'privateKey' | 'agent'> {
+  if (opts.identity) return { privateKey: readFileSync(opts.identity) };
+  if (process.env.SSH_AUTH_SOCK) return { agent: process.env.SSH_AUTH_SOCK };
+  for (const f of ['id_ed25519', 'id_ecdsa', 'id_rsa']) {
+    const p = join(homedir(), '.ssh', f);
+    if (existsSync(p)) return { privateKey: readFileSync(p) };
+  }
+  throw new Error('no SSH identity: give --identity <file>, run an SSH agent, or create ~/.ssh/id_ed25519');
+}
+
+/** Run one command on host over SSH; resolves with its stdout, rejects with a one-line reason. */
+function sshExec(host: string, command: string, opts: SshOptions, kh: KnownHosts, auth: Pick<ConnectConfig, 'privateKey' | 'agent'>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const conn = new ssh2.Client();
+    let hostKeyProblem: string | undefined;
+    let settled = false;
+    const finish = (err: Error | null, out?: string) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      conn.end();
+      if (err) reject(err);
+      else resolve(out ?? '');
+    };
+    const timer = setTimeout(() => finish(new Error(`no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs);
+    conn.on('ready', () => {
+      conn.exec(command, (err, stream) => {
+        if (err) return finish(err);
+        let out = '';
+        let errText = '';
+        stream.on('data', (c: Buffer) => (out += c.toString('utf8')));
+        stream.stderr.on('data', (c: Buffer) => (errText += c.toString('utf8')));
+        stream.on('close', (code: number | null) => {
+          if (code === 0) finish(null, out);
+          else finish(new Error(`remote command exited ${code ?? 'by a signal'}: ${errText.trim().split('\n').pop() ?? ''}`));
+        });
+      });
+    });
+    conn.on('error', (e) => finish(new Error(hostKeyProblem ?? e.message)));
+    conn.connect({
+      host,
+      port: opts.port,
+      username: opts.user,
+      ...auth,
+      readyTimeout: opts.timeoutMs,
+      hostVerifier: (key: Buffer) => {
+        const v = checkHostKey(kh, host, opts.port, key);
+        if (!v.ok) hostKeyProblem = v.reason;
+        return v.ok;
+      },
+    });
+  });
+}
+
+async function askNode(cluster: ClusterConfig, node: NodeConfig, self: string | undefined, opts: SshOptions, kh: () => KnownHosts, auth: () => Pick<ConnectConfig, 'privateKey' | 'agent'>): Promise<NodeAnswer> {
+  if (node.name === self && existsSync(node.controlSocket)) {
+    try {
+      return { node: node.name, via: 'local socket', status: (await controlRequest(node.controlSocket, { cmd: 'status' })) as StatusDoc };
+    } catch (e) {
+      return { node: node.name, error: `local socket ${node.controlSocket}: ${(e as Error).message}` };
+    }
+  }
+  const command = `${opts.remoteHarness} status --json --config ${shq(cluster.file)} --node ${shq(node.name)}`;
+  const reasons: string[] = [];
+  let keys: KnownHosts;
+  let identity: Pick<ConnectConfig, 'privateKey' | 'agent'>;
+  try {
+    keys = kh();
+    identity = auth();
+  } catch (e) {
+    return { node: node.name, error: (e as Error).message };
+  }
+  // Every comm path is a way in: the first address that answers wins.
+  for (const host of [...new Set(node.addresses.map(hostOf))]) {
+    try {
+      const out = await sshExec(host, command, opts, keys, identity);
+      try {
+        return { node: node.name, via: host, status: JSON.parse(out) as StatusDoc };
+      } catch {
+        reasons.push(`${host}: answer is not JSON: ${out.slice(0, 200)}`);
+      }
+    } catch (e) {
+      reasons.push(`${host}: ${(e as Error).message}`);
+    }
+  }
+  return { node: node.name, error: reasons.join('; ') };
+}
+
+/** Ask every node at once. `self`: the node this runs on, if any (asked on its local socket). */
+export async function gatherClusterStatus(cluster: ClusterConfig, self: string | undefined, opts: SshOptions): Promise<NodeAnswer[]> {
+  let kh: KnownHosts | undefined;
+  let auth: Pick<ConnectConfig, 'privateKey' | 'agent'> | undefined;
+  // Loaded on first use: a one-node cluster asked locally needs neither.
+  const knownHosts = () => (kh ??= loadKnownHosts(opts.knownHosts));
+  const identity = () => (auth ??= authOf(opts));
+  return Promise.all(cluster.nodes.map((n) => askNode(cluster, n, self, opts, knownHosts, identity)));
+}
+
+export interface ClusterVerdict {
+  /** Every node answered and no hierarchy is in service on two nodes. */
+  ok: boolean;
+  hierarchies: Array<{ name: string; inServiceOn: string[]; verdict: string }>;
+}
+
+/** Where each hierarchy runs, by each node's own word. */
+export function judge(answers: NodeAnswer[]): ClusterVerdict {
+  const names = [...new Set(answers.flatMap((a) => a.status?.hierarchies.map((h) => h.name) ?? []))].sort();
+  const silent = answers.filter((a) => !a.status).map((a) => a.node);
+  const hierarchies = names.map((name) => {
+    const inServiceOn = answers.filter((a) => a.status?.hierarchies.find((h) => h.name === name)?.phase === 'in-service').map((a) => a.node);
+    const unknown = silent.length ? ` (no answer from ${silent.join(', ')})` : '';
+    const verdict =
+      inServiceOn.length > 1 ? `IN SERVICE ON ${inServiceOn.join(' AND ')}` : inServiceOn.length === 1 ? `in service on ${inServiceOn[0]}${unknown}` : `not in service on any node that answered${unknown}`;
+    return { name, inServiceOn, verdict };
+  });
+  return { ok: silent.length === 0 && hierarchies.every((h) => h.inServiceOn.length <= 1), hierarchies };
+}
+
+export function formatClusterStatus(answers: NodeAnswer[]): string {
+  const v = judge(answers);
+  const out: string[] = [];
+  out.push('NODES (each one\'s own view of its peers)');
+  for (const a of answers) {
+    if (!a.status) {
+      out.push(`  ${a.node}: NO ANSWER — ${a.error ?? 'unknown error'}`);
+      continue;
+    }
+    const peers = a.status.nodes.filter((n) => !n.self).map((n) => `${n.name} ${n.state}${n.suspect && n.state === 'up' ? ' (suspect)' : ''}`);
+    out.push(`  ${a.node} (via ${a.via}): sees ${peers.join(', ') || 'no peers'}${a.status.shuttingDown ? `; SHUTTING DOWN (${a.status.shuttingDown})` : ''}`);
+  }
+  out.push('');
+  out.push('HIERARCHIES (by each node\'s own word)');
+  for (const h of v.hierarchies) {
+    const phases = answers.filter((a) => a.status).map((a) => `${a.node}: ${a.status?.hierarchies.find((x) => x.name === h.name)?.phase ?? '-'}`);
+    out.push(`  ${h.name}: ${h.verdict}   [${phases.join(', ')}]`);
+  }
+  out.push('');
+  out.push(v.ok ? 'cluster: every node answered; no hierarchy runs twice' : 'cluster: NOT OK (see above)');
+  return out.join('\n');
+}

@@ -1,0 +1,153 @@
+// `harness status --all` against a real OpenSSH server: three real daemons, each reached over
+// SSH (ssh2) on one of its comm-path addresses, host keys checked against known_hosts, every
+// node's answer compared. Needs root and /usr/sbin/sshd (Debian's openssh-server).
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { createHmac, randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createConnection } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import ssh2 from 'ssh2';
+import { LocalCluster } from '../../harness/local-cluster.ts';
+import { hostOf } from '../../harness/cluster-status.ts';
+
+const SSHD = '/usr/sbin/sshd';
+const skip = process.getuid?.() !== 0 ? 'needs root (sshd)' : !existsSync(SSHD) ? 'needs openssh-server (/usr/sbin/sshd)' : false;
+const HARNESS = fileURLToPath(new URL('../../bin/harness.ts', import.meta.url));
+const PORT = 20_000 + Math.floor(Math.random() * 20_000);
+
+const c = new LocalCluster({
+  net: 87,
+  hierarchies: {
+    'h.yaml': `hierarchy: h
+priority: { n1: 1, n2: 2, n3: 3 }
+resources:
+  - name: disk
+    disk: { paths: [] }
+  - name: app
+    agent: ocf:harness:hang
+    requires: [disk]
+`,
+  },
+});
+let sshd: ChildProcess | undefined;
+const ssh = join(c.dir, 'ssh');
+const hostPub = (): string => hostKey.public.split(' ').slice(0, 2).join(' ');
+const hostKey = ssh2.utils.generateKeyPairSync('ed25519');
+const clientKey = ssh2.utils.generateKeyPairSync('ed25519');
+const otherKey = ssh2.utils.generateKeyPairSync('ed25519');
+
+function host(node: string, path: number): string {
+  return hostOf(c.addresses(node)[path]!);
+}
+
+function waitPort(h: string, port: number, timeoutMs: number): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const s = createConnection({ host: h, port }, () => {
+        s.destroy();
+        resolve();
+      });
+      s.on('error', () => (Date.now() > until ? reject(new Error(`sshd not listening on ${h}:${port}`)) : setTimeout(attempt, 50)));
+    };
+    attempt();
+  });
+}
+
+before(async () => {
+  if (skip) return;
+  mkdirSync(ssh, { recursive: true, mode: 0o700 });
+  mkdirSync('/run/sshd', { recursive: true, mode: 0o755 }); // sshd's privilege-separation directory
+  writeFileSync(join(ssh, 'host_key'), hostKey.private, { mode: 0o600 });
+  writeFileSync(join(ssh, 'id'), clientKey.private, { mode: 0o600 });
+  writeFileSync(join(ssh, 'authorized_keys'), `${clientKey.public}\n`, { mode: 0o600 });
+  // n3's first address is not served: the tool must come in over n3's second path.
+  const listen = [host('n1', 0), host('n2', 0), host('n3', 1)];
+  writeFileSync(
+    join(ssh, 'sshd_config'),
+    [
+      `Port ${PORT}`,
+      ...listen.map((h) => `ListenAddress ${h}`),
+      `HostKey ${join(ssh, 'host_key')}`,
+      `AuthorizedKeysFile ${join(ssh, 'authorized_keys')}`,
+      `PidFile ${join(ssh, 'sshd.pid')}`,
+      'PermitRootLogin prohibit-password',
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'UsePAM no',
+      'StrictModes no',
+      'LogLevel ERROR',
+      '',
+    ].join('\n'),
+  );
+  // Plain entries for n1 and n2, a hashed one (as HashKnownHosts writes) for n3's second address.
+  const salt = randomBytes(20);
+  const hashed = `|1|${salt.toString('base64')}|${createHmac('sha1', salt).update(`[${host('n3', 1)}]:${PORT}`).digest('base64')}`;
+  writeFileSync(join(ssh, 'known_hosts'), `# test\n[${host('n1', 0)}]:${PORT},[${host('n2', 0)}]:${PORT} ${hostPub()}\n${hashed} ${hostPub()}\n`);
+  // n2's key is "wrong" in this one: a man in the middle, as far as the tool can tell.
+  writeFileSync(
+    join(ssh, 'known_hosts_wrong_n2'),
+    `[${host('n1', 0)}]:${PORT} ${hostPub()}\n[${host('n2', 0)}]:${PORT} ${otherKey.public.split(' ').slice(0, 2).join(' ')}\n${hashed} ${hostPub()}\n`,
+  );
+  sshd = spawn(SSHD, ['-D', '-e', '-f', join(ssh, 'sshd_config')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  await Promise.all(listen.map((h) => waitPort(h, PORT, 10_000)));
+  for (const n of c.nodes) c.start(n);
+  await c.waitFor('h on n1', async () => (await c.runners('h')).join() === 'n1', 30_000, 100);
+});
+
+after(async () => {
+  sshd?.kill('SIGTERM');
+  await c.teardown(process.env.KEEP === '1');
+});
+
+function statusAll(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const argv = [
+    HARNESS, 'status', '--all', '--config', c.clusterFile, '--ssh-port', String(PORT), '-i', join(ssh, 'id'),
+    '--remote-harness', `${process.execPath} ${HARNESS}`, ...args,
+  ];
+  return new Promise((resolve) => {
+    execFile(process.execPath, argv, { timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+test('every node answers over SSH (n3 over its second path); the views agree: exit 0', { skip }, async () => {
+  const t0 = Date.now();
+  const r = await statusAll(['--known-hosts', join(ssh, 'known_hosts'), '--node', 'not-a-node']);
+  console.log(`# status --all over SSH: ${Date.now() - t0} ms\n${r.stdout.replace(/^/gm, '# ')}`);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`n1 \\(via ${host('n1', 0).replace(/\./g, '\\.')}\\)`));
+  assert.match(r.stdout, new RegExp(`n3 \\(via ${host('n3', 1).replace(/\./g, '\\.')}\\)`));
+  assert.match(r.stdout, /h: in service on n1 /);
+  assert.match(r.stdout, /every node answered; no hierarchy runs twice/);
+});
+
+test('--json; the node it runs on is asked on its local socket', { skip }, async () => {
+  const r = await statusAll(['--known-hosts', join(ssh, 'known_hosts'), '--node', 'n1', '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  const doc = JSON.parse(r.stdout) as { ok: boolean; nodes: Array<{ node: string; via?: string; status?: { node: string } }>; hierarchies: Array<{ name: string; inServiceOn: string[] }> };
+  assert.equal(doc.ok, true);
+  assert.deepEqual(doc.nodes.map((n) => [n.node, n.via, n.status?.node]), [['n1', 'local socket', 'n1'], ['n2', host('n2', 0), 'n2'], ['n3', host('n3', 1), 'n3']]);
+  assert.deepEqual(doc.hierarchies, [{ name: 'h', inServiceOn: ['n1'], verdict: 'in service on n1' }]);
+});
+
+test('a host key that does not match known_hosts: that node is not talked to, said loudly, exit 1', { skip }, async () => {
+  const r = await statusAll(['--known-hosts', join(ssh, 'known_hosts_wrong_n2'), '--node', 'not-a-node']);
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(r.stdout, /n2: NO ANSWER — .*HOST KEY OF .* DOES NOT MATCH/);
+  assert.match(r.stdout, /h: in service on n1 \(no answer from n2\)/);
+  assert.match(r.stdout, /NOT OK/);
+});
+
+test('a node whose daemon is down answers with the reason; the others still do', { skip }, async () => {
+  await c.stop('n3', 'stop');
+  const r = await statusAll(['--known-hosts', join(ssh, 'known_hosts'), '--node', 'not-a-node']);
+  assert.equal(r.code, 1, r.stdout);
+  assert.match(r.stdout, /n3: NO ANSWER — .*remote command exited 1/);
+  assert.match(r.stdout, /n1 \(via /);
+  c.start('n3');
+});
