@@ -7,10 +7,10 @@ import { FileBackend } from './file.ts';
 
 type ScsiBackendClass = new (opts: { log?: Logger }) => OwnershipBackend;
 
-export async function createBackend(cfg: OwnershipConfig, self: string, opts: { log?: Logger } = {}): Promise<OwnershipBackend> {
+export async function createBackend(cfg: OwnershipConfig, self: string, opts: { log?: Logger; fileLockStaleMs?: number } = {}): Promise<OwnershipBackend> {
   switch (cfg.backend) {
     case 'file':
-      return new FileBackend({ dir: cfg.dir, initiator: self });
+      return new FileBackend({ dir: cfg.dir, initiator: self, ...(opts.fileLockStaleMs ? { lockStaleMs: opts.fileLockStaleMs } : {}) });
     case 'scsi': {
       // A non-literal specifier keeps this file independent of scsi.ts at type-check time.
       const spec = './scsi.ts';

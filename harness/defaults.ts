@@ -36,8 +36,12 @@ export const DEFAULTS = {
   lostAfterFailedChecks: 6,
   /** SCSI backend: one sg_persist/sg_vpd call is killed after this long (a hung path must not hang the keeper). */
   scsiCommandTimeoutMs: 10_000,
-  /** File backend: a lock file older than this is stale (a frozen node must not block its preemptor). */
-  fileLockStaleMs: 2_000,
+  /** File backend: a lock file older than this is stale and may be broken (a frozen or dead node must
+   *  not block its preemptor). Kept below livenessWindowMs: a lock left by a node that died in the
+   *  middle of a key refresh is then already stale when a challenger preempts it (at 2 s it added up
+   *  to 2 s to such takeovers). Breaking early is safe: an owner re-reads its lock right before
+   *  publishing and abandons the operation if it was broken. Scales with the dead time. */
+  fileLockStaleMs: 600,
   /** Extra wait before reserving a FREE disk, per priority rank beyond the first (race bias). */
   raceDelayPerRankMs: 300,
 

@@ -107,7 +107,7 @@ export class NodeDaemon {
     const key = readAuthKey(config.cluster.authKeyFile);
     // The file backend's directory is shared by the nodes of one machine (demo/tests): create it.
     if (config.cluster.ownership.backend === 'file') mkdirSync(config.cluster.ownership.dir, { recursive: true });
-    this.backend = await createBackend(config.cluster.ownership, this.node);
+    this.backend = await createBackend(config.cluster.ownership, this.node, { fileLockStaleMs: this.ownershipTimers().fileLockStaleMs });
     this.keeper = new OwnershipKeeper({
       backend: this.backend,
       cluster: config.cluster.cluster,
@@ -226,12 +226,13 @@ export class NodeDaemon {
    * 700 ms window, and the window must stay ~2.8 key refreshes long so a live owner is always
    * seen changing its key at least twice.
    */
-  ownershipTimers(): { keyRefreshMs: number; livenessWindowMs: number } {
+  ownershipTimers(): { keyRefreshMs: number; livenessWindowMs: number; fileLockStaleMs: number } {
     // Both ways: a slow cluster (long dead time, slow storage) refreshes its key less often too.
     const scale = this.config.cluster.deadTimeMs / DEFAULTS.deadTimeMs;
     return {
       keyRefreshMs: Math.max(50, Math.round(DEFAULTS.keyRefreshMs * scale)),
       livenessWindowMs: Math.max(150, Math.round(DEFAULTS.livenessWindowMs * scale)),
+      fileLockStaleMs: Math.max(100, Math.round(DEFAULTS.fileLockStaleMs * scale)),
     };
   }
 
