@@ -14,6 +14,7 @@
 
 import { execa } from 'execa';
 import { mkdir } from 'node:fs/promises';
+import { setPriority } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StringDecoder } from 'node:string_decoder';
 import type { Readable } from 'node:stream';
@@ -92,6 +93,15 @@ export const EXIT_REASON_PREFIX = 'ocf-exit-reason:';
  */
 const DRAIN_MS = 200;
 const DRAIN_QUIET_MS = 20;
+/**
+ * Nice value for agents, set by a daemon that raised its own priority (harness/node.ts): agents
+ * must not inherit it, or the daemon's edge over them is gone. Undefined: leave as inherited.
+ */
+let agentNice: number | undefined;
+export function setAgentNice(nice: number | undefined): void {
+  agentNice = nice;
+}
+
 /** After SIGKILL, how long we wait for the group leader to be reaped before giving up on it. */
 const REAP_MS = 1_000;
 /** How often the group is checked for survivors during the kill grace. */
@@ -330,6 +340,13 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
     });
   } catch (e) {
     return failed(`${req.agent.path}: ${errorMessage(e)}`);
+  }
+  if (agentNice !== undefined && child.pid !== undefined) {
+    try {
+      setPriority(child.pid, agentNice); // raising a nice value never needs privileges
+    } catch {
+      /* already gone */
+    }
   }
   // The execa promise settles once the pipes close, possibly much later (or with an abort error
   // when we close them). It only matters when the agent never started: then execa settles with

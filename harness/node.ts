@@ -6,6 +6,7 @@
 //
 // Nothing here decides *what* to do: that is harness/decide.ts. This file only decides *how*.
 import { mkdirSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { join } from 'node:path';
 import type { Server } from 'node:net';
 import type { Config, HierarchyConfig } from '../hierarchies/model.ts';
@@ -30,7 +31,7 @@ import { buildStatus, type FailoverRecord } from './status.ts';
 import { Guard, type GuardStop } from './guard.ts';
 import { watchHierarchies } from './reload.ts';
 import type { FSWatcher } from 'chokidar';
-import { buildAgentEnv } from '../agents/runner.ts';
+import { buildAgentEnv, setAgentNice } from '../agents/runner.ts';
 import { stopLevels as stopLevelsOf } from '../hierarchies/tree.ts';
 
 export interface NodeOptions {
@@ -94,6 +95,7 @@ export class NodeDaemon {
     const errors = issues.filter(isError);
     for (const i of issues) this.log.warn({ event: 'config-issue' }, formatIssue(i));
     if (!config || errors.length > 0) throw new ConfigError(errors.length ? errors : issues);
+    this.raisePriority();
     this.config = config;
     const me = config.cluster.nodes.find((n) => n.name === this.node);
     if (!me) throw new Error(`${config.cluster.file}: node ${this.node} is not in the cluster's node list`);
@@ -256,6 +258,20 @@ export class NodeDaemon {
       // `{node}` in a path is this node's name: where nodes reach one LUN under different names
       // (several initiators on one test host), a per-node symlink directory keeps one config for all.
       .map((r) => ({ id: `${h.name}/${r.name}`, paths: (r.disk?.paths ?? []).map((p) => p.replaceAll('{node}', this.node)), ...(r.disk?.wwn ? { wwn: r.disk.wwn } : {}) }));
+  }
+
+  /** Heartbeats and key refreshes before agents (see DEFAULTS.daemonPriorityBoost). */
+  private raisePriority(): void {
+    const base = getPriority();
+    const boosted = Math.max(-20, base - DEFAULTS.daemonPriorityBoost);
+    if (boosted === base) return;
+    try {
+      setPriority(boosted);
+      setAgentNice(base);
+      this.log.info({ event: 'priority', nice: boosted, agentNice: base }, `daemon runs at nice ${boosted}, agents at ${base}`);
+    } catch (e) {
+      this.log.warn({ event: 'priority', err: (e as Error).message }, `cannot raise the daemon's priority (needs root or CAP_SYS_NICE): heartbeats compete with agents for CPU`);
+    }
   }
 
   /** Do not race for this hierarchy again before `ms` from now; decide again right then. */

@@ -1,0 +1,67 @@
+// The daemon runs at a higher priority than its agents (DEFAULTS.daemonPriorityBoost): a takeover
+// is a CPU storm of agents, and heartbeats and key refreshes must not wait behind it. Checked on
+// real processes: the daemon's nice value, and the nice value a real agent sees for itself.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalCluster } from '../../harness/local-cluster.ts';
+import { DEFAULTS } from '../../harness/defaults.ts';
+
+const root = process.getuid?.() === 0;
+const agents = mkdtempSync(join(tmpdir(), 'priority-agents-'));
+mkdirSync(join(agents, 'test'));
+// Records its own nice value (field 19 of /proc/self/stat) when it starts.
+writeFileSync(
+  join(agents, 'test', 'nicewriter'),
+  `#!/bin/sh
+state="$HA_RSCTMP/nicewriter.state"
+case "$1" in
+start) cut -d' ' -f19 /proc/$$/stat > "$OCF_RESKEY_out"; touch "$state"; exit 0 ;;
+stop) rm -f "$state"; exit 0 ;;
+monitor) [ -f "$state" ] && exit 0; exit 7 ;;
+meta-data) cat <<'X'
+<?xml version="1.0"?>
+<resource-agent name="nicewriter"><version>1.0</version><longdesc lang="en">test</longdesc><shortdesc lang="en">test</shortdesc>
+<parameters><parameter name="out" required="1"><content type="string"/></parameter></parameters>
+<actions><action name="start" timeout="10s"/><action name="stop" timeout="10s"/><action name="monitor" timeout="10s" interval="10s"/><action name="meta-data" timeout="5s"/></actions>
+</resource-agent>
+X
+exit 0 ;;
+*) exit 3 ;;
+esac
+`,
+);
+chmodSync(join(agents, 'test', 'nicewriter'), 0o755);
+const out = join(agents, 'nice.txt');
+
+const c = new LocalCluster({
+  net: 88,
+  nodes: ['n1'],
+  extraAgentDirs: [agents],
+  hierarchies: {
+    'h.yaml': `hierarchy: h
+priority: { n1: 1 }
+fencing: none
+resources:
+  - name: app
+    agent: ocf:test:nicewriter
+    params: { out: ${JSON.stringify(out)} }
+`,
+  },
+});
+after(async () => {
+  await c.teardown(process.env.KEEP === '1');
+  rmSync(agents, { recursive: true, force: true });
+});
+
+test('the daemon runs boosted, its agents at the original nice value', { skip: !root && 'needs root (raising priority)' }, async () => {
+  const base = getPriority();
+  const p = c.start('n1');
+  await c.waitFor('h in service', async () => (await c.tryStatus('n1'))?.hierarchies[0]?.phase === 'in-service', 30_000, 100);
+  const daemonNice = Number(readFileSync(`/proc/${p.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+  assert.equal(daemonNice, Math.max(-20, base - DEFAULTS.daemonPriorityBoost));
+  assert.equal(Number(readFileSync(out, 'utf8').trim()), base, 'the agent runs at the nice value the daemon started with');
+});
