@@ -324,7 +324,10 @@ export class Comm extends EventEmitter<CommEvents> {
     const out: Record<string, PeerInfo> = {};
     for (const peer of this.peers) {
       const d = this.derive(peer, now);
-      const info: PeerInfo = { node: peer.name, state: d.state, suspect: d.suspect, lastHeardMs: peer.lastHeard, paths: d.paths, leaving: peer.leaving };
+      // 'down' only once evaluateSoon has confirmed it after reading the sockets (see there): a
+      // decision made right after a stall of this process must not act on unread heartbeats.
+      const state = d.state === 'down' && peer.shown.state !== 'down' ? peer.shown.state : d.state;
+      const info: PeerInfo = { node: peer.name, state, suspect: d.suspect, lastHeardMs: peer.lastHeard, paths: d.paths, leaving: peer.leaving };
       if (peer.incarnation !== undefined) info.incarnation = peer.incarnation;
       if (peer.advert !== undefined) info.advert = peer.advert;
       out[peer.name] = info;
@@ -528,15 +531,39 @@ export class Comm extends EventEmitter<CommEvents> {
     try {
       this.tickCount++;
       if (this.tickCount % TICKS_PER_SEND === 0) this.sendRound();
-      const now = this.now();
-      let changed = false;
-      for (const peer of this.peers) if (this.evaluate(peer, now)) changed = true;
-      if (changed) this.emitSafe('change');
-      this.sweepDropLog(now);
-      this.armDeadline(now);
+      this.evaluateSoon();
     } catch (err) {
       this.log.error({ err }, 'comm: tick failed (continuing)');
     }
+  }
+
+  /**
+   * Judge the peers, but only after the heartbeats already waiting in our sockets are read. Timers
+   * run before I/O in an event-loop turn: after a stall of this process (CPU storm, GC, a short
+   * freeze) the overdue timer fired first and declared peers dead whose heartbeats sat unread in
+   * the socket buffer — and the node then raced its live peers for their disks. An immediate
+   * queued from inside an immediate runs in the NEXT loop turn, after that turn's poll phase has
+   * read what arrived during the stall (a single setImmediate is not enough: it may run right
+   * after the stalled callback in the same check phase).
+   */
+  private evaluateQueued = false;
+  private evaluateSoon(): void {
+    if (this.evaluateQueued) return;
+    this.evaluateQueued = true;
+    setImmediate(() => setImmediate(() => {
+      this.evaluateQueued = false;
+      if (this.phase !== 'running') return;
+      try {
+        const now = this.now();
+        let changed = false;
+        for (const peer of this.peers) if (this.evaluate(peer, now)) changed = true;
+        if (changed) this.emitSafe('change');
+        this.sweepDropLog(now);
+        this.armDeadline(now);
+      } catch (err) {
+        this.log.error({ err }, 'comm: peer evaluation failed (continuing)');
+      }
+    }));
   }
 
   /** Wake up exactly when the next suspect/dead/path-dead threshold is crossed, if before the next tick. */
@@ -560,15 +587,7 @@ export class Comm extends EventEmitter<CommEvents> {
     if (next - now >= t.tickMs) return;
     this.deadlineTimer = setTimeout(() => {
       this.deadlineTimer = undefined;
-      if (this.phase !== 'running') return;
-      try {
-        const at = this.now();
-        let changed = false;
-        for (const peer of this.peers) if (this.evaluate(peer, at)) changed = true;
-        if (changed) this.emitSafe('change');
-      } catch (err) {
-        this.log.error({ err }, 'comm: deadline check failed (continuing)');
-      }
+      if (this.phase === 'running') this.evaluateSoon();
     }, Math.ceil(next - now) + 1);
   }
 

@@ -466,3 +466,49 @@ test('a peer in a child process: up, idle CPU measured, SIGKILL -> down within d
     await stop();
   }
 });
+
+test('a stall of this process does not make a live peer look dead: queued heartbeats are read first', async () => {
+  // The peer lives in another process and keeps sending while this one is blocked; after the
+  // stall, the overdue timers fire before the socket is read — peers must be judged after it.
+  const c = cluster(['a', 'child'], { hb: 50, dead: 300 });
+  const { comms, stop } = await startAll(c, ['a']);
+  const code = `
+    const { Comm } = await import(${JSON.stringify(import.meta.resolve('../../harness/comm.ts'))});
+    const { default: pino } = await import(${JSON.stringify(import.meta.resolve('pino'))});
+    const o = JSON.parse(process.env.COMM_CHILD);
+    const comm = new Comm({ cluster: o.cluster, self: 'child', key: Buffer.from(o.key, 'hex'), log: pino({ level: 'warn' }) });
+    await comm.start();
+    process.send({ type: 'ready' });
+  `;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, COMM_CHILD: JSON.stringify({ cluster: c, key: KEY.toString('hex') }) },
+  });
+  const a = comms.a as Comm;
+  const seenDown: number[] = [];
+  a.on('change', () => {
+    if (peer(a, 'child').state === 'down') seenDown.push(Date.now());
+  });
+  try {
+    await waitFor('child up', () => peer(a, 'child').state === 'up', 10_000);
+    for (let round = 0; round < 3; round++) {
+      // Blocked in the check phase (as a long callback would be): the next loop turn starts with
+      // the overdue timers, before the socket is polled.
+      await new Promise<void>((resolve) =>
+        setImmediate(() => {
+          const until = performance.now() + 3 * c.deadTimeMs;
+          while (performance.now() < until) {
+            /* blocked: timers overdue, heartbeats queue up in the socket */
+          }
+          resolve();
+        }),
+      );
+      await new Promise((r) => setTimeout(r, 2 * c.heartbeatIntervalMs));
+    }
+    assert.deepEqual(seenDown, [], 'the child was never reported down');
+    assert.equal(peer(a, 'child').state, 'up');
+  } finally {
+    child.kill('SIGKILL');
+    await stop();
+  }
+});
