@@ -488,7 +488,20 @@ export class NodeDaemon {
         const running = Object.values(rt.resources).some((s) => s === 'running');
         rt.phase = running ? 'in-service' : 'out-of-service';
         rt.wasRunning = running;
-        if (running) this.log.warn({ event: 'found-running', hierarchy: h.name, resources: rt.resources }, `${h.name}: found running at start-up: claiming ownership before anything else`);
+        if (running) {
+          this.log.warn({ event: 'found-running', hierarchy: h.name, resources: rt.resources }, `${h.name}: found running at start-up: claiming ownership before anything else`);
+        } else if (h.fenced) {
+          // Nothing of H runs here, so no registration of ours on its disks is of any use: one left
+          // by an earlier life of this node (a daemon that died or hung while holding) would block
+          // every peer for good ("held by a node we can reach"). Drop it (REGISTER with key 0:
+          // never a re-registration; a no-op when we hold nothing), releasing the reservation if
+          // we still held it.
+          for (const d of this.disks(h)) {
+            await this.backend.registerIgnore(d, 0n).catch((e: unknown) =>
+              this.log.warn({ event: 'unregister-failed', hierarchy: h.name, disk: d.id, err: (e as Error).message }, `${h.name}: could not drop a stale registration on ${d.id}: ${(e as Error).message}`),
+            );
+          }
+        }
         return;
       }
       case 'acquire':
