@@ -527,11 +527,15 @@ export class Comm extends EventEmitter<CommEvents> {
 
   // --- liveness --------------------------------------------------------------------------------
 
+  private lastTickAt: number | undefined;
   private tick(): void {
     try {
+      const at = performance.now();
+      const lagMs = this.lastTickAt === undefined ? 0 : at - (this.lastTickAt + this.timers.tickMs);
+      this.lastTickAt = at;
       this.tickCount++;
       if (this.tickCount % TICKS_PER_SEND === 0) this.sendRound();
-      this.evaluateSoon();
+      this.evaluateSoon(lagMs);
     } catch (err) {
       this.log.error({ err }, 'comm: tick failed (continuing)');
     }
@@ -544,26 +548,37 @@ export class Comm extends EventEmitter<CommEvents> {
    * the socket buffer — and the node then raced its live peers for their disks. An immediate
    * queued from inside an immediate runs in the NEXT loop turn, after that turn's poll phase has
    * read what arrived during the stall (a single setImmediate is not enough: it may run right
-   * after the stalled callback in the same check phase).
+   * after the stalled callback in the same check phase). Only when the timer fired late: on time,
+   * nothing can be waiting unread that matters, and the two extra loop turns per heartbeat were a
+   * measurable part of an idle node's CPU.
    */
   private evaluateQueued = false;
-  private evaluateSoon(): void {
+  private evaluateSoon(lagMs: number): void {
     if (this.evaluateQueued) return;
+    if (lagMs <= this.timers.heartbeatIntervalMs / 2) {
+      this.evaluateNow();
+      return;
+    }
     this.evaluateQueued = true;
-    setImmediate(() => setImmediate(() => {
-      this.evaluateQueued = false;
-      if (this.phase !== 'running') return;
-      try {
-        const now = this.now();
-        let changed = false;
-        for (const peer of this.peers) if (this.evaluate(peer, now)) changed = true;
-        if (changed) this.emitSafe('change');
-        this.sweepDropLog(now);
-        this.armDeadline(now);
-      } catch (err) {
-        this.log.error({ err }, 'comm: peer evaluation failed (continuing)');
-      }
-    }));
+    setImmediate(() =>
+      setImmediate(() => {
+        this.evaluateQueued = false;
+        if (this.phase === 'running') this.evaluateNow();
+      }),
+    );
+  }
+
+  private evaluateNow(): void {
+    try {
+      const now = this.now();
+      let changed = false;
+      for (const peer of this.peers) if (this.evaluate(peer, now)) changed = true;
+      if (changed) this.emitSafe('change');
+      this.sweepDropLog(now);
+      this.armDeadline(now);
+    } catch (err) {
+      this.log.error({ err }, 'comm: peer evaluation failed (continuing)');
+    }
   }
 
   /** Wake up exactly when the next suspect/dead/path-dead threshold is crossed, if before the next tick. */
@@ -585,10 +600,12 @@ export class Comm extends EventEmitter<CommEvents> {
     if (this.deadlineTimer) clearTimeout(this.deadlineTimer);
     this.deadlineTimer = undefined;
     if (next - now >= t.tickMs) return;
+    const delay = Math.ceil(next - now) + 1;
+    const due = performance.now() + delay;
     this.deadlineTimer = setTimeout(() => {
       this.deadlineTimer = undefined;
-      if (this.phase === 'running') this.evaluateSoon();
-    }, Math.ceil(next - now) + 1);
+      if (this.phase === 'running') this.evaluateSoon(performance.now() - due);
+    }, delay);
   }
 
   private derive(peer: Peer, now: number): Derived {
