@@ -128,7 +128,7 @@ test('every node answers over SSH (n3 over its second path); the views agree: ex
 
 test('--json; the node it runs on is asked on its local socket', { skip }, async () => {
   const r = await statusAll(['--known-hosts', join(ssh, 'known_hosts'), '--node', 'n1', '--json']);
-  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
   const doc = JSON.parse(r.stdout) as { ok: boolean; nodes: Array<{ node: string; via?: string; status?: { node: string } }>; hierarchies: Array<{ name: string; inServiceOn: string[] }> };
   assert.equal(doc.ok, true);
   assert.deepEqual(doc.nodes.map((n) => [n.node, n.via, n.status?.node]), [['n1', 'local socket', 'n1'], ['n2', host('n2', 0), 'n2'], ['n3', host('n3', 1), 'n3']]);
@@ -137,7 +137,7 @@ test('--json; the node it runs on is asked on its local socket', { skip }, async
 
 test('a host key that does not match known_hosts: that node is not talked to, said loudly, exit 1', { skip }, async () => {
   const r = await statusAll(['--known-hosts', join(ssh, 'known_hosts_wrong_n2'), '--node', 'not-a-node']);
-  assert.equal(r.code, 1, r.stdout);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /n2: NO ANSWER — .*HOST KEY OF .* DOES NOT MATCH/);
   assert.match(r.stdout, /h: in service on n1 \(no answer from n2\)/);
   assert.match(r.stdout, /NOT OK/);
@@ -146,7 +146,7 @@ test('a host key that does not match known_hosts: that node is not talked to, sa
 test('a node whose daemon is down answers with the reason; the others still do', { skip }, async () => {
   await c.stop('n3', 'stop');
   const r = await statusAll(['--known-hosts', join(ssh, 'known_hosts'), '--node', 'not-a-node']);
-  assert.equal(r.code, 1, r.stdout);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stdout, /n3: NO ANSWER — .*remote command exited 1/);
   assert.match(r.stdout, /n1 \(via /);
   c.start('n3');
