@@ -21,7 +21,7 @@ export const DEFAULTS = {
 
   /** Owner refreshes its key generation on disk this often (the disk as the last comm path).
    *  keyRefreshMs and livenessWindowMs are for the default dead time and scale down with a shorter
-   *  cluster dead time (NodeDaemon.ownershipTimers). */
+   *  cluster dead time (ownershipTimers below). */
   keyRefreshMs: 250,
   /** Owner re-reads the keys on every path this often; a missing key = fenced. <= 2 s. */
   ownershipCheckMs: 500,
@@ -90,3 +90,33 @@ export type Defaults = typeof DEFAULTS;
  * memory per node. Used wherever a daemon is spawned (CLI `start`, local clusters, the bench).
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
+export interface OwnershipTimers {
+  keyRefreshMs: number;
+  livenessWindowMs: number;
+  fileLockStaleMs: number;
+  ownershipCheckMs: number;
+  freezeDetectMs: number;
+}
+
+/**
+ * The ownership timers scale with the cluster's dead time (defaults.ts gives them for the default
+ * 900 ms): a tuned cluster that detects a dead peer in 300 ms must not then wait a 700 ms window,
+ * and the window must stay ~2.8 key refreshes long so a live owner is always seen changing its key
+ * at least twice. Both ways: a slow cluster (long dead time, slow storage) refreshes less often.
+ */
+export function ownershipTimers(deadTimeMs: number): OwnershipTimers {
+  const scale = deadTimeMs / DEFAULTS.deadTimeMs;
+  return {
+    keyRefreshMs: Math.max(50, Math.round(DEFAULTS.keyRefreshMs * scale)),
+    livenessWindowMs: Math.max(150, Math.round(DEFAULTS.livenessWindowMs * scale)),
+    fileLockStaleMs: Math.max(100, Math.round(DEFAULTS.fileLockStaleMs * scale)),
+    // Checks and the freeze threshold scale up only (never below their defaults); checks are
+    // capped at the 2 s they must never exceed. The freeze threshold is the part of the liveness
+    // window a freeze may eat before a peer could preempt us; unscaled, a slow cluster (4x dead
+    // time on an emulated CPU) saw a "freeze" every few seconds from mere CPU contention, and
+    // every one forced an extra disk check on an already busy node.
+    ownershipCheckMs: Math.min(2000, Math.max(DEFAULTS.ownershipCheckMs, Math.round(DEFAULTS.ownershipCheckMs * scale))),
+    freezeDetectMs: Math.max(DEFAULTS.freezeDetectMs, Math.round(DEFAULTS.freezeDetectMs * scale)),
+  };
+}

@@ -25,7 +25,7 @@ import { probe, startLevels, stopLevels, instanceName, type AgentContext, type R
 import { Monitors } from './monitors.ts';
 import { serveControl, type ControlRequest } from './control.ts';
 import { UtilityChecks } from './utility.ts';
-import { DEFAULTS } from './defaults.ts';
+import { DEFAULTS, ownershipTimers, type OwnershipTimers } from './defaults.ts';
 import type { Logger } from './log.ts';
 import { buildStatus, type FailoverRecord } from './status.ts';
 import { Guard, type GuardStop } from './guard.ts';
@@ -77,6 +77,8 @@ export class NodeDaemon {
   private generation = 0;
   private tickTimer?: NodeJS.Timeout;
   private lastTick = 0;
+  /** Ownership timers scaled to this cluster's dead time: computed once at start. */
+  private timers!: OwnershipTimers;
   private scheduled = false;
   private stopped!: Promise<void>;
   private resolveStopped!: () => void;
@@ -109,15 +111,15 @@ export class NodeDaemon {
     const key = readAuthKey(config.cluster.authKeyFile);
     // The file backend's directory is shared by the nodes of one machine (demo/tests): create it.
     if (config.cluster.ownership.backend === 'file') mkdirSync(config.cluster.ownership.dir, { recursive: true });
-    this.backend = await createBackend(config.cluster.ownership, this.node, { fileLockStaleMs: this.ownershipTimers().fileLockStaleMs });
+    this.timers = ownershipTimers(config.cluster.deadTimeMs);
+    this.backend = await createBackend(config.cluster.ownership, this.node, { fileLockStaleMs: this.timers.fileLockStaleMs });
     this.keeper = new OwnershipKeeper({
       backend: this.backend,
       cluster: config.cluster.cluster,
       self: this.node,
       log: this.log,
-      keyRefreshMs: this.ownershipTimers().keyRefreshMs,
-      // Scaled like the other ownership timers, capped at the 2 s the checks must never exceed.
-      ownershipCheckMs: Math.min(2000, Math.max(DEFAULTS.ownershipCheckMs, Math.round((DEFAULTS.ownershipCheckMs * this.config.cluster.deadTimeMs) / DEFAULTS.deadTimeMs))),
+      keyRefreshMs: this.timers.keyRefreshMs,
+      ownershipCheckMs: this.timers.ownershipCheckMs,
     });
     this.keeper.on('lost', (h: string, by: Key | null, detail: string) => {
       this.fencedBy.set(h, by ? formatKey(by) : 'unknown');
@@ -222,22 +224,6 @@ export class NodeDaemon {
     }
   }
 
-  /**
-   * The disk-liveness timers scale with the cluster's dead time (defaults.ts gives them for the
-   * default 900 ms): a tuned cluster that detects a dead peer in 300 ms must not then wait a
-   * 700 ms window, and the window must stay ~2.8 key refreshes long so a live owner is always
-   * seen changing its key at least twice.
-   */
-  ownershipTimers(): { keyRefreshMs: number; livenessWindowMs: number; fileLockStaleMs: number } {
-    // Both ways: a slow cluster (long dead time, slow storage) refreshes its key less often too.
-    const scale = this.config.cluster.deadTimeMs / DEFAULTS.deadTimeMs;
-    return {
-      keyRefreshMs: Math.max(50, Math.round(DEFAULTS.keyRefreshMs * scale)),
-      livenessWindowMs: Math.max(150, Math.round(DEFAULTS.livenessWindowMs * scale)),
-      fileLockStaleMs: Math.max(100, Math.round(DEFAULTS.fileLockStaleMs * scale)),
-    };
-  }
-
   /** Find the agent of every resource of H (same search order as validation: admin dirs, bundled, OCF root). */
   private resolveAgents(h: HierarchyConfig): void {
     const { agentDirs, ocfRoot } = this.config.cluster;
@@ -258,6 +244,20 @@ export class NodeDaemon {
       // `{node}` in a path is this node's name: where nodes reach one LUN under different names
       // (several initiators on one test host), a per-node symlink directory keeps one config for all.
       .map((r) => ({ id: `${h.name}/${r.name}`, paths: (r.disk?.paths ?? []).map((p) => p.replaceAll('{node}', this.node)), ...(r.disk?.wwn ? { wwn: r.disk.wwn } : {}) }));
+  }
+
+  /**
+   * For a hierarchy that does not run here: drop any registration of ours on its disks, which
+   * would otherwise block every peer for good ("held by a node we can reach"). REGISTER with key
+   * 0: never a re-registration, a no-op when we hold nothing (or a peer preempted us), and it
+   * releases the reservation if we still held it.
+   */
+  private async dropOwnRegistration(h: HierarchyConfig): Promise<void> {
+    for (const d of this.disks(h)) {
+      await this.backend.registerIgnore(d, 0n).catch((e: unknown) =>
+        this.log.warn({ event: 'unregister-failed', hierarchy: h.name, disk: d.id, err: (e as Error).message }, `${h.name}: could not drop our registration on ${d.id}: ${(e as Error).message}`),
+      );
+    }
   }
 
   /** Heartbeats and key refreshes before agents (see DEFAULTS.daemonPriorityBoost). */
@@ -297,12 +297,7 @@ export class NodeDaemon {
     const now = performance.now();
     const gap = now - this.lastTick;
     this.lastTick = now;
-    // Scaled up (never down) with the dead time like the ownership timers: it is the part of the
-    // liveness window a freeze may eat before a peer could preempt us (700 - 250 ms by default).
-    // Unscaled, a slow cluster (4x dead time on an emulated CPU) saw a "freeze" every few seconds
-    // from mere CPU contention, and every one forced an extra disk check on an already busy node.
-    const freezeMs = Math.max(DEFAULTS.freezeDetectMs, Math.round((DEFAULTS.freezeDetectMs * this.config.cluster.deadTimeMs) / DEFAULTS.deadTimeMs));
-    if (gap > freezeMs) {
+    if (gap > this.timers.freezeDetectMs) {
       // We were frozen (SIGSTOP, VM pause, swap storm). Whatever we believed about ownership may be
       // stale: peers may have preempted us meanwhile. Trust nothing until the disks are re-read.
       this.log.warn({ event: 'freeze-detected', gapMs: Math.round(gap) }, `main loop was frozen for ${Math.round(gap)} ms: re-verifying ownership`);
@@ -493,14 +488,8 @@ export class NodeDaemon {
         } else if (h.fenced) {
           // Nothing of H runs here, so no registration of ours on its disks is of any use: one left
           // by an earlier life of this node (a daemon that died or hung while holding) would block
-          // every peer for good ("held by a node we can reach"). Drop it (REGISTER with key 0:
-          // never a re-registration; a no-op when we hold nothing), releasing the reservation if
-          // we still held it.
-          for (const d of this.disks(h)) {
-            await this.backend.registerIgnore(d, 0n).catch((e: unknown) =>
-              this.log.warn({ event: 'unregister-failed', hierarchy: h.name, disk: d.id, err: (e as Error).message }, `${h.name}: could not drop a stale registration on ${d.id}: ${(e as Error).message}`),
-            );
-          }
+          // every peer for good.
+          await this.dropOwnRegistration(h);
         }
         return;
       }
@@ -571,7 +560,7 @@ export class NodeDaemon {
         self: this.node,
         generation: this.generation,
         delayMs: a.delayMs,
-        livenessWindowMs: this.ownershipTimers().livenessWindowMs,
+        livenessWindowMs: this.timers.livenessWindowMs,
         priorWatch: this.watches.get(h.name),
         holderInfo: (key: Key) => {
           const part = nodePart(key);
@@ -612,15 +601,8 @@ export class NodeDaemon {
     if (a.urgent) {
       rt.ownership = 'not-owned';
       // Ownership was given up because it could not be proven (hung or failing reads), not
-      // necessarily taken: our reservation may still sit on the disk and would block every peer
-      // ("held by a node we can reach") for good. Now that nothing runs here, drop our own
-      // registration (REGISTER with key 0: never a re-registration, and a no-op if a peer
-      // already preempted us), which releases the reservation if we still held it.
-      for (const d of this.disks(h)) {
-        await this.backend.registerIgnore(d, 0n).catch((e: unknown) =>
-          this.log.warn({ event: 'unregister-failed', hierarchy: h.name, disk: d.id, err: (e as Error).message }, `${h.name}: could not drop our registration on ${d.id}: ${(e as Error).message}`),
-        );
-      }
+      // necessarily taken: our reservation may still sit on the disk. Nothing runs here now.
+      await this.dropOwnRegistration(h);
     } else if (a.release && rt.ownership !== 'not-owned') {
       await this.keeper.release(h.name);
       rt.ownership = 'not-owned';

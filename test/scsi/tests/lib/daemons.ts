@@ -19,7 +19,7 @@ import { basename, join } from 'node:path';
 import { controlRequest } from '../../../../harness/control.ts';
 import { generateAuthKey } from '../../../../harness/authkey.ts';
 import type { StatusDoc } from '../../../../harness/status.ts';
-import { DAEMON_NODE_FLAGS, DEFAULTS } from '../../../../harness/defaults.ts';
+import { DAEMON_NODE_FLAGS, DEFAULTS, ownershipTimers } from '../../../../harness/defaults.ts';
 import { daemonEntry } from '../../../../bench/lib/daemon.ts';
 import { nodeKey, nodePart } from '../../../../fencing/keys.ts';
 import { CLUSTER, NODE_NAMES, TIME_SCALE, devs, writeBlock } from './bed.ts';
@@ -28,10 +28,9 @@ import type { NodeName } from './bed.ts';
 /** Heartbeat of the daemons under test: the defaults stretched by the bed's time scale (TCG: 600 ms / 3.6 s). */
 export const HEARTBEAT_MS = DEFAULTS.heartbeatIntervalMs * TIME_SCALE;
 export const DEAD_TIME_MS = DEFAULTS.deadTimeMs * TIME_SCALE;
-/** What the daemon derives from that dead time (NodeDaemon.ownershipTimers). */
-export const KEY_REFRESH_MS = Math.round(DEFAULTS.keyRefreshMs * (DEAD_TIME_MS / DEFAULTS.deadTimeMs));
-export const LIVENESS_WINDOW_MS = Math.round(DEFAULTS.livenessWindowMs * (DEAD_TIME_MS / DEFAULTS.deadTimeMs));
-/** The holder's check loop period (not scaled by the daemon). */
+/** What the daemon derives from that dead time (the same function). */
+export const { keyRefreshMs: KEY_REFRESH_MS, livenessWindowMs: LIVENESS_WINDOW_MS } = ownershipTimers(DEAD_TIME_MS);
+/** The default check loop period (the tests' bounds scale it by the bed's time scale themselves). */
 export const CHECK_MS = DEFAULTS.ownershipCheckMs;
 const PORT = 7400;
 const ROOT = '/run/hs';
