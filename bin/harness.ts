@@ -153,7 +153,7 @@ common(program.command('status').description('show this node\'s view of the clus
           ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),
         });
         const verdict = judge(answers);
-        console.log(opts.json ? JSON.stringify({ ok: verdict.ok, hierarchies: verdict.hierarchies, nodes: answers }, null, 2) : formatClusterStatus(answers));
+        console.log(opts.json ? JSON.stringify({ ok: verdict.ok, hierarchies: verdict.hierarchies, nodes: answers }, null, 2) : formatClusterStatus(answers, verdict));
         process.exit(verdict.ok ? 0 : 1);
       }
       const doc = (await controlRequest(await socketOf(opts), { cmd: 'status' })) as StatusDoc;

@@ -13,6 +13,8 @@ import ssh2, { type ConnectConfig } from 'ssh2';
 import type { ClusterConfig, NodeConfig } from '../hierarchies/model.ts';
 import type { StatusDoc } from './status.ts';
 import { controlRequest } from './control.ts';
+import { shq } from './guard.ts';
+import { parseAddress } from '../hierarchies/schema.ts';
 import { checkHostKey, loadKnownHosts, type KnownHosts } from './known-hosts.ts';
 
 export interface SshOptions {
@@ -38,16 +40,9 @@ export interface NodeAnswer {
   error?: string;
 }
 
-function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
-
-/** "10.0.0.1:5405" -> 10.0.0.1, "[fd00::1]:5405" -> fd00::1. */
+/** "10.0.0.1:5405" -> 10.0.0.1, "[fd00::1]:5405" -> fd00::1 (the config's own address syntax). */
 export function hostOf(address: string): string {
-  const m = /^\[([^\]]+)\](?::\d+)?$/.exec(address);
-  if (m) return m[1]!;
-  const i = address.lastIndexOf(':');
-  return i > 0 ? address.slice(0, i) : address;
+  return parseAddress(address)?.host ?? address;
 }
 
 function authOf(opts: SshOptions): Pick<ConnectConfig, 'privateKey' | 'agent'> {
@@ -168,8 +163,7 @@ export function judge(answers: NodeAnswer[]): ClusterVerdict {
   return { ok: silent.length === 0 && hierarchies.every((h) => h.inServiceOn.length <= 1), hierarchies };
 }
 
-export function formatClusterStatus(answers: NodeAnswer[]): string {
-  const v = judge(answers);
+export function formatClusterStatus(answers: NodeAnswer[], v: ClusterVerdict = judge(answers)): string {
   const out: string[] = [];
   out.push('NODES (each one\'s own view of its peers)');
   for (const a of answers) {

@@ -17,7 +17,8 @@ export interface GuardStop {
   timeoutMs: number;
 }
 
-function shq(s: string): string {
+/** POSIX shell single-quoting: any string as exactly one word (also for remote commands over SSH). */
+export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
