@@ -8,21 +8,12 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { LocalCluster } from '../../harness/local-cluster.ts';
+import { diskAndApp } from './fixtures.ts';
 
 const hasDummy = existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy');
 
 function hierarchy(name: string, prio: string[], agent: string, params = ''): string {
-  return `hierarchy: ${name}
-priority: { ${prio.map((n, i) => `${n}: ${i + 1}`).join(', ')} }
-resources:
-  - name: disk
-    disk: { paths: [] }
-  - name: app
-    agent: ${agent}
-    params: { ${params} }
-    requires: [disk]
-    monitor: [ { interval: 500ms } ]
-`;
+  return diskAndApp(name, prio, { agent, app: [`params: { ${params} }`, 'monitor: [ { interval: 500ms } ]'] });
 }
 
 let c: LocalCluster;

@@ -6,21 +6,14 @@ import { createSocket } from 'node:dgram';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalCluster } from '../../harness/local-cluster.ts';
+import { diskAndApp } from './fixtures.ts';
 import { encode, type Heartbeat } from '../../harness/packet.ts';
 import { readAuthKey } from '../../harness/authkey.ts';
 
 const c = new LocalCluster({
   net: 84,
   hierarchies: {
-    'h.yaml': `hierarchy: h
-priority: { n1: 1, n3: 2 }
-resources:
-  - name: disk
-    disk: { paths: [] }
-  - name: app
-    agent: ocf:harness:hang
-    requires: [disk]
-`,
+    'h.yaml': diskAndApp('h', ['n1', 'n3']),
   },
 });
 after(() => c.teardown(process.env.KEEP === '1'));

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalCluster } from '../../harness/local-cluster.ts';
+import { diskAndApp } from './fixtures.ts';
 import { controlRequest } from '../../harness/control.ts';
 
 const hasDummy = existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy');
@@ -17,28 +18,11 @@ before(() => {
   c = new LocalCluster({
     net: 82,
     hierarchies: {
-      'delta.yaml': `hierarchy: delta
-priority: { n1: 1, n2: 2, n3: 3 }
-resources:
-  - name: disk
-    disk: { paths: [] }
-  - name: app
-    agent: ${hasDummy ? 'ocf:heartbeat:Dummy' : 'ocf:harness:hang'}
-    requires: [disk]
-    monitor: [ { interval: 300ms } ]
-    restart: { max: 2, window: 10m }
-`,
-      'stuck.yaml': `hierarchy: stuck
-priority: { n3: 1, n2: 2, n1: 3 }
-resources:
-  - name: disk
-    disk: { paths: [] }
-  - name: app
-    agent: ocf:harness:hang
-    params: { hang_on: stop }
-    timeouts: { stop: 1s }
-    requires: [disk]
-`,
+      'delta.yaml': diskAndApp('delta', ['n1', 'n2', 'n3'], {
+        agent: hasDummy ? 'ocf:heartbeat:Dummy' : 'ocf:harness:hang',
+        app: ['monitor: [ { interval: 300ms } ]', 'restart: { max: 2, window: 10m }'],
+      }),
+      'stuck.yaml': diskAndApp('stuck', ['n3', 'n2', 'n1'], { app: ['params: { hang_on: stop }', 'timeouts: { stop: 1s }'] }),
     },
   });
   for (const n of c.nodes) c.start(n);

@@ -4,19 +4,12 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { LocalCluster } from '../../harness/local-cluster.ts';
+import { diskAndApp } from './fixtures.ts';
 
 const c = new LocalCluster({
   net: 86,
   hierarchies: {
-    'h.yaml': `hierarchy: h
-priority: { n1: 1, n2: 2, n3: 3 }
-resources:
-  - name: disk
-    disk: { paths: [] }
-  - name: app
-    agent: ocf:harness:hang
-    requires: [disk]
-`,
+    'h.yaml': diskAndApp('h', ['n1', 'n2', 'n3']),
   },
 });
 after(() => c.teardown(process.env.KEEP === '1'));

@@ -7,21 +7,14 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { LocalCluster } from '../../harness/local-cluster.ts';
+import { diskAndApp } from './fixtures.ts';
 import { FileBackend } from '../../fencing/file.ts';
 import { nodeKey } from '../../fencing/keys.ts';
 
 const c = new LocalCluster({
   net: 89,
   hierarchies: {
-    'h.yaml': `hierarchy: h
-priority: { n1: 1, n2: 2, n3: 3 }
-resources:
-  - name: disk
-    disk: { paths: [] }
-  - name: app
-    agent: ocf:harness:hang
-    requires: [disk]
-`,
+    'h.yaml': diskAndApp('h', ['n1', 'n2', 'n3']),
   },
 });
 after(() => c.teardown(process.env.KEEP === '1'));

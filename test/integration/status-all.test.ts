@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ssh2 from 'ssh2';
 import { LocalCluster } from '../../harness/local-cluster.ts';
+import { diskAndApp } from './fixtures.ts';
 import { hostOf } from '../../harness/cluster-status.ts';
 
 const SSHD = '/usr/sbin/sshd';
@@ -21,15 +22,7 @@ const PORT = 20_000 + Math.floor(Math.random() * 20_000);
 const c = new LocalCluster({
   net: 87,
   hierarchies: {
-    'h.yaml': `hierarchy: h
-priority: { n1: 1, n2: 2, n3: 3 }
-resources:
-  - name: disk
-    disk: { paths: [] }
-  - name: app
-    agent: ocf:harness:hang
-    requires: [disk]
-`,
+    'h.yaml': diskAndApp('h', ['n1', 'n2', 'n3']),
   },
 });
 let sshd: ChildProcess | undefined;

@@ -90,6 +90,34 @@ function allUp(comms: Record<string, Comm>): boolean {
   return Object.values(comms).every((c) => Object.values(c.view()).every((p) => p.state === 'up' && p.paths.every((s) => s === 'up')));
 }
 
+/**
+ * Node `child` of cluster c running a real Comm in its own process (its own event loop: it keeps
+ * sending while this one is blocked, and SIGKILL is a real crash). It says {type: 'ready'} once
+ * started and answers {type: 'cpu', ms} with its CPU use over that many ms.
+ */
+function spawnChildComm(c: ClusterConfig): ReturnType<typeof spawn> {
+  const code = `
+    const { Comm } = await import(${JSON.stringify(import.meta.resolve('../../harness/comm.ts'))});
+    const { default: pino } = await import(${JSON.stringify(import.meta.resolve('pino'))});
+    const o = JSON.parse(process.env.COMM_CHILD);
+    const comm = new Comm({ cluster: o.cluster, self: 'child', key: Buffer.from(o.key, 'hex'), log: pino({ level: 'warn' }) });
+    await comm.start();
+    process.on('message', async (m) => {
+      if (m.type === 'cpu') {
+        const c0 = process.cpuUsage(); const t0 = performance.now();
+        await new Promise((r) => setTimeout(r, m.ms));
+        const d = process.cpuUsage(c0);
+        process.send({ type: 'cpu', userUs: d.user, systemUs: d.system, wallMs: performance.now() - t0, counters: comm.counters() });
+      }
+    });
+    process.send({ type: 'ready' });
+  `;
+  return spawn(process.execPath, ['--input-type=module', '-e', code], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, COMM_CHILD: JSON.stringify({ cluster: c, key: KEY.toString('hex') }) },
+  });
+}
+
 async function startAll(c: ClusterConfig, names: string[], extra: Partial<Record<string, { dropSend?: (p: number, peer: string) => boolean }>> = {}) {
   const logs: Record<string, LogLine[]> = {};
   const comms: Record<string, Comm> = {};
@@ -415,26 +443,7 @@ test('bad configuration and bind failures give errors naming the node, path and 
 test('a peer in a child process: up, idle CPU measured, SIGKILL -> down within dead time', async (t) => {
   const c = cluster(['a', 'b', 'child']);
   const { comms, stop } = await startAll(c, ['a', 'b']);
-  const code = `
-    const { Comm } = await import(${JSON.stringify(import.meta.resolve('../../harness/comm.ts'))});
-    const { default: pino } = await import(${JSON.stringify(import.meta.resolve('pino'))});
-    const o = JSON.parse(process.env.COMM_CHILD);
-    const comm = new Comm({ cluster: o.cluster, self: 'child', key: Buffer.from(o.key, 'hex'), log: pino({ level: 'warn' }) });
-    await comm.start();
-    process.on('message', async (m) => {
-      if (m.type === 'cpu') {
-        const c0 = process.cpuUsage(); const t0 = performance.now();
-        await new Promise((r) => setTimeout(r, m.ms));
-        const d = process.cpuUsage(c0);
-        process.send({ type: 'cpu', userUs: d.user, systemUs: d.system, wallMs: performance.now() - t0, counters: comm.counters() });
-      }
-    });
-    process.send({ type: 'ready' });
-  `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, COMM_CHILD: JSON.stringify({ cluster: c, key: KEY.toString('hex') }) },
-  });
+  const child = spawnChildComm(c);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const messages: Array<Record<string, unknown>> = [];
   child.on('message', (m) => messages.push(m as Record<string, unknown>));
@@ -472,18 +481,7 @@ test('a stall of this process does not make a live peer look dead: queued heartb
   // stall, the overdue timers fire before the socket is read — peers must be judged after it.
   const c = cluster(['a', 'child'], { hb: 50, dead: 300 });
   const { comms, stop } = await startAll(c, ['a']);
-  const code = `
-    const { Comm } = await import(${JSON.stringify(import.meta.resolve('../../harness/comm.ts'))});
-    const { default: pino } = await import(${JSON.stringify(import.meta.resolve('pino'))});
-    const o = JSON.parse(process.env.COMM_CHILD);
-    const comm = new Comm({ cluster: o.cluster, self: 'child', key: Buffer.from(o.key, 'hex'), log: pino({ level: 'warn' }) });
-    await comm.start();
-    process.send({ type: 'ready' });
-  `;
-  const child = spawn(process.execPath, ['--input-type=module', '-e', code], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    env: { ...process.env, COMM_CHILD: JSON.stringify({ cluster: c, key: KEY.toString('hex') }) },
-  });
+  const child = spawnChildComm(c);
   const a = comms.a as Comm;
   const seenDown: number[] = [];
   a.on('change', () => {
