@@ -9,6 +9,7 @@
 // node2 alpha, whatever order the daemons come up in.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { NODE_NAMES, devs, loopDev, noPrDev, notInBed, wipe, wwn } from './lib/bed.ts';
 import type { NodeName } from './lib/bed.ts';
 import { DEAD_TIME_MS, LIVENESS_WINDOW_MS, ScsiCluster, canWrite, dummyHierarchy, keysOnDisk, nodeOfKey } from './lib/daemons.ts';
@@ -42,10 +43,15 @@ before(async () => {
     }),
   });
   const t0 = Date.now();
-  // All at once: started together, the daemons come up within a fraction of the start-up grace of
-  // each other, so node3 (standby of both) hears node1 and node2 before it could take anything.
-  await c.startAll(NODE_NAMES);
+  // The preferred nodes first, the standby of both last. Not all at once: under emulation one
+  // daemon may come up seconds after the others (CI saw 4 s), past the start-up grace, and node3
+  // then rightly takes what it finds unowned, and keeps it (intelligent switchback). A node that
+  // joins a running cluster must leave running hierarchies where they are: that is checked here.
+  await c.startAll(['node1', 'node2']);
   await c.waitFor('alpha on node1 and beta on node2', async () => (await c.runners('alpha')).join() === 'node1' && (await c.runners('beta')).join() === 'node2', 60_000, 200);
+  await c.startAll(['node3']);
+  await sleep(DEAD_TIME_MS); // past node3's start-up grace: it has decided by now
+  assert.deepEqual([(await c.runners('alpha')).join(), (await c.runners('beta')).join()], ['node1', 'node2'], 'node3 joining moved a hierarchy');
   console.log(`# daemon-hierarchies: three daemons up, alpha on node1, beta on node2, ${Date.now() - t0} ms after the first start`);
 });
 
