@@ -1,7 +1,12 @@
 // Cluster communication: authenticated UDP heartbeats over redundant comm paths.
 //
 // Each node binds one UDP socket per comm path (its own address on that path) and, every
-// heartbeatIntervalMs, sends one heartbeat per path to every peer's address on the same path.
+// heartbeatIntervalMs, sends a heartbeat to every peer. The paths take turns when they can afford
+// to (commTimers' pathStride: each path still carries DEFAULTS.heartbeatsPerPathDeadTime heartbeats
+// per dead time, so a path is judged as before, and the peer still hears us every interval): with
+// two paths and the default timings, each path carries one every 300 ms. That halves the packets,
+// the main idle cost of a node. To a peer not heard on every path lately (a path is broken, or the
+// peer just started) and for news (an advert change) every path is used at every send.
 // A heartbeat carries this node's hierarchy adverts, so "is it alive" and "what does it run"
 // always arrive together. Receiving is where all the trust decisions are made:
 //   - the source address:port must be a configured node's address on the receiving path,
@@ -15,17 +20,18 @@
 // default, so a wall-clock step cannot kill or revive anybody):
 //   path  up      heard within pathDeadMs             (pathDeadMs = deadTimeMs)
 //   peer  up      heard on some path within deadTimeMs
-//   peer  suspect silent on every path for suspectAfterMs (= deadTimeMs / 2)
+//   peer  suspect silent on every path for suspectAfterMs (= deadTimeMs / 3)
 //   peer  down    silent on every path for deadTimeMs, or its last heartbeat said `leaving`
 //   unknown       never heard yet and still inside the startup grace (= deadTimeMs)
-// One timer per Comm ticks every heartbeatIntervalMs/3: it sends on every third tick and
-// re-evaluates every tick, so a death is seen at most a third of an interval after deadTimeMs.
+// One timer per Comm ticks every heartbeatIntervalMs: it sends and re-evaluates; a threshold
+// crossed between two ticks gets a one-shot timer (armDeadline), so a death is seen at deadTimeMs.
 
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { EventEmitter } from 'node:events';
 import { SocketAddress, isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from '../hierarchies/model.ts';
+import { DEFAULTS } from './defaults.ts';
 import { decode, encode, UNFRAGMENTED_BYTES, type DecodeFailure, type HierarchyAdvert } from './packet.ts';
 
 export type PeerState = 'up' | 'down' | 'unknown'; // unknown = never heard yet and still inside startup grace
@@ -97,6 +103,10 @@ export function commTimers(c: Pick<ClusterConfig, 'heartbeatIntervalMs' | 'deadT
      *  one-shot timer (armDeadline), so detection stays at deadTimeMs + event-loop lag while an idle
      *  node wakes up only once per heartbeat (idle CPU). */
     tickMs: Math.max(5, c.heartbeatIntervalMs),
+    /** Routine heartbeats rotate over the paths, each path used every pathStride-th tick: as many
+     *  as there are paths, but each path must still carry heartbeatsPerPathDeadTime per dead time
+     *  (1 = every path every tick). Capped by the path count in the Comm. */
+    pathStride: Math.max(1, Math.floor(c.deadTimeMs / (DEFAULTS.heartbeatsPerPathDeadTime * c.heartbeatIntervalMs))),
   };
 }
 
@@ -114,7 +124,6 @@ const DROP_LOG_INTERVAL_MS = 1_000;
 const DROP_LOG_FORGET_MS = 10_000;
 /** Bound on remembered (reason, source) pairs: a spoofed-source flood must not grow memory. */
 const DROP_LOG_MAX_KEYS = 1_024;
-const TICKS_PER_SEND = 1;
 
 interface Addr {
   host: string;
@@ -275,7 +284,7 @@ export class Comm extends EventEmitter<CommEvents> {
       { node: this.selfName, incarnation: this.incarnation, paths: this.selfAddrs.map((a) => a.text), peers: this.peers.map((p) => p.name), ...this.timers },
       'comm started',
     );
-    this.sendRound(); // peers learn about us at once, not one interval later
+    this.sendRound(true); // peers learn about us at once, not one interval later
     this.timer = setInterval(() => this.tick(), this.timers.tickMs);
   }
 
@@ -313,7 +322,7 @@ export class Comm extends EventEmitter<CommEvents> {
       this.sendQueued = true;
       queueMicrotask(() => {
         this.sendQueued = false;
-        if (this.phase === 'running') this.sendRound();
+        if (this.phase === 'running') this.sendRound(true);
       });
     }
   }
@@ -382,12 +391,22 @@ export class Comm extends EventEmitter<CommEvents> {
   }
 
   /**
-   * One heartbeat per path to every peer. The bytes do not depend on the receiver, so one
-   * encode per path serves all peers, and the seq is per round (same on every path).
+   * Heartbeats to every peer: on every path (`all`: start-up, news), or routinely on this tick's
+   * share of the paths (see the file comment) — except to a peer not heard on every path lately,
+   * which gets all of them: a broken path must not halve how often the peer hears us. The bytes
+   * do not depend on the receiver, so one encode per path serves all peers, and the seq is per
+   * round (same on every path).
    */
-  private sendRound(): void {
+  private sendRound(all: boolean): void {
     this.seq++;
+    const stride = Math.min(this.timers.pathStride, this.sockets.length);
+    const turn = this.tickCount % stride;
+    const now = this.now();
+    const wantsAll = all ? this.peers : this.peers.filter((peer) => peer.rx.some((rx) => rx.lastHeard === null || now - rx.lastHeard >= this.timers.pathDeadTimeMs));
     for (const [p, sock] of this.sockets.entries()) {
+      const onTurn = all || p % stride === turn;
+      const to = onTurn ? this.peers : wantsAll;
+      if (to.length === 0) continue;
       let buf: Buffer;
       try {
         buf = encode(this.heartbeat(p, this.seq, this.advert, this.leaving), this.key);
@@ -397,17 +416,17 @@ export class Comm extends EventEmitter<CommEvents> {
         this.log.error({ err, path: p }, 'comm: cannot encode heartbeat');
         continue;
       }
-      for (const peer of this.peers) {
+      for (const peer of to) {
         if (this.dropSend?.(p, peer.name)) continue;
-        const to = peer.addrs[p];
-        if (!to) continue;
+        const addr = peer.addrs[p];
+        if (!addr) continue;
         try {
-          sock.send(buf, to.port, to.host, (err) => {
-            if (err) this.sendFailed(p, peer.name, to.text, err);
+          sock.send(buf, addr.port, addr.host, (err) => {
+            if (err) this.sendFailed(p, peer.name, addr.text, err);
             else this.c.sent++;
           });
         } catch (err) {
-          this.sendFailed(p, peer.name, to.text, err as Error);
+          this.sendFailed(p, peer.name, addr.text, err as Error);
         }
       }
     }
@@ -534,7 +553,7 @@ export class Comm extends EventEmitter<CommEvents> {
       const lagMs = this.lastTickAt === undefined ? 0 : at - (this.lastTickAt + this.timers.tickMs);
       this.lastTickAt = at;
       this.tickCount++;
-      if (this.tickCount % TICKS_PER_SEND === 0) this.sendRound();
+      this.sendRound(false);
       this.evaluateSoon(lagMs);
     } catch (err) {
       this.log.error({ err }, 'comm: tick failed (continuing)');

@@ -12,6 +12,10 @@ export const DEFAULTS = {
   heartbeatIntervalMs: 150,
   /** A peer is dead when every path has been silent this long. */
   deadTimeMs: 900,
+  /** Each comm path carries at least this many heartbeats per dead time. Paths take turns when that
+   *  allows (default timings, two paths: each path every 300 ms, the peer hears us every 150 ms):
+   *  half the packets, the main idle cost. A peer not heard on every path gets every path. */
+  heartbeatsPerPathDeadTime: 3,
   /** A peer silent this long on every path is "suspect": challengers start watching its key on disk. */
   suspectAfterMs: 300,
   /** A single path silent this long is logged as lost (degraded redundancy), peer stays up. */

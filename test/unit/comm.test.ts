@@ -211,6 +211,40 @@ test('one of two paths lost: peer stays up, path down, degraded redundancy logge
   }
 });
 
+test('paths take turns while every path works; a peer not heard on a path gets every path', async (t) => {
+  const c = cluster(['a', 'b']);
+  const I = c.heartbeatIntervalMs;
+  const sent = [0, 0];
+  let counting = false;
+  let cutB1 = false;
+  const { comms, stop } = await startAll(c, ['a', 'b'], {
+    a: { dropSend: (p) => ((counting && sent[p]!++), false) },
+    b: { dropSend: (p) => cutB1 && p === 1 },
+  });
+  const window = async (ms: number) => {
+    sent.fill(0);
+    counting = true;
+    await sleep(ms);
+    counting = false;
+    return [...sent];
+  };
+  try {
+    await waitFor('all up', () => allUp(comms), 2_000);
+    const W = 20 * I;
+    const turns = await window(W);
+    // Each path every other interval: together one heartbeat per interval.
+    assert.ok(Math.abs((turns[0] ?? 0) - (turns[1] ?? 0)) <= 2, `paths unevenly used: ${turns.join('/')}`);
+    assert.ok((turns[0] ?? 0) + (turns[1] ?? 0) >= 0.7 * (W / I) && (turns[0] ?? 0) + (turns[1] ?? 0) <= 1.3 * (W / I) + 2, `${turns.join('+')} heartbeats in ${W} ms`);
+    cutB1 = true; // a stops hearing b on path 1: a must then use both paths to b at every interval
+    await waitFor('a sees b path 1 down', () => peer(comms.a as Comm, 'b').paths[1] === 'down', c.deadTimeMs + SLACK_MS);
+    const both = await window(W);
+    for (const n of both) assert.ok(n >= 0.7 * (W / I) && n <= 1.3 * (W / I) + 2, `degraded: ${both.join('/')} heartbeats per path in ${W} ms`);
+    t.diagnostic(`${W} ms at ${I} ms: ${turns.join('/')} per path while both work, ${both.join('/')} once one is down`);
+  } finally {
+    await stop();
+  }
+});
+
 test('a path that never works is reported after the startup grace', async () => {
   const c = cluster(['a', 'b']);
   const { comms, logs, stop } = await startAll(c, ['a', 'b'], { b: { dropSend: (p) => p === 0 } });
