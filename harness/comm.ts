@@ -6,7 +6,9 @@
 // per dead time, so a path is judged as before, and the peer still hears us every interval): with
 // two paths and the default timings, each path carries one every 300 ms. That halves the packets,
 // the main idle cost of a node. To a peer not heard on every path lately (a path is broken, or the
-// peer just started) and for news (an advert change) every path is used at every send.
+// peer just started) and for news (an advert change) every path is used at every send. (A path
+// broken one way only is not seen by its sender: the peer then hears us every pathStride intervals,
+// still well inside the dead time; at worst it turns briefly "suspect", which only starts a disk watch.)
 // A heartbeat carries this node's hierarchy adverts, so "is it alive" and "what does it run"
 // always arrive together. Receiving is where all the trust decisions are made:
 //   - the source address:port must be a configured node's address on the receiving path,
