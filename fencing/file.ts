@@ -18,12 +18,6 @@
 // reader sees the state before or after an operation, never half of one — and a reader is never
 // stuck behind a frozen lock holder, which is exactly when a challenger needs to read.
 //
-// The file operations of a PR command are synchronous calls: each is a few microseconds on the
-// local filesystem this backend is for, and the owner refreshes its key 4 times a second — through
-// the thread pool a refresh cost 1.6 ms of CPU, synchronously 0.65 ms (a third of an idle owner's
-// CPU). Waits (lock back-off) stay asynchronous. (A hung filesystem would freeze the daemon: peers
-// then see a frozen node and preempt it, the case the keeper already handles on resume.)
-//
 // Why a lock file rather than flock(2): Node has no flock, and holding one through a helper
 // process per operation costs a spawn. The price is stale-lock recovery, done here as:
 //  - the lock records {pid, pid namespace, token}; a lock whose owner is a dead pid of OUR pid
@@ -54,8 +48,8 @@
 // The backend never logs: it throws OwnershipError and the caller decides.
 import { DEFAULTS } from '../harness/defaults.ts';
 import { randomUUID } from 'node:crypto';
-import { closeSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, constants as fsConstants, type Stats } from 'node:fs';
-import { access, readlink, stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, open, readFile, readlink, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { OwnershipError } from './backend.ts';
@@ -321,7 +315,7 @@ export class FileBackend implements OwnershipBackend {
   async #read(disk: DiskRef, path: string): Promise<DiskState> {
     let raw: string;
     try {
-      raw = readFileSync(path, 'utf8');
+      raw = await readFile(path, 'utf8');
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') {
         // No state file yet = a blank disk; but a missing directory is a configuration error.
@@ -381,27 +375,27 @@ export class FileBackend implements OwnershipBackend {
       };
       const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
       try {
-        const fd = openSync(tmp, 'wx', 0o644);
+        const fh = await open(tmp, 'wx', 0o644);
         try {
           // No fsync: the nodes sharing this file share one kernel (one machine or namespaces), so
           // rename() is atomic for all of them; durability across a power loss is moot, every
           // "node" dies with it. An fsync per refresh only stalled loaded machines into false losses.
-          writeFileSync(fd, `${JSON.stringify(doc, null, 2)}\n`);
+          await fh.writeFile(`${JSON.stringify(doc, null, 2)}\n`);
         } finally {
-          closeSync(fd);
+          await fh.close();
         }
-        if (readOr(lockPath, '') !== owner) {
+        if ((await readFile(lockPath, 'utf8').catch(() => '')) !== owner) {
           throw new OwnershipError('io', disk.id, `lock ${lockPath} was broken while this operation ran (process frozen or too slow): not applied`, { path });
         }
-        renameSync(tmp, path);
+        await rename(tmp, path);
       } catch (err) {
-        unlinkQuietly(tmp);
+        await unlink(tmp).catch(() => undefined);
         if (err instanceof OwnershipError) throw err;
         throw fsError(disk.id, path, 'write', err);
       }
     } finally {
       // Remove the lock only while it is still ours (it may have been broken as stale).
-      if (readOr(lockPath, '') === owner) unlinkQuietly(lockPath);
+      if ((await readFile(lockPath, 'utf8').catch(() => '')) === owner) await unlink(lockPath).catch(() => undefined);
     }
   }
 
@@ -409,11 +403,11 @@ export class FileBackend implements OwnershipBackend {
     const deadline = Date.now() + this.#lockTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        const fd = openSync(lockPath, 'wx', 0o644);
+        const fh = await open(lockPath, 'wx', 0o644);
         try {
-          writeFileSync(fd, owner);
+          await fh.writeFile(owner);
         } finally {
-          closeSync(fd);
+          await fh.close();
         }
         return;
       } catch (err) {
@@ -430,27 +424,28 @@ export class FileBackend implements OwnershipBackend {
   }
 
   async #breakIfStale(lockPath: string): Promise<void> {
-    const seen = lockSnapshot(lockPath);
+    const seen = await lockSnapshot(lockPath);
     if (seen === null || !(await this.#isStale(seen))) return;
     const breaker = `${lockPath}.break`;
     try {
-      closeSync(openSync(breaker, 'wx', 0o644));
+      const fh = await open(breaker, 'wx', 0o644);
+      await fh.close();
     } catch (err) {
       // Another process is breaking it; a breaker left by a process that died mid-break is
       // itself removed once it is old.
       if (errnoCode(err) === 'EEXIST') {
-        const st = statOrNull(breaker);
-        if (st && Date.now() - st.mtimeMs > this.#lockStaleMs) unlinkQuietly(breaker);
+        const st = await stat(breaker).catch(() => null);
+        if (st && Date.now() - st.mtimeMs > this.#lockStaleMs) await unlink(breaker).catch(() => undefined);
       }
       return;
     }
     try {
-      const again = lockSnapshot(lockPath);
+      const again = await lockSnapshot(lockPath);
       if (again && again.ino === seen.ino && again.mtimeMs === seen.mtimeMs && again.raw === seen.raw) {
-        unlinkQuietly(lockPath);
+        await unlink(lockPath).catch(() => undefined);
       }
     } finally {
-      unlinkQuietly(breaker);
+      await unlink(breaker).catch(() => undefined);
     }
   }
 
@@ -469,36 +464,12 @@ interface LockSnapshot {
   raw: string;
 }
 
-function lockSnapshot(lockPath: string): LockSnapshot | null {
+async function lockSnapshot(lockPath: string): Promise<LockSnapshot | null> {
   try {
-    const st = statSync(lockPath);
-    const raw = readFileSync(lockPath, 'utf8');
+    const st = await stat(lockPath);
+    const raw = await readFile(lockPath, 'utf8');
     return { ino: st.ino, mtimeMs: st.mtimeMs, raw };
   } catch {
     return null; // gone meanwhile: just retry the lock
-  }
-}
-
-function readOr(path: string, fallback: string): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return fallback;
-  }
-}
-
-function statOrNull(path: string): Stats | null {
-  try {
-    return statSync(path);
-  } catch {
-    return null;
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // already gone
   }
 }
