@@ -15,8 +15,8 @@ import type { ClusterConfig } from '../hierarchies/model.ts';
 
 // Heavy modules are imported where they are used: the daemon process (`start --foreground`) must
 // not carry the YAML parser and schema library for its whole life (they run in a child process).
-async function loadCluster(file: string): Promise<ClusterConfig> {
-  return (await import('../hierarchies/load.ts')).loadCluster(file);
+async function loadCluster(file: string, opts: { authKey?: boolean } = {}): Promise<ClusterConfig> {
+  return (await import('../hierarchies/load.ts')).loadCluster(file, opts);
 }
 async function validateAll(file: string) {
   return (await import('../hierarchies/validate.ts')).validateAll(file);
@@ -35,8 +35,9 @@ function common(cmd: Command): Command {
     .addOption(new Option('-n, --node <name>', 'this node\'s name').env('HARNESS_NODE').default(hostname()));
 }
 
+/** The node's control socket. Talking to our own daemon needs no auth key (see loadCluster). */
 async function socketOf(opts: Common): Promise<string> {
-  const cluster = await loadCluster(resolve(opts.config));
+  const cluster = await loadCluster(resolve(opts.config), { authKey: false });
   const me = cluster.nodes.find((n) => n.name === opts.node);
   if (!me) throw new Error(`${cluster.file}: no node named ${opts.node} (nodes: ${cluster.nodes.map((n) => n.name).join(', ')})`);
   return me.controlSocket;
@@ -143,7 +144,7 @@ common(program.command('status').description('show this node\'s view of the clus
         const { gatherClusterStatus, formatClusterStatus, judge, SSH_DEFAULTS } = await import('../harness/cluster-status.ts');
         const port = Number(opts.sshPort);
         if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--ssh-port: expected a port number, got "${opts.sshPort}"`);
-        const cluster = await loadCluster(resolve(opts.config));
+        const cluster = await loadCluster(resolve(opts.config), { authKey: false });
         const answers = await gatherClusterStatus(cluster, opts.node, {
           ...SSH_DEFAULTS,
           user: opts.sshUser,

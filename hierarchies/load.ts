@@ -263,7 +263,7 @@ function checkAuthKey(src: Source, keyFile: string, issues: ConfigIssue[]): void
   }
 }
 
-function clusterChecks(src: Source, c: ClusterFile, dir: string): ConfigIssue[] {
+function clusterChecks(src: Source, c: ClusterFile, dir: string, authKey: boolean): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
 
   const names = new Map<string, number>();
@@ -317,12 +317,16 @@ function clusterChecks(src: Source, c: ClusterFile, dir: string): ConfigIssue[] 
   }
 
   checkPlaceholders(src, ['stateDir'], c.stateDir, issues);
-  checkAuthKey(src, resolve(dir, c.authKeyFile), issues);
+  if (authKey) checkAuthKey(src, resolve(dir, c.authKeyFile), issues);
   return issues;
 }
 
-/** Load and check cluster.yaml; throws ConfigError listing every problem. */
-export function loadCluster(clusterFile: string): ClusterConfig {
+/**
+ * Load and check cluster.yaml; throws ConfigError listing every problem. `authKey: false` skips
+ * the auth key file check, for commands that never send a heartbeat (status): an admin station
+ * running `status --all` has the cluster file but not the nodes' secret, and needs none.
+ */
+export function loadCluster(clusterFile: string, opts: { authKey?: boolean } = {}): ClusterConfig {
   const file = resolve(clusterFile);
   const dir = dirname(file);
   const { src, issues } = readYaml(file);
@@ -330,7 +334,7 @@ export function loadCluster(clusterFile: string): ClusterConfig {
   const parsed = ClusterFileSchema.safeParse(src.data);
   if (!parsed.success) throw new ConfigError(byPosition(schemaIssues(src, parsed.error)));
   const c = parsed.data;
-  const more = clusterChecks(src, c, dir);
+  const more = clusterChecks(src, c, dir, opts.authKey ?? true);
   if (more.length > 0) throw new ConfigError(byPosition(more));
 
   const stateDir = resolve(dir, c.stateDir ?? DEFAULT_STATE_DIR);

@@ -5,7 +5,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -96,9 +96,9 @@ after(async () => {
   await c.teardown(process.env.KEEP === '1');
 });
 
-function statusAll(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+function statusAll(args: string[], clusterFile = c.clusterFile): Promise<{ code: number; stdout: string; stderr: string }> {
   const argv = [
-    HARNESS, 'status', '--all', '--config', c.clusterFile, '--ssh-port', String(PORT), '-i', join(ssh, 'id'),
+    HARNESS, 'status', '--all', '--config', clusterFile, '--ssh-port', String(PORT), '-i', join(ssh, 'id'),
     '--remote-harness', `${process.execPath} ${HARNESS}`, ...args,
   ];
   return new Promise((resolve) => {
@@ -116,6 +116,19 @@ test('every node answers over SSH (n3 over its second path); the views agree: ex
   assert.match(r.stdout, new RegExp(`n1 \\(via ${host('n1', 0).replace(/\./g, '\\.')}\\)`));
   assert.match(r.stdout, new RegExp(`n3 \\(via ${host('n3', 1).replace(/\./g, '\\.')}\\)`));
   assert.match(r.stdout, /h: in service on n1 /);
+  assert.match(r.stdout, /every node answered; no hierarchy runs twice/);
+});
+
+test('an admin station without the auth key (the nodes\' secret) still gets the status', { skip }, async () => {
+  // The cluster file as an admin would copy it: no key file beside it. Relative paths made absolute
+  // so the nodes (this machine) find their control sockets through the same file.
+  const station = join(c.dir, 'station');
+  mkdirSync(station, { recursive: true });
+  const file = join(station, 'cluster.yaml');
+  const text = readFileSync(c.clusterFile, 'utf8').replaceAll('./', `${c.dir}/`).replace(/^authKeyFile: .*$/m, `authKeyFile: ${join(station, 'no-such-key')}`);
+  writeFileSync(file, text);
+  const r = await statusAll(['--known-hosts', join(ssh, 'known_hosts'), '--node', 'not-a-node'], file);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /every node answered; no hierarchy runs twice/);
 });
 
