@@ -162,6 +162,13 @@ export class OwnershipKeeper extends EventEmitter {
       try {
         await this.#backend.release(disk, key);
       } catch (err) {
+        // `conflict`: our key is not on the disk any more (preempted before the keeper saw it, e.g.
+        // by a peer that found us frozen). Giving the disk back is then already done; failing the
+        // stop instead left the hierarchy FAILED here, which blocked every peer from taking it.
+        if (err instanceof OwnershipError && err.code === 'conflict') {
+          this.#log.warn({ hierarchy, disk: disk.id, err: describe(err) }, 'ownership: nothing to release, our key is already gone from the disk (preempted)');
+          continue;
+        }
         problems.push(`${disk.id}: ${describe(err)}`);
       }
     }

@@ -170,6 +170,19 @@ test('release gives the disks back; the keeper forgets the hierarchy', async () 
   keeper.stop();
 });
 
+test('release after a preempt the keeper has not seen yet: nothing to give back, no error, the new holder keeps it', async () => {
+  const d = disk();
+  // Slow loops: the preempt below lands before any refresh or check could notice it.
+  const { keeper, key } = await owned([d], be('n1'), { keyRefreshMs: 10_000, ownershipCheckMs: 10_000 });
+  const k3 = nodeKey(CLUSTER, 'n3', 7);
+  await be('n3').registerIgnore(d, k3);
+  await be('n3').preemptAbort(d, k3, key);
+  await keeper.release('web'); // used to throw "RELEASE ... not registered": the stop then FAILED the hierarchy
+  assert.deepEqual(keeper.get('web'), { state: 'not-owned' });
+  assert.equal((await be('n2').readReservation(d)).holder, k3);
+  keeper.stop();
+});
+
 test('markUnverified: unverified until the next successful read, which comes at once', async () => {
   const d = disk();
   const { keeper } = await owned([d], be('n1'), { keyRefreshMs: 20, ownershipCheckMs: 2000 });
