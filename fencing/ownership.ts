@@ -27,7 +27,7 @@
 import { DEFAULTS } from '../harness/defaults.ts';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { DiskRef, Key, OwnershipBackend } from './backend.ts';
+import type { DiskRef, Key, OwnershipBackend, OwnershipErrorCode } from './backend.ts';
 import { OwnershipError } from './backend.ts';
 import { formatKey, nextKey, nodeKey, nodePart } from './keys.ts';
 
@@ -82,6 +82,26 @@ function describe(err: unknown): string {
 }
 
 const mono = (): number => performance.now();
+
+/** Errors a release is retried on: the disk (or the file backend's lock) was busy or not ready. */
+const TRANSIENT: ReadonlySet<OwnershipErrorCode> = new Set(['io', 'not-ready', 'unit-attention']);
+const RELEASE_ATTEMPTS = 3;
+
+/**
+ * One disk's release, retried on transient errors: a release that fails after the resources are
+ * down leaves the hierarchy FAILED here (ownership kept, admin needed), so a busy moment — a lock
+ * held through a machine-wide stall — must not end there.
+ */
+async function releaseRetrying(backend: OwnershipBackend, disk: DiskRef, key: Key): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await backend.release(disk, key);
+    } catch (err) {
+      if (attempt >= RELEASE_ATTEMPTS || !(err instanceof OwnershipError) || !TRANSIENT.has(err.code)) throw err;
+      await new Promise((r) => setTimeout(r, 100 * attempt));
+    }
+  }
+}
 
 /** Stopped or lost: a function, not an inline test, because the state changes across awaits. */
 function gone(h: Held): boolean {
@@ -160,7 +180,7 @@ export class OwnershipKeeper extends EventEmitter {
     for (const [i, disk] of h.disks.entries()) {
       const key = h.diskKeys[i] ?? h.key;
       try {
-        await this.#backend.release(disk, key);
+        await releaseRetrying(this.#backend, disk, key);
       } catch (err) {
         // `conflict`: our key is not on the disk any more (preempted before the keeper saw it, e.g.
         // by a peer that found us frozen). Giving the disk back is then already done; failing the

@@ -183,6 +183,21 @@ test('release after a preempt the keeper has not seen yet: nothing to give back,
   keeper.stop();
 });
 
+test('release retries a busy disk (transient error) instead of failing the stop', async () => {
+  const d = disk();
+  let busy = 2;
+  const backend = wrap(be('n1'), {
+    release: async (dd, k) => {
+      if (busy-- > 0) throw new OwnershipError('io', dd.id, 'lock still busy after 600 ms');
+      return be('n1').release(dd, k);
+    },
+  });
+  const { keeper } = await owned([d], backend, { keyRefreshMs: 10_000, ownershipCheckMs: 10_000 });
+  await keeper.release('web');
+  assert.equal((await be('n2').readReservation(d)).holder, null, 'released on the third attempt');
+  keeper.stop();
+});
+
 test('markUnverified: unverified until the next successful read, which comes at once', async () => {
   const d = disk();
   const { keeper } = await owned([d], be('n1'), { keyRefreshMs: 20, ownershipCheckMs: 2000 });
