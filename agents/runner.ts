@@ -13,6 +13,7 @@
 //    log to syslog unless told otherwise: we set all of it explicitly.
 
 import { execa } from 'execa';
+import { spawnTurn } from '../harness/spawn-turn.ts';
 import { mkdir } from 'node:fs/promises';
 import { setPriority } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -324,6 +325,7 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
   let lastDataAt = performance.now();
 
   let child: ReturnType<typeof execa>;
+  await spawnTurn();
   try {
     child = execa(req.agent.path, [req.action], {
       env: buildAgentEnv(req),

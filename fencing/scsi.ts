@@ -20,6 +20,7 @@
 // fails with UNIT ATTENTION without being executed; we retry (the failed command consumed it).
 import { DEFAULTS } from '../harness/defaults.ts';
 import { execa } from 'execa';
+import { spawnTurn } from '../harness/spawn-turn.ts';
 import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { DiskRef, Key, KeyList, OwnershipBackend, OwnershipErrorCode, ReservationState } from './backend.ts';
@@ -304,6 +305,7 @@ export class ScsiBackend implements OwnershipBackend {
 
   /** Runs a command with a hard deadline: a process stuck in the kernel must not stall the caller. */
   async #run(disk: DiskRef, path: string, file: string, args: string[]): Promise<CommandResult> {
+    await spawnTurn();
     const started = performance.now();
     const child = execa(file, args, {
       reject: false,
