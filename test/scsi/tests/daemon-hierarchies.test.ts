@@ -9,7 +9,6 @@
 // node2 alpha, whatever order the daemons come up in.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { NODE_NAMES, devs, loopDev, noPrDev, notInBed, wipe, wwn } from './lib/bed.ts';
 import type { NodeName } from './lib/bed.ts';
 import { DEAD_TIME_MS, LIVENESS_WINDOW_MS, ScsiCluster, canWrite, dummyHierarchy, keysOnDisk, nodeOfKey } from './lib/daemons.ts';
@@ -43,15 +42,17 @@ before(async () => {
     }),
   });
   const t0 = Date.now();
-  // The preferred nodes first, the standby of both last. Not all at once: under emulation one
-  // daemon may come up seconds after the others (CI saw 4 s), past the start-up grace, and node3
-  // then rightly takes what it finds unowned, and keeps it (intelligent switchback). A node that
-  // joins a running cluster must leave running hierarchies where they are: that is checked here.
-  await c.startAll(['node1', 'node2']);
-  await c.waitFor('alpha on node1 and beta on node2', async () => (await c.runners('alpha')).join() === 'node1' && (await c.runners('beta')).join() === 'node2', 60_000, 200);
+  // The preferred nodes first, the standby of both once they are on the network. Not all at once:
+  // under emulation one daemon may come up seconds after the others (CI saw 4 s), past the
+  // start-up grace, and node3 then rightly takes what it finds unowned and keeps it (intelligent
+  // switchback). Started after node1 and node2 send heartbeats, node3 hears them at once, and a
+  // reachable node of higher priority (probing, starting or running) keeps it standby.
+  c.start('node1');
+  c.start('node2');
+  await c.waitFor('node1 and node2 on the network', () => (['node1', 'node2'] as const).every((n) => c.events(n).some((e) => e.event === 'node-started')), 90_000, 100);
   await c.startAll(['node3']);
-  await sleep(DEAD_TIME_MS); // past node3's start-up grace: it has decided by now
-  assert.deepEqual([(await c.runners('alpha')).join(), (await c.runners('beta')).join()], ['node1', 'node2'], 'node3 joining moved a hierarchy');
+  await Promise.all((['node1', 'node2'] as const).map((n) => c.waitProbed(n)));
+  await c.waitFor('alpha on node1 and beta on node2', async () => (await c.runners('alpha')).join() === 'node1' && (await c.runners('beta')).join() === 'node2', 60_000, 200);
   console.log(`# daemon-hierarchies: three daemons up, alpha on node1, beta on node2, ${Date.now() - t0} ms after the first start`);
 });
 
