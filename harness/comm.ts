@@ -404,7 +404,7 @@ export class Comm extends EventEmitter<CommEvents> {
     const stride = Math.min(this.timers.pathStride, this.sockets.length);
     const turn = this.tickCount % stride;
     const now = this.now();
-    const wantsAll = all ? this.peers : this.peers.filter((peer) => peer.rx.some((rx) => rx.lastHeard === null || now - rx.lastHeard >= this.timers.pathDeadTimeMs));
+    const wantsAll = all ? this.peers : this.peers.filter((peer) => !peer.rx.every((rx) => this.pathHeard(rx, now)));
     for (const [p, sock] of this.sockets.entries()) {
       const onTurn = all || p % stride === turn;
       const to = onTurn ? this.peers : wantsAll;
@@ -629,13 +629,18 @@ export class Comm extends EventEmitter<CommEvents> {
     }, delay);
   }
 
+  /** A path is up while the peer was heard on it within pathDeadTimeMs. */
+  private pathHeard(rx: PathRx, now: number): boolean {
+    return rx.lastHeard !== null && now - rx.lastHeard < this.timers.pathDeadTimeMs;
+  }
+
   private derive(peer: Peer, now: number): Derived {
     const t = this.timers;
     const since = this.startedAt ?? now;
     const inGrace = now - since < t.startupGraceMs;
     const paths = peer.rx.map((rx): PathState => {
       if (rx.lastHeard === null) return inGrace ? 'unknown' : 'down';
-      return now - rx.lastHeard < t.pathDeadTimeMs ? 'up' : 'down';
+      return this.pathHeard(rx, now) ? 'up' : 'down';
     });
     if (peer.lastHeard === null) {
       return { state: inGrace ? 'unknown' : 'down', suspect: !inGrace, paths, silentMs: now - since };
