@@ -84,4 +84,6 @@ export interface OwnershipBackend {
   readReservation(disk: DiskRef): Promise<ReservationState>;
   /** RELEASE the reservation (when held) and unregister on every path. */
   release(disk: DiskRef, key: Key): Promise<void>;
+  /** The disk as the guard's shell functions name it (harness/guard-lib.sh): a state file, or the paths. */
+  guardDisk(disk: DiskRef): string;
 }

@@ -198,6 +198,10 @@ export class FileBackend implements OwnershipBackend {
     }
   }
 
+  guardDisk(disk: DiskRef): string {
+    return this.statePath(disk);
+  }
+
   async verify(disk: DiskRef): Promise<void> {
     const path = this.statePath(disk);
     try {

@@ -82,6 +82,14 @@ export class ScsiBackend implements OwnershipBackend {
     }
   }
 
+  guardDisk(disk: DiskRef): string {
+    // One word per path for the guard's shell loop: a path with white space cannot be handed over.
+    const paths = this.#paths(disk);
+    const bad = paths.find((p) => /\s/.test(p));
+    if (bad !== undefined) throw new OwnershipError('identity', disk.id, `path "${bad}" contains white space: the guard cannot hold this disk`);
+    return paths.join(' ');
+  }
+
   async verify(disk: DiskRef): Promise<void> {
     const paths = this.#paths(disk);
     let expected: string | null = null;

@@ -185,8 +185,15 @@ export function mastership(h: HierarchyConfig, input: DecideInput, rt: Hierarchy
       return { master: false, why: `${node} has higher priority and is reachable` };
     }
   }
-  // Race bias: static rank of this node in H's priority list (0 = most preferred).
-  const rank = byPriority(h).indexOf(self);
+  // Race bias: how many nodes ahead of us in H's priority list may race us for a free disk (0 =
+  // none). Not the node we last saw running H, now down: a disk it left free was released (its
+  // guard stopped H, or it stopped H itself), and it does not race for H again until it is back.
+  const ahead = byPriority(h).slice(0, byPriority(h).indexOf(self));
+  const rank = ahead.filter((node) => {
+    const view = input.peers[node];
+    const ph = view?.hierarchies[h.name];
+    return !(view && view.state === 'down' && ph && ACTIVE.has(ph.state));
+  }).length;
   return { master: true, rank };
 }
 

@@ -1,5 +1,6 @@
-// The daemon's side of the self-fencing guard (harness/guard.sh): keeps the guard's stop script
-// in sync with what runs here, and starts/stops the guard. See guard.sh for the why.
+// The daemon's side of the self-fencing guard (harness/guard.sh, harness/guard-lib.sh): keeps the
+// guard's stop script in sync with what runs and what is owned here, and starts/stops the guard.
+// See guard-lib.sh for the why of holding the disks while stopping.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
@@ -8,6 +9,9 @@ import { execa } from 'execa';
 import type { Logger } from './log.ts';
 
 const GUARD_SH = fileURLToPath(new URL('./guard.sh', import.meta.url));
+const GUARD_LIB = fileURLToPath(new URL('./guard-lib.sh', import.meta.url));
+/** Beyond the sum of the stop timeouts, the refresh keeps holding this long (the release itself). */
+const BOUND_SLACK_S = 2;
 
 /** One agent stop, fully resolved: path + environment. */
 export interface GuardStop {
@@ -15,6 +19,34 @@ export interface GuardStop {
   agentPath: string;
   env: Record<string, string>;
   timeoutMs: number;
+  /** Seen by clients (a virtual IP): stopped as early as the dependency tree allows. */
+  clientFacing?: boolean;
+}
+
+/** What the guard must do for one hierarchy: stop its running resources, then give up its disks. */
+export interface GuardHierarchy {
+  name: string;
+  /** Stops in dependency order (dependents first); stops in one inner list may run in any order. */
+  levels: GuardStop[][];
+  /** The disks this node owns for it, as the backend's guard functions name them (empty: not owned). */
+  disks: string[];
+}
+
+/** How the guard reaches the disks: written once into the script. */
+export interface GuardOwnership {
+  backend: 'file' | 'scsi';
+  /** This node's key part (high 32 bits), lowercase hex without padding, as sg_persist prints keys. */
+  nodePart: string;
+  initiator: string;
+  keyRefreshMs: number;
+  fileLockStaleMs: number;
+}
+
+/** Agents whose resource is what clients reach (an address): the guard stops them first. */
+const CLIENT_FACING = /^(IPaddr2?|IPv6addr|IPsrcaddr|VIPArip|awsvip|gcp-vpc-move-vip|azure-lb)$/i;
+
+export function isClientFacing(agentType: string | undefined): boolean {
+  return agentType !== undefined && CLIENT_FACING.test(agentType);
 }
 
 /** POSIX shell single-quoting: any string as exactly one word (also for remote commands over SSH). */
@@ -22,14 +54,37 @@ export function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-export function renderStopScript(stops: GuardStop[]): string {
-  const lines = ['#!/bin/sh', '# Written by the harness daemon: what to stop if it dies. Do not edit.'];
-  for (const s of stops) {
-    const env = Object.entries(s.env).map(([k, v]) => `${k}=${shq(v)}`).join(' ');
-    const secs = Math.max(1, Math.ceil(s.timeoutMs / 1000));
-    lines.push(`echo ${shq(`harness guard: stop ${s.label}`)} >&2`);
-    lines.push(`timeout -s KILL ${secs} env -i ${env} ${shq(s.agentPath)} stop </dev/null >/dev/null 2>&1 || echo ${shq(`harness guard: stop ${s.label} FAILED`)} >&2`);
-  }
+/** A hierarchy's stops in the order the guard runs them: by level, client-facing first within one. */
+export function guardOrder(h: GuardHierarchy): GuardStop[] {
+  return h.levels.flatMap((level) => [...level].sort((a, b) => Number(b.clientFacing ?? false) - Number(a.clientFacing ?? false)));
+}
+
+export function renderStopScript(hierarchies: GuardHierarchy[], own: GuardOwnership, lib = GUARD_LIB): string {
+  const secs = (ms: number) => Math.max(1, Math.ceil(ms / 1000));
+  const bound = Math.max(0, ...hierarchies.map((h) => guardOrder(h).reduce((n, s) => n + secs(s.timeoutMs), 0))) + BOUND_SLACK_S;
+  const lines = [
+    '#!/bin/sh',
+    '# Written by the harness daemon: what to stop if it dies. Do not edit.',
+    `. ${shq(lib)}`,
+    `hg_init ${own.backend} ${own.nodePart} ${(own.keyRefreshMs / 1000).toFixed(3)} ${bound} ${shq(own.initiator)} ${own.fileLockStaleMs}`,
+  ];
+  hierarchies.forEach((h, i) => {
+    if (h.disks.length) lines.push(`hg_hold ${i} ${h.disks.map(shq).join(' ')}`);
+  });
+  lines.push('hg_begin');
+  // Hierarchies are independent: each is stopped (then released) in its own subshell, all at once.
+  const pids: string[] = [];
+  hierarchies.forEach((h, i) => {
+    lines.push('(');
+    for (const s of guardOrder(h)) {
+      const env = Object.entries(s.env).map(([k, v]) => `${k}=${shq(v)}`).join(' ');
+      lines.push(`  hg_stop ${i} ${shq(s.label)} ${secs(s.timeoutMs)} ${shq(s.agentPath)} ${env}`);
+    }
+    lines.push(`  hg_release ${i} ${shq(h.name)}`, ') &', `p${i}=$!`);
+    pids.push(`"$p${i}"`);
+  });
+  if (pids.length) lines.push(`wait ${pids.join(' ')}`);
+  lines.push('hg_end');
   return lines.join('\n') + '\n';
 }
 
@@ -51,14 +106,15 @@ export class Guard {
     this.child.unref();
   }
 
-  /** Rewrite the stop script: `stops` in the order they must run (parents first). */
-  update(stops: GuardStop[]): void {
-    if (stops.length === 0) {
+  /** Rewrite the stop script: what runs and what is owned here now. */
+  update(hierarchies: GuardHierarchy[], own: GuardOwnership): void {
+    const work = hierarchies.filter((h) => h.disks.length > 0 || h.levels.some((l) => l.length > 0));
+    if (work.length === 0) {
       rmSync(this.script, { force: true });
       return;
     }
     const tmp = `${this.script}.tmp`;
-    writeFileSync(tmp, renderStopScript(stops), { mode: 0o700 });
+    writeFileSync(tmp, renderStopScript(work, own), { mode: 0o700 });
     chmodSync(tmp, 0o700);
     renameSync(tmp, this.script);
   }

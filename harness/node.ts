@@ -28,7 +28,7 @@ import { UtilityChecks } from './utility.ts';
 import { DEFAULTS, ownershipTimers, type OwnershipTimers } from './defaults.ts';
 import type { Logger } from './log.ts';
 import { buildStatus, type FailoverRecord } from './status.ts';
-import { Guard, type GuardStop } from './guard.ts';
+import { Guard, isClientFacing, type GuardHierarchy, type GuardStop } from './guard.ts';
 import { watchHierarchies } from './reload.ts';
 import type { FSWatcher } from 'chokidar';
 import { buildAgentEnv, setAgentNice } from '../agents/runner.ts';
@@ -347,7 +347,12 @@ export class NodeDaemon {
           try {
             const w = await watchHolder(this.backend, disk, this.watches.get(h.name), Date.now());
             if (w) this.watches.set(h.name, w);
-            else this.watches.delete(h.name);
+            else if (this.watches.delete(h.name) && rt.acquireBackoffUntil > Date.now()) {
+              // The holder we watched let go (its guard stopped everything and released): race
+              // now rather than at the end of a back-off taken while it was still holding.
+              rt.acquireBackoffUntil = 0;
+              this.schedule();
+            }
           } catch (e) {
             this.log.debug({ hierarchy: h.name, err: (e as Error).message }, 'holder watch read failed');
           }
@@ -459,6 +464,10 @@ export class NodeDaemon {
     const h = this.config.hierarchies.find((x) => x.name === a.hierarchy)!;
     rt.busy = true;
     this.inFlight.add(a.hierarchy);
+    if (a.kind === 'start' || a.kind === 'restart') {
+      this.guardStarting.set(a.hierarchy, new Set((a.kind === 'start' ? a.levels : a.start).flat()));
+      this.updateGuard();
+    }
     const t0 = performance.now();
     this.log.info({ event: 'action', action: a.kind, hierarchy: a.hierarchy, reason: a.reason, ...(a.kind === 'acquire' ? { delayMs: a.delayMs } : {}) }, `${a.hierarchy}: ${a.kind} (${a.reason})`);
     this.execute(a, h, rt)
@@ -470,6 +479,7 @@ export class NodeDaemon {
       .finally(() => {
         rt.busy = false;
         this.inFlight.delete(a.hierarchy);
+        this.guardStarting.delete(a.hierarchy);
         this.updateGuard();
         this.log.info({ event: 'action-done', action: a.kind, hierarchy: a.hierarchy, phase: rt.phase, durationMs: Math.round(performance.now() - t0) }, `${a.hierarchy}: ${a.kind} done -> ${rt.phase}`);
         this.schedule();
@@ -612,30 +622,44 @@ export class NodeDaemon {
     this.log.info({ event: 'stopped', hierarchy: h.name, reason: a.reason, durationMs: Math.round(performance.now() - t0), released: a.release }, `${h.name}: out of service here (${a.reason})`);
   }
 
-  /** Keep the guard's stop script equal to what runs here (parents first, hierarchy by hierarchy). */
+  /**
+   * Keep the guard's stop script equal to what runs and what is owned here. Resources of a start
+   * or restart in flight count as running from its launch: a daemon that dies half way through a
+   * start leaves them running.
+   */
   private updateGuard(): void {
-    const stops: GuardStop[] = [];
+    const plan: GuardHierarchy[] = [];
     for (const h of this.config.hierarchies) {
       const rt = this.runtime.get(h.name)!;
-      for (const name of stopLevelsOf(h).flat()) {
-        const r = h.resources.find((x) => x.name === name)!;
-        if (r.kind !== 'agent' || rt.resources[name] === 'stopped') continue;
-        const agent = this.ctx.agents.get(`${h.name}/${name}`)!;
-        const timeoutMs = DEFAULTS.fencedStopTimeoutMs;
-        stops.push({
-          label: `${h.name}/${name}`,
-          agentPath: agent.path,
-          timeoutMs,
-          env: buildAgentEnv({ agent, action: 'stop', instance: instanceName(h, r), params: r.params, timeoutMs, nodeName: this.node, ocfRoot: this.ctx.ocfRoot, rscTmp: this.ctx.rscTmp }),
-        });
-      }
+      const starting = this.guardStarting.get(h.name);
+      const levels = stopLevelsOf(h).map((level) =>
+        level.flatMap((name): GuardStop[] => {
+          const r = h.resources.find((x) => x.name === name)!;
+          if (r.kind !== 'agent' || (rt.resources[name] === 'stopped' && !starting?.has(name))) return [];
+          const agent = this.ctx.agents.get(`${h.name}/${name}`)!;
+          const timeoutMs = DEFAULTS.fencedStopTimeoutMs;
+          const env = buildAgentEnv({ agent, action: 'stop', instance: instanceName(h, r), params: r.params, timeoutMs, nodeName: this.node, ocfRoot: this.ctx.ocfRoot, rscTmp: this.ctx.rscTmp });
+          return [{ label: `${h.name}/${name}`, agentPath: agent.path, timeoutMs, env, clientFacing: isClientFacing(r.type) }];
+        }),
+      );
+      const own = this.keeper.get(h.name).state;
+      const disks = h.fenced && (own === 'owned' || own === 'unverified') ? this.disks(h).map((d) => this.backend.guardDisk(d)) : [];
+      plan.push({ name: h.name, levels, disks });
     }
     try {
-      this.guard?.update(stops);
+      this.guard?.update(plan, {
+        backend: this.backend.name === 'scsi' ? 'scsi' : 'file',
+        nodePart: nodePart(nodeKey(this.config.cluster.cluster, this.node, 0)).toString(16),
+        initiator: this.node,
+        keyRefreshMs: this.timers.keyRefreshMs,
+        fileLockStaleMs: this.timers.fileLockStaleMs,
+      });
     } catch (e) {
       this.log.error({ event: 'guard-error', err: (e as Error).message }, `guard: cannot write stop script: ${(e as Error).message}`);
     }
   }
+  /** hierarchy -> resources of the start or restart in flight (see updateGuard). */
+  private readonly guardStarting = new Map<string, Set<string>>();
 
   private recordFailure(h: string): void {
     const list = this.failures.get(h) ?? [];

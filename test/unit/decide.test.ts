@@ -64,6 +64,8 @@ const cases: Array<{ name: string; in: DecideInput; expect: string | null; delay
   { name: 'cold start, n2 sees n1 up and eligible: standby', in: input('n2', { n1: up({ web: idle }), n3: up({ web: idle }) }, rt()), expect: null },
   { name: 'n1 down: n2 is master', in: input('n2', { n1: down, n3: up({ web: idle }) }, rt()), expect: 'acquire', delay: 300 },
   { name: 'n1 and n2 down: n3 is master', in: input('n3', { n1: down, n2: down }, rt()), expect: 'acquire', delay: 600 },
+  { name: 'n1, which ran it, down: n2 races its (released) disk without a rank delay', in: input('n2', { n1: { state: 'down', leaving: false, hierarchies: { web: active } }, n3: up({ web: idle }) }, rt()), expect: 'acquire', delay: 0 },
+  { name: 'n1, which ran it, and n2 down: n3 waits one rank, for n2', in: input('n3', { n1: { state: 'down', leaving: false, hierarchies: { web: active } }, n2: down }, rt()), expect: 'acquire', delay: 300 },
   { name: 'peer still unknown (start-up grace): wait', in: input('n1', { n2: unknown, n3: up({ web: idle }) }, rt()), expect: null },
   { name: 'partial view: n2 does not see n1 (n1 sees n2): n2 races too, the disk decides', in: input('n2', { n1: down, n3: up({ web: idle }) }, rt()), expect: 'acquire' },
   { name: 'in service on a reachable lower-priority node: n1 stays standby (intelligent)', in: input('n1', { n2: up({ web: active }), n3: up({ web: idle }) }, rt()), expect: null },

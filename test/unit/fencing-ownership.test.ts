@@ -67,6 +67,7 @@ function wrap(real: OwnershipBackend, over: Partial<OwnershipBackend>): Ownershi
     readKeys: (d) => real.readKeys(d),
     readReservation: (d) => real.readReservation(d),
     release: (d, k) => real.release(d, k),
+    guardDisk: (d) => real.guardDisk(d),
     ...over,
   };
 }

@@ -1,0 +1,197 @@
+# harness guard library: sourced by the stop script the daemon writes (harness/guard.ts).
+#
+# When the daemon dies, its guard stops what ran here. Peers must not start a hierarchy while that
+# stop runs, and must not have to wait once it is done. So, for every hierarchy this node owns:
+#   1. at once, a background loop keeps moving this node's key generation on the hierarchy's disks
+#      (the keeper's refresh, every keyRefreshMs): peers see a live holder and do not preempt;
+#   2. the hierarchy's resources are stopped (client-facing ones, VIPs, as early as the dependency
+#      tree allows);
+#   3. if every stop succeeded, this node unregisters from those disks, which releases the
+#      reservation: a peer takes the free disk without waiting for the liveness window.
+# A stop that fails keeps the disks (nothing may start next to a half-stopped copy): the refresh
+# ends, the key freezes, and peers preempt as they would a dead node. The refresh loop also ends at
+# the script's deadline (the sum of its stop timeouts) and when the guard itself dies, so a hung or
+# killed guard cannot hold a hierarchy for ever.
+#
+# Two backends, the same PR rules as fencing/file.ts and fencing/scsi.ts:
+#   scsi: REGISTER rk=current sark=next (conditional: a preempted path answers conflict and is
+#         never re-registered), REGISTER AND IGNORE sark=0 to unregister;
+#   file: the same two operations on the JSON state file, under its lock-file protocol.
+# Plain POSIX sh plus coreutils' date/sleep/stat/timeout and awk: this must run when nothing else does.
+
+HG_DIR=${TMPDIR:-/tmp}/harness-guard.$$
+HG_HOLDS=0
+HG_MAIN=$$
+HG_REFRESHER=
+
+hg_log() { echo "harness guard: $*" >&2; }
+hg_ms() { date +%s%3N; }
+
+# hg_init BACKEND NODEPART REFRESH_S BOUND_S INITIATOR LOCK_STALE_MS
+hg_init() {
+	HG_BACKEND=$1 HG_NODEPART=$2 HG_REFRESH=$3 HG_BOUND=$4 HG_INITIATOR=$5 HG_LOCK_STALE_MS=$6
+	HG_T0=$(hg_ms)
+	HG_DEADLINE=$((HG_T0 + HG_BOUND * 1000))
+	mkdir -p "$HG_DIR" || HG_DIR=$(mktemp -d)
+	HG_NS=$(readlink /proc/self/ns/pid 2>/dev/null)
+}
+
+# hg_hold INDEX DISK... — hierarchy INDEX owns these disks (scsi: "path path…" per disk; file: state file).
+hg_hold() {
+	_i=$1; shift
+	for _d in "$@"; do printf '%s\n' "$_d" >>"$HG_DIR/hold.$_i"; done
+	HG_HOLDS=$((HG_HOLDS + 1))
+}
+
+# --- the key of this node as the disks print it: 0x<node part><8-digit generation> ------------
+hg_next_key() { # KEY -> same node part, generation + 1 (wrapping at 2^32)
+	_g=$(printf '%s' "$1" | awk '{ print substr($0, length($0) - 7) }')
+	printf '0x%s%08x' "$HG_NODEPART" $(((0x$_g + 1) & 0xffffffff))
+}
+hg_is_mine() { # KEY: does it carry our node part?
+	case $1 in 0x"$HG_NODEPART"????????) return 0 ;; *) return 1 ;; esac
+}
+
+# --- scsi -------------------------------------------------------------------------------------
+hg_sg() { # sg_persist, once more after a unit attention (6) or not ready (2)
+	timeout -s KILL 5 sg_persist -n "$@" 2>/dev/null
+	_rc=$?
+	case $_rc in 2 | 6) timeout -s KILL 5 sg_persist -n "$@" 2>/dev/null; _rc=$? ;; esac
+	return $_rc
+}
+hg_scsi_refresh() { # PATHS (one disk)
+	for _p in $1; do
+		for _k in $(hg_sg --in --read-keys "$_p" | awk '$1 ~ /^0x/ { print $1 }'); do
+			hg_is_mine "$_k" || continue
+			hg_sg --out --register "--param-rk=$_k" "--param-sark=$(hg_next_key "$_k")" "$_p" >/dev/null && break
+		done
+	done
+}
+hg_scsi_release() { # PATHS (one disk)
+	for _p in $1; do
+		hg_sg --out --register-ignore --param-sark=0 "$_p" >/dev/null || return 1
+	done
+}
+
+# --- file (fencing/file.ts: pretty-printed JSON, lock file created O_EXCL, renamed into place) ---
+hg_file_lock() { # STATE -> 0 with the lock held (owner text in HG_OWNER)
+	_lock=$1.lock
+	HG_OWNER="{\"pid\":$$,\"ns\":\"$HG_NS\",\"token\":\"guard-$$-$(hg_ms)\"}"
+	_until=$(($(hg_ms) + 3 * HG_LOCK_STALE_MS))
+	while ! (set -C && printf '%s' "$HG_OWNER" >"$_lock") 2>/dev/null; do
+		# Broken as the daemons do: when older than the stale bound (its owner is frozen), or when its
+		# owner is a dead process of our pid namespace (the daemon that just died, often).
+		_m=$(stat -c %.3Y "$_lock" 2>/dev/null | tr -d .)
+		_o=$(cat "$_lock" 2>/dev/null)
+		_pid=$(printf '%s' "$_o" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
+		_dead=0
+		case $_o in *"\"ns\":\"$HG_NS\""*) [ -n "$_pid" ] && [ -n "$HG_NS" ] && ! kill -0 "$_pid" 2>/dev/null && _dead=1 ;; esac
+		if [ -n "$_m" ] && { [ $_dead = 1 ] || [ $(($(hg_ms) - _m)) -gt "$HG_LOCK_STALE_MS" ]; } && (set -C && : >"$_lock.break") 2>/dev/null; then
+			[ "$(stat -c %.3Y "$_lock" 2>/dev/null | tr -d .)" = "$_m" ] && rm -f "$_lock"
+			rm -f "$_lock.break"
+		fi
+		[ "$(hg_ms)" -gt "$_until" ] && return 1
+		sleep 0.005
+	done
+}
+hg_file_unlock() { [ "$(cat "$1.lock" 2>/dev/null)" = "$HG_OWNER" ] && rm -f "$1.lock"; }
+hg_file_op() { # OP STATE; OP = refresh | release. Rewrites the state file as fencing/file.ts does.
+	[ -f "$2" ] || return 0
+	hg_file_lock "$2" || return 1
+	_tmp=$2.guard.$$.tmp
+	awk -v op="$1" -v me="$HG_INITIATOR" -v part="$HG_NODEPART" '
+		function q(s) { return "\"" s "\"" }
+		/"generation":/ { gen = $2 + 0 }
+		/"holder":/ { h = $2; gsub(/[",]/, "", h) }
+		/"type":/ { t = $2; gsub(/,/, "", t) }
+		inreg && /^ *}/ { inreg = 0 }
+		inreg { k = $1; v = $2; gsub(/[":]/, "", k); gsub(/[",]/, "", v); n++; ini[n] = k; key[k] = v }
+		/"registrations": *{ *$/ { inreg = 1 }
+		END {
+			if (!(me in key)) exit 3
+			if (op == "refresh") {
+				g = substr(key[me], length(key[me]) - 7)
+				v = 0; for (i = 1; i <= 8; i++) v = v * 16 + index("0123456789abcdef", substr(g, i, 1)) - 1
+				key[me] = sprintf("0x%s%08x", part, (v + 1) % 4294967296)
+				gen = (gen + 1) % 4294967296
+			} else {
+				delete key[me]
+				if (h == me) { h = "null"; t = "null" }
+			}
+			print "{"; print "  \"generation\": " gen ","
+			m = 0; for (i = 1; i <= n; i++) if (ini[i] in key) m++
+			if (m == 0) print "  \"registrations\": {},"
+			else {
+				print "  \"registrations\": {"; c = 0
+				for (i = 1; i <= n; i++) if (ini[i] in key) { c++; print "    " q(ini[i]) ": " q(key[ini[i]]) (c < m ? "," : "") }
+				print "  },"
+			}
+			print "  \"holder\": " (h == "null" ? "null" : q(h)) ","; print "  \"type\": " t; print "}"
+		}' "$2" >"$_tmp"
+	_rc=$?
+	# Publish only while the lock is still ours (a daemon may have broken it as stale).
+	if [ $_rc = 0 ] && [ "$(cat "$2.lock" 2>/dev/null)" = "$HG_OWNER" ]; then mv -f "$_tmp" "$2"; else rm -f "$_tmp"; fi
+	hg_file_unlock "$2"
+	[ $_rc = 0 ] || [ $_rc = 3 ] # 3: not registered (preempted or released): nothing to do
+}
+
+hg_disk_op() { # OP DISK
+	case $HG_BACKEND in
+	scsi) if [ "$1" = refresh ]; then hg_scsi_refresh "$2"; else hg_scsi_release "$2"; fi ;;
+	file) hg_file_op "$1" "$2" ;;
+	esac
+}
+
+# Background: refresh every held, unreleased hierarchy's disks until the deadline, or until the
+# guard (HG_MAIN) is gone.
+hg_refresher() {
+	while [ "$(hg_ms)" -lt "$HG_DEADLINE" ] && kill -0 "$HG_MAIN" 2>/dev/null; do
+		for _h in "$HG_DIR"/hold.*; do
+			[ -f "$_h" ] && [ ! -e "$_h.released" ] || continue
+			while IFS= read -r _d; do hg_disk_op refresh "$_d"; done <"$_h"
+		done
+		sleep "$HG_REFRESH"
+	done
+}
+hg_begin() {
+	[ "$HG_HOLDS" -gt 0 ] || return 0
+	for _h in "$HG_DIR"/hold.*; do
+		while IFS= read -r _d; do hg_disk_op refresh "$_d"; done <"$_h"
+	done
+	hg_refresher &
+	HG_REFRESHER=$!
+	hg_log "holding the disks of $HG_HOLDS hierarchies ($(($(hg_ms) - HG_T0)) ms)"
+}
+
+# hg_stop INDEX LABEL TIMEOUT_S AGENT [VAR=value…] — one agent stop; a failure marks INDEX failed.
+hg_stop() {
+	_i=$1 _label=$2 _secs=$3 _agent=$4; shift 4
+	_s=$(hg_ms)
+	if timeout -s KILL "$_secs" env -i "$@" "$_agent" stop </dev/null >/dev/null 2>&1; then
+		hg_log "stop $_label ok ($(($(hg_ms) - _s)) ms)"
+	else
+		hg_log "stop $_label FAILED ($(($(hg_ms) - _s)) ms)"
+		: >"$HG_DIR/failed.$_i"
+	fi
+}
+
+# hg_release INDEX NAME — every stop of NAME is done: give its disks up, unless one failed.
+hg_release() {
+	[ -f "$HG_DIR/hold.$1" ] || return 0
+	if [ -e "$HG_DIR/failed.$1" ]; then
+		hg_log "$2: a stop failed: keeping its disks (peers preempt once the key freezes)"
+		: >"$HG_DIR/hold.$1.released" # stop refreshing it
+		return 0
+	fi
+	: >"$HG_DIR/hold.$1.released"
+	_ok=1
+	while IFS= read -r _d; do hg_disk_op release "$_d" || _ok=0; done <"$HG_DIR/hold.$1"
+	if [ $_ok = 1 ]; then hg_log "$2: stopped and released ($(($(hg_ms) - HG_T0)) ms after the daemon died)"; else hg_log "$2: stopped, release FAILED (peers preempt once the key freezes)"; fi
+}
+
+hg_end() {
+	[ -n "$HG_REFRESHER" ] && kill "$HG_REFRESHER" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$HG_DIR"
+	hg_log "done in $(($(hg_ms) - HG_T0)) ms"
+}
