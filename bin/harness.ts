@@ -12,14 +12,15 @@ import { formatIssue, ConfigError, isError } from '../hierarchies/issues.ts';
 import { controlRequest } from '../harness/control.ts';
 import type { StatusDoc } from '../harness/status.ts';
 import type { ClusterConfig } from '../hierarchies/model.ts';
+import { VALIDATE_STEP } from '../hierarchies/validate-child.ts';
 
 // Heavy modules are imported where they are used: the daemon process (`start --foreground`) must
 // not carry the YAML parser and schema library for its whole life (they run in a child process).
 async function loadCluster(file: string, opts: { authKey?: boolean } = {}): Promise<ClusterConfig> {
   return (await import('../hierarchies/load.ts')).loadCluster(file, opts);
 }
-async function validateAll(file: string) {
-  return (await import('../hierarchies/validate.ts')).validateAll(file);
+async function validateAll(file: string, onStep?: (what: string) => void) {
+  return (await import('../hierarchies/validate.ts')).validateAll(file, onStep ? { onStep } : {});
 }
 
 const DEFAULT_CONFIG = '/etc/harness/cluster.yaml';
@@ -186,7 +187,9 @@ program
   .action(async (path: string, opts: { json?: boolean }) => {
     let file = resolve(path);
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'cluster.yaml');
-    const { config, issues } = await validateAll(file);
+    // For the daemon (hierarchies/validate-child.ts): each step on stderr, so a check that does not
+    // finish in time can be reported with what it was doing.
+    const { config, issues } = await validateAll(file, opts.json ? (what) => process.stderr.write(`${VALIDATE_STEP}${what}\n`) : undefined);
     if (opts.json) {
       console.log(JSON.stringify({ config, issues }));
       return;

@@ -60,6 +60,10 @@ export const DEFAULTS = {
   fencedStopTimeoutMs: 5_000,
   /** After SIGTERM to an agent's process group, wait this long before SIGKILL. */
   killGraceMs: 2_000,
+  /** The configuration check (a `harness validate` child at start and reload: YAML, schema, every
+   *  agent's meta-data) is killed after this long, and start or reload fails naming the step it was
+   *  at. It takes well under a second on a real machine. */
+  configCheckTimeoutMs: 60_000,
 
   /** Local recovery: restart in place at most this many times within the window, then fail over. */
   maxRestarts: 3,

@@ -93,8 +93,9 @@ export class NodeDaemon {
 
   /** Load and check everything, then join the cluster. Throws (ConfigError etc.) before touching anything shared. */
   async start(): Promise<void> {
-    const { config, issues } = await validateInChild(this.configFile);
+    const { config, issues, ms } = await validateInChild(this.configFile);
     const errors = issues.filter(isError);
+    this.log.info({ event: 'config-checked', durationMs: ms, errors: errors.length }, `configuration checked in ${ms} ms`);
     for (const i of issues) this.log.warn({ event: 'config-issue' }, formatIssue(i));
     if (!config || errors.length > 0) throw new ConfigError(errors.length ? errors : issues);
     this.raisePriority();

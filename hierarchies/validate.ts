@@ -17,7 +17,7 @@ import { findKeyCollisions } from '../fencing/keys.ts';
  * the YAML gave none (mutates `config`). Precedence of a timeout: YAML, then meta-data, then
  * harness/defaults.ts (applied by the runner). Returns errors and warnings (severity 'warning').
  */
-export async function validateAgents(config: Config, opts: { nodeName?: string } = {}): Promise<ConfigIssue[]> {
+export async function validateAgents(config: Config, opts: { nodeName?: string; onStep?: (what: string) => void } = {}): Promise<ConfigIssue[]> {
   const { agentDirs, ocfRoot } = config.cluster;
   // Search order: the admin's dirs, then the agents bundled with harness, then <ocfRoot>/resource.d.
   const dirs = [...agentDirs, BUNDLED_AGENT_DIR];
@@ -50,6 +50,7 @@ export async function validateAgents(config: Config, opts: { nodeName?: string }
         // readMetadata caches per agent path: resources sharing an agent ask it once.
         const mopts: { ocfRoot: string; nodeName?: string } = { ocfRoot };
         if (opts.nodeName !== undefined) mopts.nodeName = opts.nodeName;
+        opts.onStep?.(`meta-data of ${spec} (${agent.path})`);
         meta = await readMetadata(agent, mopts);
       } catch (e) {
         issues.push(issue('.agent', `${spec} (${agent.path}): cannot read meta-data: ${(e as Error).message}`));
@@ -89,15 +90,17 @@ function fillTimeouts(r: ResourceConfig, meta: AgentMetadata): void {
  */
 export async function validateAll(
   clusterFile: string,
-  opts: { nodeName?: string } = {},
+  opts: { nodeName?: string; onStep?: (what: string) => void } = {},
 ): Promise<{ config?: Config; issues: ConfigIssue[] }> {
   let cluster;
+  opts.onStep?.(`loading ${clusterFile}`);
   try {
     cluster = loadCluster(clusterFile);
   } catch (e) {
     if (e instanceof ConfigError) return { issues: e.issues };
     return { issues: [{ file: clusterFile, field: '', message: `cannot load: ${(e as Error).message}` }] };
   }
+  opts.onStep?.(`loading the hierarchies in ${cluster.hierarchyDir}`);
   const loaded = loadHierarchies(cluster);
   const config: Config = { cluster, hierarchies: loaded.hierarchies };
   let agentIssues: ConfigIssue[];

@@ -13,9 +13,10 @@
 # Settings (env): HARNESS_SCSI_KVER (kernel; default newest installed with LIO),
 #   HARNESS_SCSI_ACCEL=auto|kvm|tcg, HARNESS_SCSI_SMP=2 (guest vCPUs: the daemon tests run three
 #   daemons at once; under TCG 2 vCPUs took the tier from ~10 to ~6 min), HARNESS_SCSI_MEM_MB=1024,
-#   HARNESS_SCSI_TIMEOUT=900 (seconds for the whole guest run), HARNESS_SCSI_KEEP=1 (keep the
+#   HARNESS_SCSI_TIMEOUT=2400 (seconds for the whole guest run: the tests bound themselves, scaled to the machine; this only catches a guest that hangs), HARNESS_SCSI_KEEP=1 (keep the
 #   work dir), HARNESS_SCSI_NETNS=1|0, HARNESS_SCSI_DISK_MB=32, HARNESS_SCSI_TIME_SCALE (factor
 #   for the tests' timers; default 4 under TCG, 1 under KVM), HARNESS_SCSI_RACE_ROUNDS=50;
+#   HARNESS_SCSI_CPU_PERCENT (limit QEMU to this % of one host core: a slower machine on demand),
 #   any HARNESS_SCSI_* is passed on to the guest.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -75,6 +76,7 @@ cleanup() {
     kill -9 "$pid" 2>/dev/null
   fi
   rm -f "$work/vmlinux" "$work/initramfs.cpio.gz"
+  [ -n "${cg:-}" ] && rmdir "$cg" 2>/dev/null
   if [ "${HARNESS_SCSI_KEEP:-0}" = 1 ] || [ "$rc" != 0 ]; then
     say "logs kept in $share (setup.log test.log dmesg.log serial.log)"
   else
@@ -107,9 +109,27 @@ else
 fi
 
 say "kernel $kver ($(basename "$kernel")), accel $accel, smp ${HARNESS_SCSI_SMP:-2}, ${HARNESS_SCSI_MEM_MB:-1024} MiB; built in $(secs "$t0" "$t_built") s; work dir $work"
+# A slower machine on demand: QEMU (all its vCPUs together) gets at most this percentage of one
+# host core, through the cgroup cpu controller (v2 cpu.max or v1 CFS quota).
+throttle=()
+if [ -n "${HARNESS_SCSI_CPU_PERCENT:-}" ]; then
+  cg=
+  if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+    cg=/sys/fs/cgroup/harness-scsi.$$
+    mkdir "$cg" && echo "$((HARNESS_SCSI_CPU_PERCENT * 1000)) 100000" > "$cg/cpu.max" || bed_failed "cannot limit the CPU with $cg/cpu.max"
+  elif [ -d /sys/fs/cgroup/cpu ]; then
+    cg=/sys/fs/cgroup/cpu/harness-scsi.$$
+    mkdir "$cg" && echo 100000 > "$cg/cpu.cfs_period_us" && echo "$((HARNESS_SCSI_CPU_PERCENT * 1000))" > "$cg/cpu.cfs_quota_us" || bed_failed "cannot limit the CPU in $cg"
+  else
+    bed_failed "HARNESS_SCSI_CPU_PERCENT needs the cgroup cpu controller"
+  fi
+  # The cgroup's only member is the shell that then execs QEMU (killed with QEMU, removed below).
+  throttle=(sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' throttle "$cg")
+  say "QEMU limited to ${HARNESS_SCSI_CPU_PERCENT}% of one host core ($cg)"
+fi
 t_qemu=$(now)
-timeout -k 10 "${HARNESS_SCSI_TIMEOUT:-900}" \
-  qemu-system-x86_64 -M pc "${accel_args[@]}" -smp "${HARNESS_SCSI_SMP:-2}" -m "${HARNESS_SCSI_MEM_MB:-1024}" \
+timeout -k 10 "${HARNESS_SCSI_TIMEOUT:-2400}" \
+  "${throttle[@]}" qemu-system-x86_64 -M pc "${accel_args[@]}" -smp "${HARNESS_SCSI_SMP:-2}" -m "${HARNESS_SCSI_MEM_MB:-1024}" \
     -nodefaults -no-user-config -display none -serial stdio -no-reboot -pidfile "$work/qemu.pid" \
     -kernel "$kernel" -initrd "$work/initramfs.cpio.gz" \
     -append "console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable hs.stage2=$here/bed/guest.sh" \
@@ -122,12 +142,14 @@ timeout -k 10 "${HARNESS_SCSI_TIMEOUT:-900}" \
     case $line in
       HARNESS-SCSI-MARK\ ready*) t_ready=$(now); say "guest userspace up $(secs "$t_qemu" "$t_ready") s after QEMU start" ;;
       HARNESS-SCSI-MARK\ setup*) say "LIO target + iSCSI sessions ready $(secs "$t_ready" "$(now)") s later" ;;
+      HARNESS-SCSI-MARK\ calibrated*) say "${line#HARNESS-SCSI-MARK }" ;;
       HARNESS-SCSI-MARK\ done*) ;;
       *) printf '%s\n' "$line" ;;
     esac
   done
 qemu_rc=${PIPESTATUS[0]}
 t_end=$(now)
+[ -n "${cg:-}" ] && rmdir "$cg" 2>/dev/null
 mv "$work/serial.log" "$share/serial.log" 2>/dev/null
 
 rc=$(cat "$share/rc" 2>/dev/null)

@@ -173,7 +173,7 @@ test('bundled agents: meta-data parses and matches what they do', async () => {
 
   const hang: AgentRef = { provider: 'harness', type: 'hang', path: join(BUNDLED_AGENT_DIR, 'harness', 'hang') };
   const h = await readMetadata(hang, { ocfRoot: OCF_ROOT });
-  assert.deepEqual(h.parameters.map((p) => p.name).sort(), ['fail_on', 'fail_rc', 'hang_on', 'ignore_term', 'state_file']);
+  assert.deepEqual(h.parameters.map((p) => p.name).sort(), ['fail_on', 'fail_rc', 'hang_on', 'ignore_term', 'state_file', 'stop_delay']);
 });
 
 test('readMetadata: an agent whose meta-data fails gives a MetadataError naming the agent', async () => {

@@ -10,13 +10,17 @@
 //                      `fenced` and stops app; never two nodes claim app while able to write
 //   4. partition       the owner's network cut, storage intact: peers see its key move on disk
 //                      and do not preempt; then the owner dies -> a peer takes over
+//   5. daemon killed   only the owner's daemon dies (its guard and Dummy live on): the guard
+//                      holds the disk while it stops app, then releases it; a peer reserves the
+//                      free disk, no preemption
 // All three start at once, so app may start on any node (start-up skew under emulation can exceed
 // the start-up grace); every step follows the owner it finds, and knows who must take over next.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NODE_NAMES, TIME_SCALE, devs, notInBed, wipe, wwn } from './lib/bed.ts';
+import { NODE_NAMES, TIME_SCALE, bound, devs, notInBed, wipe, wwn } from './lib/bed.ts';
 import type { NodeName } from './lib/bed.ts';
-import { CHECK_MS, DEAD_TIME_MS, LIVENESS_WINDOW_MS, ScsiCluster, canWrite, dummyHierarchy, keysOnDisk, nodeOfKey, partOf, sleep } from './lib/daemons.ts';
+import { readFileSync } from 'node:fs';
+import { CHECK_MS, DEAD_TIME_MS, LIVENESS_WINDOW_MS, ScsiCluster, canWrite, dummyHierarchy, isZombie, keysOnDisk, nodeOfKey, partOf, sleep } from './lib/daemons.ts';
 import type { LogEvent } from './lib/daemons.ts';
 import { nodePart } from '../../../fencing/keys.ts';
 import { sampleWriters } from './lib/sampler.ts';
@@ -25,7 +29,7 @@ const skip = notInBed();
 const H = 'app';
 const PRIORITY: NodeName[] = ['node1', 'node2', 'node3'];
 /** Detect (dead time) + liveness window + race + Dummy start, with room for an emulated CPU. */
-const TAKEOVER_BOUND_MS = DEAD_TIME_MS + LIVENESS_WINDOW_MS + 20_000;
+const TAKEOVER_BOUND_MS = DEAD_TIME_MS + LIVENESS_WINDOW_MS + bound(20_000);
 let c: ScsiCluster;
 
 before(async () => {
@@ -34,7 +38,7 @@ before(async () => {
   c = new ScsiCluster({ tag: 'failover', hierarchies: (cl) => ({ 'app.yaml': dummyHierarchy(H, PRIORITY, { path: cl.diskPath(0), wwn: wwn(0) }) }) });
   const t0 = Date.now();
   await c.startAll(NODE_NAMES);
-  const owner = await c.waitFor('app in service on one node', async () => (await c.runners(H)).at(0), 60_000, 200);
+  const owner = await c.waitFor('app in service on one node', async () => (await c.runners(H)).at(0), bound(60_000), 200);
   console.log(`# daemon-failover: three daemons up, app in service on ${owner}, ${Date.now() - t0} ms after the start`);
 });
 
@@ -51,7 +55,7 @@ function owner(): Promise<NodeName> {
   return c.waitFor('app in service on exactly one node, ownership verified', async () => {
     const r = await c.runners(H);
     return r.length === 1 && r[0];
-  }, 20_000);
+  }, bound(20_000));
 }
 
 /** Who must take over from `from`: the most preferred other node (all of them are up and eligible). */
@@ -61,7 +65,7 @@ function successor(from: NodeName): NodeName {
 
 let killed: NodeName | undefined;
 
-test('holder killed (daemon and agents): the next node preempts and runs it; the dead node cannot write', { skip, timeout: 90_000 }, async (t) => {
+test('holder killed (daemon and agents): the next node preempts and runs it; the dead node cannot write', { skip, timeout: bound(90_000) }, async (t) => {
   const from = await owner();
   const next = successor(from);
   assert.ok(await canWrite(c.dev(from)), 'the holder cannot write before the kill');
@@ -82,17 +86,17 @@ test('holder killed (daemon and agents): the next node preempts and runs it; the
   assert.ok(!(await keysOnDisk()).some((k) => nodePart(k) === partOf(from)), `${from} is still registered`);
 });
 
-test('rejoin: the old owner comes back, does not race back and does not re-register', { skip, timeout: 120_000 }, async (t) => {
+test('rejoin: the old owner comes back, does not race back and does not re-register', { skip, timeout: bound(120_000) }, async (t) => {
   assert.ok(killed, 'needs the node killed by the previous test');
   const back = killed;
   const holder = await owner();
   const t0 = Date.now();
   c.start(back); // its HA_RSCTMP still says Dummy is running: the harder case
-  await c.waitProbed(back, 90_000);
+  await c.waitProbed(back, bound(90_000));
   const settled = await c.waitFor(`${back} settled with app out of service`, async () => {
     const h = await c.hierarchy(back, H);
     return h && h.phase === 'out-of-service' && h.ownership === 'not-owned' && h.resources.every((r) => r.state === 'stopped') && h.runningOn.includes(holder) && h;
-  }, 60_000, 200);
+  }, bound(60_000), 200);
   t.diagnostic(`${back} restarted and settled in ${Date.now() - t0} ms (its note: ${settled.note})`);
   // Settled: for a few key refreshes nothing changes, and the rejoined node holds no key on the LUN.
   for (let i = 0; i < 4; i++) {
@@ -106,7 +110,7 @@ test('rejoin: the old owner comes back, does not race back and does not re-regis
   assert.equal(await canWrite(c.dev(back)), false);
 });
 
-test('holder hung (SIGSTOP past the dead time): preempted; on SIGCONT it is fenced and stops; never two writers', { skip, timeout: 120_000 }, async (t) => {
+test('holder hung (SIGSTOP past the dead time): preempted; on SIGCONT it is fenced and stops; never two writers', { skip, timeout: bound(120_000) }, async (t) => {
   const hung = await owner();
   const next = successor(hung);
   const s = sampleWriters(c, H);
@@ -122,13 +126,13 @@ test('holder hung (SIGSTOP past the dead time): preempted; on SIGCONT it is fenc
     contAt = Date.now();
     c.signal(hung, 'SIGCONT');
   }
-  const fenced = await c.waitEvent(hung, 'fenced', (e) => e.event === 'fenced' && e.hierarchy === H, contAt, 30_000);
+  const fenced = await c.waitEvent(hung, 'fenced', (e) => e.event === 'fenced' && e.hierarchy === H, contAt, bound(30_000));
   const fencedMs = fenced.time - contAt;
-  const stopped = await c.waitEvent(hung, 'stopped', (e) => e.event === 'stopped' && e.hierarchy === H, contAt, 30_000);
+  const stopped = await c.waitEvent(hung, 'stopped', (e) => e.event === 'stopped' && e.hierarchy === H, contAt, bound(30_000));
   await c.waitFor(`${hung} reports app stopped`, async () => {
     const h = await c.hierarchy(hung, H);
     return h && h.phase === 'out-of-service' && h.resources.every((r) => r.state === 'stopped');
-  }, 20_000, 200);
+  }, bound(20_000), 200);
   const report = await s.finish();
   t.diagnostic(`SIGCONT ${hung} -> fenced logged after ${fencedMs} ms (by ${String(fenced.by)}: ${String(fenced.detail)}), app stopped after ${stopped.time - contAt} ms; ${report.samples} samples, at most ${report.maxClaims} nodes claiming app at once`);
   assert.deepEqual(report.violations, [], 'two nodes claimed app and could write at the same time');
@@ -142,14 +146,14 @@ test('holder hung (SIGSTOP past the dead time): preempted; on SIGCONT it is fenc
   assert.ok(!(await keysOnDisk()).some((k) => nodePart(k) === partOf(hung)), `the fenced ${hung} registered again`);
 });
 
-test('pure network partition, storage intact: no preemption; when the owner then dies, a peer takes over', { skip, timeout: 120_000 }, async (t) => {
+test('pure network partition, storage intact: no preemption; when the owner then dies, a peer takes over', { skip, timeout: bound(120_000) }, async (t) => {
   const cut = await owner();
   const peers = NODE_NAMES.filter((n) => n !== cut);
   const t0 = Date.now();
   await c.cutNetwork(cut);
   // The peer that is master now watches the owner's key on disk, sees it move, and backs off.
   const refused = await Promise.any(
-    peers.map((p) => c.waitEvent(p, 'acquire-failed owner-alive-on-disk', (e) => e.event === 'acquire-failed' && e.hierarchy === H && e.reason === 'owner-alive-on-disk', t0, DEAD_TIME_MS + LIVENESS_WINDOW_MS + 20_000)),
+    peers.map((p) => c.waitEvent(p, 'acquire-failed owner-alive-on-disk', (e) => e.event === 'acquire-failed' && e.hierarchy === H && e.reason === 'owner-alive-on-disk', t0, DEAD_TIME_MS + LIVENESS_WINDOW_MS + bound(20_000))),
   ).catch((e: AggregateError) => assert.fail(String(e.errors[0])));
   t.diagnostic(`${refused.node} saw ${cut}'s key move ${refused.time - t0} ms after the cut and did not preempt: ${String(refused.detail)}`);
   // A while longer: still only the owner claims app and writes; nobody else acquired.
@@ -174,4 +178,25 @@ test('pure network partition, storage intact: no preemption; when the owner then
   assert.equal(nodeOfKey(acquired?.preempted), cut, `${next} should have preempted ${cut}: ${JSON.stringify(acquired)}`);
   assert.equal(await canWrite(c.dev(cut)), false);
   await c.healNetwork(cut);
+});
+
+test('daemon killed, host alive: its guard stops app and releases the disk; a peer reserves it, no preemption', { skip, timeout: bound(120_000) }, async (t) => {
+  const holder = await owner();
+  const live: NodeName[] = [];
+  for (const n of NODE_NAMES) if (n !== holder && (await c.tryStatus(n, 2000)) !== null) live.push(n);
+  assert.ok(live.length > 0, 'no live peer to take over');
+  const t0 = Date.now();
+  c.procs.get(holder)?.kill('SIGKILL'); // the daemon alone: its guard and Dummy live on
+  await c.waitFor(`app in service on one of ${live.join(', ')}`, async () => (await c.runners(H, live)).length === 1, TAKEOVER_BOUND_MS);
+  const ms = Date.now() - t0;
+  const taker = (await c.runners(H, live))[0] as NodeName;
+  await c.waitFor(`${holder}'s guard done`, () => c.pids(holder).filter((p) => !isZombie(p)).length === 0, bound(30_000));
+  const guard = readFileSync(c.logFile(holder), 'utf8').split('\n').filter((l) => l.startsWith('harness guard:'));
+  const acquired = lastEvent(taker, t0, (e) => e.event === 'acquired' && e.hierarchy === H);
+  t.diagnostic(`daemon of ${holder} killed -> app in service on ${taker} after ${ms} ms; acquired ${JSON.stringify(acquired)}; guard: ${guard.join(' | ')}`);
+  assert.ok(guard.some((l) => l.includes(`${H}: stopped and released`)), `${holder}'s guard did not release: ${guard.join(' | ')}`);
+  assert.ok(acquired, `${taker} logged no acquired event`);
+  assert.equal(acquired.preempted, undefined, `${taker} preempted ${holder} instead of reserving the released disk`);
+  assert.ok(!(await keysOnDisk()).some((k) => nodePart(k) === partOf(holder)), `${holder} is still registered`);
+  assert.ok(await canWrite(c.dev(taker)), `the new owner ${taker} cannot write`);
 });

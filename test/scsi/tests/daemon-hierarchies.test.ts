@@ -9,7 +9,7 @@
 // node2 alpha, whatever order the daemons come up in.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NODE_NAMES, devs, loopDev, noPrDev, notInBed, wipe, wwn } from './lib/bed.ts';
+import { NODE_NAMES, bound, devs, loopDev, noPrDev, notInBed, wipe, wwn } from './lib/bed.ts';
 import type { NodeName } from './lib/bed.ts';
 import { DEAD_TIME_MS, LIVENESS_WINDOW_MS, ScsiCluster, canWrite, dummyHierarchy, keysOnDisk, nodeOfKey } from './lib/daemons.ts';
 import type { LogEvent } from './lib/daemons.ts';
@@ -49,10 +49,10 @@ before(async () => {
   // reachable node of higher priority (probing, starting or running) keeps it standby.
   c.start('node1');
   c.start('node2');
-  await c.waitFor('node1 and node2 on the network', () => (['node1', 'node2'] as const).every((n) => c.events(n).some((e) => e.event === 'node-started')), 90_000, 100);
+  await c.waitFor('node1 and node2 on the network', () => (['node1', 'node2'] as const).every((n) => c.events(n).some((e) => e.event === 'node-started')), bound(90_000), 100);
   await c.startAll(['node3']);
   await Promise.all((['node1', 'node2'] as const).map((n) => c.waitProbed(n)));
-  await c.waitFor('alpha on node1 and beta on node2', async () => (await c.runners('alpha')).join() === 'node1' && (await c.runners('beta')).join() === 'node2', 60_000, 200);
+  await c.waitFor('alpha on node1 and beta on node2', async () => (await c.runners('alpha')).join() === 'node1' && (await c.runners('beta')).join() === 'node2', bound(60_000), 200);
   console.log(`# daemon-hierarchies: three daemons up, alpha on node1, beta on node2, ${Date.now() - t0} ms after the first start`);
 });
 
@@ -60,7 +60,7 @@ after(async () => {
   await c?.teardown();
 });
 
-test('bad disks: every daemon starts, refuses those hierarchies (disk-unusable, status note) and runs the others', { skip, timeout: 60_000 }, async (t) => {
+test('bad disks: every daemon starts, refuses those hierarchies (disk-unusable, status note) and runs the others', { skip, timeout: bound(60_000) }, async (t) => {
   for (const node of NODE_NAMES) {
     const events = c.events(node);
     assert.ok(events.some((e) => e.event === 'node-started'), `${node} did not start`);
@@ -89,11 +89,11 @@ function firstEvent(node: NodeName, since: number, pred: (e: LogEvent) => boolea
   return e;
 }
 
-test('two hierarchies on two disks, owned by different nodes, fail over in parallel when both owners die', { skip, timeout: 120_000 }, async (t) => {
+test('two hierarchies on two disks, owned by different nodes, fail over in parallel when both owners die', { skip, timeout: bound(120_000) }, async (t) => {
   const t0 = Date.now();
   await Promise.all([c.kill('node1'), c.kill('node2')]);
-  const bound = DEAD_TIME_MS + LIVENESS_WINDOW_MS + 30_000;
-  await c.waitFor('alpha and beta in service on node3', async () => (await c.runners('alpha', ['node3'])).length === 1 && (await c.runners('beta', ['node3'])).length === 1, bound);
+  const takeover = DEAD_TIME_MS + LIVENESS_WINDOW_MS + bound(30_000);
+  await c.waitFor('alpha and beta in service on node3', async () => (await c.runners('alpha', ['node3'])).length === 1 && (await c.runners('beta', ['node3'])).length === 1, takeover);
   const ms = Date.now() - t0;
   const span = (h: string) => {
     const from = firstEvent('node3', t0, (e) => e.event === 'action' && e.action === 'acquire' && e.hierarchy === h).time;

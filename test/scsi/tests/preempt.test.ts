@@ -9,7 +9,7 @@ import { OwnershipError } from '../../../fencing/backend.ts';
 import { nextKey, nodeKey, nodePart } from '../../../fencing/keys.ts';
 import { ScsiBackend } from '../../../fencing/scsi.ts';
 import { DEFAULTS } from '../../../harness/defaults.ts';
-import { CLUSTER, TIME_SCALE, devs, diskRef, notInBed, wipe, writeBlock } from './lib/bed.ts';
+import { CLUSTER, TIME_SCALE, bound, devs, diskRef, notInBed, wipe, writeBlock } from './lib/bed.ts';
 import { resetNodes, startNodes, stopNodes } from './lib/nodes.ts';
 import type { NodeProc } from './lib/nodes.ts';
 
@@ -52,7 +52,7 @@ async function canWrite(paths: string[]): Promise<boolean[]> {
   return Promise.all(paths.map(async (p) => (await writeBlock(p, 12345)).ok));
 }
 
-test('dead holder (SIGKILL): preempted after the liveness window; its paths are fenced', { skip, timeout: 120_000 }, async (t) => {
+test('dead holder (SIGKILL): preempted after the liveness window; its paths are fenced', { skip, timeout: bound(120_000) }, async (t) => {
   const tTake = performance.now();
   await node1Holds();
   t.diagnostic(`node1 took the free disk and started its keeper in ${(performance.now() - tTake).toFixed(0)} ms`);
@@ -78,7 +78,7 @@ test('dead holder (SIGKILL): preempted after the liveness window; its paths are 
   await node('node2').call('release');
 });
 
-test('hung holder (SIGSTOP): preempted; after SIGCONT its keeper reports the loss and never re-registers', { skip, timeout: 120_000 }, async (t) => {
+test('hung holder (SIGSTOP): preempted; after SIGCONT its keeper reports the loss and never re-registers', { skip, timeout: bound(120_000) }, async (t) => {
   await node1Holds();
   const n1 = node('node1');
   n1.child.kill('SIGSTOP');
@@ -108,7 +108,7 @@ test('hung holder (SIGSTOP): preempted; after SIGCONT its keeper reports the los
   }
 });
 
-test('live holder, network cut (unreachable): its key moves on disk, nobody preempts', { skip, timeout: 120_000 }, async () => {
+test('live holder, network cut (unreachable): its key moves on disk, nobody preempts', { skip, timeout: bound(120_000) }, async () => {
   const k1 = await node1Holds();
   const o = await node('node2').call<Outcome>('race', { atMs: Date.now(), reachable: false, livenessWindowMs: WINDOW_MS });
   assert.ok(!o.ok, 'node2 preempted a live holder');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import type { Key } from '../../../fencing/backend.ts';
 import { formatKey } from '../../../fencing/keys.ts';
 import { ScsiBackend } from '../../../fencing/scsi.ts';
-import { NODE_NAMES, diskRef, notInBed, wipe } from './lib/bed.ts';
+import { NODE_NAMES, bound, diskRef, notInBed, wipe } from './lib/bed.ts';
 import type { WriteResult } from './lib/bed.ts';
 import { startNodes, stopNodes } from './lib/nodes.ts';
 import type { NodeProc } from './lib/nodes.ts';
@@ -28,7 +28,7 @@ after(async () => {
   await stopNodes(nodes);
 });
 
-test(`three nodes race for one free disk ${ROUNDS} times: exactly one winner, only it writes`, { skip, timeout: 480_000 }, async (t) => {
+test(`three nodes race for one free disk ${ROUNDS} times: exactly one winner, only it writes`, { skip, timeout: bound(480_000) }, async (t) => {
   const wins = new Map<string, number>(NODE_NAMES.map((n) => [n, 0]));
   const roundMs: number[] = [];
   const skew: number[] = [];

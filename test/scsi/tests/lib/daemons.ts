@@ -22,7 +22,7 @@ import type { StatusDoc } from '../../../../harness/status.ts';
 import { DAEMON_NODE_FLAGS, DEFAULTS, ownershipTimers } from '../../../../harness/defaults.ts';
 import { daemonEntry } from '../../../../bench/lib/daemon.ts';
 import { nodeKey, nodePart } from '../../../../fencing/keys.ts';
-import { CLUSTER, NODE_NAMES, TIME_SCALE, devs, writeBlock } from './bed.ts';
+import { CLUSTER, NODE_NAMES, TIME_SCALE, bound, devs, writeBlock } from './bed.ts';
 import type { NodeName } from './bed.ts';
 
 /** Heartbeat of the daemons under test: the defaults stretched by the bed's time scale (TCG: 600 ms / 3.6 s). */
@@ -65,7 +65,7 @@ function vethOf(node: NodeName): string {
   return `hs-veth${index(node)}`;
 }
 
-function run(file: string, args: string[], timeoutMs = 20_000): Promise<{ code: number; out: string }> {
+function run(file: string, args: string[], timeoutMs = bound(20_000)): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
     execFile(file, args, { timeout: timeoutMs, encoding: 'utf8' }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, out: stdout + stderr });
@@ -204,7 +204,7 @@ export class ScsiCluster {
   /** SIGKILL the whole node (a power-off of daemon and agents alike) and wait, bounded, until every process is gone. */
   async kill(node: NodeName): Promise<number> {
     const killed = this.signal(node, 'SIGKILL').length;
-    const deadline = Date.now() + 10_000;
+    const deadline = Date.now() + bound(10_000);
     while (Date.now() < deadline) {
       const left = this.pids(node).filter((pid) => !isZombie(pid));
       if (left.length === 0) return killed;
@@ -288,7 +288,12 @@ export class ScsiCluster {
         const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
         const wchan = readFileSync(`/proc/${pid}/wchan`, 'utf8');
         const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).map((a) => basename(a)).join(' ').slice(0, 80);
-        return `${pid} ${state} ${wchan || '-'} [${cmd}]`;
+        // CPU used against time alive, and nice: tells a starved process from a spinning one.
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const hz = 100;
+        const cpuS = (Number(f[11]) + Number(f[12])) / hz;
+        const aliveS = Number(readFileSync('/proc/uptime', 'utf8').split(' ')[0]) - Number(f[19]) / hz;
+        return `${pid} ${state} ${wchan || '-'} cpu ${cpuS.toFixed(1)} s of ${aliveS.toFixed(1)} s, nice ${f[16]} [${cmd}]`;
       } catch {
         return `${pid} gone`;
       }
@@ -313,12 +318,12 @@ export class ScsiCluster {
   }
 
   /** Start the given nodes and wait until each answers and has probed every hierarchy. */
-  async startAll(nodes: readonly NodeName[], timeoutMs = 90_000): Promise<void> {
+  async startAll(nodes: readonly NodeName[], timeoutMs = bound(90_000)): Promise<void> {
     for (const n of nodes) this.start(n);
     await Promise.all(nodes.map((n) => this.waitProbed(n, timeoutMs)));
   }
 
-  async waitProbed(node: NodeName, timeoutMs = 90_000): Promise<void> {
+  async waitProbed(node: NodeName, timeoutMs = bound(90_000)): Promise<void> {
     await this.waitFor(`${node} up with every hierarchy probed`, async () => {
       const p = this.procs.get(node);
       if (p && p.exitCode !== null) throw new Error(`${node}'s daemon exited (${p.exitCode}):\n${this.tail([node], 30)}`);
@@ -394,7 +399,7 @@ export function nodeOfKey(key: unknown): NodeName | null {
   return NODE_NAMES.find((n) => partOf(n) === part) ?? null;
 }
 
-function isZombie(pid: number): boolean {
+export function isZombie(pid: number): boolean {
   try {
     return /^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {

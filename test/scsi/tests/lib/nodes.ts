@@ -4,6 +4,7 @@ import { fork } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { NodeName } from './bed.ts';
+import { bound } from './bed.ts';
 
 const NODE_SCRIPT = fileURLToPath(new URL('./node.ts', import.meta.url));
 
@@ -50,7 +51,7 @@ export class NodeProc {
   }
 
   /** Send a request and wait at most timeoutMs for the answer. */
-  call<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = 60_000): Promise<T> {
+  call<T = unknown>(op: string, args: Record<string, unknown> = {}, timeoutMs = bound(60_000)): Promise<T> {
     const id = this.#next++;
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -76,14 +77,14 @@ export class NodeProc {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.child.kill(signal);
-    await Promise.race([gone, new Promise((r) => setTimeout(r, 10_000))]);
+    await Promise.race([gone, new Promise((r) => setTimeout(r, bound(10_000)))]);
   }
 }
 
 /** Start the given nodes and wait (bounded) until each has loaded. */
 export async function startNodes(names: NodeName[]): Promise<NodeProc[]> {
   const procs = names.map((n) => new NodeProc(n));
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('node processes did not start within 60 s')), 60_000).unref());
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`node processes did not start within ${bound(60_000)} ms`)), bound(60_000)).unref());
   await Promise.race([Promise.all(procs.map((p) => p.ready)), timeout]);
   return procs;
 }
@@ -95,7 +96,7 @@ export async function startNodes(names: NodeName[]): Promise<NodeProc[]> {
 export async function resetNodes(procs: NodeProc[]): Promise<NodeProc[]> {
   const fresh = procs.map((p) => (p.child.exitCode !== null || p.child.signalCode !== null ? new NodeProc(p.name) : p));
   for (const p of fresh) p.child.kill('SIGCONT'); // a test may have left it stopped
-  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('node processes did not restart within 60 s')), 60_000).unref());
+  const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`node processes did not restart within ${bound(60_000)} ms`)), bound(60_000)).unref());
   await Promise.race([Promise.all(fresh.map((p) => (procs.includes(p) ? p.call('reset') : p.ready))), timeout]);
   return fresh;
 }
