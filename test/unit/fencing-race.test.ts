@@ -156,6 +156,47 @@ test('live holder (unreachable but refreshing its key): owner-alive-on-disk, nev
   assert.deepEqual((await be('n1').readKeys(d)).keys, [k2]);
 });
 
+test('a dead daemon\'s guard holds while its stop takes longer than dead time + window, then releases: the peer never preempts, and reserves right after', async () => {
+  // n2's daemon died at t0; its guard refreshes the key every 250 ms (guard-lib.sh) while the stop
+  // runs for 3 s (> 0.9 s dead time + 0.7 s window), then unregisters, releasing the reservation.
+  // n1 races from the dead time on and, refused, backs off 500 ms (the daemon's back-off) each time.
+  const d = disk();
+  let k2 = await holds('n2', d);
+  const t0 = 1_000_000;
+  const releaseAt = t0 + 3000;
+  let lastRefresh = t0;
+  let releasedAt: number | null = null;
+  const c = clock(async (t) => {
+    if (releasedAt !== null) return;
+    if (t >= releaseAt) {
+      await be('n2').registerIgnore(d, 0n);
+      releasedAt = t;
+    } else if (t - lastRefresh >= 250) {
+      lastRefresh = t;
+      const next = nextKey(k2);
+      await be('n2').reregister(d, k2, next);
+      k2 = next;
+    }
+  });
+  await c.sleep(900); // detection
+  let refusals = 0;
+  for (;;) {
+    const out = await acquire(be('n1'), [d], options('n1', c, { generation: 5 }));
+    if (out.ok) {
+      assert.equal(out.preempted, undefined, 'the peer preempted the guard instead of reserving the released disk');
+      break;
+    }
+    assert.equal(out.reason, 'owner-alive-on-disk', out.detail);
+    assert.equal(releasedAt, null, 'refused after the release');
+    refusals++;
+    await c.sleep(500);
+  }
+  assert.ok(releasedAt !== null && c.t >= releasedAt, `n1 owns the disk at ${c.t - t0} ms, before the guard released`);
+  assert.ok(c.t - (releasedAt ?? 0) <= 500 + 250, `n1 took ${c.t - (releasedAt ?? 0)} ms after the release`);
+  assert.ok(refusals >= 2, `only ${refusals} refusals`);
+  assert.deepEqual((await be('n1').readKeys(d)).keys, [nodeKey(CLUSTER, 'n1', 5)]);
+});
+
 test("our own stale key (earlier incarnation, other I_T nexus) is preempted at once", async () => {
   const d = disk();
   // The stale registration sits under another initiator name, as after an iSCSI re-login.
