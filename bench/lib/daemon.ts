@@ -5,7 +5,7 @@
 // The control socket lives in the node's private /run; the host reaches it through
 // /proc/<node init>/root, the node's own view of the filesystem, so no process is spawned
 // for a status poll (spawning `harness status` costs a whole Node start-up each time).
-import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, readSync, statSync } from 'node:fs';
 import { DAEMON_NODE_FLAGS } from '../../harness/defaults.ts';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,6 +119,22 @@ export function logOffset(node: TestNode): number {
   } catch {
     return 0;
   }
+}
+
+/**
+ * The guard's own report in a node's log from byte `offset` on (plain lines, not JSON): ms from the
+ * daemon's death until `hierarchy` was stopped and released, and until the guard was done.
+ */
+export function guardTimes(node: TestNode, offset: number, hierarchy: string): { releasedMs: number | null; doneMs: number | null } {
+  let text = '';
+  try {
+    text = readFileSync(logFileOf(node), 'utf8').slice(offset);
+  } catch {
+    return { releasedMs: null, doneMs: null };
+  }
+  const released = new RegExp(`^harness guard: ${hierarchy}: stopped and released \\((\\d+) ms`, 'm').exec(text);
+  const done = /^harness guard: done in (\d+) ms/m.exec(text);
+  return { releasedMs: released ? Number(released[1]) : null, doneMs: done ? Number(done[1]) : null };
 }
 
 /** JSON events of a node's log from byte `offset` on; non-JSON lines (stderr noise) are skipped. */

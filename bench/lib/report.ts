@@ -67,10 +67,11 @@ export function breakdownTable(runs: readonly RunRecord[]): string {
       med(rs.map((r) => r.logs.overheadMs)),
       med(rs.map((r) => r.logs.overheadExclOwnershipMs)),
       med(rs.map((r) => r.ownerReleasedMs)),
+      med(rs.map((r) => r.guardReleasedMs ?? null)),
       med(rs.map((r) => r.configuredTwiceAfterTakeoverMs)),
     ]);
   return table(
-    ['median ms [profile]', 'detect', 'ownership race', 'agents', 'overhead', 'overhead w/o race', 'old owner dropped VIP', 'VIP on 2 nodes after'],
+    ['median ms [profile]', 'detect', 'ownership race', 'agents', 'overhead', 'overhead w/o race', 'old owner dropped VIP', 'guard stopped + released', 'VIP on 2 nodes after'],
     rows,
   );
 }

@@ -14,7 +14,7 @@ import type { Bed } from './bed.ts';
 import { breakdown, failoversAfter, lastInService, notableEvents, type Breakdown } from './breakdown.ts';
 import type { TestNode } from './cluster.ts';
 import { DEFAULTS } from '../../harness/defaults.ts';
-import { daemonPids, daemonStatus, logOffset, readEvents, stopDaemon, type LogEvent } from './daemon.ts';
+import { daemonPids, daemonStatus, guardTimes, logOffset, readEvents, stopDaemon, type LogEvent } from './daemon.ts';
 import { AddressSampler, HttpProbe, PingProbe, WatcherProbes } from './probes.ts';
 import { signal } from './procs.ts';
 import { sleep } from './run.ts';
@@ -64,6 +64,8 @@ export interface RunRecord {
   configuredTwiceAfterTakeoverMs: number;
   /** t0 → the VIP was gone from the faulted node (null: it still had it at the end). */
   ownerReleasedMs: number | null;
+  /** processes-killed: the old owner's guard, from the daemon's death to hierarchies[0] stopped and released (its log). */
+  guardReleasedMs: number | null;
   /** Hierarchies brought into service on another node after t0. */
   failovers: number;
   /** Failed starts/stops, ownership losses, errors the nodes logged after t0. */
@@ -259,6 +261,7 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
     doubleVip: { samples: whole.samples, afterTakeover: after.samples, window: whole.window, nodes: whole.nodes },
     configuredTwiceAfterTakeoverMs: Math.round(overlapMs(configured, takeoverT, tEnd)),
     ownerReleasedMs,
+    guardReleasedMs: fault === 'processes-killed' ? guardTimes(owner, offsets.get(owner.name) ?? 0, hier0).releasedMs : null,
     failovers: failovers.length,
     logNotes: notableEvents(events, t0),
     ok,

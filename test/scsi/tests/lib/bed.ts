@@ -16,7 +16,8 @@ export const TIME_SCALE = Math.max(1, Number(process.env.HARNESS_SCSI_TIME_SCALE
 
 /**
  * How much slower this guest runs than the one the tier's bounds were set on: its node start-up
- * time (measured by bed/guest.sh, the median of three) over REFERENCE_NODE_START_MS, the same
+ * time (one node per vCPU at once, measured by bed/guest.sh, median of three) over
+ * REFERENCE_NODE_START_MS, the same
  * measurement on the project's machine (TCG, 2 vCPUs, quiet host). Never below 1. Every wait and
  * test timeout of the tier goes through bound(): the assertions are about invariants, and a slower
  * machine must only make them take longer.
