@@ -1,3 +1,5 @@
+// Real UDP on loopback with real timers: an integration test (the unit tier must not depend on
+// timing; these failed there under `stress-ng --cpu 2`).
 // harness/comm.ts over real UDP on loopback (all of 127.0.0.0/8 is on lo): liveness per node and
 // per path, redundancy, forged/replayed packets, clean leave, asymmetric reachability, a peer in
 // a child process killed with SIGKILL, and the idle CPU cost of one Comm.
