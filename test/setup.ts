@@ -1,8 +1,11 @@
 // `npm test` runs this first (pretest): the tests drive real Debian packages (Debian's
-// resource-agents for ocf:heartbeat:Dummy, python3 for the bundled webserver agent, iputils
-// ping for utility checks, OpenSSH's sshd for the admin tool). As root on Debian, missing ones are
-// installed with apt-get; otherwise we say what is missing and the tests that need it are
-// skipped with that reason.
+// resource-agents for ocf:heartbeat:Dummy and ocf-tester, libxml2-utils for ocf-tester's
+// xmllint, python3 for the bundled webserver agent, iputils ping for utility checks, curl for the
+// webserver agent's HTTP monitor, OpenSSH's sshd for the admin tool, procps' pgrep). As root on
+// Debian, missing ones are installed with apt-get; otherwise we say what is missing and the tests
+// that need it are skipped with that reason. This list covers the unit and integration tiers
+// (`npm test`); test/README.md has every tier's commands and packages, and CI
+// (.ci/fresh-root.sh) runs `npm ci && npm test` in a fresh Debian root to prove it is complete.
 // Set HARNESS_NO_APT=1 to never touch the system.
 import { existsSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -13,6 +16,8 @@ const NEEDS: Array<{ pkg: string; path: string }> = [
   { pkg: 'iputils-ping', path: '/usr/bin/ping' },
   { pkg: 'curl', path: '/usr/bin/curl' },
   { pkg: 'openssh-server', path: '/usr/sbin/sshd' }, // `harness status --all` against a real sshd
+  { pkg: 'libxml2-utils', path: '/usr/bin/xmllint' }, // ocf-tester validates meta-data with xmllint
+  { pkg: 'procps', path: '/usr/bin/pgrep' }, // the utility-check tests look for leftover pings
 ];
 
 const missing = NEEDS.filter((n) => !existsSync(n.path)).map((n) => n.pkg);
@@ -24,9 +29,13 @@ if (!root || process.env.HARNESS_NO_APT === '1' || !existsSync('/usr/bin/apt-get
 }
 console.log(`test setup: installing ${missing.join(' ')} with apt-get`);
 const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+// Without recommends, as .ci/run does: whether apt installs them depends on the machine's apt
+// config, so NEEDS must name every package itself (resource-agents only recommends
+// libxml2-utils, which ocf-tester needs).
+const install = ['install', '-y', '-qq', '--no-install-recommends', ...missing];
 try {
-  execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env });
+  execFileSync('apt-get', install, { stdio: 'inherit', env });
 } catch {
   execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit', env });
-  execFileSync('apt-get', ['install', '-y', '-qq', ...missing], { stdio: 'inherit', env });
+  execFileSync('apt-get', install, { stdio: 'inherit', env });
 }
