@@ -14,8 +14,9 @@
 
 import { execa } from 'execa';
 import { spawnTurn } from '../harness/spawn-turn.ts';
-import { mkdir } from 'node:fs/promises';
-import { setPriority } from 'node:os';
+import { access, mkdir } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { getPriority } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StringDecoder } from 'node:string_decoder';
 import type { Readable } from 'node:stream';
@@ -326,8 +327,19 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
 
   let child: ReturnType<typeof execa>;
   await spawnTurn();
+  // Through nice(1), so the agent never runs a single instruction at the daemon's boosted priority.
+  const inc = agentNice === undefined ? 0 : agentNice - getPriority();
+  const [file, args] = inc > 0 ? ['nice', ['-n', String(inc), req.agent.path, req.action]] : [req.agent.path, [req.action]];
+  if (inc > 0) {
+    // nice(1) would turn a missing or non-executable agent into exit 126/127: say it as execa would.
+    try {
+      await access(req.agent.path, fsConstants.X_OK);
+    } catch (e) {
+      return failed(`${req.agent.path}: ${errorMessage(e)}`);
+    }
+  }
   try {
-    child = execa(req.agent.path, [req.action], {
+    child = execa(file, args, {
       env: buildAgentEnv(req),
       extendEnv: false, // the daemon's environment (HA_LOGFILE, OCF_* of a shell...) must not leak in
       stdin: 'ignore',
@@ -342,13 +354,6 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
     });
   } catch (e) {
     return failed(`${req.agent.path}: ${errorMessage(e)}`);
-  }
-  if (agentNice !== undefined && child.pid !== undefined) {
-    try {
-      setPriority(child.pid, agentNice); // raising a nice value never needs privileges
-    } catch {
-      /* already gone */
-    }
   }
   // The execa promise settles once the pipes close, possibly much later (or with an abort error
   // when we close them). It only matters when the agent never started: then execa settles with

@@ -12,7 +12,7 @@ import { formatIssue, ConfigError, isError } from '../hierarchies/issues.ts';
 import { controlRequest } from '../harness/control.ts';
 import type { StatusDoc } from '../harness/status.ts';
 import type { ClusterConfig } from '../hierarchies/model.ts';
-import { VALIDATE_STEP } from '../hierarchies/validate-child.ts';
+import { AGENT_NICE_ENV, VALIDATE_STEP } from '../hierarchies/validate-child.ts';
 
 // Heavy modules are imported where they are used: the daemon process (`start --foreground`) must
 // not carry the YAML parser and schema library for its whole life (they run in a child process).
@@ -187,6 +187,9 @@ program
   .action(async (path: string, opts: { json?: boolean }) => {
     let file = resolve(path);
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'cluster.yaml');
+    // For the daemon (hierarchies/validate-child.ts): agents at the daemon's agent nice value.
+    const agentNice = process.env[AGENT_NICE_ENV];
+    if (agentNice !== undefined && /^-?\d+$/.test(agentNice)) (await import('../agents/runner.ts')).setAgentNice(Number(agentNice));
     // For the daemon (hierarchies/validate-child.ts): each step on stderr, so a check that does not
     // finish in time can be reported with what it was doing.
     const { config, issues } = await validateAll(file, opts.json ? (what) => process.stderr.write(`${VALIDATE_STEP}${what}\n`) : undefined);

@@ -29,13 +29,20 @@ export function splitSteps(stderr: string): { step: string | null; rest: string 
   return { step, rest: rest.join('\n').slice(-2000) };
 }
 
-export function validateInChild(clusterFile: string, timeoutMs: number = DEFAULTS.configCheckTimeoutMs): Promise<{ config?: Config; issues: ConfigIssue[]; ms: number }> {
+/** Environment variable: the nice value the child runs agents at (the daemon's agentNice). */
+export const AGENT_NICE_ENV = 'HARNESS_AGENT_NICE';
+
+export function validateInChild(
+  clusterFile: string,
+  timeoutMs: number = DEFAULTS.configCheckTimeoutMs,
+  agentNice?: number,
+): Promise<{ config?: Config; issues: ConfigIssue[]; ms: number }> {
   const t0 = performance.now();
   return new Promise((resolve) => {
     execFile(
       process.execPath,
       [HARNESS_BIN, 'validate', '--json', clusterFile],
-      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, HARNESS_LOG_LEVEL: 'silent' } },
+      { timeout: timeoutMs, killSignal: 'SIGKILL', maxBuffer: 64 * 1024 * 1024, env: { ...process.env, HARNESS_LOG_LEVEL: 'silent', ...(agentNice !== undefined ? { [AGENT_NICE_ENV]: String(agentNice) } : {}) } },
       (err, stdout, stderr) => {
         const ms = Math.round(performance.now() - t0);
         try {

@@ -22,7 +22,11 @@ case "$1" in
 start) cut -d' ' -f19 /proc/$$/stat > "$OCF_RESKEY_out"; touch "$state"; exit 0 ;;
 stop) rm -f "$state"; exit 0 ;;
 monitor) [ -f "$state" ] && exit 0; exit 7 ;;
-meta-data) cat <<'X'
+meta-data)
+  # Run by the configuration check (a child of the daemon): its nice value and the check's.
+  cut -d' ' -f19 /proc/$$/stat > "${join(agents, 'meta-nice.txt')}"
+  cut -d' ' -f19 /proc/$PPID/stat > "${join(agents, 'check-nice.txt')}"
+  cat <<'X'
 <?xml version="1.0"?>
 <resource-agent name="nicewriter"><version>1.0</version><longdesc lang="en">test</longdesc><shortdesc lang="en">test</shortdesc>
 <parameters><parameter name="out" required="1"><content type="string"/></parameter></parameters>
@@ -64,4 +68,8 @@ test('the daemon runs boosted, its agents at the original nice value', { skip: !
   const daemonNice = Number(readFileSync(`/proc/${p.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
   assert.equal(daemonNice, Math.max(-20, base - DEFAULTS.daemonPriorityBoost));
   assert.equal(Number(readFileSync(out, 'utf8').trim()), base, 'the agent runs at the nice value the daemon started with');
+  // The configuration check ran boosted too (it must not starve behind busy peers on a shared
+  // host), and ran the agent's meta-data at the original value.
+  assert.equal(Number(readFileSync(join(agents, 'check-nice.txt'), 'utf8').trim()), daemonNice, 'the configuration check runs at the daemon\'s priority');
+  assert.equal(Number(readFileSync(join(agents, 'meta-nice.txt'), 'utf8').trim()), base, 'meta-data runs at the agents\' nice value');
 });
