@@ -2,7 +2,7 @@
 // ocf:harness:webserver serving real HTTP; ocf-tester (resource-agents) on webserver.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,21 @@ before(() => {
   rscTmp = join(dir, 'rsctmp');
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
+
+/**
+ * A copy of a bundled agent that any user can read: ocf-tester runs part of its checks as
+ * `nobody`, and a checkout under /root (mode 700) is not readable to it.
+ */
+function readableCopy(type: string): string {
+  const pub = join(dir, 'public');
+  mkdirSync(pub, { recursive: true });
+  chmodSync(dir, 0o755);
+  chmodSync(pub, 0o755);
+  const copy = join(pub, type);
+  copyFileSync(join(BUNDLED_AGENT_DIR, 'harness', type), copy);
+  chmodSync(copy, 0o755);
+  return copy;
+}
 
 function op(agent: AgentRef, instance: string, action: string, over: Partial<RunRequest> = {}): Promise<RunResult> {
   return runAgent({
@@ -167,7 +182,7 @@ describe('bundled ocf:harness:webserver', () => {
 
   test('ocf-tester passes', { skip: !existsSync(OCF_TESTER) && 'ocf-tester not installed' }, async () => {
     const port = await freePort();
-    const agent = join(BUNDLED_AGENT_DIR, 'harness', 'webserver');
+    const agent = readableCopy('webserver');
     const r = await execa(OCF_TESTER, ['-n', 'web.tester', '-o', `port=${port}`, '-o', 'address=127.0.0.1', agent], {
       env: { HA_RSCTMP: rscTmp },
       reject: false,
@@ -179,7 +194,7 @@ describe('bundled ocf:harness:webserver', () => {
   });
 
   test('ocf-tester passes on the hang agent too', { skip: !existsSync(OCF_TESTER) && 'ocf-tester not installed' }, async () => {
-    const agent = join(BUNDLED_AGENT_DIR, 'harness', 'hang');
+    const agent = readableCopy('hang');
     const r = await execa(OCF_TESTER, ['-n', 'hang.tester', agent], {
       env: { HA_RSCTMP: rscTmp },
       reject: false,
