@@ -173,6 +173,9 @@ export function mastership(h: HierarchyConfig, input: DecideInput, rt: Hierarchy
     if (view.state === 'unknown' && h.priorities[node] !== undefined) return { master: false, why: `waiting to hear from ${node}` };
     // A node that left cleanly with H held (`harness stop --mode stop`) keeps it held until it returns.
     if (view.leaving && view.hierarchies[h.name]?.state === 'held') return { master: false, why: `held out of service by ${node} (stopped with --mode stop)` };
+    // A node that left with H FAILED (a stop failed there: its resources may still run) hands
+    // nothing over: H stays blocked until that node returns and an admin clears it.
+    if (view.leaving && view.hierarchies[h.name]?.state === 'failed') return { master: false, why: `FAILED on ${node}, which left with it: a stop failed there, admin action needed` };
   }
   const reachable = peers.filter(([, view]) => view.state === 'up' && !view.leaving);
   for (const [node, view] of reachable) {

@@ -743,6 +743,9 @@ export class NodeDaemon {
   private async finishShutdown(): Promise<void> {
     if (this.finishing) return;
     this.finishing = true;
+    for (const [h, rt] of this.runtime) {
+      if (rt.phase === 'failed') this.log.error({ event: 'leaving-failed', hierarchy: h }, `${h}: leaving with it FAILED here (a stop failed, resources may still run): peers will not take it over until this node is back and an admin has cleared it`);
+    }
     // Tell peers we are leaving (several times, UDP may drop one) so they take over at once.
     // Keep the adverts: a hierarchy held by `--mode stop` must stay held in the peers' memory.
     this.comm.setAdvert(this.lastAdvertObj, { leaving: true });

@@ -89,6 +89,7 @@ const cases: Array<{ name: string; in: DecideInput; expect: string | null; delay
   { name: 'shutdown: stop and release', in: input('n1', { n2: up({ web: idle }) }, running(), { shutdown: 'switchover' }), expect: 'stop' },
   { name: 'held out of service by an admin on a reachable node: nobody takes it', in: input('n2', { n1: up({ web: { state: 'held', eligible: false } }) }, rt()), expect: null },
   { name: 'node left with --mode stop holding it: stays down', in: input('n2', { n1: { state: 'down', leaving: true, hierarchies: { web: { state: 'held', eligible: false } } } }, rt()), expect: null },
+  { name: 'node left while H was FAILED there (its stop failed): nobody takes it', in: input('n2', { n1: { state: 'down', leaving: true, hierarchies: { web: { state: 'failed', eligible: false } } } }, rt()), expect: null },
   { name: 'node left with switchover: next node takes it', in: input('n2', { n1: { state: 'down', leaving: true, hierarchies: { web: idle } } }, rt()), expect: 'acquire' },
   { name: 'acquire backoff: master waits', in: input('n2', { n1: down }, rt({ acquireBackoffUntil: 2000 })), expect: null },
   { name: 'owned but out of service and master: start', in: input('n1', { n2: down }, rt({ ownership: 'owned' })), expect: 'start' },
