@@ -30,6 +30,7 @@ import type { Logger } from './log.ts';
 import { buildStatus, type FailoverRecord } from './status.ts';
 import { Guard, isClientFacing, type GuardHierarchy, type GuardStop } from './guard.ts';
 import { watchHierarchies } from './reload.ts';
+import { nextIncarnation } from './incarnation.ts';
 import type { FSWatcher } from 'chokidar';
 import { buildAgentEnv, setAgentNice } from '../agents/runner.ts';
 import { stopLevels as stopLevelsOf } from '../hierarchies/tree.ts';
@@ -157,7 +158,7 @@ export class NodeDaemon {
     this.monitors = new Monitors(this.ctx, (h, r, reason) => this.onMonitorFailure(h, r, reason), (h) => this.runtime.get(h)?.busy ?? true);
     this.utility = new UtilityChecks(config.hierarchies, this.log, () => this.schedule());
 
-    this.comm = new Comm({ cluster: config.cluster, self: this.node, key, log: this.log });
+    this.comm = new Comm({ cluster: config.cluster, self: this.node, key, log: this.log, incarnation: nextIncarnation(stateDir) });
     this.comm.on('change', () => {
       this.notePeerChanges();
       void this.updateWatches(); // a peer just turned suspect: start reading its key now, not at the next tick
