@@ -8,7 +8,7 @@
 // the main idle cost of a node. To a peer not heard on every path lately (a path is broken, or the
 // peer just started) and for news (an advert change) every path is used at every send. (A path
 // broken one way only is not seen by its sender: the peer then hears us every pathStride intervals,
-// still well inside the dead time; at worst it turns briefly "suspect", which only starts a disk watch.)
+// still well inside the dead time, and its suspect threshold allows for that gap: suspectAfter.)
 // A heartbeat carries this node's hierarchy adverts, so "is it alive" and "what does it run"
 // always arrive together. Receiving is where all the trust decisions are made:
 //   - the source address:port must be a configured node's address on the receiving path,
@@ -22,7 +22,8 @@
 // default, so a wall-clock step cannot kill or revive anybody):
 //   path  up      heard within pathDeadMs             (pathDeadMs = deadTimeMs)
 //   peer  up      heard on some path within deadTimeMs
-//   peer  suspect silent on every path for suspectAfterMs (= deadTimeMs / 3)
+//   peer  suspect silent on every path for suspectAfterMs (= deadTimeMs / 3; while a path to it is
+//                 down, at least pathStride + 1/2 intervals: see suspectAfter)
 //   peer  down    silent on every path for deadTimeMs, or its last heartbeat said `leaving`
 //   unknown       never heard yet and still inside the startup grace (= deadTimeMs)
 // One timer per Comm ticks every heartbeatIntervalMs: it sends and re-evaluates; a threshold
@@ -613,7 +614,7 @@ export class Comm extends EventEmitter<CommEvents> {
     if (this.startedAt !== undefined) consider(this.startedAt + t.startupGraceMs);
     for (const peer of this.peers) {
       if (peer.lastHeard !== null) {
-        consider(peer.lastHeard + t.suspectAfterMs);
+        consider(peer.lastHeard + this.suspectAfter(peer, now));
         consider(peer.lastHeard + t.deadTimeMs);
       }
       for (const rx of peer.rx) if (rx.lastHeard !== null) consider(rx.lastHeard + t.pathDeadTimeMs);
@@ -627,6 +628,20 @@ export class Comm extends EventEmitter<CommEvents> {
       this.deadlineTimer = undefined;
       if (this.phase === 'running') this.evaluateSoon(performance.now() - due);
     }, delay);
+  }
+
+  /**
+   * Silence after which a peer is suspect. While we do not hear it on every path, a path may be
+   * broken one way only, which its sender cannot see: it then keeps taking turns over the paths and
+   * we hear it only every pathStride intervals (300 ms with the defaults, the suspect threshold
+   * itself). A single lost path must not make a live peer suspect, so the threshold then leaves a
+   * half interval beyond that gap. With every path heard it stays deadTimeMs / 3.
+   */
+  private suspectAfter(peer: Peer, now: number): number {
+    const t = this.timers;
+    if (peer.rx.every((rx) => this.pathHeard(rx, now))) return t.suspectAfterMs;
+    const stride = Math.min(t.pathStride, this.sockets.length);
+    return Math.max(t.suspectAfterMs, (stride + 0.5) * t.heartbeatIntervalMs);
   }
 
   /** A path is up while the peer was heard on it within pathDeadTimeMs. */
@@ -648,7 +663,7 @@ export class Comm extends EventEmitter<CommEvents> {
     const silentMs = now - peer.lastHeard;
     const state: PeerState = peer.leaving || silentMs >= t.deadTimeMs ? 'down' : 'up';
     // A leaving peer is not silent: it is down because it said so, not suspected of anything.
-    return { state, suspect: silentMs >= t.suspectAfterMs, paths, silentMs };
+    return { state, suspect: silentMs >= this.suspectAfter(peer, now), paths, silentMs };
   }
 
   /** Compare the derived state to the last reported one: log, emit 'path', return true on change. */

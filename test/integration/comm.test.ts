@@ -213,6 +213,26 @@ test('one of two paths lost: peer stays up, path down, degraded redundancy logge
   }
 });
 
+test('a path lost one way only: the sender keeps taking turns, and the receiver never marks it suspect', async () => {
+  // a's heartbeats on path 1 are lost; a still hears b on both paths, so a cannot tell and keeps
+  // rotating: b hears a on path 0 only, every pathStride intervals (300 ms, the suspect threshold).
+  const c = cluster(['a', 'b']);
+  let block = false;
+  const { comms, stop } = await startAll(c, ['a', 'b'], { a: { dropSend: (p: number) => block && p === 1 } });
+  try {
+    const b = comms.b as Comm;
+    await waitFor('all up', () => allUp(comms), 2_000);
+    const tb = track(b, 'a');
+    block = true;
+    await waitFor('b sees a path 1 down', () => peer(b, 'a').paths[1] === 'down', c.deadTimeMs + SLACK_MS);
+    await new Promise((r) => setTimeout(r, 3 * c.deadTimeMs));
+    assert.deepEqual(tb.states.filter((st) => st !== 'up'), [], `a turned suspect at b: ${tb.states.join(' -> ')}`);
+    assert.deepEqual(peer(b, 'a').paths, ['up', 'down']);
+  } finally {
+    await stop();
+  }
+});
+
 test('paths take turns while every path works; a peer not heard on a path gets every path', async (t) => {
   const c = cluster(['a', 'b']);
   const I = c.heartbeatIntervalMs;
