@@ -189,13 +189,17 @@ export function mastership(h: HierarchyConfig, input: DecideInput, rt: Hierarchy
     }
   }
   // Race bias: how many nodes ahead of us in H's priority list may race us for a free disk (0 =
-  // none). Not the node we last saw running H, now down: a disk it left free was released (its
-  // guard stopped H, or it stopped H itself), and it does not race for H again until it is back.
+  // none), not list positions. Only a node we cannot hear may: one we hear is ineligible (else we
+  // would not be master), one that left said so, and the node we last saw running H, now down, left
+  // its disk free by releasing it (its guard stopped H, or it stopped H itself): it does not race
+  // for H again until it is back.
   const ahead = byPriority(h).slice(0, byPriority(h).indexOf(self));
   const rank = ahead.filter((node) => {
     const view = input.peers[node];
-    const ph = view?.hierarchies[h.name];
-    return !(view && view.state === 'down' && ph && ACTIVE.has(ph.state));
+    if (!view) return true;
+    if (view.leaving || view.state === 'up') return false;
+    const ph = view.hierarchies[h.name];
+    return !(view.state === 'down' && ph && ACTIVE.has(ph.state));
   }).length;
   return { master: true, rank };
 }
