@@ -56,6 +56,8 @@ export interface PeerInfo {
 export interface CommCounters {
   sent: number;
   received: number;
+  /** Authentic heartbeats not counted as life: the sender did not echo our incarnation (yet). */
+  unconfirmed: number;
   sendErrors: number;
   dropped: {
     truncated: number;
@@ -156,6 +158,10 @@ interface Peer {
   /** Start of the current stretch of being heard (first packet after being down or never heard). */
   aliveSince: number | null;
   incarnation: number | undefined;
+  /** Latest incarnation seen in an authentic heartbeat, confirmed or not: what we echo to it. */
+  seenIncarnation: number | undefined;
+  /** Its incarnation that echoed ours: only heartbeats of it count as life (see receive). */
+  confirmedIncarnation: number | undefined;
   leaving: boolean;
   advert: Record<string, HierarchyAdvert> | undefined;
   advertVersion: number;
@@ -198,6 +204,7 @@ export class Comm extends EventEmitter<CommEvents> {
   private readonly c: CommCounters = {
     sent: 0,
     received: 0,
+    unconfirmed: 0,
     sendErrors: 0,
     dropped: { truncated: 0, badMagic: 0, badMac: 0, malformed: 0, wrongCluster: 0, tooLarge: 0, unknownNode: 0, wrongPath: 0, replayed: 0, self: 0 },
   };
@@ -259,6 +266,8 @@ export class Comm extends EventEmitter<CommEvents> {
         rx: Array.from({ length: pathCount }, () => ({ lastHeard: null, inc: -1, seq: -1, shown: 'unknown' as PathState, warned: false })),
         lastHeard: null,
         aliveSince: null,
+        seenIncarnation: undefined,
+        confirmedIncarnation: undefined,
         incarnation: undefined,
         leaving: false,
         advert: undefined,
@@ -390,7 +399,9 @@ export class Comm extends EventEmitter<CommEvents> {
   // --- sending ---------------------------------------------------------------------------------
 
   private heartbeat(path: number, seq: number, hierarchies: Record<string, HierarchyAdvert>, leaving: boolean) {
-    return { cluster: this.cluster.cluster, node: this.selfName, incarnation: this.incarnation, path, seq, hierarchies, ...(leaving ? { leaving: true } : {}) };
+    const heard: Record<string, number> = {};
+    for (const peer of this.peers) if (peer.seenIncarnation !== undefined) heard[peer.name] = peer.seenIncarnation;
+    return { cluster: this.cluster.cluster, node: this.selfName, incarnation: this.incarnation, path, seq, hierarchies, heard, ...(leaving ? { leaving: true } : {}) };
   }
 
   /**
@@ -482,6 +493,19 @@ export class Comm extends EventEmitter<CommEvents> {
     }
     if (hb.incarnation < rx.inc || (hb.incarnation === rx.inc && hb.seq <= rx.seq)) {
       return this.drop('replayed', from, p, `seq ${hb.seq} not above ${rx.seq}`);
+    }
+
+    // Evidence that the sender is alive now, not a recording: it echoes our current incarnation.
+    // Needed once per incarnation of the sender; after that (incarnation, seq) only grows, so a
+    // replay is dropped above. A sender of an earlier release sends no echo at all: trusted as before.
+    if (peer.seenIncarnation === undefined || hb.incarnation > peer.seenIncarnation) peer.seenIncarnation = hb.incarnation;
+    if (hb.heard === undefined || hb.heard[this.selfName] === this.incarnation) peer.confirmedIncarnation = hb.incarnation;
+    if (peer.confirmedIncarnation !== hb.incarnation) {
+      this.c.unconfirmed++;
+      if (this.shouldLog(`unconfirmed|${from}`, 'unconfirmed', from)) {
+        this.log.info({ node: srcNode, from, path: p, incarnation: hb.incarnation }, `comm: heartbeat of ${srcNode} does not echo our incarnation yet: not counted as alive (a just-started peer, or a replay)`);
+      }
+      return;
     }
 
     const now = this.now();

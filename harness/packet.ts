@@ -32,6 +32,13 @@ export interface Heartbeat {
   /** Node is shutting down cleanly (peers may take over without waiting dead time). */
   leaving?: boolean;
   hierarchies: Record<string, HierarchyAdvert>;
+  /**
+   * Peer name -> the latest incarnation of that peer the sender has received a heartbeat of. A
+   * receiver counts the sender alive only once it echoes the receiver's own current incarnation:
+   * a recorded packet replayed to a node that has restarted since cannot (comm.ts). Absent from a
+   * sender of an earlier release.
+   */
+  heard?: Record<string, number>;
 }
 
 export type DecodeFailure = 'truncated' | 'bad-magic' | 'bad-mac' | 'malformed' | 'wrong-cluster' | 'too-large';
@@ -68,6 +75,7 @@ interface WireBody {
   s: number;
   l?: 1;
   h: Record<string, [number, number, 0 | 1] | [number, number, 0 | 1, string]>;
+  e?: Record<string, number>;
 }
 
 // A KeyObject per key buffer, made once: building one from raw bytes on every packet was a
@@ -103,6 +111,11 @@ export function encode(hb: Heartbeat, key: Buffer): Buffer {
   }
   const wire: WireBody = { c: hb.cluster, n: hb.node, i: hb.incarnation, p: hb.path, s: hb.seq, h };
   if (hb.leaving) wire.l = 1;
+  if (hb.heard !== undefined) {
+    const e: Record<string, number> = {};
+    for (const [name, inc] of Object.entries(hb.heard)) Object.defineProperty(e, name, { value: inc, enumerable: true, writable: true, configurable: true });
+    wire.e = e;
+  }
   let body = Buffer.from(JSON.stringify(wire), 'utf8');
   let flags = 0;
   if (body.length > COMPRESS_ABOVE_BYTES) {
@@ -204,6 +217,9 @@ function checkHeartbeat(hb: Heartbeat): string | null {
     if (typeof a.eligible !== 'boolean') return `hierarchy ${name}: eligible must be a boolean`;
     if (a.ownerKey !== undefined && !isOwnerKey(a.ownerKey)) return `hierarchy ${name}: ownerKey must be 1..64 characters`;
   }
+  for (const [name, inc] of Object.entries(hb.heard ?? {})) {
+    if (!isName(name) || !isCount(inc)) return `heard: ${JSON.stringify(name)} -> ${inc} is not a node name and incarnation`;
+  }
   return null;
 }
 
@@ -211,12 +227,13 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const WIRE_KEYS = new Set(['c', 'n', 'i', 'p', 's', 'l', 'h']);
+const WIRE_KEYS = new Set(['c', 'n', 'i', 'p', 's', 'l', 'h', 'e']);
 
 function fromWire(v: unknown): Heartbeat | null {
   if (!isPlainObject(v)) return null;
   for (const k of Object.keys(v)) if (!WIRE_KEYS.has(k)) return null;
-  const { c, n, i, p, s, l, h } = v;
+  const { c, n, i, p, s, l, h, e } = v;
+  if (e !== undefined && (!isPlainObject(e) || !Object.entries(e).every(([name, inc]) => isName(name) && isCount(inc)))) return null;
   if (!isName(c) || !isName(n) || !isCount(i) || !isPath(p) || !isCount(s)) return null;
   if (l !== undefined && l !== 1) return null;
   if (!isPlainObject(h)) return null;
@@ -234,5 +251,6 @@ function fromWire(v: unknown): Heartbeat | null {
   // fromEntries defines own properties, so "__proto__" cannot reach the prototype.
   const hb: Heartbeat = { cluster: c, node: n, incarnation: i, path: p, seq: s, hierarchies: Object.fromEntries(entries) };
   if (l === 1) hb.leaving = true;
+  if (e !== undefined) hb.heard = Object.fromEntries(Object.entries(e as Record<string, number>));
   return hb;
 }

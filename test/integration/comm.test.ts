@@ -281,19 +281,21 @@ test('a path that never works is reported after the startup grace', async () => 
   }
 });
 
-test('asymmetric: a hears b, b does not hear a; each node reports what it hears', async () => {
+test('asymmetric: a hears b, b does not hear a: b cannot echo a\'s incarnation, so a does not count it alive either', async () => {
+  // A heartbeat only counts as life when it echoes the receiver's current incarnation (a recording
+  // replayed to a restarted node cannot). b never hears a, so its heartbeats never echo a's: to a
+  // they are authentic but unconfirmed. Both see the other down; the disk arbitrates between them.
   const c = cluster(['a', 'b']);
   const { comms, stop } = await startAll(c, ['a', 'b'], { a: { dropSend: () => true } });
   try {
     const a = comms.a as Comm;
     const b = comms.b as Comm;
-    await waitFor('a sees b up', () => peer(a, 'b').state === 'up', 2_000);
-    assert.equal(peer(b, 'a').state, 'unknown', 'b: not heard yet, inside startup grace');
     await waitFor('b sees a down after the grace', () => peer(b, 'a').state === 'down', c.deadTimeMs + SLACK_MS);
     assert.deepEqual(peer(b, 'a').paths, ['down', 'down']);
     assert.equal(peer(b, 'a').lastHeardMs, null);
-    assert.equal(peer(a, 'b').state, 'up');
-    assert.deepEqual(peer(a, 'b').paths, ['up', 'up']);
+    await waitFor('a: b down after the grace too', () => peer(a, 'b').state === 'down', c.deadTimeMs + SLACK_MS);
+    assert.equal(peer(a, 'b').lastHeardMs, null);
+    assert.ok(a.counters().unconfirmed > 0, 'a received b\'s heartbeats, unconfirmed');
   } finally {
     await stop();
   }
@@ -332,6 +334,41 @@ test('advert changes and the leaving flag are sent at once, not at the next hear
     t.diagnostic(`advert seen by peer after ${advMs.toFixed(0)} ms, leaving after ${leaveMs.toFixed(0)} ms (heartbeat interval ${c.heartbeatIntervalMs} ms)`);
   } finally {
     await stop();
+  }
+});
+
+test('a restarted node does not believe a recorded heartbeat of a dead peer; one that echoes its incarnation it does', async () => {
+  const c = cluster(['a', 'b']);
+  const { log } = capture();
+  let a = new Comm({ cluster: c, self: 'a', key: KEY, log, incarnation: 2_000 });
+  const b = new Comm({ cluster: c, self: 'b', key: KEY, log, incarnation: 7_000 });
+  await Promise.all([a.start(), b.start()]);
+  const raw = createSocket('udp4');
+  try {
+    await waitFor('a and b up', () => peer(a, 'b').state === 'up' && peer(b, 'a').state === 'up', 2_000);
+    // b dies; a restarts (new incarnation). A recording of b's last heartbeat (it ran web, it had
+    // heard a's old incarnation) is played to the new a from b's own address.
+    await b.stop();
+    await a.stop();
+    a = new Comm({ cluster: c, self: 'a', key: KEY, log, incarnation: 3_000 });
+    await a.start();
+    const b0 = addr(c, 'b', 0);
+    await new Promise<void>((r) => raw.bind(b0.port, b0.host, () => r()));
+    const hb = (seq: number, heardA: number): Heartbeat => ({ cluster: 'test', node: 'b', incarnation: 7_000, path: 0, seq, hierarchies: { web: { state: 'in-service', epoch: 1, eligible: true } }, heard: { a: heardA } });
+    const a0 = addr(c, 'a', 0);
+    for (let seq = 100_000; seq < 100_010; seq++) {
+      await new Promise<void>((r) => raw.send(encode(hb(seq, 2_000), KEY), a0.port, a0.host, () => r()));
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.notEqual(peer(a, 'b').state, 'up', 'a believed a recording: b looks up');
+    assert.equal(peer(a, 'b').lastHeardMs, null);
+    assert.ok(a.counters().unconfirmed >= 10, `unconfirmed ${a.counters().unconfirmed}`);
+    // Control: the same heartbeat echoing a's current incarnation is evidence of life.
+    await new Promise<void>((r) => raw.send(encode(hb(100_010, 3_000), KEY), a0.port, a0.host, () => r()));
+    await waitFor('b up at a', () => peer(a, 'b').state === 'up', 1_000);
+  } finally {
+    raw.close();
+    await a.stop();
   }
 });
 

@@ -114,6 +114,17 @@ test('too large: encode fails loudly, decode refuses', () => {
   assert.deepEqual(decode(Buffer.alloc(MAX_DATAGRAM_BYTES + 1), KEY, 'prod'), { ok: false, reason: 'too-large' });
 });
 
+test('heard (the incarnations the sender has heard) round trips; absent stays absent (an earlier release)', () => {
+  const withHeard = hb({ heard: { b: 1_796_000_000_123, c: 5 } });
+  const r = decode(encode(withHeard, KEY), KEY, withHeard.cluster);
+  assert.ok(r.ok);
+  assert.deepEqual(r.hb.heard, { b: 1_796_000_000_123, c: 5 });
+  const r2 = decode(encode(hb(), KEY), KEY, hb().cluster);
+  assert.ok(r2.ok);
+  assert.equal(r2.hb.heard, undefined);
+  assert.throws(() => encode(hb({ heard: { b: -2 } }), KEY), /heard/);
+});
+
 test('encode refuses fields a peer would reject', () => {
   assert.throws(() => encode(hb({ node: '' }), KEY), /node name/);
   assert.throws(() => encode(hb({ seq: -1 }), KEY), /seq -1/);
@@ -143,6 +154,10 @@ test('authenticated but malformed bodies are malformed', () => {
     { ...ok, h: { web: [0, 1, 1, 7] } },
     { ...ok, h: { web: [0, 1, 1, 'k', 'extra'] } },
     { ...ok, h: { '': [0, 1, 1] } },
+    { ...ok, e: [] },
+    { ...ok, e: { b: -1 } },
+    { ...ok, e: { b: 'x' } },
+    { ...ok, e: { '': 1 } },
   ];
   for (const b of bodies) {
     const text = typeof b === 'string' ? b : JSON.stringify(b);
