@@ -23,7 +23,7 @@
 //   path  up      heard within pathDeadMs             (pathDeadMs = deadTimeMs)
 //   peer  up      heard on some path within deadTimeMs
 //   peer  suspect silent on every path for suspectAfterMs (= deadTimeMs / 3; while a path to it is
-//                 down, at least pathStride + 1/2 intervals: see suspectAfter)
+//                 down, at least pathStride + 1 intervals: see suspectAfter)
 //   peer  down    silent on every path for deadTimeMs, or its last heartbeat said `leaving`
 //   unknown       never heard yet and still inside the startup grace (= deadTimeMs)
 // One timer per Comm ticks every heartbeatIntervalMs: it sends and re-evaluates; a threshold
@@ -659,13 +659,13 @@ export class Comm extends EventEmitter<CommEvents> {
    * broken one way only, which its sender cannot see: it then keeps taking turns over the paths and
    * we hear it only every pathStride intervals (300 ms with the defaults, the suspect threshold
    * itself). A single lost path must not make a live peer suspect, so the threshold then leaves a
-   * half interval beyond that gap. With every path heard it stays deadTimeMs / 3.
+   * whole interval beyond that gap. With every path heard it stays deadTimeMs / 3.
    */
   private suspectAfter(peer: Peer, now: number): number {
     const t = this.timers;
     if (peer.rx.every((rx) => this.pathHeard(rx, now))) return t.suspectAfterMs;
     const stride = Math.min(t.pathStride, this.sockets.length);
-    return Math.max(t.suspectAfterMs, (stride + 0.5) * t.heartbeatIntervalMs);
+    return Math.max(t.suspectAfterMs, (stride + 1) * t.heartbeatIntervalMs);
   }
 
   /** A path is up while the peer was heard on it within pathDeadTimeMs. */

@@ -189,15 +189,19 @@ export function mastership(h: HierarchyConfig, input: DecideInput, rt: Hierarchy
     }
   }
   // Race bias: how many nodes ahead of us in H's priority list may race us for a free disk (0 =
-  // none), not list positions. Only a node we cannot hear may: one we hear is ineligible (else we
-  // would not be master), one that left said so, and the node we last saw running H, now down, left
+  // none), not list positions. Only a node we cannot hear may, or one that has not loaded H yet:
+  // one we hear is ineligible (else we would not be master), one that left said so, and the node
+  // we last saw running H, now down, left
   // its disk free by releasing it (its guard stopped H, or it stopped H itself): it does not race
   // for H again until it is back.
   const ahead = byPriority(h).slice(0, byPriority(h).indexOf(self));
   const rank = ahead.filter((node) => {
     const view = input.peers[node];
     if (!view) return true;
-    if (view.leaving || view.state === 'up') return false;
+    if (view.leaving) return false;
+    // Heard: ineligible by its own word, unless it has not loaded H yet (a reload reaches the
+    // nodes some ms apart): then it may be about to race us.
+    if (view.state === 'up') return view.hierarchies[h.name] === undefined;
     const ph = view.hierarchies[h.name];
     return !(view.state === 'down' && ph && ACTIVE.has(ph.state));
   }).length;

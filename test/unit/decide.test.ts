@@ -71,6 +71,7 @@ const cases: Array<{ name: string; in: DecideInput; expect: string | null; delay
   { name: 'in service on a reachable lower-priority node: n1 stays standby (intelligent)', in: input('n1', { n2: up({ web: active }), n3: up({ web: idle }) }, rt()), expect: null },
   { name: 'higher-priority node reachable but ineligible: n2 is master, no rank delay (n1 will not race)', in: input('n2', { n1: up({ web: { state: 'out-of-service', eligible: false } }), n3: up({ web: idle }) }, rt()), expect: 'acquire', delay: 0 },
   { name: 'higher-priority node leaving (graceful stop): n2 is master, no rank delay', in: input('n2', { n1: { ...up({ web: idle }), leaving: true }, n3: up({ web: idle }) }, rt()), expect: 'acquire', delay: 0 },
+  { name: 'higher-priority node reachable but without H yet (a reload in progress there): one rank delay', in: input('n2', { n1: up({}), n3: up({ web: idle }) }, rt()), expect: 'acquire', delay: 300 },
   { name: 'n1 ineligible and reachable, n2 down: n3 waits one rank (for n2 only)', in: input('n3', { n1: up({ web: { state: 'out-of-service', eligible: false } }), n2: down }, rt()), expect: 'acquire', delay: 300 },
   { name: 'node not in the priority list never runs it', in: { ...input('n4', { n1: down, n2: down, n3: down }, rt()) }, expect: null },
   { name: 'utility check failing: not eligible', in: input('n1', { n2: up({ web: idle }), n3: up({ web: idle }) }, rt({ utilityOk: false })), expect: null },
