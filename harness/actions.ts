@@ -91,6 +91,13 @@ export async function probe(ctx: AgentContext, h: HierarchyConfig, rt: Hierarchy
         return;
       }
       const res = await runOp(ctx, h, r, 'monitor', { intervalMs: 0 });
+      if (res.result === 'not-installed' || res.result === 'not-configured') {
+        // OCF: on a probe, 5/6 mean "cannot be running here": not a failure to clean up with a
+        // stop (which would fail the same way and leave H FAILED, blocking every peer).
+        rt.resources[r.name] = 'stopped';
+        rt.cannotRun = `${r.name}: ${res.result} (rc ${res.rc}${res.exitReason ? `: ${res.exitReason}` : ''})`;
+        return;
+      }
       rt.resources[r.name] = isRunning(res) ? 'running' : res.result === 'not-running' ? 'stopped' : 'failed';
     }),
   );

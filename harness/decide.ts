@@ -65,6 +65,12 @@ export interface HierarchyRuntime {
   acquireBackoffUntil: number;
   /** This node ran H just before (found running at probe, or was running it): it races without delay. */
   wasRunning: boolean;
+  /**
+   * Why this node cannot run H at all, or null: a probe answered OCF 5 (not installed here) or 6
+   * (not configured). OCF's rule: on a probe that means "not running here", not a failure to clean
+   * up; the node is ineligible (until the definition changes or the daemon restarts).
+   */
+  cannotRun: string | null;
 }
 
 export interface DecideInput {
@@ -132,6 +138,7 @@ export function advertState(rt: HierarchyRuntime): AdvertState {
 export function selfEligible(h: HierarchyConfig, self: NodeName, rt: HierarchyRuntime, input: DecideInput): boolean {
   if (h.priorities[self] === undefined) return false;
   if (!rt.utilityOk) return false;
+  if (rt.cannotRun !== null) return false;
   if (input.shutdown) return false;
   if (input.adminStop.includes(h.name)) return false;
   // Local recovery exhausted: H failed over away from here; stay ineligible until the window passes.
@@ -166,7 +173,7 @@ export type Mastership =
  */
 export function mastership(h: HierarchyConfig, input: DecideInput, rt: HierarchyRuntime): Mastership {
   const self = input.self;
-  if (!selfEligible(h, self, rt, input)) return { master: false, why: 'not eligible here' };
+  if (!selfEligible(h, self, rt, input)) return { master: false, why: rt.cannotRun !== null ? `cannot run here: ${rt.cannotRun}` : 'not eligible here' };
   const myPrio = h.priorities[self]!;
   const peers = Object.entries(input.peers).filter(([node]) => node !== self);
   for (const [node, view] of peers) {
@@ -373,5 +380,6 @@ export function initialRuntime(h: HierarchyConfig): HierarchyRuntime {
     utilityOk: true,
     acquireBackoffUntil: 0,
     wasRunning: false,
+    cannotRun: null,
   };
 }

@@ -74,6 +74,7 @@ const cases: Array<{ name: string; in: DecideInput; expect: string | null; delay
   { name: 'higher-priority node reachable but without H yet (a reload in progress there): one rank delay', in: input('n2', { n1: up({}), n3: up({ web: idle }) }, rt()), expect: 'acquire', delay: 300 },
   { name: 'n1 ineligible and reachable, n2 down: n3 waits one rank (for n2 only)', in: input('n3', { n1: up({ web: { state: 'out-of-service', eligible: false } }), n2: down }, rt()), expect: 'acquire', delay: 300 },
   { name: 'node not in the priority list never runs it', in: { ...input('n4', { n1: down, n2: down, n3: down }, rt()) }, expect: null },
+  { name: 'a probe said not installed here (OCF 5): not eligible, no cleanup, nothing blocked', in: input('n1', { n2: up({ web: idle }) }, rt({ cannotRun: 'app: not-installed (rc 5)' })), expect: null },
   { name: 'utility check failing: not eligible', in: input('n1', { n2: up({ web: idle }), n3: up({ web: idle }) }, rt({ utilityOk: false })), expect: null },
   { name: 'owner failing utility check gives it up', in: input('n1', { n2: up({ web: idle }) , n3: down }, running({ utilityOk: false })), expect: 'stop' },
   { name: 'intelligent switchback: n2 keeps running when n1 comes back', in: input('n2', { n1: up({ web: idle }), n3: up({ web: idle }) }, running()), expect: null },
