@@ -243,6 +243,24 @@ export class NetnsCluster {
     for (let p = 0; p < this.paths; p++) this.setPath(node, p, true);
   }
 
+  /**
+   * One-way link loss: `to` no longer receives anything `from` sends it, on any path (an nftables
+   * input rule in `to`'s own network namespace; the client, watchers and gateway are unaffected).
+   * Both ways between two groups make a partition in which both sides still reach the gateway and
+   * the shared disk. Needs Debian's nftables.
+   */
+  dropFrom(to: TestNode, from: TestNode): void {
+    const ns = ['ip', 'netns', 'exec', to.netns, 'nft'];
+    runSync([...ns, 'add', 'table', 'inet', 'hxdrop']);
+    runSync([...ns, 'add chain inet hxdrop in { type filter hook input priority 0; }']);
+    for (let p = 0; p < this.paths; p++) runSync([...ns, 'add', 'rule', 'inet', 'hxdrop', 'in', 'ip', 'saddr', nodeAddress(from.index, p), 'drop']);
+  }
+
+  /** Undo every dropFrom(node, …). */
+  clearDrops(node: TestNode): void {
+    runSync(['ip', 'netns', 'exec', node.netns, 'nft', 'delete', 'table', 'inet', 'hxdrop'], { allowFail: true });
+  }
+
   // ---------------------------------------------------------------------------------------
   // Processes inside a node
 
