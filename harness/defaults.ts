@@ -60,6 +60,10 @@ export const DEFAULTS = {
   fencedStopTimeoutMs: 5_000,
   /** After SIGTERM to an agent's process group, wait this long before SIGKILL. */
   killGraceMs: 2_000,
+  /** Policy `halt` (onLoss, onStopFailure): what the guard runs, at once, without stopping anything
+   *  first: an immediate reboot, as LifeKeeper's lkscsid and VCS's panic do. A node whose disk was
+   *  taken must not run one more instruction of its resources. `haltCommand` in cluster.yaml. */
+  haltCommand: 'systemctl reboot --force --force',
   /** The configuration check (a `harness validate` child at start and reload: YAML, schema, every
    *  agent's meta-data) is killed after this long, and start or reload fails naming the step it was
    *  at. It takes well under a second on a real machine. */

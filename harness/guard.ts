@@ -5,7 +5,6 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import type { Logger } from './log.ts';
 
 const GUARD_SH = fileURLToPath(new URL('./guard.sh', import.meta.url));
@@ -125,12 +124,19 @@ export class Guard {
     this.child?.stdin?.end();
   }
 
-  /** Policy "halt": stop everything here now (the guard's script), then run HARNESS_HALT_COMMAND if set. */
-  async halt(reason: string): Promise<void> {
-    await execa('/bin/sh', [this.script], { reject: false, timeout: 60_000 });
-    const cmd = process.env.HARNESS_HALT_COMMAND;
-    this.log.fatal({ event: 'halt', reason, command: cmd ?? null }, `halting: ${reason}`);
-    if (cmd) await execa('/bin/sh', ['-c', cmd], { reject: false });
+  /**
+   * Policy "halt": the guard runs `command` (cluster.yaml `haltCommand`) at once, in place of its
+   * stop script, and this process exits (70). The guard does it, not the daemon: it is what runs
+   * when the daemon cannot, and the command needs nothing of this process.
+   */
+  halt(reason: string, command: string): never {
+    const script = ['#!/bin/sh', '# Written by the harness daemon: HALT this node. Do not edit.', `echo ${shq(`harness guard: halting (${reason}): ${command}`)} >&2`, `exec /bin/sh -c ${shq(command)}`, ''].join('\n');
+    const tmp = `${this.script}.tmp`;
+    writeFileSync(tmp, script, { mode: 0o700 });
+    renameSync(tmp, this.script);
+    this.log.fatal({ event: 'halt', reason, command }, `halting: ${reason} (the guard runs: ${command})`);
+    if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.stdin?.end();
+    else spawn('/bin/sh', [this.script], { detached: true, stdio: 'ignore' }).unref(); // no guard: do it ourselves
     process.exit(70);
   }
 }

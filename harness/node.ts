@@ -556,9 +556,8 @@ export class NodeDaemon {
         return this.doStop(a, h, rt);
       case 'halt': {
         this.log.fatal({ event: 'halt', hierarchy: h.name, reason: a.reason }, `${h.name}: ${a.reason}: halting this node (per policy)`);
-        // The guard's script holds the disks from here on: two refreshers would refuse each other's keys.
         this.keeper.stop();
-        await this.guard?.halt(a.reason);
+        this.guard?.halt(a.reason, this.config.cluster.haltCommand);
         return;
       }
     }

@@ -360,6 +360,7 @@ export function loadCluster(clusterFile: string, opts: { authKey?: boolean } = {
     ocfRoot: resolve(dir, c.ocfRoot ?? DEFAULT_OCF_ROOT),
     maxParallelHierarchies: c.maxParallelHierarchies ?? DEFAULTS.maxParallelHierarchies,
     onStop: c.onStop ?? 'switchover',
+    haltCommand: c.haltCommand ?? DEFAULTS.haltCommand,
   };
   if (c.controlGroup !== undefined) cluster.controlGroup = c.controlGroup;
   return cluster;

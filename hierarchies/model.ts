@@ -35,6 +35,8 @@ export interface ClusterConfig {
   onStop: 'switchover' | 'stop';
   /** Unix group allowed to use the control socket (besides root). */
   controlGroup?: string;
+  /** Shell command the guard runs to halt this node (policy `halt`): DEFAULTS.haltCommand unless set. */
+  haltCommand: string;
 }
 
 export type OwnershipConfig =

@@ -82,6 +82,7 @@ export const ClusterFileSchema = z.strictObject({
   maxParallelHierarchies: z.number().int().min(1).optional(),
   onStop: z.enum(['switchover', 'stop']).optional(),
   controlGroup: z.string().min(1).optional(),
+  haltCommand: z.string().min(1).optional(),
 });
 
 export type ClusterFile = z.infer<typeof ClusterFileSchema>;

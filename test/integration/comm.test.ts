@@ -44,6 +44,7 @@ function cluster(names: string[], o: { paths?: number; hb?: number; dead?: numbe
     ocfRoot: '/usr/lib/ocf',
     maxParallelHierarchies: 16,
     onStop: 'stop',
+    haltCommand: 'true',
   };
 }
 
