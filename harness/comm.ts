@@ -23,7 +23,7 @@
 //   path  up      heard within pathDeadMs             (pathDeadMs = deadTimeMs)
 //   peer  up      heard on some path within deadTimeMs
 //   peer  suspect silent on every path for suspectAfterMs (= deadTimeMs / 3; while a path to it is
-//                 down, at least pathStride + 1 intervals: see suspectAfter)
+//                 down or late, pathStride + 2 intervals: see suspectAfter)
 //   peer  down    silent on every path for deadTimeMs, or its last heartbeat said `leaving`
 //   unknown       never heard yet and still inside the startup grace (= deadTimeMs)
 // One timer per Comm ticks every heartbeatIntervalMs: it sends and re-evaluates; a threshold
@@ -655,17 +655,23 @@ export class Comm extends EventEmitter<CommEvents> {
   }
 
   /**
-   * Silence after which a peer is suspect. While we do not hear it on every path, a path may be
-   * broken one way only, which its sender cannot see: it then keeps taking turns over the paths and
-   * we hear it only every pathStride intervals (300 ms with the defaults, the suspect threshold
-   * itself). A single lost path must not make a live peer suspect, so the threshold then leaves a
-   * whole interval beyond that gap. With every path heard it stays deadTimeMs / 3.
+   * Silence after which a peer is suspect. A path may be broken one way only, which its sender
+   * cannot see: it keeps taking turns over the paths and we hear it only every pathStride intervals
+   * (300 ms with the defaults: the suspect threshold itself). A single lost path must not make a
+   * live peer suspect: while one path is down and another up, or one path has missed its turn
+   * (not heard for pathStride + 1/4 intervals) while another is on time, the threshold is
+   * pathStride + 2 intervals (room for a loaded machine's jitter). When every path falls silent
+   * together (a power-off) the last path is on time a quarter interval longer at most: suspicion,
+   * and the disk watch it starts, come as early as before within that.
    */
   private suspectAfter(peer: Peer, now: number): number {
     const t = this.timers;
-    if (peer.rx.every((rx) => this.pathHeard(rx, now))) return t.suspectAfterMs;
     const stride = Math.min(t.pathStride, this.sockets.length);
-    return Math.max(t.suspectAfterMs, (stride + 1) * t.heartbeatIntervalMs);
+    const within = (rx: PathRx, ms: number) => rx.lastHeard !== null && now - rx.lastHeard <= ms;
+    const onTime = (stride + 0.25) * t.heartbeatIntervalMs;
+    const split = (ms: number) => peer.rx.some((rx) => within(rx, ms)) && peer.rx.some((rx) => !within(rx, ms));
+    if (!split(t.pathDeadTimeMs) && !split(onTime)) return t.suspectAfterMs;
+    return Math.max(t.suspectAfterMs, (stride + 2) * t.heartbeatIntervalMs);
   }
 
   /** A path is up while the peer was heard on it within pathDeadTimeMs. */
