@@ -638,7 +638,11 @@ export class Comm extends EventEmitter<CommEvents> {
     if (this.startedAt !== undefined) consider(this.startedAt + t.startupGraceMs);
     for (const peer of this.peers) {
       if (peer.lastHeard !== null) {
-        consider(peer.lastHeard + this.suspectAfter(peer, now));
+        const after = this.suspectAfter(peer, now);
+        consider(peer.lastHeard + after);
+        // Relaxed (paths disagree): it ends when the paths still on time fall late too (a
+        // power-off, every path silent): be there then, the silence is already past suspicion.
+        if (after > t.suspectAfterMs) for (const rx of peer.rx) if (rx.lastHeard !== null) consider(rx.lastHeard + this.onTimeMs() + 1);
         consider(peer.lastHeard + t.deadTimeMs);
       }
       for (const rx of peer.rx) if (rx.lastHeard !== null) consider(rx.lastHeard + t.pathDeadTimeMs);
@@ -659,19 +663,24 @@ export class Comm extends EventEmitter<CommEvents> {
    * cannot see: it keeps taking turns over the paths and we hear it only every pathStride intervals
    * (300 ms with the defaults: the suspect threshold itself). A single lost path must not make a
    * live peer suspect: while one path is down and another up, or one path has missed its turn
-   * (not heard for pathStride + 1/4 intervals) while another is on time, the threshold is
+   * (not heard for pathStride + 1/10 intervals) while another is on time, the threshold is
    * pathStride + 2 intervals (room for a loaded machine's jitter). When every path falls silent
-   * together (a power-off) the last path is on time a quarter interval longer at most: suspicion,
-   * and the disk watch it starts, come as early as before within that.
+   * together (a power-off) the last path is on time a tenth of an interval longer at most (15 ms
+   * with the defaults): suspicion, and the disk watch it starts, come that much later at most.
    */
   private suspectAfter(peer: Peer, now: number): number {
     const t = this.timers;
     const stride = Math.min(t.pathStride, this.sockets.length);
     const within = (rx: PathRx, ms: number) => rx.lastHeard !== null && now - rx.lastHeard <= ms;
-    const onTime = (stride + 0.25) * t.heartbeatIntervalMs;
+    const onTime = this.onTimeMs();
     const split = (ms: number) => peer.rx.some((rx) => within(rx, ms)) && peer.rx.some((rx) => !within(rx, ms));
     if (!split(t.pathDeadTimeMs) && !split(onTime)) return t.suspectAfterMs;
     return Math.max(t.suspectAfterMs, (stride + 2) * t.heartbeatIntervalMs);
+  }
+
+  /** A path taking turns is heard at least this often (pathStride intervals and a tenth). */
+  private onTimeMs(): number {
+    return (Math.min(this.timers.pathStride, this.sockets.length) + 0.1) * this.timers.heartbeatIntervalMs;
   }
 
   /** A path is up while the peer was heard on it within pathDeadTimeMs. */
