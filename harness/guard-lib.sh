@@ -19,7 +19,7 @@
 #   file: the same two operations on the JSON state file, under its lock-file protocol.
 # Plain POSIX sh plus coreutils' date/sleep/stat/timeout and awk: this must run when nothing else does.
 
-HG_DIR=${TMPDIR:-/tmp}/harness-guard.$$
+HG_DIR=
 HG_HOLDS=0
 HG_MAIN=$$
 HG_REFRESHER=
@@ -31,8 +31,7 @@ hg_ms() { date +%s%3N; }
 hg_init() {
 	HG_BACKEND=$1 HG_NODEPART=$2 HG_REFRESH=$3 HG_BOUND=$4 HG_INITIATOR=$5 HG_LOCK_STALE_MS=$6
 	HG_T0=$(hg_ms)
-	HG_DEADLINE=$((HG_T0 + HG_BOUND * 1000))
-	mkdir -p "$HG_DIR" || HG_DIR=$(mktemp -d)
+	HG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/harness-guard.XXXXXXXX") || exit 1
 	HG_NS=$(readlink /proc/self/ns/pid 2>/dev/null)
 }
 
@@ -76,7 +75,8 @@ hg_scsi_release() { # PATHS (one disk)
 # --- file (fencing/file.ts: pretty-printed JSON, lock file created O_EXCL, renamed into place) ---
 hg_file_lock() { # STATE -> 0 with the lock held (owner text in HG_OWNER)
 	_lock=$1.lock
-	HG_OWNER="{\"pid\":$$,\"ns\":\"$HG_NS\",\"token\":\"guard-$$-$(hg_ms)\"}"
+	# The pid is the guard's (alive while it runs); the token is unique to this call (subshells share $$).
+	HG_OWNER="{\"pid\":$$,\"ns\":\"$HG_NS\",\"token\":\"$(basename "$(mktemp -u "$HG_DIR/t.XXXXXXXX")")\"}"
 	_until=$(($(hg_ms) + 3 * HG_LOCK_STALE_MS))
 	while ! (set -C && printf '%s' "$HG_OWNER" >"$_lock") 2>/dev/null; do
 		# Broken as the daemons do: when older than the stale bound (its owner is frozen), or when its
@@ -85,7 +85,7 @@ hg_file_lock() { # STATE -> 0 with the lock held (owner text in HG_OWNER)
 		_o=$(cat "$_lock" 2>/dev/null)
 		_pid=$(printf '%s' "$_o" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
 		_dead=0
-		case $_o in *"\"ns\":\"$HG_NS\""*) [ -n "$_pid" ] && [ -n "$HG_NS" ] && ! kill -0 "$_pid" 2>/dev/null && _dead=1 ;; esac
+		case $_o in *"\"ns\":\"$HG_NS\""*) [ -n "$_pid" ] && [ -n "$HG_NS" ] && [ ! -d "/proc/$_pid" ] && _dead=1 ;; esac
 		if [ -n "$_m" ] && { [ $_dead = 1 ] || [ $(($(hg_ms) - _m)) -gt "$HG_LOCK_STALE_MS" ]; } && (set -C && : >"$_lock.break") 2>/dev/null; then
 			[ "$(stat -c %.3Y "$_lock" 2>/dev/null | tr -d .)" = "$_m" ] && rm -f "$_lock"
 			rm -f "$_lock.break"
@@ -98,15 +98,15 @@ hg_file_unlock() { [ "$(cat "$1.lock" 2>/dev/null)" = "$HG_OWNER" ] && rm -f "$1
 hg_file_op() { # OP STATE; OP = refresh | release. Rewrites the state file as fencing/file.ts does.
 	[ -f "$2" ] || return 0
 	hg_file_lock "$2" || return 1
-	_tmp=$2.guard.$$.tmp
+	_tmp=$(mktemp "$2.guard.XXXXXXXX") || { hg_file_unlock "$2"; return 1; }
 	awk -v op="$1" -v me="$HG_INITIATOR" -v part="$HG_NODEPART" '
 		function q(s) { return "\"" s "\"" }
-		/"generation":/ { gen = $2 + 0 }
-		/"holder":/ { h = $2; gsub(/[",]/, "", h) }
-		/"type":/ { t = $2; gsub(/,/, "", t) }
-		inreg && /^ *}/ { inreg = 0 }
-		inreg { k = $1; v = $2; gsub(/[":]/, "", k); gsub(/[",]/, "", v); n++; ini[n] = k; key[k] = v }
-		/"registrations": *{ *$/ { inreg = 1 }
+		inreg && /^  }/ { inreg = 0; next }
+		inreg { k = $1; v = $2; gsub(/[":]/, "", k); gsub(/[",]/, "", v); n++; ini[n] = k; key[k] = v; next }
+		/^  "registrations": \{$/ { inreg = 1; next }
+		/^  "generation": / { gen = $2; gsub(/,/, "", gen) }
+		/^  "holder": / { hq = ($2 != "null,"); h = $2; gsub(/[",]/, "", h) }
+		/^  "type": / { t = $2; gsub(/,/, "", t) }
 		END {
 			if (!(me in key)) exit 3
 			if (op == "refresh") {
@@ -116,9 +116,9 @@ hg_file_op() { # OP STATE; OP = refresh | release. Rewrites the state file as fe
 				gen = (gen + 1) % 4294967296
 			} else {
 				delete key[me]
-				if (h == me) { h = "null"; t = "null" }
+				if (hq && h == me) { hq = 0; t = "null" }
 			}
-			print "{"; print "  \"generation\": " gen ","
+			print "{"; printf "  \"generation\": %.0f,\n", gen
 			m = 0; for (i = 1; i <= n; i++) if (ini[i] in key) m++
 			if (m == 0) print "  \"registrations\": {},"
 			else {
@@ -126,11 +126,14 @@ hg_file_op() { # OP STATE; OP = refresh | release. Rewrites the state file as fe
 				for (i = 1; i <= n; i++) if (ini[i] in key) { c++; print "    " q(ini[i]) ": " q(key[ini[i]]) (c < m ? "," : "") }
 				print "  },"
 			}
-			print "  \"holder\": " (h == "null" ? "null" : q(h)) ","; print "  \"type\": " t; print "}"
+			print "  \"holder\": " (hq ? q(h) : "null") ","; print "  \"type\": " t; print "}"
 		}' "$2" >"$_tmp"
 	_rc=$?
 	# Publish only while the lock is still ours (a daemon may have broken it as stale).
-	if [ $_rc = 0 ] && [ "$(cat "$2.lock" 2>/dev/null)" = "$HG_OWNER" ]; then mv -f "$_tmp" "$2"; else rm -f "$_tmp"; fi
+	if [ $_rc = 0 ] && [ "$(cat "$2.lock" 2>/dev/null)" = "$HG_OWNER" ] && mv -f "$_tmp" "$2"; then :; else
+		rm -f "$_tmp"
+		[ $_rc = 0 ] && _rc=1 # not published
+	fi
 	hg_file_unlock "$2"
 	[ $_rc = 0 ] || [ $_rc = 3 ] # 3: not registered (preempted or released): nothing to do
 }
@@ -158,6 +161,8 @@ hg_begin() {
 	for _h in "$HG_DIR"/hold.*; do
 		while IFS= read -r _d; do hg_disk_op refresh "$_d"; done <"$_h"
 	done
+	# The bound runs from here: the first hold's own time is not taken from the stops.
+	HG_DEADLINE=$(($(hg_ms) + HG_BOUND * 1000))
 	hg_refresher &
 	HG_REFRESHER=$!
 	hg_log "holding the disks of $HG_HOLDS hierarchies ($(($(hg_ms) - HG_T0)) ms)"
@@ -187,6 +192,15 @@ hg_release() {
 	_ok=1
 	while IFS= read -r _d; do hg_disk_op release "$_d" || _ok=0; done <"$HG_DIR/hold.$1"
 	if [ $_ok = 1 ]; then hg_log "$2: stopped and released ($(($(hg_ms) - HG_T0)) ms after the daemon died)"; else hg_log "$2: stopped, release FAILED (peers preempt once the key freezes)"; fi
+}
+
+# hg_keep INDEX NAME: a start of NAME was in flight when the daemon died. An orphaned agent may
+# still bring something up after our stops, so its disks are never released here: the refresh
+# ends, the key freezes, and peers preempt as they would a dead node (scsi: that fences it).
+hg_keep() {
+	[ -f "$HG_DIR/hold.$1" ] || return 0
+	: >"$HG_DIR/hold.$1.released"
+	hg_log "$2: a start was in flight: keeping its disks (peers preempt once the key freezes)"
 }
 
 hg_end() {

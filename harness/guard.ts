@@ -2,7 +2,7 @@
 // guard's stop script in sync with what runs and what is owned here, and starts/stops the guard.
 // See guard-lib.sh for the why of holding the disks while stopping.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
+import { writeFileSync, readFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from './log.ts';
@@ -29,6 +29,11 @@ export interface GuardHierarchy {
   levels: GuardStop[][];
   /** The disks this node owns for it, as the backend's guard functions name them (empty: not owned). */
   disks: string[];
+  /**
+   * Give the disks up once every stop succeeded. False while a start or restart is in flight: an
+   * agent orphaned by the daemon's death may still bring something up after the guard's stops.
+   */
+  release?: boolean;
 }
 
 /** How the guard reaches the disks: written once into the script. */
@@ -79,7 +84,7 @@ export function renderStopScript(hierarchies: GuardHierarchy[], own: GuardOwners
       const env = Object.entries(s.env).map(([k, v]) => `${k}=${shq(v)}`).join(' ');
       lines.push(`  hg_stop ${i} ${shq(s.label)} ${secs(s.timeoutMs)} ${shq(s.agentPath)} ${env}`);
     }
-    lines.push(`  hg_release ${i} ${shq(h.name)}`, ') &', `p${i}=$!`);
+    lines.push(`  ${h.release === false ? 'hg_keep' : 'hg_release'} ${i} ${shq(h.name)}`, ') &', `p${i}=$!`);
     pids.push(`"$p${i}"`);
   });
   if (pids.length) lines.push(`wait ${pids.join(' ')}`);
@@ -90,11 +95,53 @@ export function renderStopScript(hierarchies: GuardHierarchy[], own: GuardOwners
 export class Guard {
   private child?: ChildProcess;
   private readonly script: string;
+  private readonly pidFile: string;
   private readonly log: Logger;
 
   constructor(opts: { node: string; stateDir: string; log: Logger }) {
     this.script = join(opts.stateDir, 'guard-stop.sh');
+    this.pidFile = join(opts.stateDir, 'guard.pid');
     this.log = opts.log;
+  }
+
+  /**
+   * A guard left by an earlier life of this daemon may still be stopping and holding (a daemon
+   * restarted right after a crash): wait for it before this node touches anything shared, or its
+   * refresh and release would act on the new daemon's registrations (same node key part).
+   * Bounded: its stops are; past `maxMs` it is killed.
+   */
+  async waitForPrevious(maxMs = 120_000): Promise<void> {
+    let pid: number;
+    try {
+      pid = Number(readFileSync(this.pidFile, 'utf8').trim());
+    } catch {
+      return;
+    }
+    const isGuard = () => {
+      try {
+        // guard.sh waiting, or the stop script it exec'd once the daemon was gone.
+        const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+        return Number.isInteger(pid) && pid > 1 && (cmd.includes(GUARD_SH) || cmd.includes(this.script));
+      } catch {
+        return false;
+      }
+    };
+    if (!isGuard()) return;
+    this.log.warn({ event: 'guard-previous', pid }, `the guard of an earlier run (pid ${pid}) is still at work: waiting for it to finish`);
+    const t0 = performance.now();
+    while (isGuard()) {
+      if (performance.now() - t0 > maxMs) {
+        this.log.error({ event: 'guard-previous', pid }, `the earlier guard (pid ${pid}) still runs after ${maxMs} ms: killing it`);
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+        break;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    this.log.info({ event: 'guard-previous', pid, waitedMs: Math.round(performance.now() - t0) }, 'the earlier guard is done');
   }
 
   async start(): Promise<void> {
@@ -103,6 +150,7 @@ export class Guard {
     this.child = spawn('/bin/sh', [GUARD_SH, this.script], { detached: true, stdio: ['pipe', 'ignore', 'inherit'] });
     this.child.on('error', (e) => this.log.error({ event: 'guard-error', err: e.message }, `guard: ${e.message}`));
     this.child.unref();
+    if (this.child.pid !== undefined) writeFileSync(this.pidFile, `${this.child.pid}\n`);
   }
 
   /** Rewrite the stop script: what runs and what is owned here now. */

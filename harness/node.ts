@@ -108,6 +108,8 @@ export class NodeDaemon {
     if (!me) throw new Error(`${config.cluster.file}: node ${this.node} is not in the cluster's node list`);
     const stateDir = me.stateDir ?? join('/var/lib/harness', this.node);
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    this.guard = new Guard({ node: this.node, stateDir, log: this.log });
+    await this.guard.waitForPrevious();
     const rscTmp = process.env.HA_RSCTMP ?? '/run/resource-agents';
 
     this.ctx = { node: this.node, ocfRoot: config.cluster.ocfRoot, rscTmp, log: this.log, agents: new Map<string, AgentRef>(), info: new Map<string, ResourceInfo>() };
@@ -169,7 +171,6 @@ export class NodeDaemon {
     this.comm.setAdvert(Object.fromEntries(config.hierarchies.map((h) => [h.name, { state: 'starting' as const, epoch: 0, eligible: false }])));
     await this.comm.start();
     this.control = await serveControl(me.controlSocket, (req) => this.handleControl(req), config.cluster.controlGroup);
-    this.guard = new Guard({ node: this.node, stateDir, log: this.log });
     await this.guard.start();
     this.utility.start();
     this.watcher = watchHierarchies(config.cluster.hierarchyDir, this.log, () => void this.reload());
@@ -654,7 +655,7 @@ export class NodeDaemon {
       );
       const own = this.keeper.get(h.name).state;
       const disks = h.fenced && (own === 'owned' || own === 'unverified') ? this.disks(h).map((d) => this.backend.guardDisk(d)) : [];
-      plan.push({ name: h.name, levels, disks });
+      plan.push({ name: h.name, levels, disks, release: starting === undefined });
     }
     try {
       this.guard?.update(plan, {

@@ -88,3 +88,20 @@ test('the guard\'s stop fails: it keeps the disk, its key freezes, the peer pree
   assert.ok(acquired?.preempted, `n1 did not preempt n2: ${JSON.stringify(acquired)}`);
   assert.ok(log.some((l) => /stop slow\/app FAILED/.test(l)) && log.some((l) => /keeping its disks/.test(l)), `guard log: ${log.join(' | ')}`);
 });
+
+test('a daemon restarted while its old guard still stops and holds waits for that guard before touching anything', async () => {
+  // slow runs on n1 now (the previous test); its stop takes 3 s.
+  await c.waitFor('slow on n1', async () => (await c.runners('slow', ['n1'])).length === 1, 30_000, 100);
+  const since = Date.now();
+  c.signalDaemon('n1', 'SIGKILL');
+  await new Promise((r) => setTimeout(r, 200));
+  c.start('n1');
+  await c.waitFor('n1 started again', () => c.events('n1').some((e) => e.time >= since && e.event === 'node-started'), 30_000, 50);
+  const waited = c.events('n1').find((e) => e.time >= since && e.event === 'guard-previous' && typeof e.waitedMs === 'number');
+  console.log(`# restarted daemon waited ${String(waited?.waitedMs)} ms for the earlier guard`);
+  assert.ok(waited, 'the restarted daemon did not wait for the earlier guard');
+  assert.ok((waited.waitedMs as number) >= 1000, `waited only ${String(waited.waitedMs)} ms`);
+  const started = c.events('n1').find((e) => e.time >= since && e.event === 'node-started')!;
+  assert.ok(started.time >= waited.time, 'started before the earlier guard was done');
+  await c.waitFor('slow in service on exactly one node', async () => (await c.runners('slow')).length === 1, 30_000, 100);
+});

@@ -37,6 +37,12 @@ test('stop script: holds every owned disk before any stop, stops hierarchies in 
   assert.match(s.find((l) => l.includes("hg_stop 0 'web/app'")) ?? '', /^ {2}hg_stop 0 'web\/app' 5 '\/agents\/web\/app' OCF_ROOT='\/usr\/lib\/ocf'$/);
 });
 
+test('stop script: a hierarchy whose start was in flight is stopped but never released (hg_keep)', () => {
+  const s = renderStopScript([{ ...db, release: false }], own, '/l.sh');
+  assert.match(s, /hg_stop 0 'db\/pg'[^\n]*\n {2}hg_keep 0 'db'\n/);
+  assert.doesNotMatch(s, /hg_release/);
+});
+
 test('stop script: an owned hierarchy with nothing running is only held and released', () => {
   const s = renderStopScript([{ name: 'idle', levels: [[]], disks: ['/d'] }], { ...own, backend: 'file' }, '/l.sh');
   assert.match(s, /hg_init file .* 2 'n1' 600/);
