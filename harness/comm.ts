@@ -162,6 +162,8 @@ interface Peer {
   seenIncarnation: number | undefined;
   /** Its incarnation that echoed ours: only heartbeats of it count as life (see receive). */
   confirmedIncarnation: number | undefined;
+  /** When an authentic heartbeat that did not echo us last came in (see derive: 'unknown'). */
+  lastUnconfirmed: number | null;
   leaving: boolean;
   advert: Record<string, HierarchyAdvert> | undefined;
   advertVersion: number;
@@ -267,6 +269,7 @@ export class Comm extends EventEmitter<CommEvents> {
         lastHeard: null,
         aliveSince: null,
         seenIncarnation: undefined,
+        lastUnconfirmed: null,
         confirmedIncarnation: undefined,
         incarnation: undefined,
         leaving: false,
@@ -502,6 +505,9 @@ export class Comm extends EventEmitter<CommEvents> {
     if (hb.heard === undefined || hb.heard[this.selfName] === this.incarnation) peer.confirmedIncarnation = hb.incarnation;
     if (peer.confirmedIncarnation !== hb.incarnation) {
       this.c.unconfirmed++;
+      const first = peer.lastUnconfirmed === null;
+      peer.lastUnconfirmed = this.now();
+      if (first && this.evaluate(peer, peer.lastUnconfirmed)) this.emitSafe('change');
       if (this.shouldLog(`unconfirmed|${from}`, 'unconfirmed', from)) {
         this.log.info({ node: srcNode, from, path: p, incarnation: hb.incarnation }, `comm: heartbeat of ${srcNode} does not echo our incarnation yet: not counted as alive (a just-started peer, or a replay)`);
       }
@@ -696,11 +702,17 @@ export class Comm extends EventEmitter<CommEvents> {
       if (rx.lastHeard === null) return inGrace ? 'unknown' : 'down';
       return this.pathHeard(rx, now) ? 'up' : 'down';
     });
+    // Authentic heartbeats that do not echo us keep coming: a peer that cannot hear us (a link
+    // broken one way), or a recording. Not alive by their evidence, but not provably gone either:
+    // 'unknown', which keeps every decision it could be part of waiting, the safe side.
+    const unconfirmed = peer.lastUnconfirmed !== null && now - peer.lastUnconfirmed < t.deadTimeMs;
     if (peer.lastHeard === null) {
+      if (unconfirmed && !inGrace) return { state: 'unknown', suspect: true, paths, silentMs: now - since };
       return { state: inGrace ? 'unknown' : 'down', suspect: !inGrace, paths, silentMs: now - since };
     }
     const silentMs = now - peer.lastHeard;
-    const state: PeerState = peer.leaving || silentMs >= t.deadTimeMs ? 'down' : 'up';
+    let state: PeerState = peer.leaving || silentMs >= t.deadTimeMs ? 'down' : 'up';
+    if (state === 'down' && !peer.leaving && unconfirmed) state = 'unknown';
     // A leaving peer is not silent: it is down because it said so, not suspected of anything.
     return { state, suspect: silentMs >= this.suspectAfter(peer, now), paths, silentMs };
   }
