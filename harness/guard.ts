@@ -160,8 +160,13 @@ export class Guard {
       rmSync(this.script, { force: true });
       return;
     }
+    this.writeScript(renderStopScript(work, own));
+  }
+
+  /** Replace the script in one rename: the guard never runs half of one. */
+  private writeScript(text: string): void {
     const tmp = `${this.script}.tmp`;
-    writeFileSync(tmp, renderStopScript(work, own), { mode: 0o700 });
+    writeFileSync(tmp, text, { mode: 0o700 });
     chmodSync(tmp, 0o700);
     renameSync(tmp, this.script);
   }
@@ -178,10 +183,7 @@ export class Guard {
    * when the daemon cannot, and the command needs nothing of this process.
    */
   halt(reason: string, command: string): never {
-    const script = ['#!/bin/sh', '# Written by the harness daemon: HALT this node. Do not edit.', `echo ${shq(`harness guard: halting (${reason}): ${command}`)} >&2`, `exec /bin/sh -c ${shq(command)}`, ''].join('\n');
-    const tmp = `${this.script}.tmp`;
-    writeFileSync(tmp, script, { mode: 0o700 });
-    renameSync(tmp, this.script);
+    this.writeScript(['#!/bin/sh', '# Written by the harness daemon: HALT this node. Do not edit.', `echo ${shq(`harness guard: halting (${reason}): ${command}`)} >&2`, `exec /bin/sh -c ${shq(command)}`, ''].join('\n'));
     this.log.fatal({ event: 'halt', reason, command }, `halting: ${reason} (the guard runs: ${command})`);
     if (this.child && this.child.exitCode === null && this.child.signalCode === null) this.child.stdin?.end();
     else spawn('/bin/sh', [this.script], { detached: true, stdio: 'ignore' }).unref(); // no guard: do it ourselves

@@ -28,7 +28,7 @@ import { UtilityChecks } from './utility.ts';
 import { DEFAULTS, ownershipTimers, type OwnershipTimers } from './defaults.ts';
 import type { Logger } from './log.ts';
 import { buildStatus, type FailoverRecord } from './status.ts';
-import { Guard, isClientFacing, type GuardHierarchy, type GuardStop } from './guard.ts';
+import { Guard, isClientFacing, type GuardHierarchy, type GuardOwnership, type GuardStop } from './guard.ts';
 import { watchHierarchies } from './reload.ts';
 import { nextIncarnation } from './incarnation.ts';
 import type { FSWatcher } from 'chokidar';
@@ -120,6 +120,13 @@ export class NodeDaemon {
     if (config.cluster.ownership.backend === 'file') mkdirSync(config.cluster.ownership.dir, { recursive: true });
     this.timers = ownershipTimers(config.cluster.deadTimeMs);
     this.backend = await createBackend(config.cluster.ownership, this.node, { fileLockStaleMs: this.timers.fileLockStaleMs });
+    this.guardOwnership = {
+      backend: this.backend.name === 'scsi' ? 'scsi' : 'file',
+      nodePart: nodePart(nodeKey(config.cluster.cluster, this.node, 0)).toString(16),
+      initiator: this.node,
+      keyRefreshMs: this.timers.keyRefreshMs,
+      fileLockStaleMs: this.timers.fileLockStaleMs,
+    };
     this.keeper = new OwnershipKeeper({
       backend: this.backend,
       cluster: config.cluster.cluster,
@@ -658,19 +665,15 @@ export class NodeDaemon {
       plan.push({ name: h.name, levels, disks, release: starting === undefined });
     }
     try {
-      this.guard?.update(plan, {
-        backend: this.backend.name === 'scsi' ? 'scsi' : 'file',
-        nodePart: nodePart(nodeKey(this.config.cluster.cluster, this.node, 0)).toString(16),
-        initiator: this.node,
-        keyRefreshMs: this.timers.keyRefreshMs,
-        fileLockStaleMs: this.timers.fileLockStaleMs,
-      });
+      this.guard?.update(plan, this.guardOwnership);
     } catch (e) {
       this.log.error({ event: 'guard-error', err: (e as Error).message }, `guard: cannot write stop script: ${(e as Error).message}`);
     }
   }
   /** hierarchy -> resources of the start or restart in flight (see updateGuard). */
   private readonly guardStarting = new Map<string, Set<string>>();
+  /** How the guard reaches the disks: fixed for the daemon's life, set at start. */
+  private guardOwnership!: GuardOwnership;
 
   private recordFailure(h: string): void {
     const list = this.failures.get(h) ?? [];
