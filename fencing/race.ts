@@ -21,6 +21,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { DiskRef, Key, OwnershipBackend, ReservationState } from './backend.ts';
 import { OwnershipError } from './backend.ts';
 import { formatKey, nodeKey, nodePart } from './keys.ts';
+import { mutant } from '../harness/core/mutants.ts';
 
 export type AcquireOutcome =
   | { ok: true; key: Key; preempted?: Key }
@@ -122,7 +123,7 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
     // A prior watch that ended on this very key proves it has not moved since its last change.
     const frozenSince = opts.priorWatch && opts.priorWatch.key === victim ? Math.min(start, opts.priorWatch.lastChangeMs) : start;
     for (;;) {
-      const left = opts.livenessWindowMs - (now() - frozenSince);
+      const left = (mutant('preempt-without-window') ? 0 : opts.livenessWindowMs) - (now() - frozenSince);
       if (left <= 0) return { frozen: true };
       await sleep(Math.min(pollMs, left), opts.signal);
       const r = await backend.readReservation(disk);

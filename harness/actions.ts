@@ -1,9 +1,8 @@
-// Executes the resource side of the decision core's actions: probe, start, stop, restart of
-// resources through their OCF agents. Ownership is not touched here (node.ts does that), and
-// nothing is decided here: every outcome is written back into the hierarchy's runtime and the
-// core decides again.
+// Executes the resource side of the reducer's effects: probe, start, stop, restart of resources
+// through their OCF agents. Ownership is not touched here (node.ts does that), and nothing is
+// decided here: every outcome is returned as data and fed back to the reducer as an event.
 import type { HierarchyConfig, ResourceConfig } from '../hierarchies/model.ts';
-import type { HierarchyRuntime } from './decide.ts';
+import type { ResourceState } from './decide.ts';
 import type { AgentRef } from '../agents/locate.ts';
 import { runAgent, isRunning, type RunResult } from '../agents/runner.ts';
 import { DEFAULTS } from './defaults.ts';
@@ -83,7 +82,8 @@ function resourceOf(h: HierarchyConfig, name: string): ResourceConfig {
 }
 
 /** Probe every agent resource (monitor, interval 0) so a running resource is found, not started twice. */
-export async function probe(ctx: AgentContext, h: HierarchyConfig, rt: HierarchyRuntime): Promise<void> {
+export async function probe(ctx: AgentContext, h: HierarchyConfig): Promise<{ resources: Record<string, ResourceState>; cannotRun: string | null }> {
+  const rt: { resources: Record<string, ResourceState>; cannotRun: string | null } = { resources: {}, cannotRun: null };
   await Promise.all(
     h.resources.map(async (r) => {
       if (r.kind === 'disk') {
@@ -101,6 +101,7 @@ export async function probe(ctx: AgentContext, h: HierarchyConfig, rt: Hierarchy
       rt.resources[r.name] = isRunning(res) ? 'running' : res.result === 'not-running' ? 'stopped' : 'failed';
     }),
   );
+  return rt;
 }
 
 export interface WalkResult {
@@ -118,7 +119,7 @@ export interface WalkResult {
 async function walkLevels(
   ctx: AgentContext,
   h: HierarchyConfig,
-  rt: HierarchyRuntime,
+  resources: Record<string, ResourceState>,
   levels: string[][],
   action: 'start' | 'stop',
   timeoutMs?: number,
@@ -132,12 +133,12 @@ async function walkLevels(
       level.map(async (name) => {
         const r = resourceOf(h, name);
         if (r.kind === 'disk') {
-          rt.resources[name] = done;
+          resources[name] = done;
           return { name, ok: true, reason: '' };
         }
         const res = await runOp(ctx, h, r, action, timeoutMs ? { timeoutMs } : {});
         const ok = res.result === 'success';
-        rt.resources[name] = ok ? done : broken;
+        resources[name] = ok ? done : broken;
         return { name, ok, reason: `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
       }),
     );
@@ -149,11 +150,11 @@ async function walkLevels(
 }
 
 /** Start levels in order (children first), each level's resources in parallel. */
-export function startLevels(ctx: AgentContext, h: HierarchyConfig, rt: HierarchyRuntime, levels: string[][]): Promise<WalkResult> {
-  return walkLevels(ctx, h, rt, levels, 'start');
+export function startLevels(ctx: AgentContext, h: HierarchyConfig, resources: Record<string, ResourceState>, levels: string[][]): Promise<WalkResult> {
+  return walkLevels(ctx, h, resources, levels, 'start');
 }
 
 /** Stop levels in order (already reversed by the core). A failed stop ends the walk: nothing below it may stop. */
-export function stopLevels(ctx: AgentContext, h: HierarchyConfig, rt: HierarchyRuntime, levels: string[][], timeoutMs?: number): Promise<WalkResult> {
-  return walkLevels(ctx, h, rt, levels, 'stop', timeoutMs);
+export function stopLevels(ctx: AgentContext, h: HierarchyConfig, resources: Record<string, ResourceState>, levels: string[][], timeoutMs?: number): Promise<WalkResult> {
+  return walkLevels(ctx, h, resources, levels, 'stop', timeoutMs);
 }

@@ -16,6 +16,7 @@
 
 import type { HierarchyConfig, NodeName } from '../hierarchies/model.ts';
 import { levels, stopLevels, dependents } from '../hierarchies/tree.ts';
+import { mutant } from './core/mutants.ts';
 
 /** What a node advertises (and what we advertise) for one hierarchy. */
 /** `held`: out of service on an admin's request; peers must not take it over. */
@@ -31,6 +32,8 @@ export interface PeerView {
   state: 'up' | 'down' | 'unknown';
   /** The peer is shutting down cleanly: it is handing its hierarchies over. */
   leaving: boolean;
+  /** Silent on every path for a while (not yet dead): challengers start watching its keys on disk. */
+  suspect?: boolean;
   hierarchies: Record<string, PeerHierarchy>;
 }
 
@@ -143,7 +146,7 @@ export function selfEligible(h: HierarchyConfig, self: NodeName, rt: HierarchyRu
   if (input.adminStop.includes(h.name)) return false;
   // Local recovery exhausted: H failed over away from here; stay ineligible until the window passes.
   const limit = maxRestarts(h);
-  if (rt.failuresInWindow > limit) return false;
+  if (rt.failuresInWindow > limit && !mutant('restart-past-budget')) return false;
   return true;
 }
 
@@ -179,10 +182,10 @@ export function mastership(h: HierarchyConfig, input: DecideInput, rt: Hierarchy
   for (const [node, view] of peers) {
     if (view.state === 'unknown' && h.priorities[node] !== undefined) return { master: false, why: `waiting to hear from ${node}` };
     // A node that left cleanly with H held (`harness stop --mode stop`) keeps it held until it returns.
-    if (view.leaving && view.hierarchies[h.name]?.state === 'held') return { master: false, why: `held out of service by ${node} (stopped with --mode stop)` };
+    if (view.leaving && view.hierarchies[h.name]?.state === 'held' && !mutant('ignore-leaving')) return { master: false, why: `held out of service by ${node} (stopped with --mode stop)` };
     // A node that left with H FAILED (a stop failed there: its resources may still run) hands
     // nothing over: H stays blocked until that node returns and an admin clears it.
-    if (view.leaving && view.hierarchies[h.name]?.state === 'failed') return { master: false, why: `FAILED on ${node}, which left with it: a stop failed there, admin action needed` };
+    if (view.leaving && view.hierarchies[h.name]?.state === 'failed' && !mutant('ignore-leaving')) return { master: false, why: `FAILED on ${node}, which left with it: a stop failed there, admin action needed` };
   }
   const reachable = peers.filter(([, view]) => view.state === 'up' && !view.leaving);
   for (const [node, view] of reachable) {
@@ -277,7 +280,7 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
       }
       const failed = rt.monitorFailures[0] ?? Object.entries(rt.resources).find(([, s]) => s === 'failed')?.[0];
       if (failed !== undefined) {
-        if (rt.failuresInWindow > maxRestarts(h)) {
+        if (rt.failuresInWindow > maxRestarts(h) && !mutant('restart-past-budget')) {
           return {
             action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: `${failed} failed ${rt.failuresInWindow} times in the window: failing over` },
             note: 'failing over',

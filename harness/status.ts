@@ -58,8 +58,8 @@ export function buildStatus(d: NodeDaemon): StatusDoc {
       lastHeardMs: p?.lastHeardMs ?? null,
     };
   });
-  const hierarchies = cfg.hierarchies.map((h) => {
-    const rt = d.runtime.get(h.name)!;
+  const hierarchies = d.state.hierarchies.map((h) => {
+    const rt = d.state.h[h.name]!;
     const runningOn: string[] = [];
     if (rt.phase === 'in-service' || rt.phase === 'restarting') runningOn.push(d.node);
     for (const [peer, p] of Object.entries(view)) {
@@ -73,8 +73,8 @@ export function buildStatus(d: NodeDaemon): StatusDoc {
       runningOn,
       ownership: h.fenced ? own.state : 'not fenced',
       ownerKey: own.state === 'owned' || own.state === 'unverified' ? formatKey(own.key) : null,
-      fencedBy: d.fencedBy.get(h.name) ?? null,
-      note: d.notes.get(h.name) ?? '',
+      fencedBy: rt.fencedBy,
+      note: rt.note,
       priorities: h.priorities,
       resources: h.resources.map((r) => {
         const info = d.resourceInfo(h.name, r.name);

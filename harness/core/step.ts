@@ -1,0 +1,440 @@
+// The reducer: step(state, event) -> { state, effects }. Every transition of this node and of each
+// of its hierarchies happens here, and nowhere else. Pure: no I/O, no clock (time is `event.now`),
+// no randomness; the input state is never modified. decide.ts holds the rules (who is master,
+// what to do next); this file applies events to the state, asks decide() what to do and turns
+// its answer into effects, in the order the executor must run them (the guard's plan before the
+// start it covers).
+import type { HierarchyConfig, NodeName } from '../../hierarchies/model.ts';
+import { advertState, decide, initialRuntime, selfEligible, type Action, type DecideInput, type PeerView } from '../decide.ts';
+import type { ActionEffect, ActionResult, CoreSettings, Effect, Event, GuardPlan, HierarchyState, NodeState } from './types.ts';
+import { mutant } from './mutants.ts';
+
+/** Back-off after a failed acquire, per reason: a live owner is re-checked slowly. */
+export const ACQUIRE_BACKOFF_MS: Record<string, number> = {
+  'held-by-reachable': 500,
+  'owner-alive-on-disk': 500,
+  'lost-race': 300,
+  error: 2000,
+};
+
+export function initialHierarchy(h: HierarchyConfig): HierarchyState {
+  return {
+    ...initialRuntime(h),
+    failures: [],
+    note: 'probing',
+    diskProblem: null,
+    utilityPass: true,
+    fencedBy: null,
+    ownerKey: null,
+    epoch: 0,
+    action: null,
+    monitored: false,
+  };
+}
+
+export function initialState(self: NodeName, hierarchies: HierarchyConfig[], settings: CoreSettings, now: number): NodeState {
+  return {
+    self,
+    now,
+    settings,
+    hierarchies,
+    pending: {},
+    h: Object.fromEntries(hierarchies.map((h) => [h.name, initialHierarchy(h)])),
+    peers: {},
+    shutdown: false,
+    adminStop: [],
+    nextActionId: 1,
+    sent: { advert: '', guard: '', watch: '' },
+    left: false,
+  };
+}
+
+/** Copy deep enough that nothing the reducer writes is shared with the input state. */
+function copy(s: NodeState): NodeState {
+  const h: Record<string, HierarchyState> = {};
+  for (const [k, v] of Object.entries(s.h)) {
+    h[k] = { ...v, resources: { ...v.resources }, monitorFailures: [...v.monitorFailures], failures: [...v.failures], action: v.action && { ...v.action } };
+  }
+  return { ...s, h, pending: { ...s.pending }, adminStop: [...s.adminStop], sent: { ...s.sent } };
+}
+
+class Out {
+  readonly fx: Effect[] = [];
+  log(level: Extract<Effect, { kind: 'log' }>['level'], event: string, msg: string, fields: Record<string, unknown> = {}): void {
+    this.fx.push({ kind: 'log', level, event, msg, fields });
+  }
+}
+
+export function step(prev: NodeState, ev: Event): { state: NodeState; effects: Effect[] } {
+  const s = copy(prev);
+  s.now = ev.now;
+  const out = new Out();
+  if (!s.left) {
+    apply(s, ev, out);
+    react(s, out);
+  }
+  return { state: s, effects: out.fx };
+}
+
+// --- events ---------------------------------------------------------------------------------------
+
+function apply(s: NodeState, ev: Event, out: Out): void {
+  switch (ev.type) {
+    case 'tick':
+      return;
+    case 'peers':
+      s.peers = ev.peers;
+      return;
+    case 'done':
+      return finished(s, ev.id, ev.hierarchy, ev.result, out);
+    case 'monitor-failed': {
+      const rt = s.h[ev.hierarchy];
+      if (!rt || rt.phase !== 'in-service' || rt.busy) return;
+      out.log('warn', 'monitor-failed', `${ev.hierarchy}/${ev.resource}: monitor failed: ${ev.reason}`, { hierarchy: ev.hierarchy, resource: ev.resource, reason: ev.reason });
+      rt.resources[ev.resource] = 'failed';
+      // Counted when it happens, so decide() sees the (N+1)th failure as exhausting the budget.
+      rt.failures.push(s.now);
+      if (!rt.monitorFailures.includes(ev.resource)) rt.monitorFailures.push(ev.resource);
+      return;
+    }
+    case 'ownership': {
+      const rt = s.h[ev.hierarchy];
+      // Only ownership we hold can change this way; a late verdict on one we gave up is stale.
+      if (!rt || rt.ownership === 'not-owned' || rt.ownership === ev.state) return;
+      if (mutant('ignore-lost-key') && ev.state === 'lost') return;
+      rt.ownership = ev.state;
+      if (ev.state === 'lost') {
+        rt.fencedBy = ev.by ?? 'unknown';
+        rt.ownerKey = null;
+        out.log('error', 'fenced', `${ev.hierarchy}: ownership LOST (fenced by ${rt.fencedBy}): stopping at once`, { hierarchy: ev.hierarchy, by: ev.by ?? null, detail: ev.detail });
+      }
+      return;
+    }
+    case 'disk-unusable': {
+      const rt = s.h[ev.hierarchy];
+      if (!rt) return;
+      rt.diskProblem = ev.detail;
+      out.log('error', 'disk-unusable', `${ev.hierarchy}: refusing to own it: ${ev.detail}`, { hierarchy: ev.hierarchy, err: ev.detail });
+      return;
+    }
+    case 'utility': {
+      const rt = s.h[ev.hierarchy];
+      if (rt) rt.utilityPass = ev.ok;
+      return;
+    }
+    case 'holder-released': {
+      const rt = s.h[ev.hierarchy];
+      // Race now rather than at the end of a back-off taken while it was still holding.
+      if (rt && rt.acquireBackoffUntil > s.now) rt.acquireBackoffUntil = 0;
+      return;
+    }
+    case 'admin': {
+      const { request: r } = ev;
+      if (!s.h[r.hierarchy]) {
+        out.log('warn', 'admin-rejected', `admin request for unknown hierarchy ${r.hierarchy}`, { request: r });
+        return;
+      }
+      if (r.kind === 'hold' && !s.adminStop.includes(r.hierarchy)) s.adminStop.push(r.hierarchy);
+      if (r.kind === 'release') s.adminStop = s.adminStop.filter((x) => x !== r.hierarchy);
+      out.log('info', 'admin', `${r.hierarchy}: admin ${r.kind === 'hold' ? 'out of service' : 'in service'}`, { request: r });
+      return;
+    }
+    case 'config': {
+      const old = new Map(s.hierarchies.map((h) => [h.name, h]));
+      const next = new Map(ev.hierarchies.map((h) => [h.name, h]));
+      for (const [name, h] of next) {
+        const before = old.get(name);
+        if (!before || JSON.stringify(before) !== JSON.stringify(h)) s.pending[name] = h;
+      }
+      for (const name of old.keys()) if (!next.has(name)) s.pending[name] = null;
+      out.log('info', 'reload', `configuration reloaded: ${Object.keys(s.pending).length} hierarchies changed`, { changed: Object.keys(s.pending) });
+      return;
+    }
+    case 'shutdown': {
+      if (s.shutdown) return;
+      s.shutdown = ev.mode;
+      // "Just stop": what runs here stays down cluster-wide (advertised as held) until this node returns.
+      if (ev.mode === 'stop') {
+        for (const [name, rt] of Object.entries(s.h)) if (rt.phase !== 'out-of-service' && rt.phase !== 'unprobed' && !s.adminStop.includes(name)) s.adminStop.push(name);
+      }
+      out.log('info', 'shutdown', `shutting down (${ev.mode})`, { mode: ev.mode });
+      return;
+    }
+  }
+}
+
+function anyRunning(rt: HierarchyState): boolean {
+  return Object.values(rt.resources).some((x) => x === 'running');
+}
+
+/** An action finished: its typed result moves the hierarchy to its next phase. */
+function finished(s: NodeState, id: number, name: string, r: ActionResult, out: Out): void {
+  const rt = s.h[name];
+  const h = s.hierarchies.find((x) => x.name === name);
+  if (!rt || !h || !rt.action || rt.action.id !== id) {
+    out.log('warn', 'stale-result', `${name}: result of action ${id} that is not in flight (ignored)`, { hierarchy: name, id });
+    return;
+  }
+  const { kind, prevPhase, stop } = rt.action;
+  rt.action = null;
+  rt.busy = false;
+  if (r.kind === 'error') {
+    out.log('error', 'action-error', `${name}: ${kind} failed unexpectedly: ${r.detail}`, { action: kind, hierarchy: name, err: r.detail });
+    if (kind === 'stop' || kind === 'restart') rt.phase = 'failed';
+    else if (kind === 'acquire') {
+      rt.phase = prevPhase === 'in-service' ? 'in-service' : 'out-of-service';
+      backoff(s, rt, ACQUIRE_BACKOFF_MS.error!, out);
+    }
+    else if (kind === 'start') rt.phase = 'in-service'; // whatever started counts as running; decide() completes or stops it
+    else if (kind === 'probe') rt.phase = 'unprobed';
+  } else {
+    switch (r.kind) {
+      case 'probe': {
+        rt.resources = { ...r.resources };
+        rt.cannotRun = r.cannotRun;
+        const running = anyRunning(rt);
+        rt.phase = running ? 'in-service' : 'out-of-service';
+        rt.wasRunning = running;
+        if (running) out.log('warn', 'found-running', `${name}: found running at start-up: claiming ownership before anything else`, { hierarchy: name, resources: rt.resources });
+        else if (h.fenced) {
+          // Nothing of H runs here, so a registration of ours on its disks (left by an earlier life
+          // of this node that died or hung while holding) is of no use and would block every peer.
+          launchEffect(s, rt, { kind: 'unregister', id: 0, hierarchy: name, reason: 'nothing runs here after the probe' }, out);
+        }
+        break;
+      }
+      case 'unregister':
+        break;
+      case 'acquire':
+        rt.phase = prevPhase === 'in-service' ? 'in-service' : 'out-of-service';
+        if (r.ok) {
+          rt.ownership = 'owned';
+          rt.fencedBy = null;
+          rt.ownerKey = r.key;
+          rt.epoch = r.generation;
+        } else {
+          backoff(s, rt, ACQUIRE_BACKOFF_MS[r.reason] ?? 1000, out);
+        }
+        break;
+      case 'start':
+        rt.resources = { ...r.resources };
+        rt.phase = 'in-service';
+        if (r.failed) {
+          rt.failures.push(s.now);
+          out.log('error', 'start-failed', `${name}/${r.failed}: start failed: ${r.reason}`, { hierarchy: name, resource: r.failed, reason: r.reason });
+        } else {
+          monitor(rt, name, true, out);
+          out.fx.push({ kind: 'in-service', hierarchy: name });
+        }
+        break;
+      case 'restart':
+        rt.resources = { ...r.resources };
+        if (r.stopFailed) {
+          rt.phase = 'failed';
+          out.log('error', 'stop-failed', `${name}/${r.stopFailed}: stop failed during local restart: hierarchy FAILED, ownership kept`, { hierarchy: name, resource: r.stopFailed, reason: r.reason });
+          break;
+        }
+        rt.phase = 'in-service';
+        if (r.failed) {
+          // One more failure: without counting it a resource that can never start again here
+          // would be restarted forever instead of failing over.
+          rt.failures.push(s.now);
+          out.log('error', 'start-failed', `${name}/${r.failed}: restart failed: ${r.reason}`, { hierarchy: name, resource: r.failed, reason: r.reason });
+        } else {
+          monitor(rt, name, true, out);
+          out.log('info', 'restarted', `${name}: restarted in place`, { hierarchy: name });
+        }
+        break;
+      case 'stop': {
+        rt.resources = { ...r.resources };
+        if (r.failed) {
+          rt.phase = 'failed';
+          // Ownership kept: as long as we hold the disks nobody else can start H next to our half-stopped copy.
+          out.log('error', 'stop-failed', `${name}/${r.failed}: STOP FAILED (${r.reason}): hierarchy FAILED here, ownership kept so it cannot run twice; admin action needed`, { hierarchy: name, resource: r.failed, reason: r.reason });
+          break;
+        }
+        // Released, or given up because it was lost or could not be proven: not ours either way.
+        if (stop?.release || stop?.urgent) {
+          rt.ownership = 'not-owned';
+          rt.ownerKey = null;
+        }
+        rt.phase = 'out-of-service';
+        rt.wasRunning = false;
+        out.log('info', 'stopped', `${name}: out of service here`, { hierarchy: name });
+        break;
+      }
+      case 'halt':
+        break;
+    }
+  }
+}
+
+function backoff(s: NodeState, rt: HierarchyState, ms: number, out: Out): void {
+  rt.acquireBackoffUntil = s.now + ms;
+  out.fx.push({ kind: 'timer', at: rt.acquireBackoffUntil });
+}
+
+function monitor(rt: HierarchyState, name: string, on: boolean, out: Out): void {
+  if (rt.monitored === on) return;
+  rt.monitored = on;
+  out.fx.push({ kind: 'monitor', hierarchy: name, on });
+}
+
+// --- reaction: decide, launch, advertise --------------------------------------------------------
+
+function react(s: NodeState, out: Out): void {
+  applyPending(s, out);
+  for (const h of s.hierarchies) {
+    const rt = s.h[h.name]!;
+    const windowMs = Math.max(...h.resources.map((r) => r.restart.windowMs), 0);
+    rt.failures = rt.failures.filter((t) => s.now - t < windowMs);
+    rt.failuresInWindow = rt.failures.length;
+    rt.utilityOk = rt.utilityPass && rt.diskProblem === null;
+  }
+  const input: DecideInput = {
+    self: s.self,
+    now: s.now,
+    hierarchies: s.hierarchies,
+    peers: s.peers,
+    local: s.h,
+    shutdown: s.shutdown,
+    adminStop: s.adminStop,
+    raceDelayPerRankMs: s.settings.raceDelayPerRankMs,
+  };
+  const d = decide(input);
+  for (const [name, note] of Object.entries(d.notes)) s.h[name]!.note = s.h[name]!.diskProblem ? `disk unusable: ${s.h[name]!.diskProblem}` : note;
+
+  let inFlight = Object.values(s.h).filter((rt) => rt.busy).length;
+  for (const a of d.actions) {
+    if (inFlight >= s.settings.maxParallelHierarchies) break;
+    launch(s, a, out);
+    inFlight++;
+  }
+
+  advertise(s, out);
+  watch(s, out);
+  if (s.shutdown && allQuiet(s) && !s.left) {
+    for (const [name, rt] of Object.entries(s.h)) {
+      if (rt.phase === 'failed') out.log('error', 'leaving-failed', `${name}: leaving with it FAILED here (a stop failed, resources may still run): peers will not take it over until this node is back and an admin has cleared it`, { hierarchy: name });
+    }
+    s.left = true;
+    out.fx.push({ kind: 'leave' });
+  }
+}
+
+/** Changed or removed definitions take effect when their hierarchy is idle here. */
+function applyPending(s: NodeState, out: Out): void {
+  let changed = false;
+  for (const [name, h] of Object.entries(s.pending)) {
+    const rt = s.h[name];
+    const idle = !rt || (!rt.busy && (rt.phase === 'out-of-service' || rt.phase === 'unprobed') && rt.ownership === 'not-owned' && !anyRunning(rt));
+    if (!idle) continue;
+    delete s.pending[name];
+    changed = true;
+    const list = s.hierarchies.filter((x) => x.name !== name);
+    if (h) {
+      list.push(h);
+      s.h[name] = initialHierarchy(h);
+    } else {
+      if (rt) monitor(rt, name, false, out);
+      delete s.h[name];
+      s.adminStop = s.adminStop.filter((x) => x !== name);
+    }
+    list.sort((a, b) => a.name.localeCompare(b.name));
+    s.hierarchies = list;
+    out.log('info', h ? 'hierarchy-defined' : 'hierarchy-removed', `${name}: ${h ? 'new definition in effect' : 'removed'}`, { hierarchy: name });
+  }
+  if (changed) out.fx.push({ kind: 'hierarchies', list: s.hierarchies });
+}
+
+function launch(s: NodeState, a: Action, out: Out): void {
+  const rt = s.h[a.hierarchy]!;
+  if (a.kind === 'restart') rt.monitorFailures = rt.monitorFailures.filter((x) => x !== a.resource);
+  const fx: ActionEffect = a.kind === 'acquire' && mutant('no-rank-delay') ? { ...a, id: 0, delayMs: 0 } : { ...a, id: 0 };
+  launchEffect(s, rt, fx, out);
+}
+
+const PHASE_DURING: Partial<Record<ActionEffect['kind'], HierarchyState['phase']>> = {
+  acquire: 'acquiring',
+  start: 'starting',
+  restart: 'restarting',
+  stop: 'stopping',
+};
+
+function launchEffect(s: NodeState, rt: HierarchyState, fx: ActionEffect, out: Out): void {
+  const id = s.nextActionId++;
+  fx = { ...fx, id };
+  const name = fx.hierarchy;
+  const starting = fx.kind === 'start' ? fx.levels.flat() : fx.kind === 'restart' ? fx.start.flat() : [];
+  rt.action = { id, kind: fx.kind, prevPhase: rt.phase, starting, ...(fx.kind === 'stop' ? { stop: { release: fx.release, urgent: fx.urgent } } : {}) };
+  rt.busy = true;
+  rt.phase = PHASE_DURING[fx.kind] ?? rt.phase;
+  if (fx.kind === 'stop' || fx.kind === 'restart') monitor(rt, name, false, out);
+  // The guard must cover a start before it is launched: a daemon that dies half way through a
+  // start leaves the resources already started running.
+  if (starting.length > 0 && !mutant('no-guard-before-start')) guard(s, out);
+  const level = fx.kind === 'halt' ? 'fatal' : 'info';
+  out.log(level, 'action', `${name}: ${fx.kind} (${fx.reason})`, { action: fx.kind, hierarchy: name, reason: fx.reason, ...(fx.kind === 'acquire' ? { delayMs: fx.delayMs } : {}) });
+  out.fx.push(fx);
+}
+
+function advertise(s: NodeState, out: Out): void {
+  guard(s, out);
+  const adverts: Extract<Effect, { kind: 'advertise' }>['adverts'] = {};
+  for (const h of s.hierarchies) {
+    const rt = s.h[h.name]!;
+    let state = advertState(rt);
+    if (s.adminStop.includes(h.name) && state === 'out-of-service') state = 'held';
+    const d = { state, eligible: selfEligible(h, s.self, rt, { self: s.self, shutdown: s.shutdown, adminStop: s.adminStop } as DecideInput) };
+    adverts[h.name] = { ...d, epoch: rt.epoch, ...(rt.ownership === 'owned' && rt.ownerKey ? { ownerKey: rt.ownerKey } : {}) };
+  }
+  const leaving = s.shutdown !== false && allQuiet(s);
+  const key = JSON.stringify([adverts, leaving]);
+  if (key === s.sent.advert) return;
+  s.sent.advert = key;
+  out.fx.push({ kind: 'advertise', adverts, leaving });
+}
+
+function guard(s: NodeState, out: Out): void {
+  const plan: GuardPlan[] = s.hierarchies.map((h) => {
+    const rt = s.h[h.name]!;
+    const starting = mutant('no-guard-before-start') ? [] : rt.action?.starting ?? [];
+    const resources = h.resources.filter((r) => r.kind === 'agent' && (rt.resources[r.name] !== 'stopped' || starting.includes(r.name))).map((r) => r.name);
+    return { name: h.name, resources, owned: h.fenced && (rt.ownership === 'owned' || rt.ownership === 'unverified'), release: starting.length === 0 };
+  });
+  const key = JSON.stringify(plan);
+  if (key === s.sent.guard) return;
+  s.sent.guard = key;
+  out.fx.push({ kind: 'guard', plan });
+}
+
+/**
+ * The disk as the last comm path: while the node running H is suspect or down (and we might take
+ * over), keep sampling its key on the disk so the liveness window overlaps the dead time.
+ */
+function watch(s: NodeState, out: Out): void {
+  const peers = Object.values(s.peers) as PeerView[];
+  const list = s.hierarchies
+    .filter((h) => {
+      const rt = s.h[h.name]!;
+      if (!h.fenced || rt.phase !== 'out-of-service' || !h.resources.some((r) => r.kind === 'disk')) return false;
+      const runner = peers.find((p) => p.hierarchies[h.name]?.state === 'in-service' || p.hierarchies[h.name]?.state === 'starting');
+      const runsOnReachable = peers.some((p) => p.state === 'up' && !p.suspect && p.hierarchies[h.name]?.state === 'in-service');
+      return runner !== undefined && (runner.suspect === true || runner.state === 'down') && !runsOnReachable;
+    })
+    .map((h) => h.name);
+  const key = list.join('\n');
+  if (key === s.sent.watch) return;
+  s.sent.watch = key;
+  out.fx.push({ kind: 'watch', hierarchies: list });
+}
+
+/** Shutdown may finish: nothing in flight, nothing running, nothing owned (a FAILED hierarchy keeps both, and says so). */
+export function allQuiet(s: NodeState): boolean {
+  for (const rt of Object.values(s.h)) {
+    if (rt.busy) return false;
+    if (rt.phase !== 'out-of-service' && rt.phase !== 'failed' && rt.phase !== 'unprobed') return false;
+    if (rt.ownership === 'owned' && rt.phase !== 'failed') return false;
+  }
+  return true;
+}
