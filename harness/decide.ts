@@ -231,6 +231,16 @@ function betterNodeWaiting(h: HierarchyConfig, input: DecideInput): NodeName | n
   return null;
 }
 
+/** A reachable node of higher priority that also runs H (only possible without fencing). */
+function twinOnBetterNode(h: HierarchyConfig, input: DecideInput): NodeName | null {
+  const mine = h.priorities[input.self] ?? Infinity;
+  for (const [node, view] of Object.entries(input.peers)) {
+    if (view.state !== 'up' || view.leaving || view.hierarchies[h.name]?.state !== 'in-service') continue;
+    if ((h.priorities[node] ?? Infinity) < mine) return node;
+  }
+  return null;
+}
+
 function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput): { action?: Action; note: string } {
   const name = h.name;
   const agents = h.resources.filter((r) => r.kind === 'agent').map((r) => r.name);
@@ -271,6 +281,15 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
       if (input.shutdown || input.adminStop.includes(name)) {
         const why = input.shutdown ? `node shutdown (${input.shutdown})` : 'admin stop';
         return { action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: why }, note: why };
+      }
+      // Not fenced, nothing arbitrates: after a partition heals both sides may run it. The copy on
+      // the lower-priority node goes (a fenced hierarchy cannot get here: the disk has one owner).
+      const twin = h.fenced ? undefined : twinOnBetterNode(h, input);
+      if (twin) {
+        return {
+          action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: `also in service on ${twin} (higher priority; not fenced): stopping this copy` },
+          note: `running twice (not fenced): stopping here for ${twin}`,
+        };
       }
       if (!rt.utilityOk) {
         return {

@@ -7,6 +7,11 @@ import { join } from 'node:path';
 
 export const INCARNATION_FILE = 'incarnation';
 
+/** The rule, pure: the clock, but always above the previous one. */
+export function incarnationAfter(prev: number, now: number): number {
+  return Math.max(Math.floor(now), prev + 1);
+}
+
 /** The next incarnation for this start, recorded (fsync'd) in `stateDir` before it is used. */
 export function nextIncarnation(stateDir: string, now: number = Date.now()): number {
   const file = join(stateDir, INCARNATION_FILE);
@@ -17,7 +22,7 @@ export function nextIncarnation(stateDir: string, now: number = Date.now()): num
   } catch {
     // first start here (or unreadable): the clock alone
   }
-  const inc = Math.max(Math.floor(now), prev + 1);
+  const inc = incarnationAfter(prev, now);
   const tmp = `${file}.tmp`;
   const fd = openSync(tmp, 'w', 0o600);
   try {

@@ -44,6 +44,9 @@ export interface NodeOptions {
   log: Logger;
 }
 
+/** The reducer's clock: monotonic, so a wall-clock jump never stretches a back-off or a failure window. */
+const monoNow = (): number => performance.timeOrigin + performance.now();
+
 type EventIn = Event extends infer E ? (E extends { now: number } ? Omit<E, 'now'> : never) : never;
 
 export class NodeDaemon {
@@ -134,7 +137,7 @@ export class NodeDaemon {
     // Key generations must grow across restarts of this daemon: seconds since the epoch, then +1 per acquire.
     this.generation = Math.floor(Date.now() / 1000) & 0x7fffffff;
 
-    this.state = initialState(this.node, config.hierarchies, { maxParallelHierarchies: config.cluster.maxParallelHierarchies, raceDelayPerRankMs: DEFAULTS.raceDelayPerRankMs }, Date.now());
+    this.state = initialState(this.node, config.hierarchies, { maxParallelHierarchies: config.cluster.maxParallelHierarchies, raceDelayPerRankMs: DEFAULTS.raceDelayPerRankMs }, monoNow());
     for (const h of config.hierarchies) {
       if (!h.fenced) this.log.warn({ event: 'not-fenced', hierarchy: h.name }, `${h.name}: NOT FENCED (fencing: none): no disk arbitrates between nodes`);
     }
@@ -188,7 +191,7 @@ export class NodeDaemon {
     this.draining = true;
     try {
       for (let next = this.queue.shift(); next; next = this.queue.shift()) {
-        const { state, effects } = step(this.state, { ...next, now: Date.now() } as Event);
+        const { state, effects } = step(this.state, { ...next, now: monoNow() } as Event);
         this.state = state;
         for (const fx of effects) this.perform(fx);
       }
@@ -220,7 +223,7 @@ export class NodeDaemon {
           void this.updateWatches(); // a peer just turned suspect: start reading its key now, not at the next tick
           return;
         case 'timer':
-          setTimeout(() => this.dispatch({ type: 'tick' }), Math.max(0, fx.at - Date.now()) + 5).unref();
+          setTimeout(() => this.dispatch({ type: 'tick' }), Math.max(0, fx.at - monoNow()) + 5).unref();
           return;
         case 'in-service':
           return this.recordInService(fx.hierarchy);

@@ -1,0 +1,71 @@
+// The timeline language shared by random schedules (sim/schedule.ts) and admin scenarios
+// (`harness simulate`, sim/scenario.ts): what can happen to a simulated cluster, and when.
+
+export type Fault =
+  | { do: 'power-off'; node: string }
+  | { do: 'power-on'; node: string }
+  /** SIGKILL of the daemon: its guard takes over. */
+  | { do: 'crash'; node: string }
+  /** `harness start` on a node whose daemon is not running. */
+  | { do: 'start'; node: string }
+  /** `harness stop [--mode]` on a node. */
+  | { do: 'shutdown'; node: string; mode: 'switchover' | 'stop' }
+  | { do: 'stall'; node: string }
+  | { do: 'resume'; node: string }
+  /** One-way cut: `from` can no longer send to `to` (on every path, or one). */
+  | { do: 'cut'; from: string; to: string; path?: number }
+  | { do: 'heal'; from: string; to: string; path?: number }
+  | { do: 'partition'; groups: string[][] }
+  /** Loss, duplication and jitter on one link (one way). */
+  | { do: 'link'; from: string; to: string; loss: number; dup: number; jitterMs: number }
+  | { do: 'heal-network' }
+  /** `node` cannot reach the disks (its I/O fails), or they hang for it. */
+  | { do: 'disk-cut'; node: string; on: boolean }
+  | { do: 'disk-hang'; node: string; on: boolean }
+  | { do: 'start-fails'; node: string; hierarchy: string; resource: string; on: boolean }
+  | { do: 'stop-fails'; node: string; hierarchy: string; resource: string; on: boolean }
+  | { do: 'agent-hangs'; node: string; hierarchy: string; resource: string; on: boolean }
+  /** The resource's process dies (its monitor will notice). */
+  | { do: 'resource-dies'; node: string; hierarchy: string; resource: string }
+  | { do: 'clock-jump'; node: string; ms: number }
+  | { do: 'admin'; node: string; hierarchy: string; request: 'hold' | 'release' }
+  /** Old, authentic packets of `from` delivered to `to` again. */
+  | { do: 'replay'; from: string; to: string };
+
+export interface TimedFault {
+  at: number;
+  fault: Fault;
+}
+
+export function describeFault(f: Fault): string {
+  switch (f.do) {
+    case 'cut':
+    case 'heal':
+      return `${f.do} ${f.from} -> ${f.to}${f.path !== undefined ? ` (path ${f.path})` : ''}`;
+    case 'partition':
+      return `partition ${f.groups.map((g) => g.join(',')).join(' | ')}`;
+    case 'link':
+      return `link ${f.from} -> ${f.to}: loss ${f.loss}, dup ${f.dup}, jitter ${f.jitterMs} ms`;
+    case 'heal-network':
+      return 'network healed';
+    case 'disk-cut':
+    case 'disk-hang':
+      return `${f.do} ${f.node} ${f.on ? 'on' : 'off'}`;
+    case 'start-fails':
+    case 'stop-fails':
+    case 'agent-hangs':
+      return `${f.do} ${f.node} ${f.hierarchy}/${f.resource} ${f.on ? 'on' : 'off'}`;
+    case 'resource-dies':
+      return `resource dies: ${f.hierarchy}/${f.resource} on ${f.node}`;
+    case 'clock-jump':
+      return `clock of ${f.node} jumps ${f.ms > 0 ? '+' : ''}${f.ms} ms`;
+    case 'admin':
+      return `admin on ${f.node}: ${f.hierarchy} ${f.request === 'hold' ? 'out of service' : 'in service'}`;
+    case 'replay':
+      return `replay ${f.from}'s old packets to ${f.to}`;
+    case 'shutdown':
+      return `harness stop --mode ${f.mode} on ${f.node}`;
+    default:
+      return `${f.do} ${f.node}`;
+  }
+}

@@ -1,0 +1,658 @@
+// One simulated machine: its daemon process (the real reducer, decide(), race, keeper and
+// liveness rule, on the simulated clock) and its guard. This is the simulator's executor: the
+// same job as harness/node.ts, with agents, disks and the network simulated.
+//
+// Process model:
+//  - power off: the machine stops at once; its resources stop running; its registrations stay on
+//    the disks (a dead node's key freezes).
+//  - crash (SIGKILL of the daemon): the guard stops what the daemon's last guard plan lists,
+//    keeping the disks' keys moving meanwhile, then releases them (all stops ok, no start in
+//    flight) or leaves them frozen for a peer to preempt.
+//  - stall (SIGSTOP): the daemon runs nothing (its timers and packets wait); its resources keep
+//    running, the guard does nothing (the daemon is not dead). On resume the overdue timers fire
+//    once each and the queued packets are read.
+import { acquire, watchHolder, type HolderWatch } from '../fencing/race.ts';
+import { OwnershipKeeper } from '../fencing/ownership.ts';
+import { formatKey, nextKey, nodeKey, nodePart } from '../fencing/keys.ts';
+import type { DiskRef, Key } from '../fencing/backend.ts';
+import { Liveness, changesView, commTimers, type HeartbeatIn } from '../harness/liveness.ts';
+import { initialState, step } from '../harness/core/step.ts';
+import { isAction, type ActionEffect, type ActionResult, type Effect, type Event, type GuardPlan, type NodeState } from '../harness/core/types.ts';
+import type { PeerView, ResourceState } from '../harness/decide.ts';
+import type { HierarchyConfig } from '../hierarchies/model.ts';
+import { stopLevels as stopLevelsOf } from '../hierarchies/tree.ts';
+import { incarnationAfter } from '../harness/incarnation.ts';
+import { DEFAULTS, ownershipTimers } from '../harness/defaults.ts';
+import type { SimClock, SimTimer } from './clock.ts';
+import { SimBackend, type SimSan } from './disk.ts';
+import type { SimAgents } from './agents.ts';
+import type { SimNetwork } from './network.ts';
+
+export interface SimCluster {
+  cluster: string;
+  nodes: string[];
+  paths: number;
+  heartbeatIntervalMs: number;
+  deadTimeMs: number;
+  maxParallelHierarchies: number;
+  hierarchies: HierarchyConfig[];
+  /** Probe duration per resource, ms. */
+  probeMs: number;
+  /** Monitor interval in the simulator, ms. */
+  monitorMs: number;
+}
+
+export interface Hooks {
+  clock: SimClock;
+  san: SimSan;
+  agents: SimAgents;
+  net: SimNetwork;
+  /** Every reducer step: the simulator checks invariants and records the trace here. */
+  stepped(node: SimNode, ev: Event, before: NodeState, after: NodeState, effects: Effect[]): void;
+  /** A peer view was dispatched (the simulator checks it against the truth). */
+  viewed(node: SimNode, peers: Record<string, PeerView>): void;
+  diskLatencyMs: (node: string) => number;
+  /** Disk state changed outside a SimBackend (the guard writes the disk directly). */
+  changed(): void;
+}
+
+const quiet = {
+  level: 'silent',
+  debug() {},
+  info() {},
+  warn() {},
+  error() {},
+  fatal() {},
+  trace() {},
+  child() {
+    return quiet;
+  },
+};
+
+type EventIn = Event extends infer E ? (E extends { now: number } ? Omit<E, 'now'> : never) : never;
+
+/** One daemon process's life: everything here dies with it. */
+interface Proc {
+  gen: number;
+  state: NodeState;
+  liveness: Liveness;
+  keeper: OwnershipKeeper;
+  backend: SimBackend;
+  incarnation: number;
+  seq: number;
+  round: number;
+  adverts: HeartbeatIn['hierarchies'];
+  leaving: boolean;
+  guardPlan: GuardPlan[];
+  watchList: string[];
+  watches: Map<string, HolderWatch>;
+  intervals: Set<SimTimer>;
+  monitors: Map<string, SimTimer>;
+  queue: EventIn[];
+  draining: boolean;
+  lastTick: number;
+  ticks: number;
+  viewKey: string;
+  generation: number;
+  watchTimer: SimTimer | null;
+  exiting: boolean;
+}
+
+export class SimNode {
+  readonly name: string;
+  readonly c: SimCluster;
+  readonly hooks: Hooks;
+  /** Machine powered on. */
+  power = true;
+  p: Proc | null = null;
+  stalled = false;
+  /** When the daemon last died (crash, power-off, clean exit). */
+  diedAt = -Infinity;
+  stalledSince = -Infinity;
+  resumedAt = -Infinity;
+  readonly #deferred = new Map<() => void, true>();
+  readonly #buffered: HeartbeatIn[] = [];
+  #gen = 0;
+  #machineGen = 0;
+  /** Persistent (stateDir): the last incarnation used. */
+  #lastIncarnation = 0;
+  /** Wall clock offset (clock jumps): only the incarnation reads the wall clock. */
+  wallOffsetMs = 0;
+  guardRunning = false;
+  /** The daemon was asked to stop and has exited cleanly. */
+  stoppedCleanly = false;
+  readonly #timers: ReturnType<typeof ownershipTimers>;
+  readonly #stride: number;
+
+  constructor(name: string, c: SimCluster, hooks: Hooks) {
+    this.name = name;
+    this.c = c;
+    this.hooks = hooks;
+    this.#timers = ownershipTimers(c.deadTimeMs);
+    this.#stride = commTimers(c).pathStride;
+  }
+
+  get clock(): SimClock {
+    return this.hooks.clock;
+  }
+
+  // --- process life ---------------------------------------------------------------------------
+
+  /** Start the daemon (as `harness start`): a new incarnation, fresh memory, probe first. */
+  boot(): void {
+    if (!this.power || this.p) return;
+    const gen = ++this.#gen;
+    const now = this.clock.now();
+    this.#lastIncarnation = incarnationAfter(this.#lastIncarnation, 1_000_000 + now + this.wallOffsetMs);
+    const timers = this.procTimers(gen);
+    const backend = new SimBackend({ san: this.hooks.san, node: this.name, clock: this.clock, latencyMs: this.hooks.diskLatencyMs(this.name) });
+    const keeper = new OwnershipKeeper({
+      backend,
+      cluster: this.c.cluster,
+      self: this.name,
+      log: quiet as never,
+      keyRefreshMs: this.#timers.keyRefreshMs,
+      ownershipCheckMs: this.#timers.ownershipCheckMs,
+      now: () => this.clock.now(),
+      timers,
+    });
+    const liveness = new Liveness({ self: this.name, selfIncarnation: this.#lastIncarnation, peers: this.c.nodes.filter((n) => n !== this.name), paths: this.c.paths, timers: commTimers(this.c) });
+    liveness.start(now);
+    const p: Proc = {
+      gen,
+      state: initialState(this.name, this.c.hierarchies, { maxParallelHierarchies: this.c.maxParallelHierarchies, raceDelayPerRankMs: DEFAULTS.raceDelayPerRankMs }, now),
+      liveness,
+      keeper,
+      backend,
+      incarnation: this.#lastIncarnation,
+      seq: 0,
+      round: 0,
+      adverts: Object.fromEntries(this.c.hierarchies.map((h) => [h.name, { state: 'starting' as const, epoch: 0, eligible: false }])),
+      leaving: false,
+      guardPlan: [],
+      watchList: [],
+      watches: new Map(),
+      intervals: new Set(),
+      monitors: new Map(),
+      queue: [],
+      draining: false,
+      lastTick: now,
+      ticks: 0,
+      viewKey: '',
+      generation: Math.floor((now + this.wallOffsetMs) / 1000) & 0x7fffffff,
+      watchTimer: null,
+      exiting: false,
+    };
+    this.p = p;
+    this.stoppedCleanly = false;
+    keeper.on('lost', (h: string, by: Key | null, detail: string) => this.dispatch({ type: 'ownership', hierarchy: h, state: 'lost', by: by === null ? null : formatKey(by), detail }));
+    p.intervals.add(timers.setInterval(() => this.heartbeatRound(), this.c.heartbeatIntervalMs));
+    p.intervals.add(timers.setInterval(() => this.tick(), DEFAULTS.tickMs));
+    this.dispatch({ type: 'peers', peers: this.peerViews() });
+  }
+
+  /** The daemon dies (SIGKILL, or a crash): the guard takes over. */
+  crash(): void {
+    const p = this.p;
+    if (!p) return;
+    this.kill();
+    if (!p.exiting) this.runGuard(p.guardPlan);
+  }
+
+  /** The machine loses power: nothing runs, nothing is released. */
+  powerOff(): void {
+    if (!this.power) return;
+    this.kill();
+    this.power = false;
+    this.#machineGen++;
+    this.guardRunning = false;
+    this.stalled = false;
+    this.#deferred.clear();
+    this.#buffered.length = 0;
+    this.hooks.agents.powerOff(this.name);
+  }
+
+  powerOn(): void {
+    if (this.power) return;
+    this.power = true;
+    this.boot();
+  }
+
+  stall(): void {
+    if (!this.p || this.stalled) return;
+    this.stalled = true;
+    this.stalledSince = this.clock.now();
+  }
+
+  resume(): void {
+    if (!this.stalled) return;
+    this.stalled = false;
+    this.resumedAt = this.clock.now();
+    const fns = [...this.#deferred.keys()];
+    this.#deferred.clear();
+    for (const fn of fns) fn();
+    const pkts = this.#buffered.splice(0);
+    for (const hb of pkts) this.receive(hb);
+  }
+
+  private kill(): void {
+    const p = this.p;
+    if (!p) return;
+    for (const t of p.intervals) this.clock.clearInterval(t);
+    for (const t of p.monitors.values()) this.clock.clearInterval(t);
+    if (p.watchTimer) this.clock.clearInterval(p.watchTimer);
+    p.backend.hang = true; // calls in flight never answer a dead process
+    this.p = null;
+    this.diedAt = this.clock.now();
+    this.stalled = false;
+    this.#deferred.clear();
+    this.#buffered.length = 0;
+  }
+
+  /** Timers of one process: they do nothing once it is gone, and wait while it is stalled. */
+  private procTimers(gen: number) {
+    const run = (fn: () => void) => {
+      if (this.p?.gen !== gen) return;
+      if (this.stalled) {
+        this.#deferred.set(fn, true);
+        return;
+      }
+      fn();
+    };
+    const clock = this.clock;
+    const p = () => this.p;
+    return {
+      now: () => clock.now(),
+      setTimeout: (fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+        const once = () => fn(...args);
+        return clock.setTimeout(() => run(once), ms);
+      },
+      clearTimeout: (h: unknown) => clock.clearTimeout(h),
+      setInterval: (fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+        const every = () => fn(...args);
+        const t = clock.setInterval(() => run(every), ms);
+        p()?.intervals.add(t);
+        return t;
+      },
+      clearInterval: (h: unknown) => {
+        clock.clearInterval(h);
+        p()?.intervals.delete(h as SimTimer);
+      },
+    };
+  }
+
+  private sleep(gen: number, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.procTimers(gen).setTimeout(() => resolve(), Math.max(0, ms));
+    });
+  }
+
+  // --- the executor ---------------------------------------------------------------------------
+
+  dispatch(ev: EventIn): void {
+    const p = this.p;
+    if (!p) return;
+    p.queue.push(ev);
+    if (p.draining) return;
+    p.draining = true;
+    try {
+      for (let next = p.queue.shift(); next && this.p === p; next = p.queue.shift()) {
+        const e = { ...next, now: this.clock.now() } as Event;
+        const before = p.state;
+        const { state, effects } = step(before, e);
+        p.state = state;
+        this.hooks.stepped(this, e, before, state, effects);
+        for (const fx of effects) if (this.p === p) this.perform(p, fx);
+      }
+    } finally {
+      p.draining = false;
+    }
+  }
+
+  private perform(p: Proc, fx: Effect): void {
+    if (isAction(fx)) return void this.launch(p, fx);
+    switch (fx.kind) {
+      case 'log':
+        return;
+      case 'advertise':
+        p.adverts = fx.adverts;
+        p.leaving = fx.leaving;
+        this.send(p, true); // news goes out at once, on every path
+        return;
+      case 'guard':
+        p.guardPlan = fx.plan;
+        return;
+      case 'monitor':
+        return this.monitor(p, fx.hierarchy, fx.on);
+      case 'watch':
+        p.watchList = fx.hierarchies;
+        for (const h of [...p.watches.keys()]) if (!fx.hierarchies.includes(h)) p.watches.delete(h);
+        if (fx.hierarchies.length > 0 && !p.watchTimer) {
+          p.watchTimer = this.procTimers(p.gen).setInterval(() => void this.sampleWatches(p), DEFAULTS.keyPollMs);
+          void this.sampleWatches(p);
+        }
+        if (fx.hierarchies.length === 0 && p.watchTimer) {
+          this.clock.clearInterval(p.watchTimer);
+          p.watchTimer = null;
+        }
+        return;
+      case 'timer':
+        this.procTimers(p.gen).setTimeout(() => this.dispatch({ type: 'tick' }), Math.max(0, fx.at - this.clock.now()) + 1);
+        return;
+      case 'in-service':
+      case 'hierarchies':
+        return;
+      case 'leave':
+        p.exiting = true;
+        p.leaving = true;
+        this.procTimers(p.gen).setTimeout(() => {
+          this.kill();
+          this.stoppedCleanly = true;
+        }, 3 * this.c.heartbeatIntervalMs);
+        return;
+    }
+  }
+
+  private launch(p: Proc, fx: ActionEffect): void {
+    const h = p.state.hierarchies.find((x) => x.name === fx.hierarchy)!;
+    const resources = { ...p.state.h[fx.hierarchy]!.resources };
+    this.execute(p, fx, h, resources)
+      .catch((e: unknown): ActionResult => ({ kind: 'error', detail: (e as Error).stack ?? String(e) }))
+      .then((result) => {
+        if (this.p === p) this.dispatch({ type: 'done', id: fx.id, hierarchy: fx.hierarchy, result });
+      });
+  }
+
+  disks(h: HierarchyConfig): DiskRef[] {
+    return h.resources.filter((r) => r.kind === 'disk').map((r) => ({ id: `${h.name}/${r.name}`, paths: [] }));
+  }
+
+  private async execute(p: Proc, a: ActionEffect, h: HierarchyConfig, resources: Record<string, ResourceState>): Promise<ActionResult> {
+    const agents = this.hooks.agents;
+    switch (a.kind) {
+      case 'probe': {
+        await this.sleep(p.gen, this.c.probeMs);
+        const out: Record<string, ResourceState> = {};
+        let cannotRun: string | null = null;
+        for (const r of h.resources) {
+          if (r.kind === 'disk') {
+            out[r.name] = 'stopped';
+            continue;
+          }
+          const v = agents.probe(this.name, h.name, r.name);
+          if (v === 'not-installed') cannotRun = `${r.name}: not-installed (rc 5)`;
+          out[r.name] = v === 'running' ? 'running' : 'stopped';
+        }
+        return { kind: 'probe', resources: out, cannotRun };
+      }
+      case 'unregister':
+        for (const d of this.disks(h)) await p.backend.registerIgnore(d, 0n).catch(() => undefined);
+        return { kind: 'unregister' };
+      case 'acquire': {
+        if (!h.fenced) return { kind: 'acquire', ok: true, key: 'none', generation: p.generation };
+        p.generation = (p.generation + 1) & 0x7fffffff;
+        const disks = this.disks(h);
+        const view = p.liveness.view(this.clock.now());
+        const outcome = await acquire(p.backend, disks, {
+          cluster: this.c.cluster,
+          self: this.name,
+          generation: p.generation,
+          delayMs: a.delayMs,
+          livenessWindowMs: this.#timers.livenessWindowMs,
+          priorWatch: p.watches.get(h.name),
+          holderInfo: (key: Key) => {
+            const node = this.c.nodes.find((n) => nodePart(nodeKey(this.c.cluster, n, 0)) === nodePart(key)) ?? null;
+            return { node, reachable: node !== null && node !== this.name && view[node]?.state === 'up' };
+          },
+          sleep: (ms) => this.sleep(p.gen, ms),
+          now: () => this.clock.now(),
+        });
+        if (this.p !== p) return new Promise(() => undefined);
+        if (outcome.ok) {
+          p.keeper.adopt(h.name, disks, outcome.key);
+          return { kind: 'acquire', ok: true, key: formatKey(outcome.key), generation: p.generation, ...(outcome.preempted ? { preempted: formatKey(outcome.preempted) } : {}) };
+        }
+        return { kind: 'acquire', ok: false, reason: outcome.reason, detail: outcome.detail };
+      }
+      case 'start': {
+        const w = await this.walk(p, h, resources, a.levels, 'start');
+        return { kind: 'start', resources, ...w };
+      }
+      case 'restart': {
+        const s = await this.walk(p, h, resources, a.stop, 'stop');
+        if (s.failed) return { kind: 'restart', resources, stopFailed: s.failed, reason: s.reason };
+        const w = await this.walk(p, h, resources, a.start, 'start');
+        return { kind: 'restart', resources, ...w };
+      }
+      case 'stop': {
+        if (a.urgent) p.keeper.forget(h.name);
+        const s = await this.walk(p, h, resources, a.levels, 'stop', a.urgent ? DEFAULTS.fencedStopTimeoutMs : undefined);
+        if (s.failed) return { kind: 'stop', resources, ...s };
+        if (a.urgent) for (const d of this.disks(h)) await p.backend.registerIgnore(d, 0n).catch(() => undefined);
+        else if (a.release && p.keeper.get(h.name).state !== 'not-owned') await p.keeper.release(h.name);
+        return { kind: 'stop', resources };
+      }
+      case 'halt':
+        // The guard runs the halt command at once: an immediate reboot.
+        this.clock.setTimeout(() => this.powerOff(), 1);
+        return new Promise(() => undefined);
+    }
+  }
+
+  private async walk(p: Proc, h: HierarchyConfig, resources: Record<string, ResourceState>, levels: string[][], kind: 'start' | 'stop', timeoutMs?: number): Promise<{ failed?: string; reason?: string }> {
+    const agents = this.hooks.agents;
+    for (const level of levels) {
+      const results = await Promise.all(
+        level.map(async (name) => {
+          const r = h.resources.find((x) => x.name === name)!;
+          if (r.kind === 'disk') {
+            resources[name] = kind === 'start' ? 'running' : 'stopped';
+            return { name, ok: true, reason: '' };
+          }
+          const t = timeoutMs ?? (kind === 'start' ? r.timeouts.startMs : r.timeouts.stopMs) ?? DEFAULTS.startTimeoutMs;
+          const o = agents.plan(kind, this.name, h.name, name, t);
+          agents.launch(kind, this.name, h.name, name);
+          await this.sleep(p.gen, o.durationMs);
+          if (this.p !== p) return new Promise<never>(() => undefined);
+          agents.finish(kind, this.name, h.name, name, o.ok);
+          if (kind === 'start' && o.ok && agents.isBroken(this.name, h.name, name)) {
+            this.clock.setTimeout(() => agents.crash(this.name, h.name, name), agents.brokenAfterMs);
+          }
+          resources[name] = o.ok ? (kind === 'start' ? 'running' : 'stopped') : kind === 'start' ? 'failed' : 'stop-failed';
+          return { name, ok: o.ok, reason: o.reason ?? '' };
+        }),
+      );
+      const bad = results.find((x) => !x.ok);
+      if (bad) return { failed: bad.name, reason: bad.reason };
+    }
+    return {};
+  }
+
+  private monitor(p: Proc, name: string, on: boolean): void {
+    const old = p.monitors.get(name);
+    if (old) this.clock.clearInterval(old);
+    p.monitors.delete(name);
+    if (!on) return;
+    const h = p.state.hierarchies.find((x) => x.name === name);
+    if (!h) return;
+    const reported = new Set<string>();
+    const t = this.procTimers(p.gen).setInterval(() => {
+      const rt = p.state.h[name];
+      if (!rt || rt.busy) return;
+      for (const r of h.resources) {
+        if (r.kind !== 'agent' || reported.has(r.name)) continue;
+        if (!this.hooks.agents.running(this.name, name, r.name)) {
+          reported.add(r.name);
+          this.dispatch({ type: 'monitor-failed', hierarchy: name, resource: r.name, reason: 'not-running (rc 7)' });
+        }
+      }
+    }, this.c.monitorMs);
+    p.intervals.delete(t);
+    p.monitors.set(name, t);
+  }
+
+  private async sampleWatches(p: Proc): Promise<void> {
+    for (const name of p.watchList) {
+      const h = p.state.hierarchies.find((x) => x.name === name);
+      const disk = h && this.disks(h)[0];
+      if (!disk) continue;
+      try {
+        const w = await watchHolder(p.backend, disk, p.watches.get(name), this.clock.now());
+        if (this.p !== p || !p.watchList.includes(name)) return;
+        if (w) p.watches.set(name, w);
+        else if (p.watches.delete(name)) this.dispatch({ type: 'holder-released', hierarchy: name });
+      } catch {
+        // a failed read proves nothing either way
+      }
+    }
+  }
+
+  // --- comm -------------------------------------------------------------------------------------
+
+  private heartbeatRound(): void {
+    const p = this.p;
+    if (!p) return;
+    p.round++;
+    this.send(p, false);
+    const changes = p.liveness.evaluate(this.clock.now());
+    if (changesView(changes)) this.peersChanged(p);
+  }
+
+  /** As comm.ts sendRound: paths take turns, except toward peers not heard on every path, and news. */
+  private send(p: Proc, all: boolean): void {
+    const heard = p.liveness.heard();
+    const stride = Math.min(this.#stride, this.c.paths);
+    const turn = p.round % stride;
+    const wantsAll = all ? null : new Set(p.liveness.wantsEveryPath(this.clock.now()));
+    p.seq++;
+    for (let path = 0; path < this.c.paths; path++) {
+      const onTurn = all || path % stride === turn;
+      const hb = { node: this.name, path, incarnation: p.incarnation, seq: p.seq, heard, leaving: p.leaving, hierarchies: p.adverts };
+      for (const to of this.c.nodes) {
+        if (to === this.name || !(onTurn || wantsAll?.has(to))) continue;
+        this.hooks.net.send(this.name, to, hb);
+      }
+    }
+  }
+
+  receive(hb: HeartbeatIn): void {
+    const p = this.p;
+    if (!p) return;
+    if (this.stalled) {
+      if (this.#buffered.length < 256) this.#buffered.push(hb);
+      return;
+    }
+    const r = p.liveness.receive(hb, this.clock.now());
+    if (r.changed) this.peersChanged(p);
+  }
+
+  private peersChanged(p: Proc): void {
+    const views = this.peerViews();
+    const key = JSON.stringify(views);
+    if (key === p.viewKey) return;
+    p.viewKey = key;
+    this.hooks.viewed(this, views);
+    this.dispatch({ type: 'peers', peers: views });
+  }
+
+  peerViews(): Record<string, PeerView> {
+    const p = this.p;
+    if (!p) return {};
+    const out: Record<string, PeerView> = {};
+    for (const [node, v] of Object.entries(p.liveness.view(this.clock.now()))) {
+      const hs: PeerView['hierarchies'] = {};
+      for (const [name, a] of Object.entries(v.advert ?? {})) hs[name] = { state: a.state, eligible: a.eligible };
+      out[node] = { state: v.state, leaving: v.leaving, suspect: v.suspect, hierarchies: hs };
+    }
+    return out;
+  }
+
+  private tick(): void {
+    const p = this.p;
+    if (!p) return;
+    const now = this.clock.now();
+    // A main-loop gap means this process was frozen: ownership is unverified until re-read.
+    if (now - p.lastTick > this.#timers.freezeDetectMs) p.keeper.markUnverified();
+    p.lastTick = now;
+    for (const h of p.state.hierarchies) {
+      const rt = p.state.h[h.name]!;
+      if (!h.fenced || rt.ownership === 'not-owned') continue;
+      const own = p.keeper.get(h.name).state;
+      if ((own === 'owned' || own === 'unverified' || own === 'lost') && own !== rt.ownership) this.dispatch({ type: 'ownership', hierarchy: h.name, state: own });
+    }
+    if (++p.ticks % 5 === 0) this.dispatch({ type: 'tick' });
+  }
+
+  // --- the guard --------------------------------------------------------------------------------
+
+  /**
+   * What harness/guard-lib.sh does when the daemon dies: keep the disks' keys moving, stop the
+   * listed resources (stop order), then release the disks when every stop succeeded and no start
+   * was in flight; else leave the key frozen (peers preempt after the liveness window).
+   */
+  private runGuard(plan: GuardPlan[]): void {
+    const machine = this.#machineGen;
+    const alive = () => this.power && this.#machineGen === machine;
+    const later = (ms: number) => new Promise<void>((r) => this.clock.setTimeout(() => alive() && r(), Math.max(0, ms)));
+    const held = plan.filter((x) => x.owned);
+    const todo = plan.filter((x) => x.resources.length > 0 || x.owned);
+    if (todo.length === 0) return;
+    this.guardRunning = true;
+    const san = this.hooks.san;
+    let holding = true;
+    const refresh = () => {
+      if (!holding || !alive()) return;
+      for (const x of held) {
+        const h = this.c.hierarchies.find((y) => y.name === x.name)!;
+        for (const d of this.disks(h)) {
+          const disk = san.get(d.id);
+          const cur = disk?.keyOf(this.name);
+          if (disk && cur !== undefined) {
+            try {
+              disk.reregister(this.name, cur, nextKey(cur));
+              this.hooks.changed();
+            } catch {
+              // preempted meanwhile: nothing to hold
+            }
+          }
+        }
+      }
+      this.clock.setTimeout(refresh, this.#timers.keyRefreshMs);
+    };
+    refresh();
+    void (async () => {
+      for (const x of todo) {
+        const h = this.c.hierarchies.find((y) => y.name === x.name)!;
+        let ok = true;
+        for (const level of stopLevelsOf(h)) {
+          const results = await Promise.all(
+            level
+              .filter((name) => x.resources.includes(name))
+              .map(async (name) => {
+                const o = this.hooks.agents.plan('stop', this.name, h.name, name, DEFAULTS.fencedStopTimeoutMs);
+                await later(o.durationMs);
+                this.hooks.agents.finish('stop', this.name, h.name, name, o.ok);
+                return o.ok;
+              }),
+          );
+          if (results.some((r) => !r)) {
+            ok = false;
+            break;
+          }
+        }
+        if (ok && x.owned && x.release) {
+          for (const d of this.disks(h)) {
+            try {
+              san.get(d.id)?.registerIgnore(this.name, 0n);
+              this.hooks.changed();
+            } catch {
+              // nothing registered
+            }
+          }
+        }
+      }
+      holding = false;
+      this.guardRunning = false;
+    })();
+  }
+}

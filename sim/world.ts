@@ -1,0 +1,457 @@
+// One simulated run: N machines (sim/node.ts) on a simulated network, shared disks with SCSI-3 PR
+// semantics and simulated agents, all on one simulated clock; a timeline of faults; and the
+// invariants, checked after every event. Deterministic: the same options give the same run.
+//
+// Invariants (see sim/README in the top-level README's "Simulation" section):
+//  I1 data      at most one node able to write a disk of H (PR Write Exclusive, disk reachable)
+//               while any resource of H runs there.
+//  I2 service   at most one node runs any resource of H. Excused, measured and reported: a node
+//               that lost its reservation while it could not know (stalled, or its disk cut or
+//               hung) until it notices and stops (bounded by I2_BOUND_MS), and a copy whose stop
+//               failed (I4: FAILED, it cannot write). Unfenced hierarchies: only while nothing
+//               has disturbed the network or a process yet.
+//  I3 recovery  after the faults stop, every hierarchy that has an eligible node is in service on
+//               exactly one node within the recovery bound, and stays there (no ping-pong).
+//  I4 failed    FAILED only after a stop failed there; every hierarchy always has a note (why).
+//  I5 switchback an intelligent hierarchy in service when the faults stop does not move when
+//               better nodes come back; an automatic one ends on its best eligible node.
+//  L1 liveness  no node believes a peer up that has been dead longer than the dead time.
+//  P1 priority  of racers for a free disk that start within a rank delay of each other, the
+//               higher-priority one wins.
+import { SimClock } from './clock.ts';
+import { SimSan } from './disk.ts';
+import { SimAgents } from './agents.ts';
+import { SimNetwork } from './network.ts';
+import { Rng } from './rng.ts';
+import { SimNode, type SimCluster } from './node.ts';
+import { describeFault, type Fault, type TimedFault } from './faults.ts';
+import type { Effect, Event, NodeState } from '../harness/core/types.ts';
+import { selfEligible, type DecideInput, type PeerView } from '../harness/decide.ts';
+import { DEFAULTS, ownershipTimers } from '../harness/defaults.ts';
+
+export interface WorldOptions {
+  seed: number;
+  cluster: SimCluster;
+  timeline: TimedFault[];
+  /** When the faults stop: everything is healed, powered and started (I3/I5 count from here). */
+  quietAt: number;
+  endAt: number;
+  /** Standing defects that do not heal: `node/hierarchy/resource` broken, `node/hierarchy` not installed. */
+  broken?: string[];
+  notInstalled?: string[];
+  /** Agent operation durations, ms: [min, max]. */
+  opMs?: [number, number];
+  diskLatencyMs?: number;
+  /** Check I3/I5 at the end (random schedules); scenarios only print. */
+  checkRecovery?: boolean;
+  trace?: boolean;
+}
+
+export interface Violation {
+  at: number;
+  rule: string;
+  detail: string;
+}
+
+export interface TraceLine {
+  at: number;
+  node: string;
+  text: string;
+}
+
+export interface RunResult {
+  seed: number;
+  violations: Violation[];
+  trace: TraceLine[];
+  /** How often each fault kind and each decision branch was exercised. */
+  faults: Record<string, number>;
+  branches: Record<string, number>;
+  /** Longest excused overlap per kind (I2), ms. */
+  overlaps: Record<string, number>;
+  steps: number;
+}
+
+const OT = ownershipTimers(DEFAULTS.deadTimeMs);
+/** I2: a node that lost its reservation without being able to know stops within this (see header). */
+export const I2_BOUND_MS = DEFAULTS.tickMs + OT.ownershipCheckMs * (DEFAULTS.lostAfterFailedChecks + 1) + DEFAULTS.fencedStopTimeoutMs + 1000;
+
+export class World {
+  readonly o: WorldOptions;
+  readonly clock = new SimClock({ start: 0 });
+  readonly san = new SimSan();
+  readonly agents: SimAgents;
+  readonly net: SimNetwork;
+  readonly nodes = new Map<string, SimNode>();
+  readonly violations: Violation[] = [];
+  readonly trace: TraceLine[] = [];
+  readonly faults: Record<string, number> = {};
+  readonly branches: Record<string, number> = {};
+  readonly overlaps: Record<string, number> = {};
+  steps = 0;
+  readonly #rng: Rng;
+  readonly #heldAt = new Map<string, number>();
+  readonly #overlapFrom = new Map<string, number>();
+  readonly #diskFault = new Map<string, { since: number; until: number }>();
+  readonly #races = new Map<string, { node: string; at: number; id: number }[]>();
+  #disturbed = false;
+  #dirty = true;
+  #maxJitter = 0;
+  #samples: Array<{ at: number; runners: Record<string, string[]>; full: Record<string, boolean> }> = [];
+
+  constructor(o: WorldOptions) {
+    this.o = o;
+    this.#rng = new Rng(o.seed);
+    const opRng = this.#rng.fork('ops');
+    const [lo, hi] = o.opMs ?? [20, 400];
+    this.agents = new SimAgents({ opMs: () => opRng.int(lo, hi) });
+    for (const k of o.broken ?? []) this.agents.broken.add(k);
+    for (const k of o.notInstalled ?? []) this.agents.notInstalled.add(k);
+    this.net = new SimNetwork(this.clock, this.#rng.fork('net'), (to, hb) => this.nodes.get(to)?.receive(hb));
+    for (const h of o.cluster.hierarchies) for (const r of h.resources) if (r.kind === 'disk') this.san.add(`${h.name}/${r.name}`);
+    const hooks = {
+      clock: this.clock,
+      san: this.san,
+      agents: this.agents,
+      net: this.net,
+      diskLatencyMs: () => o.diskLatencyMs ?? 0,
+      stepped: (n: SimNode, ev: Event, before: NodeState, after: NodeState, fx: Effect[]) => this.#stepped(n, ev, before, after, fx),
+      viewed: (n: SimNode, peers: Record<string, PeerView>) => this.#viewed(n, peers),
+      changed: () => (this.#dirty = true),
+    };
+    this.agents.onChange = () => (this.#dirty = true);
+    this.san.observer = () => (this.#dirty = true);
+    for (const name of o.cluster.nodes) this.nodes.set(name, new SimNode(name, o.cluster, hooks));
+  }
+
+  async run(): Promise<RunResult> {
+    const { o } = this;
+    for (const n of this.nodes.values()) n.boot();
+    for (const t of o.timeline) this.clock.setTimeout(() => this.apply(t.fault), Math.max(1, t.at));
+    this.clock.setTimeout(() => this.#quiet(), Math.max(1, o.quietAt));
+    const sampleEvery = 100;
+    for (let t = sampleEvery; t <= o.endAt; t += sampleEvery) this.clock.setTimeout(() => this.#sample(), t);
+    while (this.violations.length === 0) {
+      const next = this.clock.nextAt();
+      if (next === null || next > o.endAt) break;
+      await this.clock.step();
+      // Only what runs where, who holds a disk and the faults feed I1/I2: re-check when one of
+      // them changed, or while an overlap is being timed.
+      if (this.#dirty || this.#overlapFrom.size > 0) {
+        this.#dirty = false;
+        this.#checkTruth();
+      }
+    }
+    if (o.checkRecovery && this.violations.length === 0) this.#checkRecovery();
+    return { seed: o.seed, violations: this.violations, trace: this.trace, faults: this.faults, branches: this.branches, overlaps: this.overlaps, steps: this.steps };
+  }
+
+  #log(node: string, text: string): void {
+    if (this.o.trace) this.trace.push({ at: this.clock.now(), node, text });
+  }
+
+  #violate(rule: string, detail: string): void {
+    this.violations.push({ at: this.clock.now(), rule, detail });
+    this.#log('!', `VIOLATION ${rule}: ${detail}`);
+  }
+
+  apply(f: Fault): void {
+    this.#dirty = true;
+    this.faults[f.do] = (this.faults[f.do] ?? 0) + 1;
+    this.#log('*', describeFault(f));
+    const node = 'node' in f ? this.nodes.get(f.node) : undefined;
+    switch (f.do) {
+      case 'power-off':
+        node?.powerOff();
+        return;
+      case 'power-on':
+        node?.powerOn();
+        return;
+      case 'crash':
+        this.#disturbed = true;
+        node?.crash();
+        return;
+      case 'start':
+        if (node && !node.p && !node.guardRunning) node.boot();
+        else if (node && !node.p) this.clock.setTimeout(() => this.apply(f), 500); // waits for its guard
+        return;
+      case 'shutdown':
+        node?.dispatch({ type: 'shutdown', mode: f.mode });
+        return;
+      case 'stall':
+        this.#disturbed = true;
+        node?.stall();
+        return;
+      case 'resume':
+        node?.resume();
+        return;
+      case 'cut':
+        this.#disturbed = true;
+        this.net.cut(f.from, f.to, f.path);
+        return;
+      case 'heal':
+        this.net.heal(f.from, f.to, f.path);
+        return;
+      case 'partition':
+        this.#disturbed = true;
+        this.net.partition(f.groups);
+        return;
+      case 'link':
+        this.#disturbed = true;
+        this.#maxJitter = Math.max(this.#maxJitter, f.jitterMs);
+        this.net.setFault(f.from, f.to, { loss: f.loss, dup: f.dup, jitterMs: f.jitterMs });
+        return;
+      case 'heal-network':
+        this.net.healAll();
+        return;
+      case 'disk-cut':
+      case 'disk-hang': {
+        if (!node) return;
+        const be = node.p?.backend;
+        if (be) {
+          if (f.do === 'disk-cut') be.cut = f.on;
+          else be.hang = f.on;
+        }
+        const cur = this.#diskFault.get(node.name);
+        if (f.on) this.#diskFault.set(node.name, { since: cur && cur.until === Infinity ? cur.since : this.clock.now(), until: Infinity });
+        else if (cur) cur.until = this.clock.now();
+        this.#disturbed = true;
+        return;
+      }
+      case 'start-fails':
+      case 'stop-fails':
+      case 'agent-hangs': {
+        const set = f.do === 'start-fails' ? this.agents.startFails : f.do === 'stop-fails' ? this.agents.stopFails : this.agents.hangs;
+        const k = `${f.node}/${f.hierarchy}/${f.resource}`;
+        if (f.on) set.add(k);
+        else set.delete(k);
+        return;
+      }
+      case 'resource-dies':
+        this.agents.crash(f.node, f.hierarchy, f.resource);
+        return;
+      case 'clock-jump':
+        if (node) node.wallOffsetMs += f.ms;
+        return;
+      case 'admin':
+        node?.dispatch({ type: 'admin', request: { kind: f.request, hierarchy: f.hierarchy } });
+        return;
+      case 'replay':
+        this.net.replay(f.from, f.to);
+        return;
+    }
+  }
+
+  /** The faults stop: heal the network and the disks, resume, power on and start every node. */
+  #quiet(): void {
+    this.#dirty = true;
+    this.#log('*', 'faults stop: network and disks healed, every node powered and started');
+    this.net.healAll();
+    this.agents.startFails.clear();
+    this.agents.hangs.clear();
+    for (const n of this.nodes.values()) {
+      n.resume();
+      const be = n.p?.backend;
+      if (be) {
+        be.cut = false;
+        be.hang = false;
+      }
+      const cur = this.#diskFault.get(n.name);
+      if (cur && cur.until === Infinity) cur.until = this.clock.now();
+      if (!n.power) n.powerOn();
+      else if (!n.p) this.apply({ do: 'start', node: n.name });
+    }
+  }
+
+  // --- invariants -------------------------------------------------------------------------------
+
+  #stepped(n: SimNode, ev: Event, before: NodeState, after: NodeState, fx: Effect[]): void {
+    this.steps++;
+    for (const e of fx) {
+      if (e.kind === 'log') {
+        this.branches[`log ${e.event}`] = (this.branches[`log ${e.event}`] ?? 0) + 1;
+        if (['fenced', 'stop-failed', 'found-running', 'leaving-failed', 'start-failed', 'monitor-failed', 'restarted', 'shutdown', 'admin'].includes(e.event)) this.#log(n.name, e.msg);
+      } else if ('id' in e) {
+        const why = `${e.kind}: ${e.reason.replace(/\b(n\d+)\b/g, '<node>').replace(/\d+/g, 'N')}`;
+        this.branches[why] = (this.branches[why] ?? 0) + 1;
+        this.#log(n.name, `${e.hierarchy}: ${e.kind} (${e.reason})${e.kind === 'acquire' ? ` delay ${e.delayMs} ms` : ''}`);
+        if (e.kind === 'acquire' && e.reason.startsWith('master')) {
+          const list = this.#races.get(e.hierarchy) ?? [];
+          list.push({ node: n.name, at: this.clock.now(), id: e.id });
+          this.#races.set(e.hierarchy, list);
+        }
+      } else if (e.kind === 'in-service') {
+        this.#log(n.name, `${e.hierarchy}: IN SERVICE`);
+      }
+    }
+    if (ev.type === 'done') {
+      const list = this.#races.get(ev.hierarchy) ?? [];
+      const mine = list.find((r) => r.node === n.name && r.id === ev.id);
+      if (mine && ev.result.kind === 'acquire' && ev.result.ok && !ev.result.preempted) this.#checkPriority(ev.hierarchy, mine);
+      this.#races.set(ev.hierarchy, list.filter((r) => !(r.node === n.name && r.id === ev.id)));
+      if (ev.result.kind === 'acquire' && !ev.result.ok) this.#log(n.name, `${ev.hierarchy}: acquire refused: ${ev.result.reason}`);
+    }
+    for (const [name, rt] of Object.entries(after.h)) {
+      const was = before.h[name];
+      if (rt.phase === 'failed' && was?.phase !== 'failed' && !this.agents.stopFailed.has(`${n.name}/${name}`) && !(ev.type === 'done' && ev.result.kind === 'error')) {
+        this.#violate('I4', `${name} became FAILED on ${n.name} without a failed stop (event ${ev.type})`);
+      }
+      if (ev.type === 'done' && ev.result.kind === 'error') this.#violate('I4', `${name} on ${n.name}: the executor failed: ${ev.result.detail.split('\n')[0]}`);
+      if (!rt.note) this.#violate('I4', `${name} on ${n.name} has no note (status must say why)`);
+      if (was && was.note !== rt.note && this.o.trace) this.#log(n.name, `${name}: ${rt.note}`);
+    }
+  }
+
+  /** P1: see the header. */
+  #checkPriority(h: string, winner: { node: string; at: number }): void {
+    const hc = this.o.cluster.hierarchies.find((x) => x.name === h)!;
+    const mine = hc.priorities[winner.node]!;
+    for (const r of this.#races.get(h) ?? []) {
+      if (r.node === winner.node || (hc.priorities[r.node] ?? Infinity) >= mine) continue;
+      const f = this.#diskFault.get(r.node);
+      if (f && f.until >= r.at) continue;
+      if (r.at >= winner.at && r.at < winner.at + 250) {
+        this.#violate('P1', `${h}: ${winner.node} (priority ${mine}) won a free disk over ${r.node} (priority ${hc.priorities[r.node]}), which started racing ${Math.round(r.at - winner.at)} ms later`);
+      }
+    }
+  }
+
+  #viewed(n: SimNode, peers: Record<string, PeerView>): void {
+    const now = this.clock.now();
+    const dead = this.o.cluster.deadTimeMs + this.#maxJitter + 50;
+    if (now - n.resumedAt < dead) return; // packets read after a stall are as old as the stall
+    for (const [peer, v] of Object.entries(peers)) {
+      if (v.state !== 'up') continue;
+      const other = this.nodes.get(peer)!;
+      const since = other.diedAt;
+      if (!other.p && now - since > dead) this.#violate('L1', `${n.name} believes ${peer} up, dead for ${Math.round(now - since)} ms`);
+    }
+  }
+
+  #diskTrouble(node: string, at: number): boolean {
+    const f = this.#diskFault.get(node);
+    return f !== undefined && f.since <= at && f.until >= at - 1;
+  }
+
+  #checkTruth(): void {
+    const now = this.clock.now();
+    const names = this.o.cluster.nodes;
+    for (const h of this.o.cluster.hierarchies) {
+      const agentRs = h.resources.filter((r) => r.kind === 'agent').map((r) => r.name);
+      const disks = h.resources.filter((r) => r.kind === 'disk').map((r) => this.san.disk(`${h.name}/${r.name}`));
+      for (const n of names) if (disks.some((d) => d.holder === n)) this.#heldAt.set(`${h.name}|${n}`, now);
+      const runners = this.agents.runners(h.name, agentRs, names);
+      if (runners.length < 2) {
+        for (const n of names) this.#overlapFrom.delete(`${h.name}|${n}`);
+        continue;
+      }
+      if (!h.fenced || disks.length === 0) {
+        if (!this.#disturbed) this.#violate('I2', `${h.name} (not fenced) runs on ${runners.join(' and ')} with nothing disturbed`);
+        continue;
+      }
+      const writers = runners.filter((n) => !this.#diskTrouble(n, now) && disks.some((d) => d.canWrite(n)));
+      if (writers.length > 1) this.#violate('I1', `${h.name}: ${writers.join(' and ')} can both write its disk while its resources run there`);
+      const holder = runners.find((n) => disks.some((d) => d.holder === n));
+      for (const n of runners) {
+        if (n === holder) continue;
+        const key = `${h.name}|${n}`;
+        const from = this.#overlapFrom.get(key) ?? now;
+        this.#overlapFrom.set(key, from);
+        const node = this.nodes.get(n)!;
+        if (this.agents.stopFailed.has(`${n}/${h.name}`)) {
+          this.overlaps['stop failed (FAILED copy, cannot write)'] = Math.max(this.overlaps['stop failed (FAILED copy, cannot write)'] ?? 0, now - from);
+          continue;
+        }
+        const lostAt = this.#heldAt.get(key) ?? -Infinity;
+        const unaware = node.stalled || node.resumedAt >= lostAt || this.#diskTrouble(n, lostAt) || node.stalledSince >= lostAt - 1;
+        if (!unaware) {
+          this.#violate('I2', `${h.name} runs on ${n} and ${holder ?? '(no holder)'}: ${n} lost its reservation at ${Math.round(lostAt)} ms while it was running and could reach the disk (a live holder was preempted, or it kept running after the loss)`);
+          continue;
+        }
+        const noticeFrom = Math.max(lostAt, node.resumedAt);
+        const window = now - Math.max(from, noticeFrom === -Infinity ? from : noticeFrom);
+        const kind = node.stalled || node.resumedAt >= lostAt ? 'stalled while preempted' : 'disk unreachable while preempted';
+        if (!node.stalled) this.overlaps[kind] = Math.max(this.overlaps[kind] ?? 0, now - from);
+        if (!node.stalled && window > I2_BOUND_MS) this.#violate('I2', `${h.name} still runs on ${n} ${Math.round(window)} ms after it could notice its reservation was taken (bound ${I2_BOUND_MS} ms)`);
+      }
+    }
+  }
+
+  #sample(): void {
+    const runners: Record<string, string[]> = {};
+    const full: Record<string, boolean> = {};
+    for (const h of this.o.cluster.hierarchies) {
+      const agentRs = h.resources.filter((r) => r.kind === 'agent').map((r) => r.name);
+      runners[h.name] = this.agents.runners(h.name, agentRs, this.o.cluster.nodes);
+      const r = runners[h.name]![0];
+      full[h.name] = runners[h.name]!.length === 1 && r !== undefined && agentRs.every((x) => this.agents.running(r, h.name, x));
+    }
+    this.#samples.push({ at: this.clock.now(), runners, full });
+  }
+
+  /** Recovery bound from the timers: start-up grace, dead time, liveness window, back-offs, agents. */
+  recoveryBoundMs(): number {
+    const c = this.o.cluster;
+    const [, hi] = this.o.opMs ?? [20, 400];
+    const depth = Math.max(...c.hierarchies.map((h) => h.resources.length));
+    const restarts = Math.max(...c.hierarchies.flatMap((h) => h.resources.map((r) => r.restart.max)));
+    return c.deadTimeMs * 3 + OT.livenessWindowMs + 2000 + DEFAULTS.raceDelayPerRankMs * c.nodes.length + c.probeMs + depth * hi * 2 + (restarts + 1) * (this.agents.brokenAfterMs + c.monitorMs + depth * hi * 2) + 2000;
+  }
+
+  #checkRecovery(): void {
+    const { o } = this;
+    const settleFrom = o.quietAt + this.recoveryBoundMs();
+    const window = this.#samples.filter((s) => s.at >= settleFrom);
+    if (window.length === 0) return;
+    const atQuiet = this.#samples.filter((s) => s.at <= o.quietAt && s.at > o.quietAt - 2000);
+    for (const h of o.cluster.hierarchies) {
+      if (this.#excused(h.name)) continue;
+      const first = window[0]!.runners[h.name]!.join(',');
+      const bad = window.find((s) => !s.full[h.name] || s.runners[h.name]!.join(',') !== first);
+      if (bad || first === '') {
+        const s = bad ?? window[0]!;
+        this.#violate('I3', `${h.name} not in service on exactly one node, steadily, after ${Math.round(settleFrom - o.quietAt)} ms of quiet: at ${s.at} ms it runs on [${s.runners[h.name]!.join(', ')}]${s.full[h.name] ? '' : ' (not every resource running)'}; from ${first || 'nowhere'} at the bound`);
+        continue;
+      }
+      if (h.switchback === 'intelligent' && atQuiet.length > 0) {
+        const before = atQuiet.map((s) => (s.full[h.name] ? s.runners[h.name]!.join(',') : '')).filter((x, i, a) => a.indexOf(x) === i);
+        const was = before.length === 1 ? before[0]! : '';
+        const wasHealthy = was !== '' && this.#healthyAtQuiet(was, h.name);
+        if (wasHealthy && first !== was) this.#violate('I5', `${h.name} (intelligent switchback) ran on ${was} when the faults stopped and moved to ${first}`);
+      }
+      if (h.switchback === 'automatic') {
+        const best = Object.entries(h.priorities).sort((a, b) => a[1] - b[1]).map(([n]) => n).find((n) => this.#eligible(n, h.name));
+        if (best && first !== best) this.#violate('I5', `${h.name} (automatic switchback) ends on ${first}, not on its best eligible node ${best}`);
+      }
+    }
+  }
+
+  /** Not expected to be in service: FAILED somewhere, held by an admin, or no node can run it. */
+  #excused(h: string): boolean {
+    for (const n of this.nodes.values()) {
+      const rt = n.p?.state.h[h];
+      if (rt?.phase === 'failed' || n.p?.state.adminStop.includes(h)) return true;
+      if (this.agents.stopFailed.has(`${n.name}/${h}`)) return true;
+    }
+    const hc = this.o.cluster.hierarchies.find((x) => x.name === h)!;
+    return !Object.keys(hc.priorities).some((n) => this.#eligible(n, h));
+  }
+
+  #eligible(node: string, h: string): boolean {
+    const n = this.nodes.get(node);
+    if (!n?.p || n.p.state.shutdown) return false;
+    if (this.agents.notInstalled.has(`${node}/${h}`)) return false;
+    const hc = this.o.cluster.hierarchies.find((x) => x.name === h)!;
+    if (hc.resources.some((r) => this.agents.isBroken(node, h, r.name))) return false;
+    const rt = n.p.state.h[h];
+    // Its own word: local recovery exhausted there (the failure window) counts too.
+    return rt !== undefined && selfEligible(hc, node, rt, { self: node, shutdown: n.p.state.shutdown, adminStop: n.p.state.adminStop } as DecideInput);
+  }
+
+  #healthyAtQuiet(node: string, h: string): boolean {
+    const n = this.nodes.get(node)!;
+    const f = this.#diskFault.get(node);
+    return this.#eligible(node, h) && !n.stalled && n.resumedAt < this.o.quietAt - 5000 && !(f && f.until > this.o.quietAt - 5000);
+  }
+}
+
+export { DEFAULTS };
