@@ -74,6 +74,12 @@ export interface HierarchyRuntime {
    * up; the node is ineligible (until the definition changes or the daemon restarts).
    */
   cannotRun: string | null;
+  /**
+   * A registration of ours may remain on H's disks although nothing of H runs here: giving them
+   * back failed (disk unreachable). Left there it blocks every peer for good ("held by a node we
+   * can reach"), so it is dropped as soon as the disk answers again.
+   */
+  diskCleanup: boolean;
 }
 
 export interface DecideInput {
@@ -104,7 +110,9 @@ export type Action =
       urgent: boolean;
       reason: string;
     }
-  | { kind: 'halt'; hierarchy: string; reason: string };
+  | { kind: 'halt'; hierarchy: string; reason: string }
+  /** Drop our registration on H's disks (REGISTER key 0): nothing of H runs here. */
+  | { kind: 'unregister'; hierarchy: string; reason: string };
 
 export interface Decision {
   actions: Action[];
@@ -348,6 +356,10 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
       }
       if (rt.ownership === 'unverified') return { note: 'ownership unverified' };
       const m = mastership(h, input, rt);
+      if (rt.diskCleanup && rt.ownership === 'not-owned' && !m.master) {
+        if (input.now < rt.acquireBackoffUntil) return { note: `standby: ${m.why}; our registration may remain on its disks (giving it back failed): retrying` };
+        return { action: { kind: 'unregister', hierarchy: name, reason: 'drop the registration left on its disks' }, note: 'dropping our registration' };
+      }
       if (!m.master) return { note: `standby: ${m.why}` };
       if (input.now < rt.acquireBackoffUntil) return { note: 'master, waiting before racing again' };
       if (rt.ownership === 'owned') {
@@ -403,5 +415,6 @@ export function initialRuntime(h: HierarchyConfig): HierarchyRuntime {
     acquireBackoffUntil: 0,
     wasRunning: false,
     cannotRun: null,
+    diskCleanup: false,
   };
 }

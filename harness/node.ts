@@ -258,9 +258,10 @@ export class NodeDaemon {
     switch (a.kind) {
       case 'probe':
         return { kind: 'probe', ...(await probe(this.ctx, h)) };
-      case 'unregister':
-        await this.dropOwnRegistration(h);
-        return { kind: 'unregister' };
+      case 'unregister': {
+        const error = await this.dropOwnRegistration(h);
+        return error ? { kind: 'unregister', error } : { kind: 'unregister' };
+      }
       case 'acquire':
         return this.doAcquire(a, h);
       case 'start': {
@@ -281,8 +282,17 @@ export class NodeDaemon {
         if (s.failed) return { kind: 'stop', resources, failed: s.failed, reason: s.reason };
         // Ownership given up because it could not be proven (hung or failing reads) is not
         // necessarily taken: our reservation may still sit on the disk. Nothing runs here now.
-        if (a.urgent) await this.dropOwnRegistration(h);
-        else if (a.release && this.keeper.get(h.name).state !== 'not-owned') await this.keeper.release(h.name);
+        if (a.urgent) {
+          const releaseError = await this.dropOwnRegistration(h);
+          return releaseError ? { kind: 'stop', resources, releaseError } : { kind: 'stop', resources };
+        } else if (a.release && this.keeper.get(h.name).state !== 'not-owned') {
+          try {
+            await this.keeper.release(h.name);
+          } catch (e) {
+            this.keeper.forget(h.name);
+            return { kind: 'stop', resources, releaseError: (e as Error).message };
+          }
+        }
         return { kind: 'stop', resources };
       }
       case 'halt':
@@ -365,13 +375,17 @@ export class NodeDaemon {
    * REGISTER with key 0 on every disk of H: never a re-registration, a no-op when we hold nothing
    * (or a peer preempted us), and it releases the reservation if we still held it.
    */
-  private async dropOwnRegistration(h: HierarchyConfig): Promise<void> {
+  private async dropOwnRegistration(h: HierarchyConfig): Promise<string | undefined> {
+    const errors: string[] = [];
     for (const d of this.disks(h)) {
-      await this.backend.registerIgnore(d, 0n).catch((e: unknown) =>
-        this.log.warn({ event: 'unregister-failed', hierarchy: h.name, disk: d.id, err: (e as Error).message }, `${h.name}: could not drop our registration on ${d.id}: ${(e as Error).message}`),
-      );
+      await this.backend.registerIgnore(d, 0n).catch((e: unknown) => {
+        errors.push((e as Error).message);
+        this.log.warn({ event: 'unregister-failed', hierarchy: h.name, disk: d.id, err: (e as Error).message }, `${h.name}: could not drop our registration on ${d.id}: ${(e as Error).message}`);
+      });
     }
+    return errors.length ? errors.join('; ') : undefined;
   }
+
 
   /** The nice value agents run at, when the daemon raised its own priority above it. */
   private agentNice: number | undefined;

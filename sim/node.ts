@@ -81,6 +81,7 @@ interface Proc {
   incarnation: number;
   seq: number;
   round: number;
+  deadlineArmed: boolean;
   adverts: HeartbeatIn['hierarchies'];
   leaving: boolean;
   guardPlan: GuardPlan[];
@@ -167,6 +168,7 @@ export class SimNode {
       incarnation: this.#lastIncarnation,
       seq: 0,
       round: 0,
+      deadlineArmed: false,
       adverts: Object.fromEntries(this.c.hierarchies.map((h) => [h.name, { state: 'starting' as const, epoch: 0, eligible: false }])),
       leaving: false,
       guardPlan: [],
@@ -244,6 +246,7 @@ export class SimNode {
     p.backend.hang = true; // calls in flight never answer a dead process
     this.p = null;
     this.diedAt = this.clock.now();
+    if (this.stalled) this.resumedAt = this.clock.now(); // a stall ended by death: the guard acts now
     this.stalled = false;
     this.#deferred.clear();
     this.#buffered.length = 0;
@@ -385,9 +388,10 @@ export class SimNode {
         }
         return { kind: 'probe', resources: out, cannotRun };
       }
-      case 'unregister':
-        for (const d of this.disks(h)) await p.backend.registerIgnore(d, 0n).catch(() => undefined);
-        return { kind: 'unregister' };
+      case 'unregister': {
+        const error = await this.unregister(p, h);
+        return error ? { kind: 'unregister', error } : { kind: 'unregister' };
+      }
       case 'acquire': {
         if (!h.fenced) return { kind: 'acquire', ok: true, key: 'none', generation: p.generation };
         p.generation = (p.generation + 1) & 0x7fffffff;
@@ -428,8 +432,17 @@ export class SimNode {
         if (a.urgent) p.keeper.forget(h.name);
         const s = await this.walk(p, h, resources, a.levels, 'stop', a.urgent ? DEFAULTS.fencedStopTimeoutMs : undefined);
         if (s.failed) return { kind: 'stop', resources, ...s };
-        if (a.urgent) for (const d of this.disks(h)) await p.backend.registerIgnore(d, 0n).catch(() => undefined);
-        else if (a.release && p.keeper.get(h.name).state !== 'not-owned') await p.keeper.release(h.name);
+        if (a.urgent) {
+          const releaseError = await this.unregister(p, h);
+          return releaseError ? { kind: 'stop', resources, releaseError } : { kind: 'stop', resources };
+        } else if (a.release && p.keeper.get(h.name).state !== 'not-owned') {
+          try {
+            await p.keeper.release(h.name);
+          } catch (e) {
+            p.keeper.forget(h.name);
+            return { kind: 'stop', resources, releaseError: (e as Error).message };
+          }
+        }
         return { kind: 'stop', resources };
       }
       case 'halt':
@@ -437,6 +450,12 @@ export class SimNode {
         this.clock.setTimeout(() => this.powerOff(), 1);
         return new Promise(() => undefined);
     }
+  }
+
+  private async unregister(p: Proc, h: HierarchyConfig): Promise<string | undefined> {
+    const errors: string[] = [];
+    for (const d of this.disks(h)) await p.backend.registerIgnore(d, 0n).catch((e: unknown) => errors.push((e as Error).message));
+    return errors.length ? errors.join('; ') : undefined;
   }
 
   private async walk(p: Proc, h: HierarchyConfig, resources: Record<string, ResourceState>, levels: string[][], kind: 'start' | 'stop', timeoutMs?: number): Promise<{ failed?: string; reason?: string }> {
@@ -514,8 +533,21 @@ export class SimNode {
     if (!p) return;
     p.round++;
     this.send(p, false);
-    const changes = p.liveness.evaluate(this.clock.now());
-    if (changesView(changes)) this.peersChanged(p);
+    this.evaluate(p);
+  }
+
+  /** As comm.ts: judge the peers, and wake exactly at the next threshold if it comes before the next round. */
+  private evaluate(p: Proc): void {
+    const now = this.clock.now();
+    if (changesView(p.liveness.evaluate(now))) this.peersChanged(p);
+    if (this.p !== p) return;
+    const next = p.liveness.nextDeadline(now);
+    if (next === null || next - now >= this.c.heartbeatIntervalMs || p.deadlineArmed) return;
+    p.deadlineArmed = true;
+    this.procTimers(p.gen).setTimeout(() => {
+      p.deadlineArmed = false;
+      this.evaluate(p);
+    }, next - now + 1);
   }
 
   /** As comm.ts sendRound: paths take turns, except toward peers not heard on every path, and news. */

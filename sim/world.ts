@@ -90,10 +90,16 @@ export class World {
   steps = 0;
   readonly #rng: Rng;
   readonly #heldAt = new Map<string, number>();
+  /** `h|node`: its keys on H's disks, and when they last changed (a live holder's move every refresh). */
+  readonly #lastKeys = new Map<string, string>();
+  readonly #keyMovedAt = new Map<string, number>();
   readonly #overlapFrom = new Map<string, number>();
-  readonly #diskFault = new Map<string, { since: number; until: number }>();
+  /** Per node, the intervals its disks were cut or hung (until = Infinity: still). */
+  readonly #diskFaults = new Map<string, Array<{ since: number; until: number }>>();
   readonly #races = new Map<string, { node: string; at: number; id: number }[]>();
   #disturbed = false;
+  /** Nodes whose daemon ran undisturbed for a while when the faults stopped (I5). */
+  readonly #healthy = new Set<string>();
   #dirty = true;
   #maxJitter = 0;
   #samples: Array<{ at: number; runners: Record<string, string[]>; full: Record<string, boolean> }> = [];
@@ -171,8 +177,10 @@ export class World {
         node?.crash();
         return;
       case 'start':
-        if (node && !node.p && !node.guardRunning) node.boot();
-        else if (node && !node.p) this.clock.setTimeout(() => this.apply(f), 500); // waits for its guard
+        if (!node) return;
+        if (!node.p && !node.guardRunning) node.boot();
+        // Waits for its guard, or for a shutdown in progress to finish.
+        else if (!node.p || node.p.state.shutdown) this.clock.setTimeout(() => this.apply(f), 500);
         return;
       case 'shutdown':
         node?.dispatch({ type: 'shutdown', mode: f.mode });
@@ -211,9 +219,11 @@ export class World {
           if (f.do === 'disk-cut') be.cut = f.on;
           else be.hang = f.on;
         }
-        const cur = this.#diskFault.get(node.name);
-        if (f.on) this.#diskFault.set(node.name, { since: cur && cur.until === Infinity ? cur.since : this.clock.now(), until: Infinity });
-        else if (cur) cur.until = this.clock.now();
+        const list = this.#diskFaults.get(node.name) ?? [];
+        this.#diskFaults.set(node.name, list);
+        const cur = list.at(-1);
+        if (f.on && !(cur && cur.until === Infinity)) list.push({ since: this.clock.now(), until: Infinity });
+        if (!f.on && cur && cur.until === Infinity && !be?.cut && !be?.hang) cur.until = this.clock.now();
         this.#disturbed = true;
         return;
       }
@@ -244,6 +254,10 @@ export class World {
   /** The faults stop: heal the network and the disks, resume, power on and start every node. */
   #quiet(): void {
     this.#dirty = true;
+    const now = this.clock.now();
+    for (const n of this.nodes.values()) {
+      if (n.p && !n.stalled && !n.guardRunning && n.resumedAt < now - 5000 && n.diedAt < now - 5000 && !this.#diskTrouble(n.name, now - 5000, now)) this.#healthy.add(n.name);
+    }
     this.#log('*', 'faults stop: network and disks healed, every node powered and started');
     this.net.healAll();
     this.agents.startFails.clear();
@@ -255,10 +269,10 @@ export class World {
         be.cut = false;
         be.hang = false;
       }
-      const cur = this.#diskFault.get(n.name);
+      const cur = this.#diskFaults.get(n.name)?.at(-1);
       if (cur && cur.until === Infinity) cur.until = this.clock.now();
       if (!n.power) n.powerOn();
-      else if (!n.p) this.apply({ do: 'start', node: n.name });
+      else if (!n.p || n.p.state.shutdown) this.apply({ do: 'start', node: n.name });
     }
   }
 
@@ -307,8 +321,7 @@ export class World {
     const mine = hc.priorities[winner.node]!;
     for (const r of this.#races.get(h) ?? []) {
       if (r.node === winner.node || (hc.priorities[r.node] ?? Infinity) >= mine) continue;
-      const f = this.#diskFault.get(r.node);
-      if (f && f.until >= r.at) continue;
+      if (this.#diskTrouble(r.node, r.at, Infinity)) continue;
       if (r.at >= winner.at && r.at < winner.at + 250) {
         this.#violate('P1', `${h}: ${winner.node} (priority ${mine}) won a free disk over ${r.node} (priority ${hc.priorities[r.node]}), which started racing ${Math.round(r.at - winner.at)} ms later`);
       }
@@ -327,10 +340,11 @@ export class World {
     }
   }
 
-  #diskTrouble(node: string, at: number): boolean {
-    const f = this.#diskFault.get(node);
-    return f !== undefined && f.since <= at && f.until >= at - 1;
+  /** The node's disks were cut or hung at some moment in [from, to]. */
+  #diskTrouble(node: string, from: number, to: number = from): boolean {
+    return (this.#diskFaults.get(node) ?? []).some((f) => f.since <= to && f.until >= from - 1);
   }
+
 
   #checkTruth(): void {
     const now = this.clock.now();
@@ -338,7 +352,16 @@ export class World {
     for (const h of this.o.cluster.hierarchies) {
       const agentRs = h.resources.filter((r) => r.kind === 'agent').map((r) => r.name);
       const disks = h.resources.filter((r) => r.kind === 'disk').map((r) => this.san.disk(`${h.name}/${r.name}`));
-      for (const n of names) if (disks.some((d) => d.holder === n)) this.#heldAt.set(`${h.name}|${n}`, now);
+      for (const n of names) {
+        if (disks.some((d) => d.holder === n)) this.#heldAt.set(`${h.name}|${n}`, now);
+        const keys = disks.map((d) => String(d.keyOf(n) ?? 0n)).join(',');
+        const k = `${h.name}|${n}`;
+        if (this.#lastKeys.get(k) !== keys) {
+          this.#lastKeys.set(k, keys);
+          // A new key is a sign of life; a key removed (preempted, released) is not.
+          if (!keys.split(',').includes('0')) this.#keyMovedAt.set(k, now);
+        }
+      }
       const runners = this.agents.runners(h.name, agentRs, names);
       if (runners.length < 2) {
         for (const n of names) this.#overlapFrom.delete(`${h.name}|${n}`);
@@ -362,16 +385,23 @@ export class World {
           continue;
         }
         const lostAt = this.#heldAt.get(key) ?? -Infinity;
-        const unaware = node.stalled || node.resumedAt >= lostAt || this.#diskTrouble(n, lostAt) || node.stalledSince >= lostAt - 1;
-        if (!unaware) {
-          this.#violate('I2', `${h.name} runs on ${n} and ${holder ?? '(no holder)'}: ${n} lost its reservation at ${Math.round(lostAt)} ms while it was running and could reach the disk (a live holder was preempted, or it kept running after the loss)`);
+        if (lostAt === -Infinity) {
+          this.#violate('I2', `${h.name} runs on ${n} beside ${holder ?? '(no holder)'} and ${n} never held its disk`);
           continue;
         }
+        // The liveness window's promise: a holder is preempted only after its key stood still on
+        // the disk for the whole window (it was dead, stalled, cut off from the disk, or gave up).
+        const frozenFor = lostAt - (this.#keyMovedAt.get(key) ?? -Infinity);
+        if (frozenFor < OT.livenessWindowMs - 100) {
+          this.#violate('I2', `${h.name} runs on ${n} and ${holder ?? '(no holder)'}: ${n} was preempted at ${Math.round(lostAt)} ms while its key had moved ${Math.round(frozenFor)} ms before (a live holder; the liveness window is ${OT.livenessWindowMs} ms)`);
+          continue;
+        }
+        if (node.stalled) continue;
         const noticeFrom = Math.max(lostAt, node.resumedAt);
-        const window = now - Math.max(from, noticeFrom === -Infinity ? from : noticeFrom);
-        const kind = node.stalled || node.resumedAt >= lostAt ? 'stalled while preempted' : 'disk unreachable while preempted';
-        if (!node.stalled) this.overlaps[kind] = Math.max(this.overlaps[kind] ?? 0, now - from);
-        if (!node.stalled && window > I2_BOUND_MS) this.#violate('I2', `${h.name} still runs on ${n} ${Math.round(window)} ms after it could notice its reservation was taken (bound ${I2_BOUND_MS} ms)`);
+        const late = now - Math.max(from, noticeFrom);
+        const kind = node.resumedAt >= lostAt ? 'stalled while preempted' : 'key frozen (disk unreachable, or gave up) while preempted';
+        this.overlaps[kind] = Math.max(this.overlaps[kind] ?? 0, now - from);
+        if (late > I2_BOUND_MS) this.#violate('I2', `${h.name} still runs on ${n} ${Math.round(late)} ms after it could notice its reservation was taken (bound ${I2_BOUND_MS} ms)`);
       }
     }
   }
@@ -448,10 +478,9 @@ export class World {
   }
 
   #healthyAtQuiet(node: string, h: string): boolean {
-    const n = this.nodes.get(node)!;
-    const f = this.#diskFault.get(node);
-    return this.#eligible(node, h) && !n.stalled && n.resumedAt < this.o.quietAt - 5000 && !(f && f.until > this.o.quietAt - 5000);
+    return this.#healthy.has(node) && this.#eligible(node, h);
   }
+
 }
 
 export { DEFAULTS };

@@ -204,6 +204,11 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
         break;
       }
       case 'unregister':
+        rt.diskCleanup = r.error !== undefined;
+        if (r.error) {
+          out.log('warn', 'unregister-failed', `${name}: could not drop our registration on its disks (${r.error}): retrying`, { hierarchy: name, err: r.error });
+          backoff(s, rt, ACQUIRE_BACKOFF_MS.error!, out);
+        }
         break;
       case 'acquire':
         rt.phase = prevPhase === 'in-service' ? 'in-service' : 'out-of-service';
@@ -261,6 +266,13 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
         rt.phase = 'out-of-service';
         rt.wasRunning = false;
         out.log('info', 'stopped', `${name}: out of service here`, { hierarchy: name });
+        // Nothing runs here, so this is no reason to block anyone, as long as the registration
+        // left on the disk goes (decide() retries; a peer that cannot reach us preempts it).
+        if (r.releaseError) {
+          rt.diskCleanup = true;
+          backoff(s, rt, ACQUIRE_BACKOFF_MS.error!, out);
+          out.log('warn', 'release-failed', `${name}: stopped, but its disks could not be given back (${r.releaseError}): retrying until they answer`, { hierarchy: name, err: r.releaseError });
+        }
         break;
       }
       case 'halt':

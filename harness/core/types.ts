@@ -57,12 +57,14 @@ export interface NodeState {
 /** The typed outcome of an action, as its `done` event carries it. */
 export type ActionResult =
   | { kind: 'probe'; resources: Record<string, ResourceState>; cannotRun: string | null }
-  | { kind: 'unregister' }
+  /** error: some disk could not be reached (a registration of ours may remain there). */
+  | { kind: 'unregister'; error?: string }
   | { kind: 'acquire'; ok: true; key: string; generation: number; preempted?: string }
   | { kind: 'acquire'; ok: false; reason: 'held-by-reachable' | 'owner-alive-on-disk' | 'lost-race' | 'error'; detail: string }
   | { kind: 'start'; resources: Record<string, ResourceState>; failed?: string; reason?: string }
   | { kind: 'restart'; resources: Record<string, ResourceState>; stopFailed?: string; failed?: string; reason?: string }
-  | { kind: 'stop'; resources: Record<string, ResourceState>; failed?: string; reason?: string }
+  /** releaseError: everything stopped, but giving the disks back failed (the key is left to freeze). */
+  | { kind: 'stop'; resources: Record<string, ResourceState>; failed?: string; reason?: string; releaseError?: string }
   | { kind: 'halt' }
   /** The executor itself failed (a bug or an unexpected exception): evidence in `detail`. */
   | { kind: 'error'; detail: string };
