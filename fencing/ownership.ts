@@ -44,9 +44,30 @@ export interface OwnershipKeeperOptions {
   log: Logger;
   keyRefreshMs: number;
   ownershipCheckMs: number;
-  /** Wall clock for `since` / `lastVerified`; default Date.now. Timers always use real time. */
+  /** Wall clock for `since` / `lastVerified`; default Date.now. */
   now?: () => number;
+  /** Every timer and monotonic reading of the keeper (loops, watchdog, release retries); default
+   *  the global timers and performance.now(). A simulated clock is injected here. */
+  timers?: KeeperTimers;
 }
+
+/** The timer functions the keeper uses; handles are opaque (whatever setTimeout returned). */
+export interface KeeperTimers {
+  /** Monotonic milliseconds (performance.now() by default). */
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+const REAL_TIMERS: KeeperTimers = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as NodeJS.Timeout),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (handle) => clearInterval(handle as NodeJS.Timeout),
+};
 
 /** Consecutive failed (or hung) check rounds after which ownership counts as lost. */
 export const LOST_AFTER_FAILED_CHECKS = DEFAULTS.lostAfterFailedChecks;
@@ -70,7 +91,7 @@ interface Held {
   epoch: number;
   nextRefreshAt: number;
   nextCheckAt: number;
-  /** performance.now() when the running operation started, or null when idle. */
+  /** timers.now() when the running operation started, or null when idle. */
   busySince: number | null;
   stopped: boolean;
   wake: () => void;
@@ -81,8 +102,6 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-const mono = (): number => performance.now();
-
 /** Errors a release is retried on: the disk (or the file backend's lock) was busy or not ready. */
 const TRANSIENT: ReadonlySet<OwnershipErrorCode> = new Set(['io', 'not-ready', 'unit-attention']);
 const RELEASE_ATTEMPTS = 3;
@@ -92,13 +111,13 @@ const RELEASE_ATTEMPTS = 3;
  * down leaves the hierarchy FAILED here (ownership kept, admin needed), so a busy moment — a lock
  * held through a machine-wide stall — must not end there.
  */
-async function releaseRetrying(backend: OwnershipBackend, disk: DiskRef, key: Key): Promise<void> {
+async function releaseRetrying(backend: OwnershipBackend, disk: DiskRef, key: Key, timers: KeeperTimers): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await backend.release(disk, key);
     } catch (err) {
       if (attempt >= RELEASE_ATTEMPTS || !(err instanceof OwnershipError) || !TRANSIENT.has(err.code)) throw err;
-      await new Promise((r) => setTimeout(r, 100 * attempt));
+      await new Promise<void>((r) => timers.setTimeout(r, 100 * attempt));
     }
   }
 }
@@ -114,9 +133,11 @@ export class OwnershipKeeper extends EventEmitter {
   readonly #refreshMs: number;
   readonly #checkMs: number;
   readonly #now: () => number;
+  readonly #timers: KeeperTimers;
   readonly #ourPart: number;
   readonly #held = new Map<string, Held>();
-  #watchdog: NodeJS.Timeout | null = null;
+  /** The watchdog's interval handle, or null when it is not running. */
+  #watchdog: unknown = null;
 
   constructor(opts: OwnershipKeeperOptions) {
     super();
@@ -128,6 +149,7 @@ export class OwnershipKeeper extends EventEmitter {
     this.#refreshMs = opts.keyRefreshMs;
     this.#checkMs = opts.ownershipCheckMs;
     this.#now = opts.now ?? Date.now;
+    this.#timers = opts.timers ?? REAL_TIMERS;
     this.#ourPart = nodePart(nodeKey(opts.cluster, opts.self, 0));
   }
 
@@ -139,7 +161,7 @@ export class OwnershipKeeper extends EventEmitter {
     if (disks.length === 0) throw new Error(`hierarchy ${hierarchy}: no disks to keep`);
     if (existing) this.#halt(existing);
     const t = this.#now();
-    const m = mono();
+    const m = this.#timers.now();
     const h: Held = {
       hierarchy,
       disks: [...disks],
@@ -180,7 +202,7 @@ export class OwnershipKeeper extends EventEmitter {
     for (const [i, disk] of h.disks.entries()) {
       const key = h.diskKeys[i] ?? h.key;
       try {
-        await releaseRetrying(this.#backend, disk, key);
+        await releaseRetrying(this.#backend, disk, key, this.#timers);
       } catch (err) {
         // `conflict`: our key is not on the disk any more (preempted before the keeper saw it, e.g.
         // by a peer that found us frozen). Giving the disk back is then already done; failing the
@@ -227,7 +249,7 @@ export class OwnershipKeeper extends EventEmitter {
   stop(): void {
     for (const h of this.#held.values()) this.#halt(h);
     this.#held.clear();
-    if (this.#watchdog) clearInterval(this.#watchdog);
+    if (this.#watchdog !== null) this.#timers.clearInterval(this.#watchdog);
     this.#watchdog = null;
   }
 
@@ -238,10 +260,10 @@ export class OwnershipKeeper extends EventEmitter {
 
   async #run(h: Held): Promise<void> {
     while (!h.stopped && h.status !== 'lost') {
-      const wait = Math.min(h.nextCheckAt, h.nextRefreshAt) - mono();
+      const wait = Math.min(h.nextCheckAt, h.nextRefreshAt) - this.#timers.now();
       if (wait > 0) await this.#sleep(h, wait);
       if (gone(h)) return;
-      const t = mono();
+      const t = this.#timers.now();
       // The most overdue goes first. Never "check first whenever due": with slow I/O (a check
       // longer than ownershipCheckMs) that would starve the refresh, our key would look frozen
       // and a challenger would preempt a live holder. (markUnverified sets nextCheckAt = 0.)
@@ -256,10 +278,11 @@ export class OwnershipKeeper extends EventEmitter {
   }
 
   #sleep(h: Held, ms: number): Promise<void> {
+    const timers = this.#timers;
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
+      const timer = timers.setTimeout(done, ms);
       function done(): void {
-        clearTimeout(timer);
+        timers.clearTimeout(timer);
         h.wake = () => undefined;
         resolve();
       }
@@ -268,7 +291,7 @@ export class OwnershipKeeper extends EventEmitter {
   }
 
   async #busy(h: Held, op: () => Promise<void>): Promise<void> {
-    h.busySince = mono();
+    h.busySince = this.#timers.now();
     try {
       await op();
     } finally {
@@ -378,9 +401,9 @@ export class OwnershipKeeper extends EventEmitter {
 
   /** One timer for every hierarchy: an operation stuck in I/O counts as a failed check per interval. */
   #ensureWatchdog(): void {
-    if (this.#watchdog) return;
-    this.#watchdog = setInterval(() => {
-      const t = mono();
+    if (this.#watchdog !== null) return;
+    this.#watchdog = this.#timers.setInterval(() => {
+      const t = this.#timers.now();
       for (const h of this.#held.values()) {
         if (h.status === 'lost' || h.stopped || h.busySince === null) continue;
         const stuck = t - h.busySince;
@@ -392,8 +415,8 @@ export class OwnershipKeeper extends EventEmitter {
   }
 
   #stopWatchdogIfIdle(): void {
-    if (this.#held.size === 0 && this.#watchdog) {
-      clearInterval(this.#watchdog);
+    if (this.#held.size === 0 && this.#watchdog !== null) {
+      this.#timers.clearInterval(this.#watchdog);
       this.#watchdog = null;
     }
   }
