@@ -31,7 +31,9 @@
 //
 // Faults, per SimBackend (= per node):
 //  - latencyMs: each call waits that long on the SimClock, then executes atomically on the disk
-//    and answers. 0 (default) = executes and answers at once (as a resolved promise).
+//    and answers. 0 (default) = executes and answers at once (as a resolved promise). With a
+//    latency, awaiting a call resolves only while something drives the clock (step/runUntil);
+//    inspect the state directly with SimSan.disk(id) instead.
 //  - cut: the node cannot reach the disk: a call that executes while cut throws `io` and changes
 //    nothing (a path down fails fast, like a transport error).
 //  - hang: a call that reaches the disk while hung waits. Un-hanging (hang = false) lets the
@@ -384,7 +386,10 @@ export class SimBackend implements OwnershipBackend {
         }
         await this.#clock.sleep(lat);
       }
-      while (this.#hang) await this.#waitUnhung(op, disk, deadline);
+      while (this.#hang) {
+        if (this.#clock.now() >= deadline) throw this.#timedOut(op, disk);
+        await this.#waitUnhung(op, disk, deadline);
+      }
       if (this.cut) throw new OwnershipError('io', disk.id, `${op}: ${this.node} cannot reach ${disk.id} (sim: cut)`);
       const d = this.san.get(disk.id);
       if (!d) throw new OwnershipError('open-failed', disk.id, `${op}: no such disk (sim)`);
@@ -420,7 +425,7 @@ export class SimBackend implements OwnershipBackend {
         timer = this.#clock.setTimeout(() => {
           this.#waiters = this.#waiters.filter((x) => x !== w);
           reject(this.#timedOut(op, disk));
-        }, Math.max(0, deadline - this.#clock.now()));
+        }, deadline - this.#clock.now());
       }
     });
   }
