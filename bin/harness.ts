@@ -207,6 +207,27 @@ program
   });
 
 program
+  .command('simulate')
+  .description('what-if: run a scenario (cluster, hierarchies, timeline of faults) on the real decision code in simulated time and print what every node decides and does')
+  .argument('<scenario>', 'scenario YAML file (see examples/scenarios/)')
+  .option('--json', 'print the same data as JSON')
+  .action(async (file: string, opts: { json?: boolean }) => {
+    const { simulate, formatReport } = await import('../sim/report.ts');
+    const { ScenarioError } = await import('../sim/scenario.ts');
+    try {
+      const r = await simulate(resolve(file));
+      process.stdout.write(opts.json ? JSON.stringify(r, null, 2) + '\n' : formatReport(r));
+      if (r.violations.length) process.exitCode = 1;
+    } catch (e) {
+      if (e instanceof ScenarioError) {
+        console.error(e.message);
+        process.exit(2);
+      }
+      throw e;
+    }
+  });
+
+program
   .command('keygen')
   .description('write a new random cluster auth key (mode 0600); copy it to every node')
   .argument('<file>')

@@ -19,6 +19,10 @@ export type Fault =
   /** Loss, duplication and jitter on one link (one way). */
   | { do: 'link'; from: string; to: string; loss: number; dup: number; jitterMs: number }
   | { do: 'heal-network' }
+  /** Heal both directions between two nodes. */
+  | { do: 'heal-pair'; a: string; b: string }
+  /** The node's disks answer again (after a cut or a hang). */
+  | { do: 'disk-back'; node: string }
   /** `node` cannot reach the disks (its I/O fails), or they hang for it. */
   | { do: 'disk-cut'; node: string; on: boolean }
   | { do: 'disk-hang'; node: string; on: boolean }
@@ -48,6 +52,10 @@ export function describeFault(f: Fault): string {
       return `link ${f.from} -> ${f.to}: loss ${f.loss}, dup ${f.dup}, jitter ${f.jitterMs} ms`;
     case 'heal-network':
       return 'network healed';
+    case 'heal-pair':
+      return `link ${f.a} <-> ${f.b} healed`;
+    case 'disk-back':
+      return `disks of ${f.node} answer again`;
     case 'disk-cut':
     case 'disk-hang':
       return `${f.do} ${f.node} ${f.on ? 'on' : 'off'}`;

@@ -28,6 +28,7 @@ import { describeFault, type Fault, type TimedFault } from './faults.ts';
 import type { Effect, Event, NodeState } from '../harness/core/types.ts';
 import { selfEligible, type DecideInput, type PeerView } from '../harness/decide.ts';
 import { DEFAULTS, ownershipTimers } from '../harness/defaults.ts';
+import { nodeKey, nodePart } from '../fencing/keys.ts';
 
 export interface WorldOptions {
   seed: number;
@@ -41,6 +42,8 @@ export interface WorldOptions {
   notInstalled?: string[];
   /** Agent operation durations, ms: [min, max]. */
   opMs?: [number, number];
+  /** Or exact durations per operation (`kind`, `node/hierarchy/resource`): scenarios. */
+  opMsOf?: (kind: 'start' | 'stop', key: string) => number;
   diskLatencyMs?: number;
   /** Check I3/I5 at the end (random schedules); scenarios only print. */
   checkRecovery?: boolean;
@@ -72,6 +75,8 @@ export interface RunResult {
 }
 
 const OT = ownershipTimers(DEFAULTS.deadTimeMs);
+/** Notes that only repeat the action line printed beside them (kept out of the trace). */
+const MIRRORS_AN_ACTION = /\(in progress\)$|^(probing|acquiring|starting|cleaning up|releasing|in service here|failing over|claiming ownership|completing start|dropping our registration|restarting .*|switching back to .*|node shutdown .*|admin stop|ownership lost: .*)$/;
 /** I2: a node that lost its reservation without being able to know stops within this (see header). */
 export const I2_BOUND_MS = DEFAULTS.tickMs + OT.ownershipCheckMs * (DEFAULTS.lostAfterFailedChecks + 1) + DEFAULTS.fencedStopTimeoutMs + 1000;
 
@@ -90,6 +95,8 @@ export class World {
   steps = 0;
   readonly #rng: Rng;
   readonly #heldAt = new Map<string, number>();
+  /** Trace: each node's last view of each peer. */
+  readonly #seen = new Map<string, string>();
   /** `h|node`: its keys on H's disks, and when they last changed (a live holder's move every refresh). */
   readonly #lastKeys = new Map<string, string>();
   readonly #keyMovedAt = new Map<string, number>();
@@ -109,7 +116,7 @@ export class World {
     this.#rng = new Rng(o.seed);
     const opRng = this.#rng.fork('ops');
     const [lo, hi] = o.opMs ?? [20, 400];
-    this.agents = new SimAgents({ opMs: () => opRng.int(lo, hi) });
+    this.agents = new SimAgents({ opMs: o.opMsOf ?? (() => opRng.int(lo, hi)) });
     for (const k of o.broken ?? []) this.agents.broken.add(k);
     for (const k of o.notInstalled ?? []) this.agents.notInstalled.add(k);
     this.net = new SimNetwork(this.clock, this.#rng.fork('net'), (to, hb) => this.nodes.get(to)?.receive(hb));
@@ -211,6 +218,14 @@ export class World {
       case 'heal-network':
         this.net.healAll();
         return;
+      case 'heal-pair':
+        this.net.heal(f.a, f.b);
+        this.net.heal(f.b, f.a);
+        return;
+      case 'disk-back':
+        this.apply({ do: 'disk-cut', node: f.node, on: false });
+        this.apply({ do: 'disk-hang', node: f.node, on: false });
+        return;
       case 'disk-cut':
       case 'disk-hang': {
         if (!node) return;
@@ -303,6 +318,10 @@ export class World {
       if (mine && ev.result.kind === 'acquire' && ev.result.ok && !ev.result.preempted) this.#checkPriority(ev.hierarchy, mine);
       this.#races.set(ev.hierarchy, list.filter((r) => !(r.node === n.name && r.id === ev.id)));
       if (ev.result.kind === 'acquire' && !ev.result.ok) this.#log(n.name, `${ev.hierarchy}: acquire refused: ${ev.result.reason}`);
+      if (ev.result.kind === 'acquire' && ev.result.ok && this.o.trace) {
+        const victim = ev.result.preempted === undefined ? undefined : this.#nodeOfKey(BigInt(ev.result.preempted));
+        this.#log(n.name, `${ev.hierarchy}: owns its disks${ev.result.preempted ? ` (preempted ${victim === n.name ? 'its own earlier key' : `the key of ${victim ?? 'an unknown node'}`})` : ''}`);
+      }
     }
     for (const [name, rt] of Object.entries(after.h)) {
       const was = before.h[name];
@@ -311,8 +330,12 @@ export class World {
       }
       if (ev.type === 'done' && ev.result.kind === 'error') this.#violate('I4', `${name} on ${n.name}: the executor failed: ${ev.result.detail.split('\n')[0]}`);
       if (!rt.note) this.#violate('I4', `${name} on ${n.name} has no note (status must say why)`);
-      if (was && was.note !== rt.note && this.o.trace) this.#log(n.name, `${name}: ${rt.note}`);
+      if (was && was.note !== rt.note && this.o.trace && !MIRRORS_AN_ACTION.test(rt.note)) this.#log(n.name, `${name}: ${rt.note}`);
     }
+  }
+
+  #nodeOfKey(key: bigint): string | undefined {
+    return this.o.cluster.nodes.find((x) => nodePart(nodeKey(this.o.cluster.cluster, x, 0)) === nodePart(key));
   }
 
   /** P1: see the header. */
@@ -330,6 +353,15 @@ export class World {
 
   #viewed(n: SimNode, peers: Record<string, PeerView>): void {
     const now = this.clock.now();
+    if (this.o.trace) {
+      for (const [peer, v] of Object.entries(peers)) {
+        const k = `${n.name}>${peer}`;
+        const was = this.#seen.get(k);
+        const st = v.leaving && v.state === 'down' ? 'leaving' : v.state;
+        if (was !== st && !(was === undefined && st === 'unknown')) this.#log(n.name, `sees ${peer} ${st}`);
+        this.#seen.set(k, st);
+      }
+    }
     const dead = this.o.cluster.deadTimeMs + this.#maxJitter + 50;
     if (now - n.resumedAt < dead) return; // packets read after a stall are as old as the stall
     for (const [peer, v] of Object.entries(peers)) {
