@@ -239,6 +239,15 @@ function betterNodeWaiting(h: HierarchyConfig, input: DecideInput): NodeName | n
   return null;
 }
 
+/** A reachable peer where H is active (may hold resources), or null. */
+function activeOnReachable(h: HierarchyConfig, input: DecideInput): NodeName | null {
+  for (const [node, view] of Object.entries(input.peers)) {
+    const ph = view.hierarchies[h.name];
+    if (view.state === 'up' && !view.leaving && ph && ACTIVE.has(ph.state) && ph.state !== 'held') return node;
+  }
+  return null;
+}
+
 /** A reachable node of higher priority that also runs H (only possible without fencing). */
 function twinOnBetterNode(h: HierarchyConfig, input: DecideInput): NodeName | null {
   const mine = h.priorities[input.self] ?? Infinity;
@@ -347,6 +356,12 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
       }
       if (rt.ownership === 'owned' && !anyUp(rt)) {
         const m = mastership(h, input, rt);
+        // H still runs on a node we can reach, but the disks are ours: that node lost its
+        // reservation (it was stalled, or cut off from the disk) and has not noticed yet. Giving
+        // the disks back now would let its stale copy, and any other, write again: keep them
+        // until it has stopped.
+        const stale = !m.master && h.fenced ? activeOnReachable(h, input) : null;
+        if (stale) return { note: `keeping its disks: ${stale} still runs it without a reservation (it lost it to us); waiting for it to stop` };
         if (!m.master) {
           return {
             action: { kind: 'stop', hierarchy: name, levels: [], release: true, urgent: false, reason: `releasing unneeded ownership (${m.why})` },

@@ -271,7 +271,7 @@ export class World {
     this.#dirty = true;
     const now = this.clock.now();
     for (const n of this.nodes.values()) {
-      if (n.p && !n.stalled && !n.guardRunning && n.resumedAt < now - 5000 && n.diedAt < now - 5000 && !this.#diskTrouble(n.name, now - 5000, now)) this.#healthy.add(n.name);
+      if (n.p && !n.p.state.shutdown && !n.stalled && !n.guardRunning && n.resumedAt < now - 5000 && n.diedAt < now - 5000 && !this.#diskTrouble(n.name, now - 5000, now)) this.#healthy.add(n.name);
     }
     this.#log('*', 'faults stop: network and disks healed, every node powered and started');
     this.net.healAll();
@@ -474,7 +474,9 @@ export class World {
         this.#violate('I3', `${h.name} not in service on exactly one node, steadily, after ${Math.round(settleFrom - o.quietAt)} ms of quiet: at ${s.at} ms it runs on [${s.runners[h.name]!.join(', ')}]${s.full[h.name] ? '' : ' (not every resource running)'}; from ${first || 'nowhere'} at the bound`);
         continue;
       }
-      if (h.switchback === 'intelligent' && atQuiet.length > 0) {
+      // Without fencing a stale copy can come back with a stalled node; the duplicate is then
+      // resolved by priority (decide.ts twinOnBetterNode), which may move it: not checked.
+      if (h.switchback === 'intelligent' && h.fenced && atQuiet.length > 0) {
         const before = atQuiet.map((s) => (s.full[h.name] ? s.runners[h.name]!.join(',') : '')).filter((x, i, a) => a.indexOf(x) === i);
         const was = before.length === 1 ? before[0]! : '';
         const wasHealthy = was !== '' && this.#healthyAtQuiet(was, h.name);
