@@ -1,0 +1,142 @@
+// Comm over the in-memory transport with mocked timers and clock: the whole Comm (encode, HMAC,
+// checks, ticks, the deadline timer) without sockets or real time. The clock moves 1 ms at a
+// time, and every packet sent is delivered before the next step.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import pino from 'pino';
+import { Comm, type CommEvents } from '../../harness/comm.ts';
+import { encode } from '../../harness/packet.ts';
+import { MemoryHub } from '../../harness/transport.ts';
+import type { ClusterConfig } from '../../hierarchies/model.ts';
+
+const KEY = Buffer.from('test-key-0123456789abcdef-test-key', 'ascii');
+const I = 150;
+const DEAD = 900;
+
+function cluster(names: string[]): ClusterConfig {
+  return {
+    file: '/test/cluster.yaml',
+    cluster: 'test',
+    nodes: names.map((name, i) => ({ name, addresses: [`10.0.1.${i + 1}:7400`, `10.0.2.${i + 1}:7400`], controlSocket: `/nonexistent/${name}.sock` })),
+    heartbeatIntervalMs: I,
+    deadTimeMs: DEAD,
+    authKeyFile: '/nonexistent/authkey',
+    stateDir: '/nonexistent/state',
+    hierarchyDir: '/nonexistent/hierarchies',
+    ownership: { backend: 'file', dir: '/nonexistent/own' },
+    agentDirs: [],
+    ocfRoot: '/usr/lib/ocf',
+    maxParallelHierarchies: 16,
+    onStop: 'stop',
+    haltCommand: 'true',
+  };
+}
+
+function capture(): { log: pino.Logger; lines: Array<{ level: number; msg: string; [k: string]: unknown }> } {
+  const lines: Array<{ level: number; msg: string }> = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as { level: number; msg: string });
+      cb();
+    },
+  });
+  return { log: pino({ level: 'debug' }, sink), lines };
+}
+
+/** Move the mocked clock 1 ms at a time; after each step every queued delivery happens. */
+async function advance(t: TestContext, ms: number): Promise<void> {
+  for (let i = 0; i < ms; i++) {
+    t.mock.timers.tick(1);
+    await new Promise((r) => setImmediate(r)); // real: after every microtask (deliveries)
+  }
+}
+
+test('comm over the memory transport: up on both paths, a lost path, then a peer stopped: suspect, down at the dead time', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'setTimeout', 'Date'], now: 1_000_000 });
+  const hub = new MemoryHub();
+  const c = cluster(['a', 'b']);
+  const la = capture();
+  const a = new Comm({ cluster: c, self: 'a', key: KEY, log: la.log, incarnation: 1, now: () => Date.now(), transport: hub.transport() });
+  const b = new Comm({ cluster: c, self: 'b', key: KEY, log: capture().log, incarnation: 2, now: () => Date.now(), transport: hub.transport() });
+  try {
+    await a.start();
+    await b.start();
+    const states: Array<[number, string]> = [];
+    a.on('change', () => {
+      const v = a.view().b;
+      const s = `${v?.state}${v?.suspect ? '+suspect' : ''}`;
+      if (states.at(-1)?.[1] !== s) states.push([Date.now(), s]);
+    });
+    const paths: Array<CommEvents['path']> = [];
+    a.on('path', (...e) => paths.push(e));
+
+    await advance(t, 3 * I);
+    for (const [x, peer] of [[a, 'b'], [b, 'a']] as const) {
+      const v = x.view()[peer];
+      assert.equal(v?.state, 'up', `${peer} up`);
+      assert.deepEqual(v?.paths, ['up', 'up']);
+    }
+    assert.equal(a.view().b?.incarnation, 2);
+    assert.deepEqual(paths, [['b', 0, 'up'], ['b', 1, 'up']]);
+
+    // Path 1 lost both ways: the peer stays up, never suspect; the path is down a dead time later.
+    hub.drop = (path) => path === 1;
+    paths.length = 0;
+    await advance(t, DEAD + 2 * I);
+    assert.deepEqual(paths, [['b', 1, 'down']]);
+    assert.equal(a.view().b?.state, 'up');
+    assert.deepEqual(a.view().b?.paths, ['up', 'down']);
+    assert.ok(la.lines.some((l) => /degraded redundancy: path 1 to node b/.test(l.msg)));
+    hub.drop = undefined;
+    await advance(t, 3 * I);
+    assert.deepEqual(paths, [['b', 1, 'down'], ['b', 1, 'up']]);
+    assert.ok(la.lines.some((l) => /path 1 to node b recovered/.test(l.msg)));
+    assert.deepEqual(states.map(([, s]) => s), ['up'], 'b never suspect while one path works');
+
+    // b stops (a power-off, as a sees it): suspect, then down exactly at the dead time (the
+    // one-shot deadline timer, not the next tick).
+    await b.stop();
+    const last = a.view().b?.lastHeardMs ?? NaN;
+    await advance(t, DEAD + 2 * I);
+    const suspectAt = states.find(([, s]) => s === 'up+suspect')?.[0] ?? NaN;
+    const downAt = states.find(([, s]) => s === 'down+suspect')?.[0] ?? NaN;
+    assert.ok(suspectAt - last >= c.deadTimeMs / 3 && suspectAt - last <= c.deadTimeMs / 3 + I / 10 + 5, `suspect after ${suspectAt - last} ms`);
+    assert.ok(downAt - last >= DEAD && downAt - last <= DEAD + 5, `down after ${downAt - last} ms`);
+    assert.ok(la.lines.some((l) => l.msg === 'comm: node b down (silent on every path)'));
+    t.diagnostic(`b stopped: suspect after ${suspectAt - last} ms, down after ${downAt - last} ms`);
+
+    const n = a.counters();
+    assert.ok(n.sent > 0 && n.received > 0);
+    assert.deepEqual(Object.values(n.dropped).filter((x) => x > 0), [], 'no drops among honest nodes');
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
+
+test('comm over the memory transport: a forged source and a replay are dropped and counted', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'setTimeout', 'Date'], now: 1_000_000 });
+  const hub = new MemoryHub();
+  const c = cluster(['a', 'b']);
+  const a = new Comm({ cluster: c, self: 'a', key: KEY, log: capture().log, incarnation: 1, now: () => Date.now(), transport: hub.transport() });
+  const b = new Comm({ cluster: c, self: 'b', key: KEY, log: capture().log, incarnation: 2, now: () => Date.now(), transport: hub.transport() });
+  const drops: string[] = [];
+  a.on('drop', (reason, from) => drops.push(`${reason} ${from}`));
+  try {
+    await a.start();
+    await b.start();
+    await advance(t, 3 * I);
+    assert.equal(a.view().b?.state, 'up');
+    const bytes = encode({ cluster: 'test', node: 'b', incarnation: 2, path: 0, seq: 1, hierarchies: {}, heard: { a: 1 } }, KEY);
+    hub.inject(0, '10.0.1.2:7400', '10.0.1.1:7400', bytes); // seq 1: long since seen
+    hub.inject(0, '10.0.1.9:7400', '10.0.1.1:7400', bytes); // a stranger's address
+    hub.inject(0, '10.0.2.2:7400', '10.0.1.1:7400', bytes); // b's path-1 address into path 0
+    await advance(t, 1);
+    assert.deepEqual(drops, ['replayed 10.0.1.2:7400', 'unknownNode 10.0.1.9:7400', 'wrongPath 10.0.2.2:7400']);
+    assert.equal(a.view().b?.state, 'up');
+  } finally {
+    await a.stop();
+    await b.stop();
+  }
+});
