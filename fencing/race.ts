@@ -106,7 +106,7 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
   const registered: DiskRef[] = [];
   const taken: DiskRef[] = [];
   let preempted: Key | undefined;
-  let delayDone = opts.delayMs <= 0;
+  let delayDone = opts.delayMs <= 0 || mutant('no-rank-delay');
 
   const holderFailure = (reason: Failure['reason'], holder: Key, detail: string): Failure => {
     const node = opts.holderInfo(holder).node;
@@ -201,6 +201,17 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
         }
         r = seen.now; // released meanwhile (or, oddly, ours): evaluate again
         continue;
+      }
+      if (!delayDone) {
+        // Several survivors of a dead holder finish the window together: the same rank delay as
+        // for a free disk lets the best of them preempt first.
+        delayDone = true;
+        await sleep(opts.delayMs, opts.signal);
+        const again = await backend.readReservation(disk);
+        if (again.holder !== holder) {
+          r = again;
+          continue;
+        }
       }
       const got = await preempt(disk, holder);
       if (got === 'won') return { ok: true, preempted: holder };

@@ -80,6 +80,12 @@ export interface HierarchyRuntime {
    * can reach"), so it is dropped as soon as the disk answers again.
    */
   diskCleanup: boolean;
+  /**
+   * This node's I/O to H's disks is failing (an acquire, release or check could not reach them):
+   * ineligible, so a peer that can reach them takes over, until a disk operation succeeds again
+   * (the diskCleanup retry doubles as that test).
+   */
+  diskError: string | null;
 }
 
 export interface DecideInput {
@@ -150,6 +156,7 @@ export function selfEligible(h: HierarchyConfig, self: NodeName, rt: HierarchyRu
   if (h.priorities[self] === undefined) return false;
   if (!rt.utilityOk) return false;
   if (rt.cannotRun !== null) return false;
+  if (rt.diskError !== null) return false;
   if (input.shutdown) return false;
   if (input.adminStop.includes(h.name)) return false;
   // Local recovery exhausted: H failed over away from here; stay ineligible until the window passes.
@@ -184,7 +191,10 @@ export type Mastership =
  */
 export function mastership(h: HierarchyConfig, input: DecideInput, rt: HierarchyRuntime): Mastership {
   const self = input.self;
-  if (!selfEligible(h, self, rt, input)) return { master: false, why: rt.cannotRun !== null ? `cannot run here: ${rt.cannotRun}` : 'not eligible here' };
+  if (!selfEligible(h, self, rt, input)) {
+    const why = rt.cannotRun !== null ? `cannot run here: ${rt.cannotRun}` : rt.diskError !== null ? `its disks fail here: ${rt.diskError}` : 'not eligible here';
+    return { master: false, why };
+  }
   const myPrio = h.priorities[self]!;
   const peers = Object.entries(input.peers).filter(([node]) => node !== self);
   for (const [node, view] of peers) {
@@ -237,6 +247,17 @@ function betterNodeWaiting(h: HierarchyConfig, input: DecideInput): NodeName | n
     if (ph && ph.eligible && ph.state === 'out-of-service') return node;
   }
   return null;
+}
+
+/**
+ * For the race (fencing/race.ts holderInfo): a disk holder we can reach is never preempted, but
+ * only while it says it has H active. One that says H is out of service there holds a stale
+ * registration (its release failed, its disk was cut): the frozen-key window decides, as for an
+ * unreachable holder, and it is never a live copy.
+ */
+export function holderClaims(view: PeerView | undefined, h: string): boolean {
+  const ph = view?.hierarchies[h];
+  return view !== undefined && view.state === 'up' && !view.leaving && ph !== undefined && ACTIVE.has(ph.state);
 }
 
 /** A reachable peer where H is active (may hold resources), or null. */
@@ -431,5 +452,6 @@ export function initialRuntime(h: HierarchyConfig): HierarchyRuntime {
     wasRunning: false,
     cannotRun: null,
     diskCleanup: false,
+    diskError: null,
   };
 }

@@ -20,7 +20,7 @@ import { acquire, watchHolder, type HolderWatch } from '../fencing/race.ts';
 import { OwnershipKeeper } from '../fencing/ownership.ts';
 import { nodeKey, nodePart, formatKey } from '../fencing/keys.ts';
 import type { DiskRef, Key, OwnershipBackend } from '../fencing/backend.ts';
-import type { PeerView } from './decide.ts';
+import { holderClaims, type PeerView } from './decide.ts';
 import { probe, startLevels, stopLevels, instanceName, type AgentContext, type ResourceInfo } from './actions.ts';
 import { Monitors } from './monitors.ts';
 import { serveControl, type ControlRequest } from './control.ts';
@@ -282,10 +282,9 @@ export class NodeDaemon {
         if (s.failed) return { kind: 'stop', resources, failed: s.failed, reason: s.reason };
         // Ownership given up because it could not be proven (hung or failing reads) is not
         // necessarily taken: our reservation may still sit on the disk. Nothing runs here now.
-        if (a.urgent) {
-          const releaseError = await this.dropOwnRegistration(h);
-          return releaseError ? { kind: 'stop', resources, releaseError } : { kind: 'stop', resources };
-        } else if (a.release && this.keeper.get(h.name).state !== 'not-owned') {
+        // After an urgent stop the reducer drops our registration as a step of its own.
+        if (a.urgent) return { kind: 'stop', resources };
+        else if (a.release && this.keeper.get(h.name).state !== 'not-owned') {
           try {
             await this.keeper.release(h.name);
           } catch (e) {
@@ -307,7 +306,7 @@ export class NodeDaemon {
     if (!h.fenced) return { kind: 'acquire', ok: true, key: 'none', generation: this.generation };
     const disks = this.disks(h);
     this.generation = (this.generation + 1) & 0x7fffffff;
-    const view = this.comm.view();
+    const views = this.peerViews();
     const outcome = await acquire(this.backend, disks, {
       cluster: this.config.cluster.cluster,
       self: this.node,
@@ -318,7 +317,7 @@ export class NodeDaemon {
       holderInfo: (key: Key) => {
         const part = nodePart(key);
         const node = this.config.cluster.nodes.find((n) => nodePart(nodeKey(this.config.cluster.cluster, n.name, 0)) === part)?.name ?? null;
-        return { node, reachable: node !== null && node !== this.node && view[node]?.state === 'up' };
+        return { node, reachable: node !== null && node !== this.node && holderClaims(views[node], h.name) };
       },
     });
     const ms = Math.round(performance.now() - t0);

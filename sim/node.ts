@@ -18,7 +18,7 @@ import type { DiskRef, Key } from '../fencing/backend.ts';
 import { Liveness, changesView, commTimers, type HeartbeatIn } from '../harness/liveness.ts';
 import { initialState, step } from '../harness/core/step.ts';
 import { isAction, type ActionEffect, type ActionResult, type Effect, type Event, type GuardPlan, type NodeState } from '../harness/core/types.ts';
-import type { PeerView, ResourceState } from '../harness/decide.ts';
+import { holderClaims, type PeerView, type ResourceState } from '../harness/decide.ts';
 import type { HierarchyConfig } from '../hierarchies/model.ts';
 import { stopLevels as stopLevelsOf } from '../hierarchies/tree.ts';
 import { incarnationAfter } from '../harness/incarnation.ts';
@@ -230,11 +230,12 @@ export class SimNode {
     if (!this.stalled) return;
     this.stalled = false;
     this.resumedAt = this.clock.now();
+    // As comm.ts: what arrived during the stall is read before the overdue timers judge anyone.
+    const pkts = this.#buffered.splice(0);
+    for (const hb of pkts) this.receive(hb);
     const fns = [...this.#deferred.keys()];
     this.#deferred.clear();
     for (const fn of fns) fn();
-    const pkts = this.#buffered.splice(0);
-    for (const hb of pkts) this.receive(hb);
   }
 
   private kill(): void {
@@ -396,7 +397,7 @@ export class SimNode {
         if (!h.fenced) return { kind: 'acquire', ok: true, key: 'none', generation: p.generation };
         p.generation = (p.generation + 1) & 0x7fffffff;
         const disks = this.disks(h);
-        const view = p.liveness.view(this.clock.now());
+        const views = this.peerViews();
         const outcome = await acquire(p.backend, disks, {
           cluster: this.c.cluster,
           self: this.name,
@@ -406,7 +407,7 @@ export class SimNode {
           priorWatch: p.watches.get(h.name),
           holderInfo: (key: Key) => {
             const node = this.c.nodes.find((n) => nodePart(nodeKey(this.c.cluster, n, 0)) === nodePart(key)) ?? null;
-            return { node, reachable: node !== null && node !== this.name && view[node]?.state === 'up' };
+            return { node, reachable: node !== null && node !== this.name && holderClaims(views[node], h.name) };
           },
           sleep: (ms) => this.sleep(p.gen, ms),
           now: () => this.clock.now(),
@@ -432,10 +433,8 @@ export class SimNode {
         if (a.urgent) p.keeper.forget(h.name);
         const s = await this.walk(p, h, resources, a.levels, 'stop', a.urgent ? DEFAULTS.fencedStopTimeoutMs : undefined);
         if (s.failed) return { kind: 'stop', resources, ...s };
-        if (a.urgent) {
-          const releaseError = await this.unregister(p, h);
-          return releaseError ? { kind: 'stop', resources, releaseError } : { kind: 'stop', resources };
-        } else if (a.release && p.keeper.get(h.name).state !== 'not-owned') {
+        if (a.urgent) return { kind: 'stop', resources };
+        else if (a.release && p.keeper.get(h.name).state !== 'not-owned') {
           try {
             await p.keeper.release(h.name);
           } catch (e) {

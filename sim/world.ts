@@ -16,8 +16,8 @@
 //  I5 switchback an intelligent hierarchy in service when the faults stop does not move when
 //               better nodes come back; an automatic one ends on its best eligible node.
 //  L1 liveness  no node believes a peer up that has been dead longer than the dead time.
-//  P1 priority  of racers for a free disk that start within a rank delay of each other, the
-//               higher-priority one wins.
+//  P1 priority  of racers that cannot hear each other and start within a rank delay of each
+//               other (for a free disk or a dead holder's frozen key), the higher-priority one wins.
 import { SimClock } from './clock.ts';
 import { SimSan } from './disk.ts';
 import { SimAgents } from './agents.ts';
@@ -103,7 +103,8 @@ export class World {
   readonly #overlapFrom = new Map<string, number>();
   /** Per node, the intervals its disks were cut or hung (until = Infinity: still). */
   readonly #diskFaults = new Map<string, Array<{ since: number; until: number }>>();
-  readonly #races = new Map<string, { node: string; at: number; id: number }[]>();
+  /** Races in flight per hierarchy: who, since when, and which peers it could hear then. */
+  readonly #races = new Map<string, { node: string; at: number; id: number; heard: string[]; delayMs: number }[]>();
   #disturbed = false;
   /** Nodes whose daemon ran undisturbed for a while when the faults stopped (I5). */
   readonly #healthy = new Set<string>();
@@ -305,7 +306,8 @@ export class World {
         this.#log(n.name, `${e.hierarchy}: ${e.kind} (${e.reason})${e.kind === 'acquire' ? ` delay ${e.delayMs} ms` : ''}`);
         if (e.kind === 'acquire' && e.reason.startsWith('master')) {
           const list = this.#races.get(e.hierarchy) ?? [];
-          list.push({ node: n.name, at: this.clock.now(), id: e.id });
+          const heard = Object.entries(after.peers).filter(([, v]) => v.state === 'up').map(([k]) => k);
+          list.push({ node: n.name, at: this.clock.now(), id: e.id, heard, delayMs: e.delayMs });
           this.#races.set(e.hierarchy, list);
         }
       } else if (e.kind === 'in-service') {
@@ -315,7 +317,7 @@ export class World {
     if (ev.type === 'done') {
       const list = this.#races.get(ev.hierarchy) ?? [];
       const mine = list.find((r) => r.node === n.name && r.id === ev.id);
-      if (mine && ev.result.kind === 'acquire' && ev.result.ok && !ev.result.preempted) this.#checkPriority(ev.hierarchy, mine);
+      if (mine && ev.result.kind === 'acquire' && ev.result.ok) this.#checkPriority(ev.hierarchy, mine);
       this.#races.set(ev.hierarchy, list.filter((r) => !(r.node === n.name && r.id === ev.id)));
       if (ev.result.kind === 'acquire' && !ev.result.ok) this.#log(n.name, `${ev.hierarchy}: acquire refused: ${ev.result.reason}`);
       if (ev.result.kind === 'acquire' && ev.result.ok && this.o.trace) {
@@ -339,14 +341,19 @@ export class World {
   }
 
   /** P1: see the header. */
-  #checkPriority(h: string, winner: { node: string; at: number }): void {
+  #checkPriority(h: string, winner: { node: string; at: number; heard: string[]; delayMs: number }): void {
     const hc = this.o.cluster.hierarchies.find((x) => x.name === h)!;
     const mine = hc.priorities[winner.node]!;
     for (const r of this.#races.get(h) ?? []) {
       if (r.node === winner.node || (hc.priorities[r.node] ?? Infinity) >= mine) continue;
+      // A peer the winner could hear counted by its own advert (ineligible then): not a rank race.
+      if (winner.heard.includes(r.node)) continue;
+      const other = this.nodes.get(r.node)!;
+      if (!other.p || other.diedAt >= r.at || other.stalled) continue; // it died or froze mid-race
       if (this.#diskTrouble(r.node, r.at, Infinity)) continue;
-      if (r.at >= winner.at && r.at < winner.at + 250) {
-        this.#violate('P1', `${h}: ${winner.node} (priority ${mine}) won a free disk over ${r.node} (priority ${hc.priorities[r.node]}), which started racing ${Math.round(r.at - winner.at)} ms later`);
+      // By their rank delays the other one was due first, by a margin the disk's latency cannot eat.
+      if (r.at + r.delayMs + 50 < winner.at + winner.delayMs) {
+        this.#violate('P1', `${h}: ${winner.node} (priority ${mine}, rank delay ${winner.delayMs} ms) won the disk over ${r.node} (priority ${hc.priorities[r.node]}, rank delay ${r.delayMs} ms), which started racing ${Math.round(r.at - winner.at)} ms later`);
       }
     }
   }

@@ -103,6 +103,9 @@ function apply(s: NodeState, ev: Event, out: Out): void {
       if (!rt || rt.ownership === 'not-owned' || rt.ownership === ev.state) return;
       if (mutant('ignore-lost-key') && ev.state === 'lost') return;
       rt.ownership = ev.state;
+      // Lost without a taker: our own reads and writes failed (cut, hang): not eligible until
+      // the disks answer again.
+      if (ev.state === 'lost' && (ev.by === null || ev.by === undefined)) rt.diskError = ev.detail ?? 'ownership could not be proven';
       if (ev.state === 'lost') {
         rt.fencedBy = ev.by ?? 'unknown';
         rt.ownerKey = null;
@@ -205,6 +208,7 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
       }
       case 'unregister':
         rt.diskCleanup = r.error !== undefined;
+        rt.diskError = r.error ?? null;
         if (r.error) {
           out.log('warn', 'unregister-failed', `${name}: could not drop our registration on its disks (${r.error}): retrying`, { hierarchy: name, err: r.error });
           backoff(s, rt, ACQUIRE_BACKOFF_MS.error!, out);
@@ -219,6 +223,12 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
           rt.epoch = r.generation;
         } else {
           backoff(s, rt, ACQUIRE_BACKOFF_MS[r.reason] ?? 1000, out);
+          if (r.reason === 'error') {
+            // Our disk I/O fails: step aside (a peer that reaches the disks takes over) and
+            // retry dropping whatever registration the failed acquire may have left.
+            rt.diskError = r.detail;
+            rt.diskCleanup = true;
+          }
         }
         break;
       case 'start':
@@ -268,7 +278,14 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
         out.log('info', 'stopped', `${name}: out of service here`, { hierarchy: name });
         // Nothing runs here, so this is no reason to block anyone, as long as the registration
         // left on the disk goes (decide() retries; a peer that cannot reach us preempts it).
+        if (stop?.urgent && !r.releaseError && h.fenced) {
+          // Ownership given up because it was lost or could not be proven: our reservation may
+          // still sit on the disk. Dropped as its own step, so a hung disk does not keep H
+          // "stopping" (peers wait on that) while nothing of it runs here any more.
+          launchEffect(s, rt, { kind: 'unregister', id: 0, hierarchy: name, reason: 'ownership given up: drop our registration' }, out);
+        }
         if (r.releaseError) {
+          rt.diskError = r.releaseError;
           rt.diskCleanup = true;
           backoff(s, rt, ACQUIRE_BACKOFF_MS.error!, out);
           out.log('warn', 'release-failed', `${name}: stopped, but its disks could not be given back (${r.releaseError}): retrying until they answer`, { hierarchy: name, err: r.releaseError });
@@ -362,7 +379,7 @@ function applyPending(s: NodeState, out: Out): void {
 function launch(s: NodeState, a: Action, out: Out): void {
   const rt = s.h[a.hierarchy]!;
   if (a.kind === 'restart') rt.monitorFailures = rt.monitorFailures.filter((x) => x !== a.resource);
-  const fx: ActionEffect = a.kind === 'acquire' && mutant('no-rank-delay') ? { ...a, id: 0, delayMs: 0 } : { ...a, id: 0 };
+  const fx: ActionEffect = { ...a, id: 0 };
   launchEffect(s, rt, fx, out);
 }
 

@@ -96,7 +96,11 @@ const cases: Array<{ name: string; in: DecideInput; expect: string | null; delay
   { name: 'node left with switchover: next node takes it', in: input('n2', { n1: { state: 'down', leaving: true, hierarchies: { web: idle } } }, rt()), expect: 'acquire' },
   { name: 'acquire backoff: master waits', in: input('n2', { n1: down }, rt({ acquireBackoffUntil: 2000 })), expect: null },
   { name: 'owned but out of service and master: start', in: input('n1', { n2: down }, rt({ ownership: 'owned' })), expect: 'start' },
-  { name: 'owned, out of service, not master any more: release', in: input('n2', { n1: up({ web: active }) }, rt({ ownership: 'owned' })), expect: 'stop' },
+  { name: 'owned, out of service, a better node is back: release', in: input('n2', { n1: up({ web: idle }) }, rt({ ownership: 'owned' })), expect: 'stop' },
+  // The disks are ours, so n1's copy lost its reservation: releasing would let it write again.
+  { name: 'owned, out of service, H still runs on a reachable node: keep the disks until it stops', in: input('n2', { n1: up({ web: active }) }, rt({ ownership: 'owned' })), expect: null },
+  { name: 'disk I/O failing here: not master, a peer takes over', in: input('n1', { n2: up({ web: idle }) }, rt({ diskError: 'h/disk: io' })), expect: null },
+  { name: 'registration left behind, not master: drop it', in: input('n2', { n1: up({ web: active }) }, rt({ diskCleanup: true })), expect: 'unregister' },
   { name: 'ownership unverified after a freeze: nothing starts', in: input('n1', { n2: down }, running({ ownership: 'unverified' })), expect: null },
 ];
 
