@@ -189,6 +189,19 @@ export class SimClock {
     return true;
   }
 
+  /**
+   * step() without the settle before: for a driver that runs nothing asynchronous between two
+   * calls (the simulator's loop), whose previous call already settled. Half the macrotask waits,
+   * the largest cost of a simulated run.
+   */
+  async fireNext(): Promise<boolean> {
+    const e = this.#peek();
+    if (!e) return false;
+    this.#fire(e);
+    await this.settle();
+    return true;
+  }
+
   /** Fires every timer due at or before `t`, in order, then sets now = t. Returns how many fired. */
   async runUntil(t: number): Promise<number> {
     if (Number.isNaN(t)) throw new RangeError('SimClock.runUntil: time is NaN');

@@ -1,10 +1,9 @@
 // One random schedule, run and checked: the unit of the simulation tier.
 import { setMutant, type MutantName } from '../harness/core/mutants.ts';
 import { randomSchedule } from './schedule.ts';
-import { World, type RunResult } from './world.ts';
+import { SETTLE_WINDOW_MS, World, type RunResult } from './world.ts';
 import { describeFault } from './faults.ts';
 
-export const SETTLE_MS = 5_000;
 
 export async function runSeed(seed: number, opts: { mutant?: MutantName | null; trace?: boolean } = {}): Promise<RunResult & { nodes: number; hierarchies: number }> {
   setMutant(opts.mutant ?? null);
@@ -12,7 +11,7 @@ export async function runSeed(seed: number, opts: { mutant?: MutantName | null; 
     const o = randomSchedule(seed);
     o.trace = opts.trace ?? false;
     const probe = new World({ ...o, endAt: 0 });
-    o.endAt = o.quietAt + probe.recoveryBoundMs() + SETTLE_MS;
+    o.endAt = o.quietAt + probe.recoveryBoundMs() + SETTLE_WINDOW_MS;
     const r = await new World(o).run();
     return { ...r, nodes: o.cluster.nodes.length, hierarchies: o.cluster.hierarchies.length };
   } finally {

@@ -78,6 +78,8 @@ const OT = ownershipTimers(DEFAULTS.deadTimeMs);
 /** Notes that only repeat the action line printed beside them (kept out of the trace). */
 const MIRRORS_AN_ACTION = /\(in progress\)$|^(probing|acquiring|starting|cleaning up|releasing|in service here|failing over|claiming ownership|completing start|dropping our registration|restarting .*|switching back to .*|node shutdown .*|admin stop|ownership lost: .*)$/;
 /** I2: a node that lost its reservation without being able to know stops within this (see header). */
+/** I3: how long every hierarchy must have stayed put to count as settled. */
+export const SETTLE_WINDOW_MS = 5_000;
 export const I2_BOUND_MS = DEFAULTS.tickMs + OT.ownershipCheckMs * (DEFAULTS.lostAfterFailedChecks + 1) + DEFAULTS.fencedStopTimeoutMs + 1000;
 
 export class World {
@@ -106,6 +108,10 @@ export class World {
   /** Races in flight per hierarchy: who, since when, and which peers it could hear then. */
   readonly #races = new Map<string, { node: string; at: number; id: number; heard: string[]; delayMs: number }[]>();
   #disturbed = false;
+  #stableKey = '';
+  #stableSince = Infinity;
+  /** When the cluster settled after the faults stopped (the run can end), or null. */
+  #settledAt: number | null = null;
   /** Nodes whose daemon ran undisturbed for a while when the faults stopped (I5). */
   readonly #healthy = new Set<string>();
   #dirty = true;
@@ -140,14 +146,15 @@ export class World {
   async run(): Promise<RunResult> {
     const { o } = this;
     for (const n of this.nodes.values()) n.boot();
+    await this.clock.settle();
     for (const t of o.timeline) this.clock.setTimeout(() => this.apply(t.fault), Math.max(1, t.at));
     this.clock.setTimeout(() => this.#quiet(), Math.max(1, o.quietAt));
-    const sampleEvery = 100;
+    const sampleEvery = 250;
     for (let t = sampleEvery; t <= o.endAt; t += sampleEvery) this.clock.setTimeout(() => this.#sample(), t);
-    while (this.violations.length === 0) {
+    while (this.violations.length === 0 && this.#settledAt === null) {
       const next = this.clock.nextAt();
       if (next === null || next > o.endAt) break;
-      await this.clock.step();
+      await this.clock.fireNext();
       // Only what runs where, who holds a disk and the faults feed I1/I2: re-check when one of
       // them changed, or while an overlap is being timed.
       if (this.#dirty || this.#overlapFrom.size > 0) {
@@ -455,6 +462,17 @@ export class World {
       full[h.name] = runners[h.name]!.length === 1 && r !== undefined && agentRs.every((x) => this.agents.running(r, h.name, x));
     }
     this.#samples.push({ at: this.clock.now(), runners, full });
+    // Settled early: every hierarchy that should run has run, fully, on the same node for a
+    // whole settle window. The rest of the recovery bound would only repeat that.
+    const now = this.clock.now();
+    if (this.o.checkRecovery && now > this.o.quietAt) {
+      const hs = this.o.cluster.hierarchies.filter((h) => !this.#excused(h.name));
+      const key = hs.map((h) => `${h.name}:${runners[h.name]!.join(',')}:${full[h.name]}`).join(' ');
+      const ok = hs.every((h) => full[h.name]);
+      if (!ok || key !== this.#stableKey) this.#stableSince = now;
+      this.#stableKey = key;
+      if (ok && now - this.#stableSince >= SETTLE_WINDOW_MS) this.#settledAt = this.#stableSince;
+    }
   }
 
   /** Recovery bound from the timers: start-up grace, dead time, liveness window, back-offs, agents. */
@@ -468,7 +486,7 @@ export class World {
 
   #checkRecovery(): void {
     const { o } = this;
-    const settleFrom = o.quietAt + this.recoveryBoundMs();
+    const settleFrom = this.#settledAt ?? o.quietAt + this.recoveryBoundMs();
     const window = this.#samples.filter((s) => s.at >= settleFrom);
     if (window.length === 0) return;
     const atQuiet = this.#samples.filter((s) => s.at <= o.quietAt && s.at > o.quietAt - 2000);
