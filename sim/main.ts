@@ -10,10 +10,8 @@
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { MUTANTS, type MutantName } from '../harness/core/mutants.ts';
-import { describeSchedule, runSeed } from './run-seed.ts';
+import { DEFAULT_SEEDS, describeSchedule, runSeed } from './run-seed.ts';
 import type { Violation } from './world.ts';
-
-export const DEFAULT_SEEDS = 10_000;
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);

@@ -5,6 +5,9 @@ import { SETTLE_WINDOW_MS, World, type RunResult } from './world.ts';
 import { describeFault } from './faults.ts';
 
 
+/** Schedules per run of the tier (`npm run test:sim`). */
+export const DEFAULT_SEEDS = 10_000;
+
 export async function runSeed(seed: number, opts: { mutant?: MutantName | null; trace?: boolean } = {}): Promise<RunResult & { nodes: number; hierarchies: number }> {
   setMutant(opts.mutant ?? null);
   try {
