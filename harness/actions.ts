@@ -82,8 +82,8 @@ function resourceOf(h: HierarchyConfig, name: string): ResourceConfig {
 }
 
 /** Probe every agent resource (monitor, interval 0) so a running resource is found, not started twice. */
-export async function probe(ctx: AgentContext, h: HierarchyConfig): Promise<{ resources: Record<string, ResourceState>; cannotRun: string | null }> {
-  const rt: { resources: Record<string, ResourceState>; cannotRun: string | null } = { resources: {}, cannotRun: null };
+export async function probe(ctx: AgentContext, h: HierarchyConfig): Promise<{ resources: Record<string, ResourceState>; cannotRun: string | null; fatal: string | null }> {
+  const rt: { resources: Record<string, ResourceState>; cannotRun: string | null; fatal: string | null } = { resources: {}, cannotRun: null, fatal: null };
   await Promise.all(
     h.resources.map(async (r) => {
       if (r.kind === 'disk') {
@@ -94,8 +94,12 @@ export async function probe(ctx: AgentContext, h: HierarchyConfig): Promise<{ re
       if (res.result === 'not-installed' || res.result === 'not-configured') {
         // OCF: on a probe, 5/6 mean "cannot be running here": not a failure to clean up with a
         // stop (which would fail the same way and leave H FAILED, blocking every peer).
+        // 5: not installed on this node (ineligible here); 6: the configuration itself is wrong,
+        // on every node (fatal: blocked cluster-wide until an admin fixes it).
         rt.resources[r.name] = 'stopped';
-        rt.cannotRun = `${r.name}: ${res.result} (rc ${res.rc}${res.exitReason ? `: ${res.exitReason}` : ''})`;
+        const why = `${r.name}: ${res.result} (rc ${res.rc}${res.exitReason ? `: ${res.exitReason}` : ''})`;
+        if (res.result === 'not-configured') rt.fatal = why;
+        else rt.cannotRun = why;
         return;
       }
       rt.resources[r.name] = isRunning(res) ? 'running' : res.result === 'not-running' ? 'stopped' : 'failed';
@@ -107,6 +111,8 @@ export async function probe(ctx: AgentContext, h: HierarchyConfig): Promise<{ re
 export interface WalkResult {
   failed?: string;
   reason?: string;
+  /** The failed resource answered OCF_ERR_CONFIGURED (6): fatal, on every node. */
+  fatal?: boolean;
   /** Wall time spent waiting for agents (levels run one after another). */
   agentMs: number;
 }
@@ -134,17 +140,17 @@ async function walkLevels(
         const r = resourceOf(h, name);
         if (r.kind === 'disk') {
           resources[name] = done;
-          return { name, ok: true, reason: '' };
+          return { name, ok: true, fatal: false, reason: '' };
         }
         const res = await runOp(ctx, h, r, action, timeoutMs ? { timeoutMs } : {});
         const ok = res.result === 'success';
         resources[name] = ok ? done : broken;
-        return { name, ok, reason: `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
+        return { name, ok, fatal: res.result === 'not-configured', reason: `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
       }),
     );
     agentMs += performance.now() - t0;
     const bad = results.find((x) => !x.ok);
-    if (bad) return { failed: bad.name, reason: bad.reason, agentMs };
+    if (bad) return { failed: bad.name, reason: bad.reason, agentMs, ...(bad.fatal ? { fatal: true } : {}) };
   }
   return { agentMs };
 }

@@ -20,7 +20,8 @@ import { mutant } from './core/mutants.ts';
 
 /** What a node advertises (and what we advertise) for one hierarchy. */
 /** `held`: out of service on an admin's request; peers must not take it over. */
-export type AdvertState = 'in-service' | 'out-of-service' | 'starting' | 'stopping' | 'failed' | 'held';
+/** `blocked`: an agent answered OCF_ERR_CONFIGURED (6): fatal everywhere, nobody may start it. */
+export type AdvertState = 'in-service' | 'out-of-service' | 'starting' | 'stopping' | 'failed' | 'held' | 'blocked';
 
 export interface PeerHierarchy {
   state: AdvertState;
@@ -86,6 +87,12 @@ export interface HierarchyRuntime {
    * (the diskCleanup retry doubles as that test).
    */
   diskError: string | null;
+  /**
+   * An agent of H answered OCF_ERR_CONFIGURED (6) here: its configuration is wrong on every node
+   * (Pacemaker's rule: a fatal error). H is stopped, advertised `blocked`, and no node starts it
+   * until an admin fixes the definition (a reload resets it) or restarts this daemon.
+   */
+  blocked: string | null;
 }
 
 export interface DecideInput {
@@ -147,7 +154,7 @@ export function advertState(rt: HierarchyRuntime): AdvertState {
       // Not probed yet: it may well be running here. Peers must not take it meanwhile.
       return Object.values(rt.resources).some((s) => s !== 'stopped') ? 'starting' : 'out-of-service';
     case 'out-of-service':
-      return 'out-of-service';
+      return rt.blocked !== null ? 'blocked' : 'out-of-service';
   }
 }
 
@@ -157,6 +164,7 @@ export function selfEligible(h: HierarchyConfig, self: NodeName, rt: HierarchyRu
   if (!rt.utilityOk) return false;
   if (rt.cannotRun !== null) return false;
   if (rt.diskError !== null) return false;
+  if (rt.blocked !== null) return false;
   if (input.shutdown) return false;
   if (input.adminStop.includes(h.name)) return false;
   // Local recovery exhausted: H failed over away from here; stay ineligible until the window passes.
@@ -192,7 +200,7 @@ export type Mastership =
 export function mastership(h: HierarchyConfig, input: DecideInput, rt: HierarchyRuntime): Mastership {
   const self = input.self;
   if (!selfEligible(h, self, rt, input)) {
-    const why = rt.cannotRun !== null ? `cannot run here: ${rt.cannotRun}` : rt.diskError !== null ? `its disks fail here: ${rt.diskError}` : 'not eligible here';
+    const why = rt.blocked !== null ? `BLOCKED: fatal configuration error here (${rt.blocked}): fix the definition` : rt.cannotRun !== null ? `cannot run here: ${rt.cannotRun}` : rt.diskError !== null ? `its disks fail here: ${rt.diskError}` : 'not eligible here';
     return { master: false, why };
   }
   const myPrio = h.priorities[self]!;
@@ -203,6 +211,9 @@ export function mastership(h: HierarchyConfig, input: DecideInput, rt: Hierarchy
     if (view.leaving && view.hierarchies[h.name]?.state === 'held' && !mutant('ignore-leaving')) return { master: false, why: `held out of service by ${node} (stopped with --mode stop)` };
     // A node that left with H FAILED (a stop failed there: its resources may still run) hands
     // nothing over: H stays blocked until that node returns and an admin clears it.
+    // A fatal configuration error reported by any node we hear (or that left saying so) blocks
+    // H everywhere: starting it elsewhere would fail the same way, node after node.
+    if ((view.state === 'up' || view.leaving) && view.hierarchies[h.name]?.state === 'blocked') return { master: false, why: `BLOCKED: fatal configuration error reported by ${node} (OCF rc 6): fix the definition` };
     if (view.leaving && view.hierarchies[h.name]?.state === 'failed' && !mutant('ignore-leaving')) return { master: false, why: `FAILED on ${node}, which left with it: a stop failed there, admin action needed` };
   }
   const reachable = peers.filter(([, view]) => view.state === 'up' && !view.leaving);
@@ -231,7 +242,8 @@ export function mastership(h: HierarchyConfig, input: DecideInput, rt: Hierarchy
     // nodes some ms apart): then it may be about to race us.
     if (view.state === 'up') return view.hierarchies[h.name] === undefined;
     const ph = view.hierarchies[h.name];
-    return !(view.state === 'down' && ph && ACTIVE.has(ph.state));
+    // One last seen *starting* H may be in the middle of its own acquire: it counts.
+    return !(view.state === 'down' && ph && ACTIVE.has(ph.state) && ph.state !== 'starting');
   }).length;
   return { master: true, rank };
 }
@@ -316,6 +328,12 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
         return { action: { kind: 'acquire', hierarchy: name, delayMs: 0, reason: 'running here, claiming ownership' }, note: 'claiming ownership' };
       }
       if (rt.ownership === 'unverified') return { note: 'ownership unverified (re-reading disks)' };
+      if (rt.blocked !== null) {
+        return {
+          action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: `fatal configuration error (${rt.blocked}): stopping it, it runs nowhere until fixed` },
+          note: `BLOCKED: ${rt.blocked}`,
+        };
+      }
       if (input.shutdown || input.adminStop.includes(name)) {
         const why = input.shutdown ? `node shutdown (${input.shutdown})` : 'admin stop';
         return { action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: why }, note: why };
@@ -453,5 +471,6 @@ export function initialRuntime(h: HierarchyConfig): HierarchyRuntime {
     cannotRun: null,
     diskCleanup: false,
     diskError: null,
+    blocked: null,
   };
 }

@@ -235,11 +235,14 @@ export class Liveness {
     }
 
     // Evidence that the sender is alive now, not a recording: it echoes our current incarnation.
-    // Needed once per incarnation of the sender; after that (incarnation, seq) only grows, so a
-    // replay is dropped above. A sender of an earlier release sends no echo at all: trusted as before.
+    // Every packet, not only the first of an incarnation: one sent before the sender heard us
+    // proves nothing, and a recording of it replayed on a path that had not carried that
+    // incarnation yet passes the per-path (incarnation, seq) check above (found by the
+    // simulator). A sender of an earlier release sends no echo at all: trusted as before.
     if (peer.seenIncarnation === null || hb.incarnation > peer.seenIncarnation) peer.seenIncarnation = hb.incarnation;
-    if (hb.heard === undefined || hb.heard[this.self] === this.selfIncarnation || mutant('accept-replay')) peer.confirmedIncarnation = hb.incarnation;
-    if (peer.confirmedIncarnation !== hb.incarnation) {
+    const echoes = hb.heard === undefined || hb.heard[this.self] === this.selfIncarnation || mutant('accept-replay');
+    if (echoes) peer.confirmedIncarnation = hb.incarnation;
+    if (!echoes) {
       const first = peer.lastUnconfirmed === null;
       peer.lastUnconfirmed = now;
       const changes = first ? this.evaluatePeer(peer, now) : [];

@@ -6,7 +6,8 @@ import type { HierarchyConfig } from '../hierarchies/model.ts';
 import { runOp, type AgentContext } from './actions.ts';
 import { isRunning } from '../agents/runner.ts';
 
-export type MonitorFailure = (hierarchy: string, resource: string, reason: string) => void;
+/** fatal: the monitor answered OCF_ERR_CONFIGURED (6). */
+export type MonitorFailure = (hierarchy: string, resource: string, reason: string, fatal: boolean) => void;
 
 export class Monitors {
   private readonly timers = new Map<string, Set<NodeJS.Timeout>>(); // hierarchy -> pending timers
@@ -43,7 +44,7 @@ export class Monitors {
             if (this.timers.get(h.name) !== timers) return;
             if (!isRunning(res) && !this.isBusy(h.name)) {
               failedReported.add(r.name);
-              this.onFailure(h.name, r.name, `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''} (depth ${op.depth})`);
+              this.onFailure(h.name, r.name, `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''} (depth ${op.depth})`, res.result === 'not-configured');
             }
           }
           if (this.timers.get(h.name) === timers) later(() => void tick(), op.intervalMs);

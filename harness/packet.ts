@@ -17,7 +17,7 @@ import { deflateRawSync, inflateRawSync } from 'node:zlib';
 
 export interface HierarchyAdvert {
   /** `held`: taken out of service by an admin (or `harness stop --mode stop`): nobody takes it over. */
-  state: 'in-service' | 'out-of-service' | 'starting' | 'stopping' | 'failed' | 'held';
+  state: 'in-service' | 'out-of-service' | 'starting' | 'stopping' | 'failed' | 'held' | 'blocked';
   epoch: number;
   eligible: boolean;
   ownerKey?: string;
@@ -61,7 +61,7 @@ const MAX_BODY_BYTES = 1_048_576;
 
 const MAX_NAME = 255;
 // Append only: the index is the wire value.
-const STATES: ReadonlyArray<HierarchyAdvert['state']> = ['in-service', 'out-of-service', 'starting', 'stopping', 'failed', 'held'];
+const STATES: ReadonlyArray<HierarchyAdvert['state']> = ['in-service', 'out-of-service', 'starting', 'stopping', 'failed', 'held', 'blocked'];
 
 /**
  * Short field names on the wire keep 100 hierarchies near one Ethernet frame; the TS interface

@@ -15,6 +15,8 @@ export type OpKind = 'start' | 'stop';
 export interface OpOutcome {
   durationMs: number;
   ok: boolean;
+  /** OCF 6: fatal. */
+  fatal?: boolean;
   reason?: string;
 }
 
@@ -25,6 +27,8 @@ export class SimAgents {
   readonly hangs = new Set<string>();
   readonly broken = new Set<string>();
   readonly notInstalled = new Set<string>();
+  /** `hierarchy/resource`: its configuration is wrong, on every node (OCF 6 from every operation). */
+  readonly misconfigured = new Set<string>();
   /** Every stop failure, per `node/hierarchy`: FAILED is only allowed after one (I4). */
   readonly stopFailed = new Set<string>();
   readonly opMs: (kind: OpKind, key: string) => number;
@@ -50,8 +54,9 @@ export class SimAgents {
     return nodes.filter((n) => resources.some((r) => this.#running.has(SimAgents.key(n, h, r))));
   }
 
-  probe(node: string, h: string, r: string): 'running' | 'stopped' | 'not-installed' {
+  probe(node: string, h: string, r: string): 'running' | 'stopped' | 'not-installed' | 'not-configured' {
     if (this.notInstalled.has(`${node}/${h}`)) return 'not-installed';
+    if (this.misconfigured.has(`${h}/${r}`)) return 'not-configured';
     return this.running(node, h, r) ? 'running' : 'stopped';
   }
 
@@ -60,6 +65,7 @@ export class SimAgents {
     const key = SimAgents.key(node, h, r);
     if (this.hangs.has(key)) return { durationMs: timeoutMs, ok: false, reason: `timed out after ${timeoutMs} ms` };
     const durationMs = Math.min(this.opMs(kind, key), timeoutMs);
+    if (kind === 'start' && this.misconfigured.has(`${h}/${r}`)) return { durationMs, ok: false, fatal: true, reason: 'not-configured (rc 6: injected)' };
     if (kind === 'start' && this.startFails.has(key)) return { durationMs, ok: false, reason: 'error (rc 1: injected)' };
     if (kind === 'stop' && this.stopFails.has(key)) return { durationMs, ok: false, reason: 'error (rc 1: injected)' };
     return { durationMs, ok: true };

@@ -29,6 +29,8 @@ export type Fault =
   | { do: 'start-fails'; node: string; hierarchy: string; resource: string; on: boolean }
   | { do: 'stop-fails'; node: string; hierarchy: string; resource: string; on: boolean }
   | { do: 'agent-hangs'; node: string; hierarchy: string; resource: string; on: boolean }
+  /** The resource's configuration is wrong everywhere: every operation answers OCF 6. */
+  | { do: 'misconfigured'; hierarchy: string; resource: string; on: boolean }
   /** The resource's process dies (its monitor will notice). */
   | { do: 'resource-dies'; node: string; hierarchy: string; resource: string }
   | { do: 'clock-jump'; node: string; ms: number }
@@ -63,6 +65,8 @@ export function describeFault(f: Fault): string {
     case 'stop-fails':
     case 'agent-hangs':
       return `${f.do} ${f.node} ${f.hierarchy}/${f.resource} ${f.on ? 'on' : 'off'}`;
+    case 'misconfigured':
+      return `${f.hierarchy}/${f.resource} misconfigured (OCF 6 everywhere) ${f.on ? 'on' : 'off'}`;
     case 'resource-dies':
       return `resource dies: ${f.hierarchy}/${f.resource} on ${f.node}`;
     case 'clock-jump':

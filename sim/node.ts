@@ -56,6 +56,9 @@ export interface Hooks {
   changed(): void;
 }
 
+/** A halted (rebooted) machine is back this long after the halt. */
+export const REBOOT_MS = 10_000;
+
 const quiet = {
   level: 'silent',
   debug() {},
@@ -378,6 +381,7 @@ export class SimNode {
         await this.sleep(p.gen, this.c.probeMs);
         const out: Record<string, ResourceState> = {};
         let cannotRun: string | null = null;
+        let fatal: string | null = null;
         for (const r of h.resources) {
           if (r.kind === 'disk') {
             out[r.name] = 'stopped';
@@ -385,9 +389,10 @@ export class SimNode {
           }
           const v = agents.probe(this.name, h.name, r.name);
           if (v === 'not-installed') cannotRun = `${r.name}: not-installed (rc 5)`;
+          if (v === 'not-configured') fatal = `${r.name}: not-configured (rc 6)`;
           out[r.name] = v === 'running' ? 'running' : 'stopped';
         }
-        return { kind: 'probe', resources: out, cannotRun };
+        return { kind: 'probe', resources: out, cannotRun, fatal };
       }
       case 'unregister': {
         const error = await this.unregister(p, h);
@@ -445,8 +450,11 @@ export class SimNode {
         return { kind: 'stop', resources };
       }
       case 'halt':
-        // The guard runs the halt command at once: an immediate reboot.
-        this.clock.setTimeout(() => this.powerOff(), 1);
+        // The guard runs the halt command at once: an immediate reboot (back after REBOOT_MS).
+        this.clock.setTimeout(() => {
+          this.powerOff();
+          this.clock.setTimeout(() => this.powerOn(), REBOOT_MS);
+        }, 1);
         return new Promise(() => undefined);
     }
   }
@@ -457,7 +465,7 @@ export class SimNode {
     return errors.length ? errors.join('; ') : undefined;
   }
 
-  private async walk(p: Proc, h: HierarchyConfig, resources: Record<string, ResourceState>, levels: string[][], kind: 'start' | 'stop', timeoutMs?: number): Promise<{ failed?: string; reason?: string }> {
+  private async walk(p: Proc, h: HierarchyConfig, resources: Record<string, ResourceState>, levels: string[][], kind: 'start' | 'stop', timeoutMs?: number): Promise<{ failed?: string; reason?: string; fatal?: boolean }> {
     const agents = this.hooks.agents;
     for (const level of levels) {
       const results = await Promise.all(
@@ -465,7 +473,7 @@ export class SimNode {
           const r = h.resources.find((x) => x.name === name)!;
           if (r.kind === 'disk') {
             resources[name] = kind === 'start' ? 'running' : 'stopped';
-            return { name, ok: true, reason: '' };
+            return { name, ok: true, fatal: false, reason: '' };
           }
           const t = timeoutMs ?? (kind === 'start' ? r.timeouts.startMs : r.timeouts.stopMs) ?? DEFAULTS.startTimeoutMs;
           const o = agents.plan(kind, this.name, h.name, name, t);
@@ -477,11 +485,11 @@ export class SimNode {
             this.clock.setTimeout(() => agents.crash(this.name, h.name, name), agents.brokenAfterMs);
           }
           resources[name] = o.ok ? (kind === 'start' ? 'running' : 'stopped') : kind === 'start' ? 'failed' : 'stop-failed';
-          return { name, ok: o.ok, reason: o.reason ?? '' };
+          return { name, ok: o.ok, fatal: o.fatal === true, reason: o.reason ?? '' };
         }),
       );
       const bad = results.find((x) => !x.ok);
-      if (bad) return { failed: bad.name, reason: bad.reason };
+      if (bad) return { failed: bad.name, reason: bad.reason, ...(bad.fatal ? { fatal: true } : {}) };
     }
     return {};
   }
@@ -499,9 +507,10 @@ export class SimNode {
       if (!rt || rt.busy) return;
       for (const r of h.resources) {
         if (r.kind !== 'agent' || reported.has(r.name)) continue;
-        if (!this.hooks.agents.running(this.name, name, r.name)) {
+        const fatal = this.hooks.agents.misconfigured.has(`${name}/${r.name}`);
+        if (fatal || !this.hooks.agents.running(this.name, name, r.name)) {
           reported.add(r.name);
-          this.dispatch({ type: 'monitor-failed', hierarchy: name, resource: r.name, reason: 'not-running (rc 7)' });
+          this.dispatch({ type: 'monitor-failed', hierarchy: name, resource: r.name, reason: fatal ? 'not-configured (rc 6)' : 'not-running (rc 7)', fatal });
         }
       }
     }, this.c.monitorMs);

@@ -86,6 +86,7 @@ const Step = z
     'start-fails': toggle.optional(),
     'stop-fails': toggle.optional(),
     'agent-hangs': toggle.optional(),
+    misconfigured: z.object({ resource: z.string().regex(/^[^.]+\.[^.]+$/, 'written <hierarchy>.<resource>'), on: z.boolean().default(true) }).strict().optional(),
     'clock-jump': z.object({ node: name, by: z.union([duration, z.string().regex(/^-/)]) }).strict().optional(),
     admin: z.object({ node: name, hierarchy: name, request: z.enum(['hold', 'release']) }).strict().optional(),
     replay: z.object({ from: name, to: name }).strict().optional(),
@@ -109,6 +110,10 @@ const Scenario = z
       .optional(),
     hierarchies: z.array(Hierarchy).optional(),
     timeline: z.array(Step).default([]),
+    /** `node/hierarchy`: a probe there answers OCF 5 (not installed on that node). */
+    notInstalled: z.array(z.string().regex(/^[^/]+\/[^/]+$/, 'written <node>/<hierarchy>')).default([]),
+    /** `node/hierarchy/resource`: the resource dies shortly after every start on that node. */
+    broken: z.array(z.string().regex(/^[^/]+\/[^/]+\/[^/]+$/, 'written <node>/<hierarchy>/<resource>')).default([]),
     until: duration.optional(),
   })
   .strict()
@@ -166,6 +171,10 @@ function toFault(s: z.infer<typeof Step>): Fault {
     case 'agent-hangs': {
       const x = v as { node: string; resource: string; on: boolean };
       return { do: k, node: x.node, hierarchy: h(x)[0], resource: h(x)[1], on: x.on };
+    }
+    case 'misconfigured': {
+      const x = v as { resource: string; on: boolean };
+      return { do: 'misconfigured', hierarchy: h(x)[0], resource: h(x)[1], on: x.on };
     }
     case 'clock-jump': {
       const x = v as { node: string; by: number | string };
@@ -279,6 +288,8 @@ export function loadScenario(file: string): LoadedScenario {
       seed: s.seed,
       cluster: { cluster: 'sim', nodes, paths, heartbeatIntervalMs, deadTimeMs, maxParallelHierarchies: DEFAULTS.maxParallelHierarchies, hierarchies, probeMs: 30, monitorMs: 1000 },
       timeline,
+      notInstalled: s.notInstalled,
+      broken: s.broken,
       quietAt: until + 1,
       endAt: until,
       opMsOf: (kind, key) => {

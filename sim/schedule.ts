@@ -84,7 +84,7 @@ export function randomSchedule(seed: number): WorldOptions {
     const n = rng.chance(0.6) ? runnerOf(rng.pick(hs)) : rng.pick(listedNodes);
     const h = rng.pick(hs);
     const agentRs = h.resources.filter((r) => r.kind === 'agent').map((r) => r.name);
-    const kind = rng.int(0, 15);
+    const kind = rng.int(0, 16);
     const dur = rng.int(300, 6_000);
     switch (kind) {
       case 0:
@@ -165,6 +165,10 @@ export function randomSchedule(seed: number): WorldOptions {
         push(t + dur, { do: 'disk-cut', node: n, on: false });
         break;
       }
+      case 16:
+        // A configuration error everywhere (OCF 6), fixed later: blocked, never ping-pong.
+        push(t, { do: 'misconfigured', hierarchy: h.name, resource: rng.pick(agentRs), on: true });
+        break;
       case 15: {
         // The runner dies while the survivors cannot hear each other: they race for the free disk.
         const rest = rng.shuffle(others(n));

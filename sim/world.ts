@@ -16,8 +16,9 @@
 //  I5 switchback an intelligent hierarchy in service when the faults stop does not move when
 //               better nodes come back; an automatic one ends on its best eligible node.
 //  L1 liveness  no node believes a peer up that has been dead longer than the dead time.
-//  P1 priority  of racers that cannot hear each other and start within a rank delay of each
-//               other (for a free disk or a dead holder's frozen key), the higher-priority one wins.
+//  P1 priority  of racers for a free disk that cannot hear each other, the one due first by its
+//               rank delay wins. (For a dead holder's frozen key, when each racer started watching
+//               the key decides too: test/golden/race-survivors-frozen-key.yaml covers that case.)
 import { SimClock } from './clock.ts';
 import { SimSan } from './disk.ts';
 import { SimAgents } from './agents.ts';
@@ -262,6 +263,10 @@ export class World {
       case 'resource-dies':
         this.agents.crash(f.node, f.hierarchy, f.resource);
         return;
+      case 'misconfigured':
+        if (f.on) this.agents.misconfigured.add(`${f.hierarchy}/${f.resource}`);
+        else this.agents.misconfigured.delete(`${f.hierarchy}/${f.resource}`);
+        return;
       case 'clock-jump':
         if (node) node.wallOffsetMs += f.ms;
         return;
@@ -306,7 +311,7 @@ export class World {
     for (const e of fx) {
       if (e.kind === 'log') {
         if (e.event !== 'action') this.branches[`log ${e.event}`] = (this.branches[`log ${e.event}`] ?? 0) + 1;
-        if (['fenced', 'stop-failed', 'found-running', 'leaving-failed', 'start-failed', 'monitor-failed', 'restarted', 'shutdown', 'admin'].includes(e.event)) this.#log(n.name, e.msg);
+        if (['blocked', 'fenced', 'stop-failed', 'found-running', 'leaving-failed', 'start-failed', 'monitor-failed', 'restarted', 'shutdown', 'admin'].includes(e.event)) this.#log(n.name, e.msg);
       } else if ('id' in e) {
         const why = `${e.kind}: ${e.reason.replace(/\b(n\d+)\b/g, '<node>').replace(/\d+/g, 'N')}`;
         this.branches[why] = (this.branches[why] ?? 0) + 1;
@@ -324,7 +329,7 @@ export class World {
     if (ev.type === 'done') {
       const list = this.#races.get(ev.hierarchy) ?? [];
       const mine = list.find((r) => r.node === n.name && r.id === ev.id);
-      if (mine && ev.result.kind === 'acquire' && ev.result.ok) this.#checkPriority(ev.hierarchy, mine);
+      if (mine && ev.result.kind === 'acquire' && ev.result.ok && !ev.result.preempted) this.#checkPriority(ev.hierarchy, mine);
       this.#races.set(ev.hierarchy, list.filter((r) => !(r.node === n.name && r.id === ev.id)));
       if (ev.result.kind === 'acquire' && !ev.result.ok) this.#log(n.name, `${ev.hierarchy}: acquire refused: ${ev.result.reason}`);
       if (ev.result.kind === 'acquire' && ev.result.ok && this.o.trace) {
@@ -519,7 +524,7 @@ export class World {
   #excused(h: string): boolean {
     for (const n of this.nodes.values()) {
       const rt = n.p?.state.h[h];
-      if (rt?.phase === 'failed' || n.p?.state.adminStop.includes(h)) return true;
+      if (rt?.phase === 'failed' || rt?.blocked || n.p?.state.adminStop.includes(h)) return true;
       if (this.agents.stopFailed.has(`${n.name}/${h}`)) return true;
     }
     const hc = this.o.cluster.hierarchies.find((x) => x.name === h)!;

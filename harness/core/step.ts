@@ -91,6 +91,7 @@ function apply(s: NodeState, ev: Event, out: Out): void {
       const rt = s.h[ev.hierarchy];
       if (!rt || rt.phase !== 'in-service' || rt.busy) return;
       out.log('warn', 'monitor-failed', `${ev.hierarchy}/${ev.resource}: monitor failed: ${ev.reason}`, { hierarchy: ev.hierarchy, resource: ev.resource, reason: ev.reason });
+      if (ev.fatal) fatal(rt, ev.hierarchy, `${ev.resource}: ${ev.reason}`, out);
       rt.resources[ev.resource] = 'failed';
       // Counted when it happens, so decide() sees the (N+1)th failure as exhausting the budget.
       rt.failures.push(s.now);
@@ -195,6 +196,7 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
       case 'probe': {
         rt.resources = { ...r.resources };
         rt.cannotRun = r.cannotRun;
+        if (r.fatal) fatal(rt, name, r.fatal, out);
         const running = anyRunning(rt);
         rt.phase = running ? 'in-service' : 'out-of-service';
         rt.wasRunning = running;
@@ -237,6 +239,7 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
         if (r.failed) {
           rt.failures.push(s.now);
           out.log('error', 'start-failed', `${name}/${r.failed}: start failed: ${r.reason}`, { hierarchy: name, resource: r.failed, reason: r.reason });
+          if (r.fatal) fatal(rt, name, `${r.failed}: ${r.reason}`, out);
         } else {
           monitor(rt, name, true, out);
           out.fx.push({ kind: 'in-service', hierarchy: name });
@@ -255,6 +258,7 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
           // would be restarted forever instead of failing over.
           rt.failures.push(s.now);
           out.log('error', 'start-failed', `${name}/${r.failed}: restart failed: ${r.reason}`, { hierarchy: name, resource: r.failed, reason: r.reason });
+          if (r.fatal) fatal(rt, name, `${r.failed}: ${r.reason}`, out);
         } else {
           monitor(rt, name, true, out);
           out.log('info', 'restarted', `${name}: restarted in place`, { hierarchy: name });
@@ -296,6 +300,13 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
         break;
     }
   }
+}
+
+/** OCF_ERR_CONFIGURED: blocked everywhere (decide.ts stops it and refuses it to every node). */
+function fatal(rt: HierarchyState, name: string, why: string, out: Out): void {
+  if (rt.blocked !== null) return;
+  rt.blocked = why;
+  out.log('error', 'blocked', `${name}: BLOCKED cluster-wide: fatal configuration error (${why}); it runs nowhere until the definition is fixed`, { hierarchy: name, reason: why });
 }
 
 function backoff(s: NodeState, rt: HierarchyState, ms: number, out: Out): void {

@@ -56,13 +56,14 @@ export interface NodeState {
 
 /** The typed outcome of an action, as its `done` event carries it. */
 export type ActionResult =
-  | { kind: 'probe'; resources: Record<string, ResourceState>; cannotRun: string | null }
+  /** cannotRun: OCF 5 on this node; fatal: OCF 6 (the configuration is wrong everywhere). */
+  | { kind: 'probe'; resources: Record<string, ResourceState>; cannotRun: string | null; fatal?: string | null }
   /** error: some disk could not be reached (a registration of ours may remain there). */
   | { kind: 'unregister'; error?: string }
   | { kind: 'acquire'; ok: true; key: string; generation: number; preempted?: string }
   | { kind: 'acquire'; ok: false; reason: 'held-by-reachable' | 'owner-alive-on-disk' | 'lost-race' | 'error'; detail: string }
-  | { kind: 'start'; resources: Record<string, ResourceState>; failed?: string; reason?: string }
-  | { kind: 'restart'; resources: Record<string, ResourceState>; stopFailed?: string; failed?: string; reason?: string }
+  | { kind: 'start'; resources: Record<string, ResourceState>; failed?: string; reason?: string; fatal?: boolean }
+  | { kind: 'restart'; resources: Record<string, ResourceState>; stopFailed?: string; failed?: string; reason?: string; fatal?: boolean }
   /** releaseError: everything stopped, but giving the disks back failed (the key is left to freeze). */
   | { kind: 'stop'; resources: Record<string, ResourceState>; failed?: string; reason?: string; releaseError?: string }
   | { kind: 'halt' }
@@ -75,7 +76,7 @@ export type Event = { now: number } & (
   | { type: 'tick' }
   | { type: 'peers'; peers: Record<NodeName, PeerView> }
   | { type: 'done'; id: number; hierarchy: string; result: ActionResult }
-  | { type: 'monitor-failed'; hierarchy: string; resource: string; reason: string }
+  | { type: 'monitor-failed'; hierarchy: string; resource: string; reason: string; fatal?: boolean }
   /** The keeper's verdict on ownership we hold (lost: someone took it, or it cannot be proven). */
   | { type: 'ownership'; hierarchy: string; state: 'owned' | 'unverified' | 'lost'; by?: string | null; detail?: string }
   | { type: 'disk-unusable'; hierarchy: string; detail: string }

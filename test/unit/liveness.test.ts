@@ -139,6 +139,21 @@ test("liveness: a heartbeat counts only once it echoes our incarnation; one that
   assert.equal(l.view(5_000).c?.state, 'up');
 });
 
+test('liveness: after its incarnation is confirmed, a packet of it that does not echo us is still not life (a replay on a path that had not carried it)', () => {
+  const l = mk();
+  // b's first packets went out before it heard us: path 0 carries them, unconfirmed.
+  assert.equal(l.receive(hb('b', 0, 1, { heard: {} }), 100).ok, false);
+  // Then b hears us and path 1 confirms the incarnation.
+  assert.equal(l.receive(hb('b', 1, 4), 200).ok, true);
+  // b dies. Later the old path-0 packet of seq 1 is replayed: (incarnation, seq) is new on
+  // path 0, but it does not echo us: it must not bring b back.
+  l.evaluate(200 + DEAD);
+  assert.equal(l.view(200 + DEAD).b?.state, 'down');
+  const r = l.receive(hb('b', 0, 1, { heard: {} }), 200 + DEAD + 500);
+  assert.equal(r.ok, false);
+  assert.notEqual(l.view(200 + DEAD + 500).b?.state, 'up');
+});
+
 test('liveness: the first unconfirmed heartbeat after the grace reports the peer unknown at once', () => {
   const l = mk(['b']);
   assert.deepEqual(kinds(l.evaluate(DEAD)), ['path0:down', 'path1:down', 'state:down(never-heard)', 'suspect']);
