@@ -365,7 +365,7 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
         const stop = stopLevels(h).map((l) => l.filter((r) => affected.has(r))).filter((l) => l.length > 0);
         const start = levels(h).map((l) => l.filter((r) => affected.has(r))).filter((l) => l.length > 0);
         return {
-          action: { kind: 'restart', hierarchy: name, resource: failed, stop, start, reason: `monitor failed (failure ${rt.failuresInWindow} of ${maxRestarts(h)} allowed in the window)` },
+          action: { kind: 'restart', hierarchy: name, resource: failed, stop, start, reason: `${failed} failed (failure ${rt.failuresInWindow} of ${maxRestarts(h)} allowed in the window)` },
           note: `restarting ${failed}`,
         };
       }

@@ -54,6 +54,8 @@ export interface Hooks {
   diskLatencyMs: (node: string) => number;
   /** Disk state changed outside a SimBackend (the guard writes the disk directly). */
   changed(): void;
+  /** A line for the trace (the guard's work). */
+  note(node: SimNode, text: string): void;
 }
 
 /** A halted (rebooted) machine is back this long after the halt. */
@@ -76,7 +78,7 @@ type EventIn = Event extends infer E ? (E extends { now: number } ? Omit<E, 'now
 
 /** One daemon process's life: everything here dies with it. */
 interface Proc {
-  gen: number;
+  readonly gen: number;
   state: NodeState;
   liveness: Liveness;
   keeper: OwnershipKeeper;
@@ -638,6 +640,7 @@ export class SimNode {
     const todo = plan.filter((x) => x.resources.length > 0 || x.owned);
     if (todo.length === 0) return;
     this.guardRunning = true;
+    this.hooks.note(this, `guard: daemon gone, stopping ${todo.map((x) => x.name).join(', ')}`);
     const san = this.hooks.san;
     let holding = true;
     const refresh = () => {
@@ -677,9 +680,11 @@ export class SimNode {
           );
           if (results.some((r) => !r)) {
             ok = false;
+            this.hooks.note(this, `guard: ${h.name}: a stop failed: keeping its disks (peers preempt once the key freezes)`);
             break;
           }
         }
+        if (ok && x.owned && !x.release) this.hooks.note(this, `guard: ${h.name}: stopped; a start was in flight: its disks are left to freeze`);
         if (ok && x.owned && x.release) {
           for (const d of this.disks(h)) {
             try {
@@ -689,6 +694,9 @@ export class SimNode {
               // nothing registered
             }
           }
+          this.hooks.note(this, `guard: ${h.name}: stopped and released`);
+        } else if (ok && !x.owned) {
+          this.hooks.note(this, `guard: ${h.name}: stopped`);
         }
       }
       holding = false;

@@ -100,6 +100,7 @@ export class World {
   readonly #heldAt = new Map<string, number>();
   /** Trace: each node's last view of each peer. */
   readonly #seen = new Map<string, string>();
+  readonly #seenGen = new Map<string, number | undefined>();
   /** `h|node`: its keys on H's disks, and when they last changed (a live holder's move every refresh). */
   readonly #lastKeys = new Map<string, string>();
   readonly #keyMovedAt = new Map<string, number>();
@@ -138,6 +139,7 @@ export class World {
       stepped: (n: SimNode, ev: Event, before: NodeState, after: NodeState, fx: Effect[]) => this.#stepped(n, ev, before, after, fx),
       viewed: (n: SimNode, peers: Record<string, PeerView>) => this.#viewed(n, peers),
       changed: () => (this.#dirty = true),
+      note: (n: SimNode, text: string) => this.#log(n.name, text),
     };
     this.agents.onChange = () => (this.#dirty = true);
     this.san.observer = () => (this.#dirty = true);
@@ -193,10 +195,7 @@ export class World {
         node?.crash();
         return;
       case 'start':
-        if (!node) return;
-        if (!node.p && !node.guardRunning) node.boot();
-        // Waits for its guard, or for a shutdown in progress to finish.
-        else if (!node.p || node.p.state.shutdown) this.clock.setTimeout(() => this.apply(f), 500);
+        if (node) this.#startWhenPossible(node);
         return;
       case 'shutdown':
         node?.dispatch({ type: 'shutdown', mode: f.mode });
@@ -279,6 +278,12 @@ export class World {
     }
   }
 
+  /** `harness start`: it waits for the node's guard, or for a shutdown in progress to finish. */
+  #startWhenPossible(node: SimNode): void {
+    if (!node.p && !node.guardRunning && node.power) node.boot();
+    else if (!node.p || node.p.state.shutdown) this.clock.setTimeout(() => this.#startWhenPossible(node), 500);
+  }
+
   /** The faults stop: heal the network and the disks, resume, power on and start every node. */
   #quiet(): void {
     this.#dirty = true;
@@ -300,7 +305,7 @@ export class World {
       const cur = this.#diskFaults.get(n.name)?.at(-1);
       if (cur && cur.until === Infinity) cur.until = this.clock.now();
       if (!n.power) n.powerOn();
-      else if (!n.p || n.p.state.shutdown) this.apply({ do: 'start', node: n.name });
+      else if (!n.p || n.p.state.shutdown) this.#startWhenPossible(n);
     }
   }
 
@@ -332,7 +337,8 @@ export class World {
       if (mine && ev.result.kind === 'acquire' && ev.result.ok && !ev.result.preempted) this.#checkPriority(ev.hierarchy, mine);
       this.#races.set(ev.hierarchy, list.filter((r) => !(r.node === n.name && r.id === ev.id)));
       if (ev.result.kind === 'acquire' && !ev.result.ok) this.#log(n.name, `${ev.hierarchy}: acquire refused: ${ev.result.reason}`);
-      if (ev.result.kind === 'acquire' && ev.result.ok && this.o.trace) {
+      const fenced = this.o.cluster.hierarchies.find((x) => x.name === ev.hierarchy)?.fenced;
+      if (ev.result.kind === 'acquire' && ev.result.ok && this.o.trace && fenced) {
         const victim = ev.result.preempted === undefined ? undefined : this.#nodeOfKey(BigInt(ev.result.preempted));
         this.#log(n.name, `${ev.hierarchy}: owns its disks${ev.result.preempted ? ` (preempted ${victim === n.name ? 'its own earlier key' : `the key of ${victim ?? 'an unknown node'}`})` : ''}`);
       }
@@ -373,6 +379,11 @@ export class World {
   #viewed(n: SimNode, peers: Record<string, PeerView>): void {
     const now = this.clock.now();
     if (this.o.trace) {
+      // A restarted node starts with no view of its peers.
+      if (this.#seenGen.get(n.name) !== n.p?.gen) {
+        this.#seenGen.set(n.name, n.p?.gen);
+        for (const k of [...this.#seen.keys()]) if (k.startsWith(`${n.name}>`)) this.#seen.delete(k);
+      }
       for (const [peer, v] of Object.entries(peers)) {
         const k = `${n.name}>${peer}`;
         const was = this.#seen.get(k);
