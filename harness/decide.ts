@@ -291,6 +291,16 @@ function twinOnBetterNode(h: HierarchyConfig, input: DecideInput): NodeName | nu
   return null;
 }
 
+/**
+ * We own H's disks while a reachable peer still says H is active there: that copy lost its
+ * reservation to us (stalled, cut off from the disk, or its stop failed). Giving the disks back
+ * would let it write again: every stop keeps them, and so does the guard.
+ */
+export function staleCopyElsewhere(h: HierarchyConfig, input: DecideInput, rt: HierarchyRuntime): NodeName | null {
+  if (!h.fenced || rt.ownership !== 'owned') return null;
+  return activeOnReachable(h, input);
+}
+
 function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput): { action?: Action; note: string } {
   const name = h.name;
   const agents = h.resources.filter((r) => r.kind === 'agent').map((r) => r.name);
@@ -299,7 +309,8 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
 
   // 1. Lost ownership beats everything: someone else owns the disks now. Stop at once, never
   //    re-register on our own (the keeper already forgot the hierarchy).
-  if (rt.ownership === 'lost' && (rt.phase === 'in-service' || rt.phase === 'starting' || rt.phase === 'restarting' || anyUp(rt))) {
+  //    Not once FAILED: that stop failed already, and retrying it at once would loop.
+  if (rt.ownership === 'lost' && rt.phase !== 'failed' && (rt.phase === 'in-service' || rt.phase === 'starting' || rt.phase === 'restarting' || anyUp(rt))) {
     if (h.onLoss === 'halt') return { action: { kind: 'halt', hierarchy: name, reason: 'ownership lost' }, note: 'ownership lost: halting' };
     return {
       action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: false, urgent: true, reason: 'ownership lost (fenced)' },
@@ -309,6 +320,7 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
 
   switch (rt.phase) {
     case 'unprobed':
+      if (input.now < rt.acquireBackoffUntil) return { note: 'the probe failed unexpectedly: retrying' };
       return { action: { kind: 'probe', hierarchy: name, resources: agents, reason: 'start-up probe' }, note: 'probing' };
 
     case 'failed':
@@ -380,6 +392,7 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
       }
       // Partial start (some resource not running) is completed by an idempotent start.
       if (Object.values(rt.resources).some((s) => s !== 'running')) {
+        if (input.now < rt.acquireBackoffUntil) return { note: 'the start failed unexpectedly: retrying' };
         return { action: { kind: 'start', hierarchy: name, levels: levels(h), reason: 'completing start' }, note: 'completing start' };
       }
       return { note: 'in service here' };
@@ -444,6 +457,7 @@ export function decide(input: DecideInput): Decision {
     const rt = input.local[h.name];
     if (!rt) continue;
     const { action, note } = decideOne(h, rt, input);
+    if (action?.kind === 'stop' && action.release && staleCopyElsewhere(h, input, rt)) action.release = false;
     if (action) actions.push(action);
     notes[h.name] = note;
     let state = advertState(rt);

@@ -35,7 +35,7 @@ import type { FSWatcher } from 'chokidar';
 import { buildAgentEnv, setAgentNice } from '../agents/runner.ts';
 import { stopLevels as stopLevelsOf } from '../hierarchies/tree.ts';
 import { initialState, step } from './core/step.ts';
-import type { ActionEffect, ActionResult, Effect, Event, GuardPlan, HierarchyState, NodeState } from './core/types.ts';
+import type { ActionEffect, ActionResult, Effect, Event, EventIn, GuardPlan, HierarchyState, NodeState } from './core/types.ts';
 import { isAction } from './core/types.ts';
 
 export interface NodeOptions {
@@ -47,7 +47,6 @@ export interface NodeOptions {
 /** The reducer's clock: monotonic, so a wall-clock jump never stretches a back-off or a failure window. */
 const monoNow = (): number => performance.timeOrigin + performance.now();
 
-type EventIn = Event extends infer E ? (E extends { now: number } ? Omit<E, 'now'> : never) : never;
 
 export class NodeDaemon {
   readonly node: string;
@@ -190,6 +189,10 @@ export class NodeDaemon {
     if (this.draining || !this.state) return;
     this.draining = true;
     try {
+      // A pause of this process (SIGSTOP, VM) is noticed before anything is decided after it,
+      // and what the keeper knows about ownership goes in first.
+      if (this.timers) this.checkFreeze();
+      if (this.keeper) this.queue.unshift(...this.ownershipEvents());
       for (let next = this.queue.shift(); next; next = this.queue.shift()) {
         const { state, effects } = step(this.state, { ...next, now: monoNow() } as Event);
         this.state = state;
@@ -227,10 +230,17 @@ export class NodeDaemon {
           return;
         case 'in-service':
           return this.recordInService(fx.hierarchy);
-        case 'hierarchies':
+        case 'hierarchies': {
+          // Agents switch to a new definition only when it takes effect (its hierarchy idle here):
+          // a running resource keeps being monitored and stopped by the agent that started it.
+          const before = new Set(this.config.hierarchies);
+          for (const h of fx.list) if (!before.has(h)) this.resolveAgents(h);
           this.config = { ...this.config, hierarchies: fx.list };
           this.utility.setHierarchies(fx.list);
+          // A redefined hierarchy starts from a passing utility verdict: tell it the current one.
+          for (const h of fx.list) if (!before.has(h)) this.queue.push({ type: 'utility', hierarchy: h.name, ok: this.utility.ok(h.name) });
           return;
+        }
         case 'leave':
           void this.finishShutdown();
           return;
@@ -314,6 +324,8 @@ export class NodeDaemon {
       delayMs: a.delayMs,
       livenessWindowMs: this.timers.livenessWindowMs,
       priorWatch: this.watches.get(h.name),
+      // Monotonic, as the watch: a wall-clock step must not make a live holder's key look frozen.
+      now: monoNow,
       holderInfo: (key: Key) => {
         const part = nodePart(key);
         const node = this.config.cluster.nodes.find((n) => nodePart(nodeKey(this.config.cluster.cluster, n.name, 0)) === part)?.name ?? null;
@@ -344,7 +356,6 @@ export class NodeDaemon {
       this.log.error({ event: 'reload-rejected', issues: errors.map(formatIssue) }, `configuration NOT reloaded (keeping the last good one): ${errors.map(formatIssue).join('; ')}`);
       return;
     }
-    for (const h of config.hierarchies) this.resolveAgents(h);
     this.dispatch({ type: 'config', hierarchies: config.hierarchies });
   }
 
@@ -430,12 +441,19 @@ export class NodeDaemon {
 
   /** Report the keeper's verdicts (owned / unverified after a freeze / lost) that the reducer has not seen. */
   private syncOwnership(): void {
+    for (const ev of this.ownershipEvents()) this.dispatch(ev);
+  }
+
+  private ownershipEvents(): EventIn[] {
+    const out: EventIn[] = [];
     for (const h of this.state.hierarchies) {
       const rt = this.state.h[h.name]!;
       if (!h.fenced || rt.ownership === 'not-owned') continue;
-      const own = this.keeper.get(h.name).state;
-      if ((own === 'owned' || own === 'unverified' || own === 'lost') && own !== rt.ownership) this.dispatch({ type: 'ownership', hierarchy: h.name, state: own });
+      const own = this.keeper.get(h.name);
+      if (own.state === 'lost' && own.state !== rt.ownership) out.push({ type: 'ownership', hierarchy: h.name, state: 'lost', by: own.by === null ? null : formatKey(own.by), detail: own.detail });
+      else if ((own.state === 'owned' || own.state === 'unverified') && own.state !== rt.ownership) out.push({ type: 'ownership', hierarchy: h.name, state: own.state });
     }
+    return out;
   }
 
   /** Track peers going down, for failover timing (detection time = down - last heard). */
@@ -477,7 +495,7 @@ export class NodeDaemon {
           const disk = h && this.disks(h)[0];
           if (!disk) return;
           try {
-            const w = await watchHolder(this.backend, disk, this.watches.get(name), Date.now());
+            const w = await watchHolder(this.backend, disk, this.watches.get(name), monoNow());
             if (!this.watchList.includes(name)) return;
             if (w) this.watches.set(name, w);
             else if (this.watches.delete(name)) this.dispatch({ type: 'holder-released', hierarchy: name });

@@ -17,7 +17,7 @@ import { formatKey, nextKey, nodeKey, nodePart } from '../fencing/keys.ts';
 import type { DiskRef, Key } from '../fencing/backend.ts';
 import { Liveness, changesView, commTimers, type HeartbeatIn } from '../harness/liveness.ts';
 import { initialState, step } from '../harness/core/step.ts';
-import { isAction, type ActionEffect, type ActionResult, type Effect, type Event, type GuardPlan, type NodeState } from '../harness/core/types.ts';
+import { isAction, type ActionEffect, type ActionResult, type Effect, type Event, type EventIn, type GuardPlan, type NodeState } from '../harness/core/types.ts';
 import { holderClaims, type PeerView, type ResourceState } from '../harness/decide.ts';
 import type { HierarchyConfig } from '../hierarchies/model.ts';
 import { stopLevels as stopLevelsOf } from '../hierarchies/tree.ts';
@@ -74,7 +74,6 @@ const quiet = {
   },
 };
 
-type EventIn = Event extends infer E ? (E extends { now: number } ? Omit<E, 'now'> : never) : never;
 
 /** One daemon process's life: everything here dies with it. */
 interface Proc {
@@ -305,6 +304,9 @@ export class SimNode {
     if (p.draining) return;
     p.draining = true;
     try {
+      // As harness/node.ts: a pause is noticed, and the keeper's verdicts go in, before any decision.
+      this.checkFreeze(p);
+      p.queue.unshift(...this.ownershipEvents(p));
       for (let next = p.queue.shift(); next && this.p === p; next = p.queue.shift()) {
         const e = { ...next, now: this.clock.now() } as Event;
         const before = p.state;
@@ -527,7 +529,8 @@ export class SimNode {
       if (!disk) continue;
       try {
         const w = await watchHolder(p.backend, disk, p.watches.get(name), this.clock.now());
-        if (this.p !== p || !p.watchList.includes(name)) return;
+        if (this.p !== p) return;
+        if (!p.watchList.includes(name)) continue;
         if (w) p.watches.set(name, w);
         else if (p.watches.delete(name)) this.dispatch({ type: 'holder-released', hierarchy: name });
       } catch {
@@ -612,17 +615,28 @@ export class SimNode {
   private tick(): void {
     const p = this.p;
     if (!p) return;
+    this.checkFreeze(p);
+    for (const ev of this.ownershipEvents(p)) this.dispatch(ev);
+    if (++p.ticks % 5 === 0) this.dispatch({ type: 'tick' });
+  }
+
+  /** A main-loop gap means this process was frozen: ownership is unverified until re-read. */
+  private checkFreeze(p: Proc): void {
     const now = this.clock.now();
-    // A main-loop gap means this process was frozen: ownership is unverified until re-read.
     if (now - p.lastTick > this.#timers.freezeDetectMs) p.keeper.markUnverified();
     p.lastTick = now;
+  }
+
+  private ownershipEvents(p: Proc): EventIn[] {
+    const out: EventIn[] = [];
     for (const h of p.state.hierarchies) {
       const rt = p.state.h[h.name]!;
       if (!h.fenced || rt.ownership === 'not-owned') continue;
-      const own = p.keeper.get(h.name).state;
-      if ((own === 'owned' || own === 'unverified' || own === 'lost') && own !== rt.ownership) this.dispatch({ type: 'ownership', hierarchy: h.name, state: own });
+      const own = p.keeper.get(h.name);
+      if (own.state === 'lost' && own.state !== rt.ownership) out.push({ type: 'ownership', hierarchy: h.name, state: 'lost', by: own.by === null ? null : formatKey(own.by), detail: own.detail });
+      else if ((own.state === 'owned' || own.state === 'unverified') && own.state !== rt.ownership) out.push({ type: 'ownership', hierarchy: h.name, state: own.state });
     }
-    if (++p.ticks % 5 === 0) this.dispatch({ type: 'tick' });
+    return out;
   }
 
   // --- the guard --------------------------------------------------------------------------------

@@ -5,7 +5,7 @@
 // its answer into effects, in the order the executor must run them (the guard's plan before the
 // start it covers).
 import type { HierarchyConfig, NodeName } from '../../hierarchies/model.ts';
-import { advertState, decide, initialRuntime, selfEligible, type Action, type DecideInput, type PeerView } from '../decide.ts';
+import { advertState, decide, initialRuntime, selfEligible, staleCopyElsewhere, type Action, type DecideInput, type PeerView } from '../decide.ts';
 import type { ActionEffect, ActionResult, CoreSettings, Effect, Event, GuardPlan, HierarchyState, NodeState } from './types.ts';
 import { mutant } from './mutants.ts';
 
@@ -106,7 +106,10 @@ function apply(s: NodeState, ev: Event, out: Out): void {
       rt.ownership = ev.state;
       // Lost without a taker: our own reads and writes failed (cut, hang): not eligible until
       // the disks answer again.
-      if (ev.state === 'lost' && (ev.by === null || ev.by === undefined)) rt.diskError = ev.detail ?? 'ownership could not be proven';
+      if (ev.state === 'lost' && (ev.by === null || ev.by === undefined)) {
+        rt.diskError = ev.detail ?? 'ownership could not be proven';
+        rt.diskCleanup = true; // our reservation may still sit there: drop it when the disk answers
+      }
       if (ev.state === 'lost') {
         rt.fencedBy = ev.by ?? 'unknown';
         rt.ownerKey = null;
@@ -144,6 +147,8 @@ function apply(s: NodeState, ev: Event, out: Out): void {
       return;
     }
     case 'config': {
+      // From scratch: a change reverted before it took effect is no change.
+      s.pending = {};
       const old = new Map(s.hierarchies.map((h) => [h.name, h]));
       const next = new Map(ev.hierarchies.map((h) => [h.name, h]));
       for (const [name, h] of next) {
@@ -184,11 +189,9 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
   rt.busy = false;
   if (r.kind === 'error') {
     out.log('error', 'action-error', `${name}: ${kind} failed unexpectedly: ${r.detail}`, { action: kind, hierarchy: name, err: r.detail });
+    backoff(s, rt, ACQUIRE_BACKOFF_MS.error!, out); // a bug or an exception must not spin
     if (kind === 'stop' || kind === 'restart') rt.phase = 'failed';
-    else if (kind === 'acquire') {
-      rt.phase = prevPhase === 'in-service' ? 'in-service' : 'out-of-service';
-      backoff(s, rt, ACQUIRE_BACKOFF_MS.error!, out);
-    }
+    else if (kind === 'acquire') rt.phase = prevPhase === 'in-service' ? 'in-service' : 'out-of-service';
     else if (kind === 'start') rt.phase = 'in-service'; // whatever started counts as running; decide() completes or stops it
     else if (kind === 'probe') rt.phase = 'unprobed';
   } else {
@@ -272,8 +275,11 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
           out.log('error', 'stop-failed', `${name}/${r.failed}: STOP FAILED (${r.reason}): hierarchy FAILED here, ownership kept so it cannot run twice; admin action needed`, { hierarchy: name, resource: r.failed, reason: r.reason });
           break;
         }
+        // Lost while an ordinary stop ran (the keeper then skips the release): our reservation may
+        // still be there.
+        if (rt.ownership === 'lost' && !stop?.urgent && h.fenced) rt.diskCleanup = true;
         // Released, or given up because it was lost or could not be proven: not ours either way.
-        if (stop?.release || stop?.urgent) {
+        if (stop?.release || stop?.urgent || rt.ownership === 'lost') {
           rt.ownership = 'not-owned';
           rt.ownerKey = null;
         }
@@ -326,6 +332,16 @@ function react(s: NodeState, out: Out): void {
   applyPending(s, out);
   for (const h of s.hierarchies) {
     const rt = s.h[h.name]!;
+    // Lost, and nothing of it runs or is in flight here: simply not ours any more; what may be
+    // left of our registration is dropped when the disk answers.
+    if (rt.ownership === 'lost' && !rt.busy && rt.phase === 'out-of-service' && !anyRunning(rt) && !Object.values(rt.resources).some((x) => x === 'failed' || x === 'unknown')) {
+      rt.ownership = 'not-owned';
+      rt.ownerKey = null;
+      if (h.fenced) rt.diskCleanup = true;
+    }
+  }
+  for (const h of s.hierarchies) {
+    const rt = s.h[h.name]!;
     const windowMs = Math.max(...h.resources.map((r) => r.restart.windowMs), 0);
     rt.failures = rt.failures.filter((t) => s.now - t < windowMs);
     rt.failuresInWindow = rt.failures.length;
@@ -346,7 +362,9 @@ function react(s: NodeState, out: Out): void {
 
   let inFlight = Object.values(s.h).filter((rt) => rt.busy).length;
   for (const a of d.actions) {
-    if (inFlight >= s.settings.maxParallelHierarchies) break;
+    // Losing ownership does not wait for a slot: the stop (or halt) goes at once.
+    const urgent = (a.kind === 'stop' && a.urgent) || a.kind === 'halt';
+    if (inFlight >= s.settings.maxParallelHierarchies && !urgent) continue;
     launch(s, a, out);
     inFlight++;
   }
@@ -440,7 +458,9 @@ function guard(s: NodeState, out: Out): void {
     const rt = s.h[h.name]!;
     const starting = mutant('no-guard-before-start') ? [] : rt.action?.starting ?? [];
     const resources = h.resources.filter((r) => r.kind === 'agent' && (rt.resources[r.name] !== 'stopped' || starting.includes(r.name))).map((r) => r.name);
-    return { name: h.name, resources, owned: h.fenced && (rt.ownership === 'owned' || rt.ownership === 'unverified'), release: starting.length === 0 };
+    // A stale copy of H still runs on a reachable peer: the guard must not give the disks back either.
+    const stale = staleCopyElsewhere(h, { self: s.self, peers: s.peers } as DecideInput, rt) !== null;
+    return { name: h.name, resources, owned: h.fenced && (rt.ownership === 'owned' || rt.ownership === 'unverified'), release: starting.length === 0 && !stale };
   });
   const key = JSON.stringify(plan);
   if (key === s.sent.guard) return;
@@ -471,10 +491,14 @@ function watch(s: NodeState, out: Out): void {
 
 /** Shutdown may finish: nothing in flight, nothing running, nothing owned (a FAILED hierarchy keeps both, and says so). */
 export function allQuiet(s: NodeState): boolean {
-  for (const rt of Object.values(s.h)) {
+  for (const h of s.hierarchies) {
+    const rt = s.h[h.name]!;
     if (rt.busy) return false;
     if (rt.phase !== 'out-of-service' && rt.phase !== 'failed' && rt.phase !== 'unprobed') return false;
-    if (rt.ownership === 'owned' && rt.phase !== 'failed') return false;
+    // Kept for a stale copy on a peer (decide.ts staleCopyElsewhere): leave with the key frozen
+    // on the disk rather than wait for an admin; nobody may start H while that copy shows.
+    const kept = staleCopyElsewhere(h, { self: s.self, peers: s.peers } as DecideInput, rt) !== null;
+    if (rt.ownership === 'owned' && rt.phase !== 'failed' && !kept) return false;
   }
   return true;
 }

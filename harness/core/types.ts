@@ -88,6 +88,9 @@ export type Event = { now: number } & (
   | { type: 'shutdown'; mode: 'switchover' | 'stop' }
 );
 
+/** An event as an executor hands it over: the reducer's caller stamps `now`. */
+export type EventIn = Event extends infer E ? (E extends { now: number } ? Omit<E, 'now'> : never) : never;
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
 /** What the guard must be able to stop, per hierarchy (the executor renders the script). */
