@@ -1,28 +1,41 @@
 // ============================================================================================
-//  FILE BACKEND — THIS IS *NOT* I/O FENCING.
+//  FILE BACKEND — THIS IS *NOT* I/O FENCING, AND IT IS FOR ONE HOST ONLY.
 //  It reproduces the SCSI-3 persistent-reservation rules in a JSON file per disk so that the
 //  race, the keeper and whole clusters can be demonstrated and tested on ONE machine (or on
 //  namespaces sharing a filesystem). Nothing stops a node that lost the "reservation" from
 //  writing to anything: the loser only stops because its own keeper notices. `ioFencing` is
 //  false so every status display can say so. Use the 'scsi' backend for real data.
+//  Single host: every node using one directory must run under the same kernel. Atomicity rests on
+//  rename(2) and O_EXCL of one kernel (a network filesystem gives neither reliably), and a lock's
+//  owner is judged alive or dead through this kernel's process table.
 // ============================================================================================
 //
-// Layout: one state file per disk, `<dir>/<disk id with "/" replaced by "__">.json`:
+// Layout: one state file per disk, `<dir>/<escaped disk id>.json` (stateFileName): "/" becomes
+// "__", "_" becomes "_5f" and any other character outside [A-Za-z0-9.-] becomes "_" and its
+// UTF-8 bytes in hex, so two ids never share a file (before, "web__data/x" and "web/data__x"
+// both became web__data__x.json). Ids of letters, digits, ".", "-" and "/" (every id without "_"
+// that the config schema allows) keep the name they had under the old mapping ("/" -> "__"
+// only); a state file that an id with "_" had under the old mapping is still read, and moved to
+// its new name by the next operation on it (see #migrate).
 //   { "generation": 3, "registrations": { "<initiator>": "0x…" }, "holder": "<initiator>"|null, "type": 1|null }
 // The initiator is the node name: one "I_T nexus" per node (the file backend has no paths:
 // DiskRef.paths and .wwn are ignored; verify() checks the directory and the state file).
 //
 // Atomicity across processes: every PR OUT operation runs under an exclusive lock file
-// (`<state>.lock`, created with O_CREAT|O_EXCL) for its read-modify-write, and publishes the new
-// state by writing a temp file and renaming it (no fsync: see #update). PR IN (reads) take no lock: rename is atomic, so a
-// reader sees the state before or after an operation, never half of one — and a reader is never
-// stuck behind a frozen lock holder, which is exactly when a challenger needs to read.
+// (`<state>.lock`, created with O_CREAT|O_EXCL|O_NOFOLLOW) for its read-modify-write, and
+// publishes the new state by writing a temp file (also O_EXCL|O_NOFOLLOW) and renaming it (no
+// fsync: see #locked). PR IN (reads) take no lock: rename is atomic, so a reader sees the state
+// before or after an operation, never half of one — and a reader is never stuck behind a frozen
+// lock holder, which is exactly when a challenger needs to read.
 //
 // Why a lock file rather than flock(2): Node has no flock, and holding one through a helper
 // process per operation costs a spawn. The price is stale-lock recovery, done here as:
-//  - the lock records {pid, pid namespace, token}; a lock whose owner is a dead pid of OUR pid
-//    namespace is stale at once (cluster nodes on one machine run in separate pid namespaces,
-//    where a pid means nothing — then only age counts);
+//  - the lock records {pid, pid namespace, host (boot id), token}; a lock whose owner is a dead
+//    pid of OUR pid namespace on OUR host (same boot id) is stale at once. The host matters: the
+//    first pid namespace of every Linux host has the same id (pid:[4026531836]), so a pid
+//    namespace alone took a live lock of another host for a dead one of ours. Cluster nodes on one
+//    machine run in separate pid namespaces, where a pid means nothing — then, as for another
+//    host or a lock without a host, only age counts;
 //  - a lock older than `lockStaleMs` is stale whatever its owner: a SIGSTOPped (frozen) node must
 //    not block the node that is about to preempt it;
 //  - breaking is serialised by a second O_EXCL file (`.lock.break`) and re-checks the lock is the
@@ -31,6 +44,7 @@
 //    applied) if the lock is no longer its own — a frozen owner that wakes up after its lock was
 //    broken does not overwrite newer state. A window of a few instructions between that check
 //    and the rename remains: acceptable for a demo backend, another reason it is not fencing.
+// The guard (harness/guard-lib.sh) takes the same lock with the same owner record and rules.
 //
 // PR semantics reproduced (backend.ts header, and LIO as recorded in the SCSI test bed):
 //  - REGISTER AND IGNORE (sark≠0) always succeeds and bumps the generation; sark=0 unregisters
@@ -49,7 +63,7 @@
 import { DEFAULTS } from '../harness/defaults.ts';
 import { randomUUID } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, open, readFile, readlink, rename, stat, unlink } from 'node:fs/promises';
+import { access, link, open, readFile, readlink, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { OwnershipError } from './backend.ts';
@@ -59,6 +73,8 @@ import { formatKey, parseKey } from './keys.ts';
 /** Write Exclusive: only the holder writes (a registered non-holder is blocked too). */
 const RESERVATION_TYPE = 1;
 const MAX_KEY = (1n << 64n) - 1n;
+/** Lock, break and temp files: a new file or nothing (never an existing one, never through a symlink). */
+const CREATE_EXCL = fsConstants.O_WRONLY | fsConstants.O_CREAT | fsConstants.O_EXCL | fsConstants.O_NOFOLLOW;
 
 export interface FileBackendOptions {
   /** Directory holding the state files (shared by every node using this backend). */
@@ -106,14 +122,34 @@ function emptyState(): DiskState {
   return { generation: 0, registrations: new Map(), holder: null, type: null };
 }
 
-/** `<hierarchy>/<resource>` -> `<hierarchy>__<resource>.json`; refuses ids that could escape dir. */
-export function stateFileName(id: string): string {
+/** Refuses ids that could escape dir or hide (no NUL, backslash or leading dot). */
+function checkId(id: string): void {
   if (typeof id !== 'string' || id === '') throw new Error('disk id is empty');
-  const name = id.replaceAll('/', '__');
-  if (name.includes('\0') || name.includes('\\') || name.startsWith('.')) {
+  if (id.includes('\0') || id.includes('\\') || id.startsWith('.')) {
     throw new Error(`disk id "${id}" cannot name a file (no NUL, backslash or leading dot)`);
   }
+}
+
+/**
+ * `<hierarchy>/<resource>` -> `<hierarchy>__<resource>.json`, one file per id: "/" -> "__",
+ * "_" -> "_5f", any other character outside [A-Za-z0-9.-] -> "_" + its UTF-8 bytes in hex. Every
+ * "_" of a name starts "__" or "_" + two hex digits, so a name reads back to exactly one id.
+ */
+export function stateFileName(id: string): string {
+  checkId(id);
+  let name = '';
+  for (const ch of id) {
+    if (ch === '/') name += '__';
+    else if (/^[A-Za-z0-9.-]$/.test(ch)) name += ch;
+    else for (const b of Buffer.from(ch, 'utf8')) name += `_${b.toString(16).padStart(2, '0')}`;
+  }
   return `${name}.json`;
+}
+
+/** The name the old mapping ("/" -> "__" only, not one-to-one) gave an id; read for compatibility. */
+export function legacyStateFileName(id: string): string {
+  checkId(id);
+  return `${id.replaceAll('/', '__')}.json`;
 }
 
 function checkKey(disk: string, key: Key, what: string, allowZero: boolean): void {
@@ -142,6 +178,19 @@ async function ownPidNamespace(): Promise<string | null> {
   return pidNamespace;
 }
 
+let hostId: string | null | undefined;
+/**
+ * This host's boot id (random per boot, the same in every namespace of one kernel), or null when
+ * /proc cannot tell. Cached. Not the host name: containers and UTS namespaces of one host differ
+ * there, and two hosts may share one ("localhost").
+ */
+async function ownHost(): Promise<string | null> {
+  if (hostId === undefined) {
+    hostId = (await readFile('/proc/sys/kernel/random/boot_id', 'utf8').then((s) => s.trim(), () => '')) || null;
+  }
+  return hostId;
+}
+
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -154,6 +203,7 @@ function pidAlive(pid: number): boolean {
 interface LockOwner {
   pid?: number;
   ns?: string | null;
+  host?: string | null;
   token?: string;
 }
 
@@ -176,6 +226,8 @@ export class FileBackend implements OwnershipBackend {
   readonly #lockTimeoutMs: number;
   /** In-process queue per state file: our own concurrent operations wait here, not by polling. */
   readonly #queues = new Map<string, Promise<unknown>>();
+  /** State files known to be under their (new) name: no old-name file to move any more. */
+  readonly #current = new Set<string>();
 
   constructor(opts: FileBackendOptions) {
     if (!opts || typeof opts.dir !== 'string' || opts.dir === '') throw new Error('FileBackend: option "dir" is required');
@@ -196,6 +248,12 @@ export class FileBackend implements OwnershipBackend {
     } catch (err) {
       throw new OwnershipError('identity', String(disk.id), (err as Error).message);
     }
+  }
+
+  /** Path the old, not one-to-one, mapping gave this disk; null when it is the same file. */
+  #legacyPath(disk: DiskRef): string | null {
+    const legacy = join(this.#dir, legacyStateFileName(disk.id));
+    return legacy === this.statePath(disk) ? null : legacy;
   }
 
   guardDisk(disk: DiskRef): string {
@@ -316,21 +374,34 @@ export class FileBackend implements OwnershipBackend {
     return true;
   }
 
-  async #read(disk: DiskRef, path: string): Promise<DiskState> {
-    let raw: string;
+  /** A file's text, or null when it does not exist. */
+  async #readRaw(disk: DiskRef, path: string): Promise<string | null> {
     try {
-      raw = await readFile(path, 'utf8');
+      return await readFile(path, 'utf8');
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') {
-        // No state file yet = a blank disk; but a missing directory is a configuration error.
-        try {
-          await stat(this.#dir);
-        } catch (dirErr) {
-          throw fsError(disk.id, this.#dir, 'ownership directory', dirErr);
-        }
-        return emptyState();
-      }
+      if (errnoCode(err) === 'ENOENT') return null;
       throw fsError(disk.id, path, 'read', err);
+    }
+  }
+
+  async #read(disk: DiskRef, statePath: string): Promise<DiskState> {
+    let path = statePath;
+    let raw = await this.#readRaw(disk, path);
+    const legacy = raw === null ? this.#legacyPath(disk) : null;
+    if (legacy !== null) {
+      // Written under the old name and not moved yet (#migrate)? Or moved just now: look again.
+      raw = await this.#readRaw(disk, legacy);
+      if (raw !== null) path = legacy;
+      else raw = await this.#readRaw(disk, path);
+    }
+    if (raw === null) {
+      // No state file yet = a blank disk; but a missing directory is a configuration error.
+      try {
+        await stat(this.#dir);
+      } catch (dirErr) {
+        throw fsError(disk.id, this.#dir, 'ownership directory', dirErr);
+      }
+      return emptyState();
     }
     let parsed: StateDoc;
     try {
@@ -366,9 +437,10 @@ export class FileBackend implements OwnershipBackend {
 
   async #locked(disk: DiskRef, path: string, change: (s: DiskState) => boolean): Promise<void> {
     const lockPath = `${path}.lock`;
-    const owner = JSON.stringify({ pid: process.pid, ns: await ownPidNamespace(), token: randomUUID() });
+    const owner = await lockOwner();
     await this.#lock(disk, lockPath, owner);
     try {
+      await this.#migrate(disk, path);
       const state = await this.#read(disk, path);
       if (!change(state)) return;
       const doc = {
@@ -379,7 +451,7 @@ export class FileBackend implements OwnershipBackend {
       };
       const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
       try {
-        const fh = await open(tmp, 'wx', 0o644);
+        const fh = await open(tmp, CREATE_EXCL, 0o644);
         try {
           // No fsync: the nodes sharing this file share one kernel (one machine or namespaces), so
           // rename() is atomic for all of them; durability across a power loss is moot, every
@@ -403,11 +475,48 @@ export class FileBackend implements OwnershipBackend {
     }
   }
 
+  /**
+   * Under the lock of `path`: a state file this disk still has under its old name moves to the new
+   * one (link, so a file already there is never replaced, then unlink), under the old name's lock
+   * too, so a daemon of the old version is not mid-operation on it. A daemon of the old version
+   * that still holds the disk then finds its registration gone, as if preempted, and stops.
+   */
+  async #migrate(disk: DiskRef, path: string): Promise<void> {
+    const legacy = this.#legacyPath(disk);
+    if (legacy === null || this.#current.has(path)) return;
+    const exists = (p: string) =>
+      stat(p).then(
+        () => true,
+        (err: unknown) => {
+          if (errnoCode(err) === 'ENOENT') return false;
+          throw fsError(disk.id, p, 'stat', err);
+        },
+      );
+    if (await exists(path)) return void this.#current.add(path);
+    if (!(await exists(legacy))) return;
+    const lockPath = `${legacy}.lock`;
+    const owner = await lockOwner();
+    await this.#lock(disk, lockPath, owner);
+    try {
+      try {
+        await link(legacy, path);
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') return; // moved by someone else meanwhile
+        if (errnoCode(err) === 'EEXIST') return void this.#current.add(path);
+        throw fsError(disk.id, legacy, `move to ${path}`, err);
+      }
+      this.#current.add(path);
+      await unlink(legacy).catch(() => undefined);
+    } finally {
+      if ((await readFile(lockPath, 'utf8').catch(() => '')) === owner) await unlink(lockPath).catch(() => undefined);
+    }
+  }
+
   async #lock(disk: DiskRef, lockPath: string, owner: string): Promise<void> {
     const deadline = Date.now() + this.#lockTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        const fh = await open(lockPath, 'wx', 0o644);
+        const fh = await open(lockPath, CREATE_EXCL, 0o644);
         try {
           await fh.writeFile(owner);
         } finally {
@@ -432,7 +541,7 @@ export class FileBackend implements OwnershipBackend {
     if (seen === null || !(await this.#isStale(seen))) return;
     const breaker = `${lockPath}.break`;
     try {
-      const fh = await open(breaker, 'wx', 0o644);
+      const fh = await open(breaker, CREATE_EXCL, 0o644);
       await fh.close();
     } catch (err) {
       // Another process is breaking it; a breaker left by a process that died mid-break is
@@ -457,9 +566,16 @@ export class FileBackend implements OwnershipBackend {
     if (Date.now() - seen.mtimeMs > this.#lockStaleMs) return true;
     const owner = parseLockOwner(seen.raw);
     const ns = await ownPidNamespace();
-    if (typeof owner.pid !== 'number' || ns === null || owner.ns !== ns) return false;
+    const host = await ownHost();
+    // Only a pid of this very process table can be judged: same host (boot) and pid namespace.
+    if (typeof owner.pid !== 'number' || ns === null || host === null || owner.ns !== ns || owner.host !== host) return false;
     return !pidAlive(owner.pid);
   }
+}
+
+/** The text of a lock this process creates: who holds it, and a token unique to this operation. */
+async function lockOwner(): Promise<string> {
+  return JSON.stringify({ pid: process.pid, ns: await ownPidNamespace(), host: await ownHost(), token: randomUUID() });
 }
 
 interface LockSnapshot {

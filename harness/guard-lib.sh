@@ -33,6 +33,7 @@ hg_init() {
 	HG_T0=$(hg_ms)
 	HG_DIR=$(mktemp -d "${TMPDIR:-/tmp}/harness-guard.XXXXXXXX") || exit 1
 	HG_NS=$(readlink /proc/self/ns/pid 2>/dev/null)
+	HG_HOST=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)
 }
 
 # hg_hold INDEX DISK... — hierarchy INDEX owns these disks (scsi: "path path…" per disk; file: state file).
@@ -76,16 +77,17 @@ hg_scsi_release() { # PATHS (one disk)
 hg_file_lock() { # STATE -> 0 with the lock held (owner text in HG_OWNER)
 	_lock=$1.lock
 	# The pid is the guard's (alive while it runs); the token is unique to this call (subshells share $$).
-	HG_OWNER="{\"pid\":$$,\"ns\":\"$HG_NS\",\"token\":\"$(basename "$(mktemp -u "$HG_DIR/t.XXXXXXXX")")\"}"
+	HG_OWNER="{\"pid\":$$,\"ns\":\"$HG_NS\",\"host\":\"$HG_HOST\",\"token\":\"$(basename "$(mktemp -u "$HG_DIR/t.XXXXXXXX")")\"}"
 	_until=$(($(hg_ms) + 3 * HG_LOCK_STALE_MS))
 	while ! (set -C && printf '%s' "$HG_OWNER" >"$_lock") 2>/dev/null; do
 		# Broken as the daemons do: when older than the stale bound (its owner is frozen), or when its
-		# owner is a dead process of our pid namespace (the daemon that just died, often).
+		# owner is a dead process of our pid namespace on this host (the daemon that just died, often):
+		# the first pid namespace of every host has the same id, so the host's boot id must match too.
 		_m=$(stat -c %.3Y "$_lock" 2>/dev/null | tr -d .)
 		_o=$(cat "$_lock" 2>/dev/null)
 		_pid=$(printf '%s' "$_o" | sed -n 's/.*"pid":\([0-9]*\).*/\1/p')
 		_dead=0
-		case $_o in *"\"ns\":\"$HG_NS\""*) [ -n "$_pid" ] && [ -n "$HG_NS" ] && [ ! -d "/proc/$_pid" ] && _dead=1 ;; esac
+		case $_o in *"\"ns\":\"$HG_NS\",\"host\":\"$HG_HOST\""*) [ -n "$_pid" ] && [ -n "$HG_NS" ] && [ -n "$HG_HOST" ] && [ ! -d "/proc/$_pid" ] && _dead=1 ;; esac
 		if [ -n "$_m" ] && { [ $_dead = 1 ] || [ $(($(hg_ms) - _m)) -gt "$HG_LOCK_STALE_MS" ]; } && (set -C && : >"$_lock.break") 2>/dev/null; then
 			[ "$(stat -c %.3Y "$_lock" 2>/dev/null | tr -d .)" = "$_m" ] && rm -f "$_lock"
 			rm -f "$_lock.break"

@@ -2,13 +2,20 @@
 // SCSI test bed), plus the lock's stale recovery. Real files in a temp dir.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, readlink, rm, utimes, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, readdir, readlink, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import type { DiskRef, OwnershipErrorCode } from '../../fencing/backend.ts';
 import { OwnershipError } from '../../fencing/backend.ts';
-import { FileBackend, stateFileName } from '../../fencing/file.ts';
+import { FileBackend, legacyStateFileName, stateFileName } from '../../fencing/file.ts';
+import { nodeKey, nodePart } from '../../fencing/keys.ts';
+
+const GUARD_LIB = fileURLToPath(new URL('../../harness/guard-lib.sh', import.meta.url));
+/** This host's boot id, as the backend and the guard record it in a lock. */
+const BOOT_ID = existsSync('/proc/sys/kernel/random/boot_id') ? (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim() : null;
 
 let dir = '';
 let n = 0;
@@ -188,7 +195,7 @@ test("a stale lock of a dead process in our pid namespace is broken at once", as
   const dead = spawnSync('true').pid;
   assert.ok(dead);
   const ns = await readlink('/proc/self/ns/pid');
-  await writeFile(`${a.statePath(disk)}.lock`, JSON.stringify({ pid: dead, ns, token: 'x' }));
+  await writeFile(`${a.statePath(disk)}.lock`, JSON.stringify({ pid: dead, ns, host: BOOT_ID, token: 'x' }));
   const t0 = performance.now();
   await a.registerIgnore(disk, 0x1n);
   assert.ok(performance.now() - t0 < 1000, 'did not wait for the age bound');
@@ -218,6 +225,82 @@ test('a lock held by a live (e.g. frozen) process is broken only once older than
   await a.registerIgnore(disk, 0x3n);
   assert.ok(performance.now() - t2 < 250);
   assert.deepEqual((await a.readKeys(disk)).keys, [0x3n]);
+});
+
+test('a lock of another host is never taken for a dead process of ours: every host\'s first pid namespace has the same id', async () => {
+  const { disk } = setup();
+  const a = new FileBackend({ dir, initiator: 'n1', lockStaleMs: 300 });
+  const dead = spawnSync('true').pid;
+  assert.ok(dead);
+  const ns = await readlink('/proc/self/ns/pid');
+  const lock = `${a.statePath(disk)}.lock`;
+  // Same pid namespace id as ours, a pid that is dead here: alive, for all we know, on its own host.
+  // And a lock of an older version, without a host: judged by age alone too.
+  for (const owner of [{ pid: dead, ns, host: 'another-host-boot-id', token: 'other-host' }, { pid: dead, ns, token: 'no-host' }]) {
+    await writeFile(lock, JSON.stringify(owner));
+    const t0 = performance.now();
+    await a.registerIgnore(disk, 0x1n);
+    const waited = performance.now() - t0;
+    assert.ok(waited >= 250, `${owner.token}: lock broken after ${waited.toFixed(0)} ms, before lockStaleMs (300 ms)`);
+  }
+});
+
+test('the guard (guard-lib.sh) takes the same lock by the same rules: another host\'s lock waits for its age, a dead one of ours does not', { skip: BOOT_ID === null ? 'no /proc/sys/kernel/random/boot_id' : false }, async () => {
+  const { disk } = setup();
+  const a = new FileBackend({ dir, initiator: 'n1' });
+  const key = nodeKey('c', 'n1', 1);
+  await a.registerIgnore(disk, key);
+  const state = a.statePath(disk);
+  const ns = await readlink('/proc/self/ns/pid');
+  const dead = spawnSync('true').pid;
+  /** One refresh by the guard with a 400 ms stale bound, timed. */
+  const refresh = () => {
+    const script = `. '${GUARD_LIB}'; hg_init file ${nodePart(key).toString(16)} 0.250 5 n1 400; t=$(hg_ms); hg_file_op refresh "$1" || exit 9; echo $(($(hg_ms) - t))`;
+    const r = spawnSync('/bin/sh', ['-c', script, 'sh', state], { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    return Number(r.stdout.trim());
+  };
+  await writeFile(`${state}.lock`, JSON.stringify({ pid: dead, ns, host: BOOT_ID, token: 'ours' }));
+  const ours = refresh();
+  assert.ok(ours < 300, `a dead process of this host: broken at once, not after ${ours} ms`);
+  await writeFile(`${state}.lock`, JSON.stringify({ pid: dead, ns, host: 'another-host-boot-id', token: 'theirs' }));
+  const theirs = refresh();
+  assert.ok(theirs >= 350, `another host's lock broken after ${theirs} ms, before the stale bound (400 ms)`);
+  assert.deepEqual((await a.readKeys(disk)).keys, [nodeKey('c', 'n1', 3)], 'both refreshes applied');
+});
+
+test('two disks never share a state file (web__data/x and web/data__x); ids without "_" keep their old file name', async () => {
+  assert.notEqual(stateFileName('web__data/x'), stateFileName('web/data__x'));
+  assert.equal(stateFileName('web/data'), legacyStateFileName('web/data'));
+  assert.equal(stateFileName('web-1/data-2'), 'web-1__data-2.json');
+  // One-to-one over awkward ids: "_" next to "/" and anything else escaped.
+  const ids = ['a_/b', 'a/_b', 'a__/b', 'a/__b', 'a_5f/b', 'a/5f', 'a_2f/b', 'a b/c', 'a_20b/c', 'ä/x', 'a/b/c', 'a__b/c'];
+  assert.equal(new Set(ids.map(stateFileName)).size, ids.length, ids.map(stateFileName).join(' '));
+  const sub = await mkdtemp(join(dir, 'names-'));
+  const [p, q] = [new FileBackend({ dir: sub, initiator: 'n1' }), new FileBackend({ dir: sub, initiator: 'n2' })];
+  const d1: DiskRef = { id: 'web__data/x', paths: [] };
+  const d2: DiskRef = { id: 'web/data__x', paths: [] };
+  await p.registerIgnore(d1, 0x1n);
+  await p.reserve(d1, 0x1n);
+  await q.registerIgnore(d2, 0x2n);
+  await q.reserve(d2, 0x2n); // before: conflict, "held by n1" (one file for both)
+  assert.deepEqual(await p.readReservation(d1), { generation: 1, holder: 0x1n, type: 1 });
+  assert.deepEqual(await p.readReservation(d2), { generation: 1, holder: 0x2n, type: 1 });
+  assert.equal((await readdir(sub)).length, 2);
+});
+
+test('a state file under the old name is still read, and moved to the new name by the next operation', async () => {
+  const sub = await mkdtemp(join(dir, 'legacy-'));
+  const disk: DiskRef = { id: 'web_1/data_disk', paths: [] };
+  const a = new FileBackend({ dir: sub, initiator: 'n1' });
+  const legacy = join(sub, legacyStateFileName(disk.id));
+  assert.equal(legacy, join(sub, 'web_1__data_disk.json'));
+  assert.notEqual(a.statePath(disk), legacy);
+  await writeFile(legacy, `${JSON.stringify({ generation: 4, registrations: { n2: '0x2' }, holder: 'n2', type: 1 }, null, 2)}\n`);
+  assert.deepEqual(await a.readReservation(disk), { generation: 4, holder: 0x2n, type: 1 });
+  await a.registerIgnore(disk, 0x1n);
+  assert.deepEqual(await a.readKeys(disk), { generation: 5, keys: [0x2n, 0x1n] });
+  assert.deepEqual(await readdir(sub), [stateFileName(disk.id)], 'moved, and no lock left');
 });
 
 test('a busy lock gives up with io after lockTimeoutMs', async () => {
