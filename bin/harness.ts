@@ -142,7 +142,7 @@ common(program.command('status').description('show this node\'s view of the clus
   .action(async (opts: Common & { json?: boolean; all?: boolean; sshUser: string; sshPort: string; identity?: string; knownHosts?: string; remoteHarness: string }) => {
     try {
       if (opts.all) {
-        const { gatherClusterStatus, formatClusterStatus, judge, SSH_DEFAULTS } = await import('../harness/cluster-status.ts');
+        const { gatherClusterStatus, formatClusterStatus, judge, printableJson, SSH_DEFAULTS } = await import('../harness/cluster-status.ts');
         const port = Number(opts.sshPort);
         if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--ssh-port: expected a port number, got "${opts.sshPort}"`);
         const cluster = await loadCluster(resolve(opts.config), { authKey: false });
@@ -155,7 +155,7 @@ common(program.command('status').description('show this node\'s view of the clus
           ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),
         });
         const verdict = judge(answers);
-        console.log(opts.json ? JSON.stringify({ ok: verdict.ok, hierarchies: verdict.hierarchies, nodes: answers }, null, 2) : formatClusterStatus(answers, verdict));
+        console.log(opts.json ? printableJson({ ok: verdict.ok, hierarchies: verdict.hierarchies, nodes: answers }) : formatClusterStatus(answers, verdict));
         process.exit(verdict.ok ? 0 : 1);
       }
       const doc = (await controlRequest(await socketOf(opts), { cmd: 'status' })) as StatusDoc;

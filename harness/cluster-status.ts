@@ -6,10 +6,17 @@
 //
 // Each node is asked with `<remote harness> status --json --config <same file> --node <name>`;
 // the node this command runs on (if it is one) is asked on its local control socket instead.
+//
+// A node's answer is input from elsewhere, judged before it is used: at most `maxAnswerBytes`
+// are read, it must be JSON of the shape this report reads (RemoteStatusSchema), from the node
+// asked. An answer that fails makes that node "unusable answer: <why>"; the others are reported
+// as usual and the verdict is not ok. Every line printed is passed through `printable` (every
+// string a node sends — names, states, its error output — could carry terminal escape sequences).
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import ssh2, { type ConnectConfig } from 'ssh2';
+import * as z from 'zod';
 import type { ClusterConfig, NodeConfig } from '../hierarchies/model.ts';
 import type { StatusDoc } from './status.ts';
 import { controlRequest } from './control.ts';
@@ -27,9 +34,69 @@ export interface SshOptions {
   remoteHarness: string;
   /** Per address: connect + authenticate + run. */
   timeoutMs: number;
+  /** A node's answer (its stdout) longer than this is not read further: unusable. */
+  maxAnswerBytes?: number;
 }
 
-export const SSH_DEFAULTS = { user: 'root', port: 22, remoteHarness: 'harness', timeoutMs: 8_000, knownHosts: join(homedir(), '.ssh', 'known_hosts') };
+/** 4 MiB: a status document is ~1 KiB per hierarchy. */
+export const MAX_ANSWER_BYTES = 4 * 1024 * 1024;
+/** Of a failing remote command's stderr, only the end is kept (its last line is reported). */
+const MAX_STDERR_BYTES = 16 * 1024;
+
+export const SSH_DEFAULTS = { user: 'root', port: 22, remoteHarness: 'harness', timeoutMs: 8_000, knownHosts: join(homedir(), '.ssh', 'known_hosts'), maxAnswerBytes: MAX_ANSWER_BYTES };
+
+/**
+ * What this report reads of a node's status (harness/status.ts StatusDoc), checked before use.
+ * Loose: fields it does not read pass through untouched (to --json) and may change freely.
+ */
+export const RemoteStatusSchema = z.looseObject({
+  node: z.string(),
+  shuttingDown: z.union([z.literal(false), z.string()], { error: 'expected false or a reason' }),
+  nodes: z.array(z.looseObject({ name: z.string(), self: z.boolean(), state: z.string(), suspect: z.boolean() })),
+  hierarchies: z.array(z.looseObject({ name: z.string(), phase: z.string() })),
+});
+
+/** The node's answer, parsed and checked: its status, or why it cannot be used. */
+export function checkAnswer(text: string, node: string): { status: StatusDoc } | { unusable: string } {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return { unusable: `not JSON: ${text.slice(0, 200)}` };
+  }
+  const r = RemoteStatusSchema.safeParse(doc);
+  if (!r.success) {
+    const where = (p: readonly PropertyKey[]) => p.map((k) => (typeof k === 'number' ? `[${k}]` : `.${String(k)}`)).join('').replace(/^\./, '') || '(root)';
+    const shown = r.error.issues.slice(0, 3).map((i) => `${where(i.path)}: ${i.message}`);
+    if (r.error.issues.length > 3) shown.push(`and ${r.error.issues.length - 3} more`);
+    return { unusable: shown.join('; ') };
+  }
+  if (r.data.node !== node) return { unusable: `it is the status of node "${r.data.node}", not of ${node}` };
+  return { status: r.data as unknown as StatusDoc };
+}
+
+/** An answer that arrived but cannot be used (too long, not JSON, wrong shape). */
+class UnusableAnswer extends Error {}
+
+// C0 and C1 controls, DEL, and Unicode's invisible direction and line/paragraph separators.
+const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\\]/g;
+
+/** A remote-provided string made safe for a terminal: controls shown escaped (\x1b, \n, \u202e), backslash doubled. */
+export function printable(s: string): string {
+  return s.replace(UNPRINTABLE, (c) => {
+    if (c === '\\') return '\\\\';
+    if (c === '\n') return '\\n';
+    if (c === '\r') return '\\r';
+    if (c === '\t') return '\\t';
+    const code = c.charCodeAt(0);
+    return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** JSON text whose every character is printable: JSON.stringify escapes C0 controls, this also the rest of UNPRINTABLE. */
+export function printableJson(value: unknown): string {
+  return JSON.stringify(value, null, 2).replace(/[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 export interface NodeAnswer {
   node: string;
@@ -38,6 +105,8 @@ export interface NodeAnswer {
   status?: StatusDoc;
   /** Why no status: one reason per address tried. */
   error?: string;
+  /** Set when an address answered, but with something that cannot be used (see checkAnswer). */
+  unusable?: boolean;
 }
 
 /** "10.0.0.1:5405" -> 10.0.0.1, "[fd00::1]:5405" -> fd00::1 (the config's own address syntax). */
@@ -73,13 +142,22 @@ function sshExec(host: string, command: string, opts: SshOptions, kh: KnownHosts
     conn.on('ready', () => {
       conn.exec(command, (err, stream) => {
         if (err) return finish(err);
-        let out = '';
-        let errText = '';
-        stream.on('data', (c: Buffer) => (out += c.toString('utf8')));
-        stream.stderr.on('data', (c: Buffer) => (errText += c.toString('utf8')));
+        const out: Buffer[] = [];
+        let outBytes = 0;
+        let errText = Buffer.alloc(0);
+        const cap = opts.maxAnswerBytes ?? MAX_ANSWER_BYTES;
+        stream.on('data', (c: Buffer) => {
+          outBytes += c.length;
+          if (outBytes > cap) return finish(new UnusableAnswer(`longer than ${cap} bytes: not read further`));
+          out.push(c);
+        });
+        stream.stderr.on('data', (c: Buffer) => {
+          errText = Buffer.concat([errText, c]);
+          if (errText.length > MAX_STDERR_BYTES) errText = errText.subarray(errText.length - MAX_STDERR_BYTES);
+        });
         stream.on('close', (code: number | null) => {
-          if (code === 0) finish(null, out);
-          else finish(new Error(`remote command exited ${code ?? 'by a signal'}: ${errText.trim().split('\n').pop() ?? ''}`));
+          if (code === 0) finish(null, Buffer.concat(out).toString('utf8'));
+          else finish(new Error(`remote command exited ${code ?? 'by a signal'}: ${errText.toString('utf8').trim().split('\n').pop() ?? ''}`));
         });
       });
     });
@@ -101,11 +179,15 @@ function sshExec(host: string, command: string, opts: SshOptions, kh: KnownHosts
 
 async function askNode(cluster: ClusterConfig, node: NodeConfig, self: string | undefined, opts: SshOptions, kh: () => KnownHosts, auth: () => Pick<ConnectConfig, 'privateKey' | 'agent'>): Promise<NodeAnswer> {
   if (node.name === self && existsSync(node.controlSocket)) {
+    let answer: unknown;
     try {
-      return { node: node.name, via: 'local socket', status: (await controlRequest(node.controlSocket, { cmd: 'status' })) as StatusDoc };
+      answer = await controlRequest(node.controlSocket, { cmd: 'status' });
     } catch (e) {
       return { node: node.name, error: `local socket ${node.controlSocket}: ${(e as Error).message}` };
     }
+    const checked = checkAnswer(JSON.stringify(answer) ?? '', node.name);
+    if ('unusable' in checked) return { node: node.name, unusable: true, error: `local socket ${node.controlSocket}: unusable answer: ${checked.unusable}` };
+    return { node: node.name, via: 'local socket', status: checked.status };
   }
   const command = `${opts.remoteHarness} status --json --config ${shq(cluster.file)} --node ${shq(node.name)}`;
   const reasons: string[] = [];
@@ -117,20 +199,23 @@ async function askNode(cluster: ClusterConfig, node: NodeConfig, self: string | 
   } catch (e) {
     return { node: node.name, error: (e as Error).message };
   }
-  // Every comm path is a way in: the first address that answers wins.
+  // Every comm path is a way in: the first address that answers usably wins.
+  let unusable = false;
   for (const host of [...new Set(node.addresses.map(hostOf))]) {
+    let out: string;
     try {
-      const out = await sshExec(host, command, opts, keys, identity);
-      try {
-        return { node: node.name, via: host, status: JSON.parse(out) as StatusDoc };
-      } catch {
-        reasons.push(`${host}: answer is not JSON: ${out.slice(0, 200)}`);
-      }
+      out = await sshExec(host, command, opts, keys, identity);
     } catch (e) {
-      reasons.push(`${host}: ${(e as Error).message}`);
+      if (e instanceof UnusableAnswer) unusable = true;
+      reasons.push(`${host}: ${e instanceof UnusableAnswer ? 'unusable answer: ' : ''}${(e as Error).message}`);
+      continue;
     }
+    const checked = checkAnswer(out, node.name);
+    if ('status' in checked) return { node: node.name, via: host, status: checked.status };
+    unusable = true;
+    reasons.push(`${host}: unusable answer: ${checked.unusable}`);
   }
-  return { node: node.name, error: reasons.join('; ') };
+  return { node: node.name, error: reasons.join('; '), ...(unusable ? { unusable } : {}) };
 }
 
 /** Ask every node at once. `self`: the node this runs on, if any (asked on its local socket). */
@@ -168,7 +253,7 @@ export function formatClusterStatus(answers: NodeAnswer[], v: ClusterVerdict = j
   out.push('NODES (each one\'s own view of its peers)');
   for (const a of answers) {
     if (!a.status) {
-      out.push(`  ${a.node}: NO ANSWER — ${a.error ?? 'unknown error'}`);
+      out.push(`  ${a.node}: ${a.unusable ? 'UNUSABLE ANSWER' : 'NO ANSWER'} — ${a.error ?? 'unknown error'}`);
       continue;
     }
     const peers = a.status.nodes.filter((n) => !n.self).map((n) => `${n.name} ${n.state}${n.suspect && n.state === 'up' ? ' (suspect)' : ''}`);
@@ -182,5 +267,6 @@ export function formatClusterStatus(answers: NodeAnswer[], v: ClusterVerdict = j
   }
   out.push('');
   out.push(v.ok ? 'cluster: every node answered; no hierarchy runs twice' : 'cluster: NOT OK (see above)');
-  return out.join('\n');
+  // Line by line: names, states and error texts all come from the nodes.
+  return out.map(printable).join('\n');
 }

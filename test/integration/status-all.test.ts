@@ -149,6 +149,65 @@ test('a host key that does not match known_hosts: that node is not talked to, sa
   assert.match(r.stdout, /NOT OK/);
 });
 
+/**
+ * A remote harness that misbehaves on some nodes (the SSH command line picks the behaviour): it
+ * runs the real one, then answers `{}` on n2 and puts terminal escape sequences into n3's
+ * (hierarchy name, a peer state), or sends an answer of 5 MiB on n2.
+ */
+function fakeRemote(mode: 'shapes' | 'huge'): string {
+  const file = join(c.dir, 'fake-remote-harness.mjs');
+  writeFileSync(
+    file,
+    `import { execFileSync } from 'node:child_process';
+const [mode, harness, ...args] = process.argv.slice(2);
+const node = args[args.indexOf('--node') + 1];
+const real = () => JSON.parse(execFileSync(process.execPath, [harness, ...args], { encoding: 'utf8' }));
+if (mode === 'huge' && node === 'n2') {
+  process.stdout.write(' '.repeat(5 * 1024 * 1024) + '{}');
+} else if (mode === 'shapes' && node === 'n2') {
+  process.stdout.write('{}');
+} else if (mode === 'shapes' && node === 'n3') {
+  const doc = real();
+  doc.hierarchies[0].name = 'h\\u001b[31mEVIL\\u001b]0;owned\\u0007';
+  doc.nodes.find((n) => !n.self).state = 'up\\u001b[2J\\u009b6n';
+  process.stdout.write(JSON.stringify(doc));
+} else {
+  process.stdout.write(JSON.stringify(real()));
+}
+`,
+  );
+  return `${process.execPath} ${file} ${mode} ${HARNESS}`;
+}
+
+test('answers that cannot be used: {} from n2 is reported as such, the rest of the report still printed, exit 1; escape sequences in n3\'s answer are shown escaped', { skip }, async () => {
+  const r = await statusAll(['--known-hosts', join(ssh, 'known_hosts'), '--node', 'not-a-node', '--remote-harness', fakeRemote('shapes')]);
+  console.log(`# status --all with bad answers:\n${r.stdout.replace(/^/gm, '# ')}`);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.equal(r.stderr, '');
+  assert.match(r.stdout, new RegExp(`n2: UNUSABLE ANSWER — ${host('n2', 0).replace(/\./g, '\\.')}: unusable answer: node: .*expected string`));
+  assert.match(r.stdout, /n1 \(via /);
+  assert.match(r.stdout, /h: in service on n1 \(no answer from n2\)/);
+  assert.ok(!/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(r.stdout), `raw control characters in: ${JSON.stringify(r.stdout)}`);
+  assert.ok(r.stdout.includes('h\\x1b[31mEVIL\\x1b]0;owned\\x07: '), r.stdout);
+  assert.ok(r.stdout.includes('up\\x1b[2J\\x9b6n'), r.stdout);
+  assert.match(r.stdout, /NOT OK/);
+  const j = await statusAll(['--known-hosts', join(ssh, 'known_hosts'), '--node', 'not-a-node', '--remote-harness', fakeRemote('shapes'), '--json']);
+  assert.equal(j.code, 1, j.stdout + j.stderr);
+  assert.ok(!/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(j.stdout), 'raw control characters in the JSON');
+  const doc = JSON.parse(j.stdout) as { ok: boolean; nodes: Array<{ node: string; unusable?: boolean; error?: string }> };
+  assert.equal(doc.ok, false);
+  assert.equal(doc.nodes.find((n) => n.node === 'n2')?.unusable, true);
+});
+
+test('an answer larger than the cap is not read further: that node is unusable, the others reported', { skip }, async () => {
+  const t0 = Date.now();
+  const r = await statusAll(['--known-hosts', join(ssh, 'known_hosts'), '--node', 'not-a-node', '--remote-harness', fakeRemote('huge')]);
+  assert.equal(r.code, 1, r.stdout + r.stderr);
+  assert.match(r.stdout, /n2: UNUSABLE ANSWER — .*unusable answer: longer than 4194304 bytes/);
+  assert.match(r.stdout, /n1 \(via .*\n\s+n2: .*\n\s+n3 \(via /);
+  console.log(`# huge answer: ${Date.now() - t0} ms`);
+});
+
 test('a node whose daemon is down answers with the reason; the others still do', { skip }, async () => {
   await c.stop('n3', 'stop');
   const r = await statusAll(['--known-hosts', join(ssh, 'known_hosts'), '--node', 'not-a-node']);

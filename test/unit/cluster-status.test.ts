@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkHostKey, loadKnownHosts, type KnownHosts } from '../../harness/known-hosts.ts';
-import { hostOf, judge, type NodeAnswer } from '../../harness/cluster-status.ts';
+import { checkAnswer, formatClusterStatus, hostOf, judge, printable, printableJson, type NodeAnswer } from '../../harness/cluster-status.ts';
 import type { StatusDoc } from '../../harness/status.ts';
 
 const A = randomBytes(51);
@@ -99,4 +99,54 @@ test('judge: one runner is ok; two runners or a silent node are not', () => {
   const silent = judge([answer('n1', { web: 'out-of-service' }), answer('n2', null)]);
   assert.equal(silent.ok, false);
   assert.equal(silent.hierarchies[0]!.verdict, 'not in service on any node that answered (no answer from n2)');
+});
+
+test('checkAnswer: JSON of the shape the report reads, from the node asked; anything else is unusable, with why', () => {
+  const good = { node: 'n1', shuttingDown: false, nodes: [{ name: 'n1', self: true, state: 'self', suspect: false, extra: 1 }], hierarchies: [{ name: 'h', phase: 'in-service', more: {} }], counters: {} };
+  const ok = checkAnswer(JSON.stringify(good), 'n1');
+  assert.ok('status' in ok);
+  assert.deepEqual(ok.status, good, 'fields the report does not read pass through (to --json)');
+  const why = (text: string, node = 'n1') => {
+    const r = checkAnswer(text, node);
+    assert.ok('unusable' in r, `${text} was accepted`);
+    return r.unusable;
+  };
+  assert.match(why('{}'), /^node: .*expected string.*; shuttingDown: expected false or a reason; nodes: .*expected array.*; and 1 more$/);
+  assert.match(why('[]'), /^\(root\): .*expected object/);
+  assert.match(why('null'), /^\(root\)/);
+  assert.match(why('not json \u001b[2J'), /^not JSON: not json/);
+  assert.match(why(JSON.stringify({ ...good, hierarchies: [{ name: 7, phase: 'x' }] })), /^hierarchies\[0\]\.name: .*expected string/);
+  assert.match(why(JSON.stringify({ ...good, shuttingDown: true })), /^shuttingDown: expected false or a reason/);
+  assert.match(why(JSON.stringify(good), 'n2'), /status of node "n1", not of n2/);
+});
+
+test('printable: control characters, bidi overrides and backslashes shown escaped; the rest untouched', () => {
+  assert.equal(printable('web-1 ok: ünïcode ✓'), 'web-1 ok: ünïcode ✓');
+  assert.equal(printable('a\u001b[31mb\u0007\u009b6n\n\t\r\u0000\u007f'), 'a\\x1b[31mb\\x07\\x9b6n\\n\\t\\r\\x00\\x7f');
+  assert.equal(printable('x\u202ey\u2066z\u2028'), 'x\\u202ey\\u2066z\\u2028');
+  assert.equal(printable('C:\\x1b'), 'C:\\\\x1b', 'a literal backslash cannot pass for an escape');
+  const j = printableJson({ s: 'a\u001b\u009b\u202eb' });
+  assert.equal(j, '{\n  "s": "a\\u001b\\u009b\\u202eb"\n}');
+  assert.deepEqual(JSON.parse(j), { s: 'a\u001b\u009b\u202eb' }, 'still the same JSON');
+});
+
+test('formatClusterStatus: every string a node sent is printed escaped; an unusable answer is said so', () => {
+  const evil = '\u001b]0;owned\u0007\u001b[2J';
+  const status = {
+    node: 'n1',
+    shuttingDown: `halt${evil}`,
+    nodes: [{ name: 'n1', self: true, state: 'self', suspect: false }, { name: `n2${evil}`, self: false, state: `up${evil}`, suspect: false }],
+    hierarchies: [{ name: `web${evil}`, phase: `in-service${evil}` }],
+  } as unknown as StatusDoc;
+  const text = formatClusterStatus([
+    { node: 'n1', via: 'n1', status },
+    { node: 'n2', unusable: true, error: `10.0.0.2: unusable answer: not JSON: ${evil}` },
+    { node: 'n3', error: `10.0.0.3: remote command exited 1: ${evil}` },
+  ]);
+  assert.ok(!/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/.test(text), JSON.stringify(text));
+  const shown = '\\x1b]0;owned\\x07\\x1b[2J';
+  assert.ok(text.includes(`sees n2${shown} up${shown}; SHUTTING DOWN (halt${shown})`), text);
+  assert.ok(text.includes(`  web${shown}: not in service on any node that answered (no answer from n2, n3)   [n1: in-service${shown}]`), text);
+  assert.ok(text.includes(`  n2: UNUSABLE ANSWER — 10.0.0.2: unusable answer: not JSON: ${shown}`), text);
+  assert.ok(text.includes(`  n3: NO ANSWER — 10.0.0.3: remote command exited 1: ${shown}`), text);
 });
