@@ -15,7 +15,8 @@ import type { ClusterConfig } from '../hierarchies/model.ts';
 import { AGENT_NICE_ENV, VALIDATE_STEP } from '../hierarchies/validate-child.ts';
 
 // Heavy modules are imported where they are used: the daemon process (`start --foreground`) must
-// not carry the YAML parser and schema library for its whole life (they run in a child process).
+// not carry the YAML parser and the configuration schema for its whole life (they run in a child
+// process). zod itself is in the daemon, for the control socket's requests (harness/control.ts).
 async function loadCluster(file: string, opts: { authKey?: boolean } = {}): Promise<ClusterConfig> {
   return (await import('../hierarchies/load.ts')).loadCluster(file, opts);
 }

@@ -87,6 +87,17 @@ export const DEFAULTS = {
    *  of a takeover is waiting (the frozen-key window, agents sleeping), and a hierarchy queued
    *  behind a full wave waits a whole extra takeover. */
   maxParallelHierarchies: 64,
+  /** Control socket: connections served at once, per socket (the root one and the read-only group
+   *  one count apart, so the group cannot crowd root out). Each holds at most one request and one
+   *  answer; beyond the cap a client is told so and closed. The CLI uses one at a time. */
+  controlMaxConnections: 16,
+  /** Control socket: longest request line. Requests are a few dozen bytes; without a cap a client
+   *  sending no newline makes the daemon buffer without end. */
+  controlMaxRequestBytes: 16 * 1024,
+  /** Control socket: a connection with no traffic for this long is closed (a client that stopped
+   *  reading its answers, or sits idle on a connection slot). Not counted while the daemon is
+   *  working on a request. */
+  controlIdleTimeoutMs: 10_000,
   /** Longest the main loop sleeps between two decisions even with nothing happening. */
   tickMs: 200,
   /** A main-loop gap longer than this means this process was frozen (SIGSTOP, VM pause):
