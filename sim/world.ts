@@ -367,7 +367,7 @@ export class World {
       // A peer the winner could hear counted by its own advert (ineligible then): not a rank race.
       if (winner.heard.includes(r.node)) continue;
       const other = this.nodes.get(r.node)!;
-      if (!other.p || other.diedAt >= r.at || other.stalled) continue; // it died or froze mid-race
+      if (!other.p || other.diedAt >= r.at || other.stalled || other.resumedAt >= r.at) continue; // it died or froze mid-race
       if (this.#diskTrouble(r.node, r.at, Infinity)) continue;
       // By their rank delays the other one was due first, by a margin the disk's latency cannot eat.
       if (r.at + r.delayMs + 50 < winner.at + winner.delayMs) {
