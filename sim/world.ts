@@ -350,7 +350,12 @@ export class World {
       }
       if (ev.type === 'done' && ev.result.kind === 'error') this.#violate('I4', `${name} on ${n.name}: the executor failed: ${ev.result.detail.split('\n')[0]}`);
       if (!rt.note) this.#violate('I4', `${name} on ${n.name} has no note (status must say why)`);
-      if (was && was.note !== rt.note && this.o.trace && !MIRRORS_AN_ACTION.test(rt.note)) this.#log(n.name, `${name}: ${rt.note}`);
+      if (was && was.note !== rt.note) {
+        // Decisions that take no action (standby and why, waiting, keeping the disks) count too.
+        const why = `note: ${rt.note.replace(/\b(n\d+)\b/g, '<node>').replace(/\(.*\)/g, '(...)').replace(/\d+/g, 'N')}`;
+        this.branches[why] = (this.branches[why] ?? 0) + 1;
+        if (this.o.trace && !MIRRORS_AN_ACTION.test(rt.note)) this.#log(n.name, `${name}: ${rt.note}`);
+      }
     }
   }
 
