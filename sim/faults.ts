@@ -34,6 +34,8 @@ export type Fault =
   /** The resource's process dies (its monitor will notice). */
   | { do: 'resource-dies'; node: string; hierarchy: string; resource: string }
   | { do: 'clock-jump'; node: string; ms: number }
+  /** The node's utility checks (e.g. ping the gateway) start failing, or pass again. */
+  | { do: 'utility'; node: string; ok: boolean }
   | { do: 'admin'; node: string; hierarchy: string; request: 'hold' | 'release' }
   /** Old, authentic packets of `from` delivered to `to` again. */
   | { do: 'replay'; from: string; to: string };
@@ -69,6 +71,8 @@ export function describeFault(f: Fault): string {
       return `${f.hierarchy}/${f.resource} misconfigured (OCF 6 everywhere) ${f.on ? 'on' : 'off'}`;
     case 'resource-dies':
       return `resource dies: ${f.hierarchy}/${f.resource} on ${f.node}`;
+    case 'utility':
+      return `utility checks of ${f.node} ${f.ok ? 'pass again' : 'FAIL (gateway unreachable)'}`;
     case 'clock-jump':
       return `clock of ${f.node} jumps ${f.ms > 0 ? '+' : ''}${f.ms} ms`;
     case 'admin':

@@ -124,6 +124,8 @@ export class SimNode {
   /** Wall clock offset (clock jumps): only the incarnation reads the wall clock. */
   wallOffsetMs = 0;
   guardRunning = false;
+  /** Its utility checks pass (a fault can make them fail): told to every new daemon too. */
+  utilityOk = true;
   /** The daemon was asked to stop and has exited cleanly. */
   stoppedCleanly = false;
   readonly #timers: ReturnType<typeof ownershipTimers>;
@@ -194,7 +196,13 @@ export class SimNode {
     keeper.on('lost', (h: string, by: Key | null, detail: string) => this.dispatch({ type: 'ownership', hierarchy: h, state: 'lost', by: by === null ? null : formatKey(by), detail }));
     p.intervals.add(timers.setInterval(() => this.heartbeatRound(), this.c.heartbeatIntervalMs));
     p.intervals.add(timers.setInterval(() => this.tick(), DEFAULTS.tickMs));
+    if (!this.utilityOk) this.tellUtility();
     this.dispatch({ type: 'peers', peers: this.peerViews() });
+  }
+
+  /** Its utility verdict, for every hierarchy that has utility checks. */
+  tellUtility(): void {
+    for (const h of this.c.hierarchies) if (h.utilityChecks.length > 0) this.dispatch({ type: 'utility', hierarchy: h.name, ok: this.utilityOk });
   }
 
   /** The daemon dies (SIGKILL, or a crash): the guard takes over. */

@@ -60,6 +60,8 @@ const Hierarchy = z
     switchback: z.enum(['intelligent', 'automatic']).default('intelligent'),
     fencing: z.enum(['disk', 'none']).default('disk'),
     onLoss: z.enum(['stop', 'halt']).default('stop'),
+    /** Utility checks: a node must reach these (ping) to be eligible; `utility-fails` simulates a failure. */
+    ping: z.array(z.string().min(1)).default([]),
     resources: z.array(Resource).min(1),
   })
   .strict();
@@ -87,6 +89,8 @@ const Step = z
     'stop-fails': toggle.optional(),
     'agent-hangs': toggle.optional(),
     misconfigured: z.object({ resource: z.string().regex(/^[^.]+\.[^.]+$/, 'written <hierarchy>.<resource>'), on: z.boolean().default(true) }).strict().optional(),
+    'utility-fails': name.optional(),
+    'utility-ok': name.optional(),
     'clock-jump': z.object({ node: name, by: z.union([duration, z.string().regex(/^-/)]) }).strict().optional(),
     admin: z.object({ node: name, hierarchy: name, request: z.enum(['hold', 'release']) }).strict().optional(),
     replay: z.object({ from: name, to: name }).strict().optional(),
@@ -176,6 +180,10 @@ function toFault(s: z.infer<typeof Step>): Fault {
       const x = v as { resource: string; on: boolean };
       return { do: 'misconfigured', hierarchy: h(x)[0], resource: h(x)[1], on: x.on };
     }
+    case 'utility-fails':
+      return { do: 'utility', node: v, ok: false };
+    case 'utility-ok':
+      return { do: 'utility', node: v, ok: true };
     case 'clock-jump': {
       const x = v as { node: string; by: number | string };
       const ms = typeof x.by === 'string' ? -parseDuration(x.by.slice(1)) : x.by;
@@ -210,7 +218,7 @@ function toHierarchy(h: z.infer<typeof Hierarchy>, file: string): HierarchyConfi
     onLoss: h.onLoss,
     onStopFailure: 'block',
     resources,
-    utilityChecks: [],
+    utilityChecks: h.ping.map((target) => ({ kind: 'ping' as const, target })),
   };
 }
 

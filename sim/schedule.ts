@@ -23,7 +23,7 @@ function resource(name: string, kind: 'agent' | 'disk', requires: string[], max:
 }
 
 /** A hierarchy app -> (ip, fs -> disk), or a smaller one. */
-export function simHierarchy(name: string, priorities: Record<string, number>, opts: { fenced?: boolean; switchback?: 'intelligent' | 'automatic'; onLoss?: 'stop' | 'halt'; shape?: 'full' | 'small'; maxRestarts?: number } = {}): HierarchyConfig {
+export function simHierarchy(name: string, priorities: Record<string, number>, opts: { fenced?: boolean; switchback?: 'intelligent' | 'automatic'; onLoss?: 'stop' | 'halt'; shape?: 'full' | 'small'; maxRestarts?: number; utility?: boolean } = {}): HierarchyConfig {
   const fenced = opts.fenced ?? true;
   const max = opts.maxRestarts ?? 2;
   const rs =
@@ -39,7 +39,7 @@ export function simHierarchy(name: string, priorities: Record<string, number>, o
     onLoss: opts.onLoss ?? 'stop',
     onStopFailure: 'block',
     resources: rs,
-    utilityChecks: [],
+    utilityChecks: opts.utility ? [{ kind: 'ping', target: 'gateway' }] : [],
   };
 }
 
@@ -58,6 +58,7 @@ export function randomSchedule(seed: number): WorldOptions {
         switchback: rng.chance(0.8) ? 'intelligent' : 'automatic',
         shape: rng.chance(0.5) ? 'full' : 'small',
         onLoss: rng.chance(0.1) ? 'halt' : 'stop',
+        utility: rng.chance(0.5),
       }),
     );
   }
@@ -84,7 +85,7 @@ export function randomSchedule(seed: number): WorldOptions {
     const n = rng.chance(0.6) ? runnerOf(rng.pick(hs)) : rng.pick(listedNodes);
     const h = rng.pick(hs);
     const agentRs = h.resources.filter((r) => r.kind === 'agent').map((r) => r.name);
-    const kind = rng.int(0, 16);
+    const kind = rng.int(0, 17);
     const dur = rng.int(300, 6_000);
     switch (kind) {
       case 0:
@@ -165,6 +166,10 @@ export function randomSchedule(seed: number): WorldOptions {
         push(t + dur, { do: 'disk-cut', node: n, on: false });
         break;
       }
+      case 17:
+        push(t, { do: 'utility', node: n, ok: false });
+        push(t + dur, { do: 'utility', node: n, ok: true });
+        break;
       case 16:
         // A configuration error everywhere (OCF 6), fixed later: blocked, never ping-pong.
         push(t, { do: 'misconfigured', hierarchy: h.name, resource: rng.pick(agentRs), on: true });
