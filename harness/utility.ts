@@ -74,8 +74,10 @@ export class UtilityChecks {
     const intervalS = String(DEFAULTS.utilityCheckIntervalMs / 1000);
     const timeoutS = String(DEFAULTS.utilityCheckTimeoutMs / 1000);
     // Through a tiny shell that kills ping when our end of its stdin closes: however the daemon
-    // dies (even SIGKILL), no orphaned ping keeps running on the node.
-    const script = 'ping -n -i "$1" -W "$2" "$3" </dev/null & p=$!; while read -r _; do :; done; kill $p 2>/dev/null';
+    // dies (even SIGKILL), no orphaned ping keeps running on the node. The target is an IP address
+    // or a host name (hierarchies/schema.ts); "--" still ends ping's options before it, so no
+    // target can become an option of root's ping ("-f": flood).
+    const script = 'ping -n -i "$1" -W "$2" -- "$3" </dev/null & p=$!; while read -r _; do :; done; kill $p 2>/dev/null';
     const proc = spawn('/bin/sh', ['-c', script, 'harness-utility-ping', intervalS, timeoutS, p.target], { stdio: ['pipe', 'pipe', 'ignore'] });
     p.proc = proc;
     let buf = '';

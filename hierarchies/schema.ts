@@ -45,6 +45,21 @@ export function parseAddress(s: string): { host: string; port: number } | null {
   return { host, port };
 }
 
+/**
+ * A utility check's ping target: an IP address, or a host name (RFC 1123 labels of letters,
+ * digits and "-", none starting or ending with "-", dots between, at most 253 characters). Never
+ * anything else: the target is an argument of root's ping, and "-f" there is a flood option.
+ */
+export function isPingTarget(s: string): boolean {
+  if (isIP(s) !== 0) return true;
+  const name = s.endsWith('.') ? s.slice(0, -1) : s;
+  return name.length >= 1 && name.length <= 253 && name.split('.').every((l) => /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/.test(l));
+}
+
+const pingTarget = z.string().refine(isPingTarget, {
+  error: 'expected an IP address or a host name (letters, digits, "-" and "." only, no label starting or ending with "-")',
+});
+
 const address = z.string().refine((s) => parseAddress(s) !== null, {
   error: 'expected "ip:port" (IPv4, or [IPv6]:port) with port 1-65535',
 });
@@ -127,7 +142,7 @@ export const HierarchyFileSchema = z.strictObject({
   fencing: z.enum(['disk', 'none']).optional(),
   onLoss: z.enum(['stop', 'halt']).optional(),
   onStopFailure: z.enum(['block', 'halt']).optional(),
-  utilityChecks: z.array(z.strictObject({ ping: z.string().min(1) })).optional(),
+  utilityChecks: z.array(z.strictObject({ ping: pingTarget })).optional(),
   resources: z.array(ResourceSchema).min(1, { error: 'expected at least one resource' }),
 });
 

@@ -48,3 +48,26 @@ function alive(pid: number): boolean {
     return false;
   }
 }
+
+test('ping gets "--" before its target: a target can never become an option of root\'s ping', async () => {
+  const u = new UtilityChecks([h('web', '127.0.0.1')], silentLogger(), () => {});
+  u.start();
+  try {
+    let argv: string[] = [];
+    for (let i = 0; i < 50 && argv.length === 0; i++) {
+      await sleep(50);
+      const wrappers = pgrep(['-f', 'harness-utility-ping']).filter((p) => p !== process.pid);
+      for (const p of wrappers.flatMap((w) => pgrep(['-P', String(w)]))) {
+        try {
+          argv = readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').filter(Boolean);
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    assert.ok(argv.length > 0, 'no ping found');
+    assert.deepEqual(argv.slice(-2), ['--', '127.0.0.1'], `ping ran as: ${argv.join(' ')}`);
+  } finally {
+    u.stop();
+  }
+});

@@ -196,6 +196,17 @@ test('scsi backend needs disk paths', () => {
   expectIssue(() => loadConfig(f), hfile(f), 5, 'resources[0].disk.paths', /at least one device path/);
 });
 
+test('utility check ping target: an IP address or a host name, never an option of ping', () => {
+  for (const bad of ['-f', '-c1', '--flood', '8.8.8.8 -f', 'a b', 'gw_1', 'gw-.example', '-gw', '', 'x'.repeat(64)]) {
+    const f = fixture({ hierarchies: { 'web.yaml': WEB.replace('resources:', `utilityChecks:\n  - ping: ${JSON.stringify(bad)}\nresources:`) } });
+    const hit = expectIssue(() => loadConfig(f), hfile(f), 4, 'utilityChecks[0].ping', /expected an IP address or a host name/);
+    assert.ok(hit.message.endsWith(`; got "${bad}"`), hit.message);
+  }
+  const good = ['10.0.1.1', 'fd00::1', 'gateway', 'gw-1.example.com', 'gw.example.com.', '1e100.net'];
+  const f = fixture({ hierarchies: { 'web.yaml': WEB.replace('resources:', `utilityChecks: [${good.map((g) => `{ ping: "${g}" }`).join(', ')}]\nresources:`) } });
+  assert.deepEqual(loadConfig(f).hierarchies[0]?.utilityChecks.map((u) => u.target), good);
+});
+
 test('auth key file missing', () => {
   const f = fixture({ key: 'none' });
   expectIssue(() => loadCluster(f), f, 7, 'authKeyFile', /authkey does not exist.*harness keygen/);
