@@ -89,6 +89,8 @@ function readYaml(file: string): { src?: Source; issues: ConfigIssue[] } {
       }),
     };
   }
+  const reserved = reservedKeyIssues(file, doc, lines);
+  if (reserved.length > 0) return { issues: reserved };
   let data: unknown;
   try {
     data = doc.toJS({ maxAliasCount: 100 });
@@ -96,6 +98,41 @@ function readYaml(file: string): { src?: Source; issues: ConfigIssue[] } {
     return { issues: [{ file, line: 1, column: 1, field: '', message: `cannot read YAML: ${(e as Error).message}` }] };
   }
   return { src: { file, doc, lines, data }, issues: [] };
+}
+
+/** Keys that name parts of every JavaScript object rather than data. */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+/**
+ * Every mapping key of the file that is a RESERVED_KEYS name, wherever it is (params, priority…).
+ * `__proto__` was silently dropped on the way to the model (an assignment of it sets an object's
+ * prototype instead of a field), and none of them can be a real parameter, node or field name.
+ */
+function reservedKeyIssues(file: string, doc: Document.Parsed, lines: LineCounter): ConfigIssue[] {
+  const out: ConfigIssue[] = [];
+  const walk = (node: unknown, path: Path): void => {
+    if (isMap(node)) {
+      for (const pair of node.items) {
+        const key: unknown = isScalar(pair.key) ? pair.key.value : pair.key;
+        if (typeof key === 'string' && RESERVED_KEYS.has(key)) {
+          const range = (pair.key as YamlNode | null)?.range;
+          const p = range ? lines.linePos(range[0]) : { line: 1, col: 1 };
+          out.push({
+            file,
+            line: p.line,
+            column: p.col,
+            field: formatPath([...path, key]),
+            message: `"${key}" cannot be used as a key (${[...RESERVED_KEYS].join(', ')} are reserved names)`,
+          });
+        }
+        if (typeof key === 'string' || typeof key === 'number') walk(pair.value, [...path, key]);
+      }
+    } else if (isSeq(node)) {
+      node.items.forEach((item, i) => walk(item, [...path, i]));
+    }
+  };
+  walk(doc.contents, []);
+  return out;
 }
 
 function keyMatches(key: unknown, seg: string | number): boolean {

@@ -207,6 +207,18 @@ test('utility check ping target: an IP address or a host name, never an option o
   assert.deepEqual(loadConfig(f).hierarchies[0]?.utilityChecks.map((u) => u.target), good);
 });
 
+test('__proto__, constructor and prototype are refused as keys (params, priority, anywhere), not silently dropped', () => {
+  const params = fixture({ hierarchies: { 'web.yaml': WEB.replace('    requires: [data]\n', '    params: { state: /tmp/x, __proto__: x }\n    requires: [data]\n') } });
+  expectIssue(() => loadConfig(params), hfile(params), 8, 'resources[1].params.__proto__', /"__proto__" cannot be used as a key \(__proto__, constructor, prototype are reserved names\)/);
+  const block = fixture({ hierarchies: { 'web.yaml': WEB.replace('    requires: [data]\n', '    params:\n      constructor: a\n      prototype: b\n    requires: [data]\n') } });
+  expectIssue(() => loadConfig(block), hfile(block), 9, 'resources[1].params.constructor', /"constructor" cannot be used as a key/);
+  expectIssue(() => loadConfig(block), hfile(block), 10, 'resources[1].params.prototype', /"prototype" cannot be used as a key/);
+  const prio = fixture({ hierarchies: { 'web.yaml': WEB.replace('n2: 2', 'n2: 2, __proto__: 3') } });
+  expectIssue(() => loadConfig(prio), hfile(prio), 2, 'priority.__proto__', /"__proto__" cannot be used as a key/);
+  const cluster = fixture({ cluster: CLUSTER.replace('ownership: { backend: file, dir: ./own }', 'ownership: { backend: file, dir: ./own, __proto__: { backend: scsi } }') });
+  expectIssue(() => loadCluster(cluster), cluster, 8, 'ownership.__proto__', /"__proto__" cannot be used as a key/);
+});
+
 test('auth key file missing', () => {
   const f = fixture({ key: 'none' });
   expectIssue(() => loadCluster(f), f, 7, 'authKeyFile', /authkey does not exist.*harness keygen/);
