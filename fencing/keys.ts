@@ -52,9 +52,29 @@ export function withGeneration(key: Key, generation: number): Key {
   return (key & ~MASK32 & MAX_KEY) | BigInt(generation >>> 0);
 }
 
-/** The key the holder moves to at its next refresh (generation + 1, wrapping at 2^32). */
+/**
+ * The generation that says "released": the holder stopped everything of the hierarchy and hands
+ * the disk over by leaving its reservation in place under this key. A racer preempts it at once
+ * (no liveness window: its holder said so). Releasing never leaves the disk unreserved: under
+ * Write Exclusive an unreserved disk takes anyone's writes, also those of a copy that was
+ * preempted earlier and has not noticed yet. Only the holder can set it (a conditional REGISTER
+ * of its own key), and refreshes never reach it (nextKey skips it).
+ */
+export const RELEASED_GENERATION = 0xffffffff;
+
+/** The released marker of the node that owns `key`. */
+export function releasedKey(key: Key): Key {
+  return withGeneration(key, RELEASED_GENERATION);
+}
+
+export function isReleasedKey(key: Key): boolean {
+  return generationOf(key) === RELEASED_GENERATION;
+}
+
+/** The key the holder moves to at its next refresh (generation + 1, wrapping at 2^32, skipping the released marker). */
 export function nextKey(key: Key): Key {
-  return withGeneration(key, (generationOf(key) + 1) >>> 0);
+  const g = (generationOf(key) + 1) >>> 0;
+  return withGeneration(key, g === RELEASED_GENERATION ? 0 : g);
 }
 
 /** As sg_persist prints keys: "0x" + lowercase hex, no padding (e.g. 0x1, 0x8c3e0a1200000007). */

@@ -29,7 +29,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { DiskRef, Key, OwnershipBackend, OwnershipErrorCode } from './backend.ts';
 import { OwnershipError } from './backend.ts';
-import { formatKey, nextKey, nodeKey, nodePart } from './keys.ts';
+import { formatKey, nextKey, nodeKey, nodePart, releasedKey } from './keys.ts';
 
 export type Ownership =
   | { state: 'not-owned' }
@@ -107,14 +107,15 @@ const TRANSIENT: ReadonlySet<OwnershipErrorCode> = new Set(['io', 'not-ready', '
 const RELEASE_ATTEMPTS = 3;
 
 /**
- * One disk's release, retried on transient errors: a release that fails after the resources are
- * down leaves the hierarchy FAILED here (ownership kept, admin needed), so a busy moment — a lock
- * held through a machine-wide stall — must not end there.
+ * One disk's hand-over, retried on transient errors: the reservation stays, under our released
+ * marker (fencing/keys.ts RELEASED_GENERATION), for the next master to preempt at once. Never
+ * RELEASE: an unreserved disk takes anyone's writes, also those of a copy preempted earlier that
+ * has not noticed yet. A busy moment (a lock held through a machine-wide stall) is retried.
  */
 async function releaseRetrying(backend: OwnershipBackend, disk: DiskRef, key: Key, timers: KeeperTimers): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await backend.release(disk, key);
+      return await backend.reregister(disk, key, releasedKey(key));
     } catch (err) {
       if (attempt >= RELEASE_ATTEMPTS || !(err instanceof OwnershipError) || !TRANSIENT.has(err.code)) throw err;
       await new Promise<void>((r) => timers.setTimeout(r, 100 * attempt));
@@ -190,7 +191,7 @@ export class OwnershipKeeper extends EventEmitter {
     this.#ensureWatchdog();
   }
 
-  /** Give the disks back (RELEASE + unregister on every disk) and stop keeping the hierarchy. */
+  /** Hand the disks over (our key becomes the released marker on every disk) and stop keeping the hierarchy. */
   async release(hierarchy: string): Promise<void> {
     const h = this.#held.get(hierarchy);
     if (!h) return;

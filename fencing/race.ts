@@ -20,7 +20,7 @@ import { DEFAULTS } from '../harness/defaults.ts';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { DiskRef, Key, OwnershipBackend, ReservationState } from './backend.ts';
 import { OwnershipError } from './backend.ts';
-import { formatKey, nodeKey, nodePart } from './keys.ts';
+import { formatKey, isReleasedKey, nodeKey, nodePart, releasedKey } from './keys.ts';
 import { mutant } from '../harness/core/mutants.ts';
 
 export type AcquireOutcome =
@@ -185,6 +185,25 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
         continue;
       }
 
+      if (isReleasedKey(holder)) {
+        // Handed over: its holder stopped everything and left the reservation under the released
+        // marker. Taken at once (no liveness window), in rank order as a free disk is.
+        if (!delayDone) {
+          delayDone = true;
+          await sleep(opts.delayMs, opts.signal);
+          const again = await backend.readReservation(disk);
+          if (again.holder !== holder) {
+            r = again;
+            continue;
+          }
+        }
+        const got = await preempt(disk, holder);
+        if (got === 'won') return { ok: true, preempted: holder };
+        if (got.holder !== null && got.holder !== key) return holderFailure('lost-race', got.holder, `${disk.id} was handed over by ${who(holder)} and taken first by ${who(got.holder)}`);
+        r = got;
+        continue;
+      }
+
       const info = opts.holderInfo(holder);
       if (info.reachable) {
         return holderFailure('held-by-reachable', holder, `${disk.id} is held by ${who(holder)}, which we can reach`);
@@ -232,7 +251,8 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
     const problems: string[] = [];
     for (const disk of [...registered].reverse()) {
       try {
-        if (taken.includes(disk)) await backend.release(disk, key);
+        // Never RELEASE (see keys.ts RELEASED_GENERATION): hand it over.
+        if (taken.includes(disk)) await backend.reregister(disk, key, releasedKey(key));
         else await backend.registerIgnore(disk, 0n);
       } catch (err) {
         problems.push(`${disk.id}: ${describe(err)}`);
@@ -244,6 +264,15 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
   try {
     for (const disk of sorted) {
       if (opts.signal?.aborted) throw new Error('aborted');
+      if (!delayDone) {
+        // Our own hand-over marker holds it (we released it earlier): registering makes us holder
+        // again at once, so the rank delay comes first, as for any handed-over disk.
+        const pre = await backend.readReservation(disk);
+        if (pre.holder !== null && isReleasedKey(pre.holder) && nodePart(pre.holder) === nodePart(key)) {
+          delayDone = true;
+          await sleep(opts.delayMs, opts.signal);
+        }
+      }
       registered.push(disk); // before the call: a REGISTER whose answer was lost may have applied
       await backend.registerIgnore(disk, key);
       const result = await takeDisk(disk);

@@ -44,10 +44,13 @@ hg_hold() {
 }
 
 # --- the key of this node as the disks print it: 0x<node part><8-digit generation> ------------
-hg_next_key() { # KEY -> same node part, generation + 1 (wrapping at 2^32)
+hg_next_key() { # KEY -> same node part, generation + 1 (wrapping at 2^32, skipping the released marker)
 	_g=$(printf '%s' "$1" | awk '{ print substr($0, length($0) - 7) }')
-	printf '0x%s%08x' "$HG_NODEPART" $(((0x$_g + 1) & 0xffffffff))
+	_n=$(((0x$_g + 1) & 0xffffffff))
+	[ $_n = 4294967295 ] && _n=0
+	printf '0x%s%08x' "$HG_NODEPART" $_n
 }
+hg_released_key() { printf '0x%sffffffff' "$HG_NODEPART"; } # fencing/keys.ts RELEASED_GENERATION
 hg_is_mine() { # KEY: does it carry our node part?
 	case $1 in 0x"$HG_NODEPART"????????) return 0 ;; *) return 1 ;; esac
 }
@@ -67,9 +70,12 @@ hg_scsi_refresh() { # PATHS (one disk)
 		done
 	done
 }
-hg_scsi_release() { # PATHS (one disk)
+hg_scsi_release() { # PATHS (one disk): hand over, never unreserve (fencing/keys.ts RELEASED_GENERATION)
 	for _p in $1; do
-		hg_sg --out --register-ignore --param-sark=0 "$_p" >/dev/null || return 1
+		for _k in $(hg_sg --in --read-keys "$_p" | awk '$1 ~ /^0x/ { print $1 }'); do
+			hg_is_mine "$_k" || continue
+			hg_sg --out --register "--param-rk=$_k" "--param-sark=$(hg_released_key)" "$_p" >/dev/null && break
+		done
 	done
 }
 
@@ -114,11 +120,13 @@ hg_file_op() { # OP STATE; OP = refresh | release. Rewrites the state file as fe
 			if (op == "refresh") {
 				g = substr(key[me], length(key[me]) - 7)
 				v = 0; for (i = 1; i <= 8; i++) v = v * 16 + index("0123456789abcdef", substr(g, i, 1)) - 1
-				key[me] = sprintf("0x%s%08x", part, (v + 1) % 4294967296)
+				v = (v + 1) % 4294967296; if (v == 4294967295) v = 0
+				key[me] = sprintf("0x%s%08x", part, v)
 				gen = (gen + 1) % 4294967296
 			} else {
-				delete key[me]
-				if (hq && h == me) { hq = 0; t = "null" }
+				# Hand over: the reservation stays, under the released marker (fencing/keys.ts).
+				key[me] = sprintf("0x%sffffffff", part)
+				gen = (gen + 1) % 4294967296
 			}
 			print "{"; printf "  \"generation\": %.0f,\n", gen
 			m = 0; for (i = 1; i <= n; i++) if (ini[i] in key) m++

@@ -19,6 +19,7 @@ import { createBackend } from '../fencing/index.ts';
 import { acquire, watchHolder, type HolderWatch } from '../fencing/race.ts';
 import { OwnershipKeeper } from '../fencing/ownership.ts';
 import { nodeKey, nodePart, formatKey } from '../fencing/keys.ts';
+import { dropOrHandOver } from '../fencing/handover.ts';
 import type { DiskRef, Key, OwnershipBackend } from '../fencing/backend.ts';
 import { holderClaims, type PeerView } from './decide.ts';
 import { probe, startLevels, stopLevels, instanceName, type AgentContext, type ResourceInfo } from './actions.ts';
@@ -381,14 +382,12 @@ export class NodeDaemon {
       .map((r) => ({ id: `${h.name}/${r.name}`, paths: (r.disk?.paths ?? []).map((p) => p.replaceAll('{node}', this.node)), ...(r.disk?.wwn ? { wwn: r.disk.wwn } : {}) }));
   }
 
-  /**
-   * REGISTER with key 0 on every disk of H: never a re-registration, a no-op when we hold nothing
-   * (or a peer preempted us), and it releases the reservation if we still held it.
-   */
+  /** Our registration off every disk of H, a reservation we still hold handed over (fencing/handover.ts). */
   private async dropOwnRegistration(h: HierarchyConfig): Promise<string | undefined> {
     const errors: string[] = [];
+    const ours = nodePart(nodeKey(this.config.cluster.cluster, this.node, 0));
     for (const d of this.disks(h)) {
-      await this.backend.registerIgnore(d, 0n).catch((e: unknown) => {
+      await dropOrHandOver(this.backend, d, ours).catch((e: unknown) => {
         errors.push((e as Error).message);
         this.log.warn({ event: 'unregister-failed', hierarchy: h.name, disk: d.id, err: (e as Error).message }, `${h.name}: could not drop our registration on ${d.id}: ${(e as Error).message}`);
       });

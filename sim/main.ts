@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { MUTANTS, type MutantName } from '../harness/core/mutants.ts';
 import { DEFAULT_SEEDS, describeSchedule, runSeed } from './run-seed.ts';
-import { KNOWN_GAP, type Violation } from './world.ts';
+import type { Violation } from './world.ts';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
@@ -41,7 +41,6 @@ async function many(count: number, from: number, mutant: MutantName | null): Pro
   const failed: Array<{ seed: number; v: Violation }> = [];
   let passed = 0;
   let steps = 0;
-  let gaps = 0;
   const workers: Worker[] = [];
   await Promise.all(
     Array.from({ length: jobs }, (_, w) =>
@@ -49,13 +48,12 @@ async function many(count: number, from: number, mutant: MutantName | null): Pro
         const mine = seeds.filter((_, i) => i % jobs === w);
         const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: { seeds: mine, mutant, stopAtFirst: mutant !== null } });
         workers.push(worker);
-        worker.on('message', (m: { done?: true; seed: number; violations: Violation[]; faults: Record<string, number>; branches: Record<string, number>; overlaps: Record<string, number>; steps: number; knownGap: number }) => {
+        worker.on('message', (m: { done?: true; seed: number; violations: Violation[]; faults: Record<string, number>; branches: Record<string, number>; overlaps: Record<string, number>; steps: number }) => {
           if (m.done) return resolve();
           for (const [k, v] of Object.entries(m.faults)) faults[k] = (faults[k] ?? 0) + v;
           for (const [k, v] of Object.entries(m.branches)) branches[k] = (branches[k] ?? 0) + v;
           for (const [k, v] of Object.entries(m.overlaps)) overlaps[k] = Math.max(overlaps[k] ?? 0, v);
           steps += m.steps;
-          if (m.knownGap > 0) gaps++;
           if (m.violations.length === 0) passed++;
           else {
             failed.push({ seed: m.seed, v: m.violations[0]! });
@@ -78,7 +76,6 @@ async function many(count: number, from: number, mutant: MutantName | null): Pro
   table('decision branches exercised (times):', branches);
   console.log('longest excused overlap per kind, ms (I2: see the README):');
   for (const [k, v] of Object.entries(overlaps)) console.log(`  ${String(Math.round(v)).padStart(8)}  ${k}`);
-  console.log(`${KNOWN_GAP}: hit in ${gaps} schedules`);
   console.log(`${passed + failed.length} schedules (seeds ${from}..${from + count - 1}${mutant ? `, mutant ${mutant}` : ''}) in ${secs.toFixed(1)} s on ${jobs} workers, ${steps} reducer steps`);
   console.log(`sim: ${passed} passed, ${failed.length} failed`);
   return failed.length > 0 ? 1 : 0;

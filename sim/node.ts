@@ -13,7 +13,8 @@
 //    once each and the queued packets are read.
 import { acquire, watchHolder, type HolderWatch } from '../fencing/race.ts';
 import { OwnershipKeeper } from '../fencing/ownership.ts';
-import { formatKey, nextKey, nodeKey, nodePart } from '../fencing/keys.ts';
+import { formatKey, nextKey, nodeKey, nodePart, releasedKey } from '../fencing/keys.ts';
+import { dropOrHandOver } from '../fencing/handover.ts';
 import type { DiskRef, Key } from '../fencing/backend.ts';
 import { Liveness, changesView, commTimers, type HeartbeatIn } from '../harness/liveness.ts';
 import { initialState, step } from '../harness/core/step.ts';
@@ -473,7 +474,8 @@ export class SimNode {
 
   private async unregister(p: Proc, h: HierarchyConfig): Promise<string | undefined> {
     const errors: string[] = [];
-    for (const d of this.disks(h)) await p.backend.registerIgnore(d, 0n).catch((e: unknown) => errors.push((e as Error).message));
+    const ours = nodePart(nodeKey(this.c.cluster, this.name, 0));
+    for (const d of this.disks(h)) await dropOrHandOver(p.backend, d, ours).catch((e: unknown) => errors.push((e as Error).message));
     return errors.length ? errors.join('; ') : undefined;
   }
 
@@ -710,7 +712,10 @@ export class SimNode {
         if (ok && x.owned && x.release) {
           for (const d of this.disks(h)) {
             try {
-              san.get(d.id)?.registerIgnore(this.name, 0n);
+              // As guard-lib.sh hg_release: hand over, never unreserve.
+              const disk = san.get(d.id);
+              const cur = disk?.keyOf(this.name);
+              if (disk && cur !== undefined) disk.reregister(this.name, cur, releasedKey(cur));
               this.hooks.changed();
             } catch {
               // nothing registered

@@ -6,7 +6,7 @@ import type { MutantName } from '../harness/core/mutants.ts';
 const { seeds, mutant, stopAtFirst } = workerData as { seeds: number[]; mutant: MutantName | null; stopAtFirst: boolean };
 for (const seed of seeds) {
   const r = await runSeed(seed, { mutant });
-  parentPort!.postMessage({ seed, violations: r.violations, faults: r.faults, branches: r.branches, overlaps: r.overlaps, steps: r.steps, nodes: r.nodes, knownGap: r.knownGap });
+  parentPort!.postMessage({ seed, violations: r.violations, faults: r.faults, branches: r.branches, overlaps: r.overlaps, steps: r.steps, nodes: r.nodes });
   if (stopAtFirst && r.violations.length > 0) break;
 }
 parentPort!.postMessage({ done: true });

@@ -29,7 +29,7 @@ import { describeFault, type Fault, type TimedFault } from './faults.ts';
 import type { Effect, Event, NodeState } from '../harness/core/types.ts';
 import { selfEligible, type DecideInput, type PeerView } from '../harness/decide.ts';
 import { DEFAULTS, ownershipTimers } from '../harness/defaults.ts';
-import { nodeKey, nodePart } from '../fencing/keys.ts';
+import { isReleasedKey, nodeKey, nodePart } from '../fencing/keys.ts';
 
 export interface WorldOptions {
   seed: number;
@@ -73,8 +73,6 @@ export interface RunResult {
   /** Longest excused overlap per kind (I2), ms. */
   overlaps: Record<string, number>;
   steps: number;
-  /** Checks of this run that hit the known gap (KNOWN_GAP). */
-  knownGap: number;
 }
 
 const OT = ownershipTimers(DEFAULTS.deadTimeMs);
@@ -83,7 +81,6 @@ const MIRRORS_AN_ACTION = /\(in progress\)$|^(probing|acquiring|starting|cleanin
 /** I2: a node that lost its reservation without being able to know stops within this (see header). */
 /** I3: how long every hierarchy must have stayed put to count as settled. */
 export const SETTLE_WINDOW_MS = 5_000;
-export const KNOWN_GAP = 'KNOWN GAP (I1): disks released while a preempted copy still runs (see README)';
 export const I2_BOUND_MS = DEFAULTS.tickMs + OT.ownershipCheckMs * (DEFAULTS.lostAfterFailedChecks + 1) + DEFAULTS.fencedStopTimeoutMs + 1000;
 
 export class World {
@@ -99,8 +96,6 @@ export class World {
   readonly branches: Record<string, number> = {};
   readonly overlaps: Record<string, number> = {};
   steps = 0;
-  /** Checks that hit the known gap (see KNOWN_GAP). */
-  knownGap = 0;
   readonly #rng: Rng;
   readonly #heldAt = new Map<string, number>();
   /** Trace: each node's last view of each peer. */
@@ -171,7 +166,7 @@ export class World {
       }
     }
     if (o.checkRecovery && this.violations.length === 0) this.#checkRecovery();
-    return { seed: o.seed, violations: this.violations, trace: this.trace, faults: this.faults, branches: this.branches, overlaps: this.overlaps, steps: this.steps, knownGap: this.knownGap };
+    return { seed: o.seed, violations: this.violations, trace: this.trace, faults: this.faults, branches: this.branches, overlaps: this.overlaps, steps: this.steps };
   }
 
   #log(node: string, text: string): void {
@@ -345,13 +340,15 @@ export class World {
     if (ev.type === 'done') {
       const list = this.#races.get(ev.hierarchy) ?? [];
       const mine = list.find((r) => r.node === n.name && r.id === ev.id);
-      if (mine && ev.result.kind === 'acquire' && ev.result.ok && !ev.result.preempted) this.#checkPriority(ev.hierarchy, mine);
+      // A free disk, or one handed over (released marker): a race in rank order.
+      if (mine && ev.result.kind === 'acquire' && ev.result.ok && (!ev.result.preempted || isReleasedKey(BigInt(ev.result.preempted)))) this.#checkPriority(ev.hierarchy, mine);
       this.#races.set(ev.hierarchy, list.filter((r) => !(r.node === n.name && r.id === ev.id)));
       if (ev.result.kind === 'acquire' && !ev.result.ok) this.#log(n.name, `${ev.hierarchy}: acquire refused: ${ev.result.reason}`);
       const fenced = this.o.cluster.hierarchies.find((x) => x.name === ev.hierarchy)?.fenced;
       if (ev.result.kind === 'acquire' && ev.result.ok && this.o.trace && fenced) {
         const victim = ev.result.preempted === undefined ? undefined : this.#nodeOfKey(BigInt(ev.result.preempted));
-        this.#log(n.name, `${ev.hierarchy}: owns its disks${ev.result.preempted ? ` (preempted ${victim === n.name ? 'its own earlier key' : `the key of ${victim ?? 'an unknown node'}`})` : ''}`);
+        const how = ev.result.preempted === undefined ? '' : isReleasedKey(BigInt(ev.result.preempted)) ? ` (handed over by ${victim === n.name ? 'itself earlier' : victim ?? 'an unknown node'})` : ` (preempted ${victim === n.name ? 'its own earlier key' : `the key of ${victim ?? 'an unknown node'}`})`;
+        this.#log(n.name, `${ev.hierarchy}: owns its disks${how}`);
       }
     }
     for (const [name, rt] of Object.entries(after.h)) {
@@ -450,16 +447,7 @@ export class World {
         continue;
       }
       const writers = runners.filter((n) => !this.#diskTrouble(n, now) && disks.some((d) => d.canWrite(n)));
-      // KNOWN GAP (README "Simulation", closing note): an owner that releases the disks (a
-      // switchover, a switchback) leaves them unreserved, and under Write Exclusive an
-      // unreserved disk takes anyone's writes, also those of a copy preempted earlier that has
-      // not noticed yet (its daemon stalled). Bounded by I2's bound (it notices and stops), but
-      // a real exposure until release hands over by preemption instead. Counted, not hidden.
-      const unreserved = disks.every((d) => d.holder === null);
-      const stale = writers.filter((n) => (this.#heldAt.get(`${h.name}|${n}`) ?? now) < now);
-      if (writers.length > 1 && unreserved && stale.length >= writers.length - 1) {
-        this.knownGap++;
-      } else if (writers.length > 1) this.#violate('I1', `${h.name}: ${writers.join(' and ')} can both write its disk while its resources run there`);
+      if (writers.length > 1) this.#violate('I1', `${h.name}: ${writers.join(' and ')} can both write its disk while its resources run there`);
       const holder = runners.find((n) => disks.some((d) => d.holder === n));
       for (const n of runners) {
         if (n === holder) continue;

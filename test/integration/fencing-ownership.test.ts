@@ -9,7 +9,7 @@ import { pino } from 'pino';
 import type { DiskRef, Key, OwnershipBackend } from '../../fencing/backend.ts';
 import { OwnershipError } from '../../fencing/backend.ts';
 import { FileBackend } from '../../fencing/file.ts';
-import { generationOf, nextKey, nodeKey, nodePart } from '../../fencing/keys.ts';
+import { generationOf, isReleasedKey, nextKey, nodeKey, nodePart, releasedKey } from '../../fencing/keys.ts';
 import { LOST_AFTER_FAILED_CHECKS, OwnershipKeeper } from '../../fencing/ownership.ts';
 
 const CLUSTER = 'c';
@@ -155,18 +155,19 @@ test('check alone catches a loss within about one check interval (refresh very s
   }
 });
 
-test('release gives the disks back; the keeper forgets the hierarchy', async () => {
+test('release hands the disks over (the reservation stays, under our released marker: never unreserved); the keeper forgets the hierarchy', async () => {
   const disks = [disk('a'), disk('b')];
   const { keeper, losses } = await owned(disks);
   await sleep(70);
   await keeper.release('web');
   assert.deepEqual(keeper.get('web'), { state: 'not-owned' });
+  const marker = releasedKey(nodeKey(CLUSTER, 'n1', 0));
   for (const d of disks) {
-    assert.equal((await be('n2').readReservation(d)).holder, null);
-    assert.deepEqual((await be('n2').readKeys(d)).keys, []);
+    assert.equal((await be('n2').readReservation(d)).holder, marker);
+    assert.deepEqual((await be('n2').readKeys(d)).keys, [marker]);
   }
   await sleep(60);
-  assert.deepEqual((await be('n2').readKeys(disks[0]!)).keys, [], 'no refresh after release');
+  assert.deepEqual((await be('n2').readKeys(disks[0]!)).keys, [marker], 'no refresh after release');
   assert.equal(losses.length, 0);
   keeper.stop();
 });
@@ -188,14 +189,14 @@ test('release retries a busy disk (transient error) instead of failing the stop'
   const d = disk();
   let busy = 2;
   const backend = wrap(be('n1'), {
-    release: async (dd, k) => {
-      if (busy-- > 0) throw new OwnershipError('io', dd.id, 'lock still busy after 600 ms');
-      return be('n1').release(dd, k);
+    reregister: async (dd, o, k) => {
+      if (isReleasedKey(k) && busy-- > 0) throw new OwnershipError('io', dd.id, 'lock still busy after 600 ms');
+      return be('n1').reregister(dd, o, k);
     },
   });
   const { keeper } = await owned([d], backend, { keyRefreshMs: 10_000, ownershipCheckMs: 10_000 });
   await keeper.release('web');
-  assert.equal((await be('n2').readReservation(d)).holder, null, 'released on the third attempt');
+  assert.equal((await be('n2').readReservation(d)).holder, releasedKey(nodeKey(CLUSTER, 'n1', 0)), 'handed over on the third attempt');
   keeper.stop();
 });
 

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { pino } from 'pino';
 import type { DiskRef, Key } from '../../fencing/backend.ts';
-import { generationOf, nextKey, nodeKey, nodePart } from '../../fencing/keys.ts';
+import { generationOf, isReleasedKey, nextKey, nodeKey, nodePart } from '../../fencing/keys.ts';
 import { LOST_AFTER_FAILED_CHECKS, OwnershipKeeper } from '../../fencing/ownership.ts';
 import { acquire } from '../../fencing/race.ts';
 import type { AcquireOptions, AcquireOutcome } from '../../fencing/race.ts';
@@ -155,15 +155,16 @@ test("a hung disk: the keeper's watchdog counts the hang as failed checks and de
   assert.equal(w.be('n1').inFlight(), 0, 'and fails at its deadline');
 });
 
-test('release drops the registration and the reservation, leaves no timer; a transient failure is retried on sim time', async () => {
+test('release hands over (the reservation stays under the released marker, never unreserved), leaves no timer; a transient failure is retried on sim time', async () => {
   const w = world(['web/a', 'web/b']);
   const { keeper, losses } = await keeping(w);
   await w.clock.runFor(777);
   await keeper.release('web');
   assert.deepEqual(keeper.get('web'), { state: 'not-owned' });
   for (const d of w.disks) {
-    assert.deepEqual(await w.be('n2').readReservation(d), { generation: 4, holder: null, type: null });
-    assert.deepEqual((await w.be('n2').readKeys(d)).keys, []);
+    const r = await w.be('n2').readReservation(d);
+    assert.ok(r.holder !== null && isReleasedKey(r.holder) && nodePart(r.holder) === nodePart(nodeKey('c', 'n1', 0)), `${d.id}: ${String(r.holder)}`);
+    assert.deepEqual((await w.be('n2').readKeys(d)).keys, [r.holder]);
   }
   assert.equal(w.clock.pending(), 0);
   assert.equal(losses.length, 0);
@@ -178,7 +179,7 @@ test('release drops the registration and the reservation, leaves no timer; a tra
   w2.clock.setTimeout(() => (w2.be('n1').cut = false), 250);
   await w2.clock.runFor(1000);
   assert.equal(released, 300);
-  assert.deepEqual((await w2.be('n2').readKeys(w2.disks[0]!)).keys, []);
+  assert.ok((await w2.be('n2').readKeys(w2.disks[0]!)).keys.every((k) => isReleasedKey(k)));
   // Cut for good: the release fails after its third attempt, 300 ms of sim time later.
   const w3 = world();
   const k3 = await keeping(w3, { keyRefreshMs: 60_000, ownershipCheckMs: 60_000 });

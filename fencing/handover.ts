@@ -1,0 +1,13 @@
+// Dropping our registration on a disk without ever leaving it unreserved: when we still hold the
+// reservation (an earlier life of this node, a hierarchy given up), our key becomes the released
+// marker (keys.ts RELEASED_GENERATION) and the reservation stays for the next master to preempt
+// at once; otherwise our registration, if any, goes (REGISTER key 0: a non-holder's registration
+// grants nothing, and removing it changes nothing for anyone).
+import type { DiskRef, OwnershipBackend } from './backend.ts';
+import { nodePart, releasedKey } from './keys.ts';
+
+export async function dropOrHandOver(backend: OwnershipBackend, disk: DiskRef, ourNodePart: number): Promise<void> {
+  const r = await backend.readReservation(disk);
+  if (r.holder !== null && nodePart(r.holder) === ourNodePart) await backend.registerIgnore(disk, releasedKey(r.holder));
+  else await backend.registerIgnore(disk, 0n);
+}
