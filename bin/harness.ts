@@ -4,7 +4,7 @@
 // Which config? --config, else $HARNESS_CONFIG, else /etc/harness/cluster.yaml.
 import { Command, Option } from 'commander';
 import { hostname } from 'node:os';
-import { existsSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { constants as fsConstants, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -88,7 +88,8 @@ common(program.command('start').description('start this node\'s daemon'))
       const stateDir = me.stateDir ?? join('/var/lib/harness', opts.node);
       mkdirSync(stateDir, { recursive: true, mode: 0o700 });
       const logFile = opts.log ?? join(stateDir, 'harness.log');
-      const out = openSync(logFile, 'a');
+      // Appended to, never opened through a symlink.
+      const out = openSync(logFile, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW, 0o644);
       const self = fileURLToPath(import.meta.url);
       const { DAEMON_NODE_FLAGS } = await import('../harness/defaults.ts');
       const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, self, 'start', '--foreground', '--config', configFile, '--node', opts.node], { detached: true, stdio: ['ignore', out, out] });

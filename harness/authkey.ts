@@ -6,11 +6,13 @@
 // characters (32 random bytes).
 //
 // A key readable by group or other is refused outright: anyone who can read it can forge a
-// heartbeat, i.e. make a dead node look alive to the whole cluster.
+// heartbeat, i.e. make a dead node look alive to the whole cluster. A daemon running as root also
+// refuses a key that root does not own: its owner could read or replace it (safe-files.ts).
 
 import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { CREATE_NEW, ownerReason } from './safe-files.ts';
 
 export const MIN_KEY_BYTES = 16;
 const GENERATED_KEY_BYTES = 32;
@@ -28,6 +30,8 @@ export function readAuthKey(path: string): Buffer {
     throw new Error(`auth key file ${path}: cannot stat: ${(err as Error).message}`);
   }
   if (!st.isFile()) throw new Error(`auth key file ${path} is not a regular file`);
+  const owner = ownerReason(path, st, 'auth key file');
+  if (owner) throw new Error(owner);
   if ((st.mode & 0o077) !== 0) {
     const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
     throw new Error(`auth key file ${path} has mode ${mode}: group/other must have no access (chmod 0600 ${path})`);
@@ -61,11 +65,12 @@ export function generateAuthKey(path: string, opts: { overwrite?: boolean } = {}
   const text = randomBytes(GENERATED_KEY_BYTES).toString('hex');
   const data = Buffer.from(`${text}\n`, 'ascii');
   // Written to a temporary file first and renamed, so a crash never leaves a half-written key
-  // and readers never see one; created 0600 from the first byte (no chmod window).
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  // and readers never see one; created 0600 from the first byte (no chmod window), as a new file
+  // (O_EXCL|O_NOFOLLOW: never an existing file or a symlink planted under the temporary name).
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
   let fd: number;
   try {
-    fd = openSync(tmp, 'wx', 0o600);
+    fd = openSync(tmp, CREATE_NEW, 0o600);
   } catch (err) {
     throw new Error(`auth key file ${path}: cannot create ${tmp}: ${(err as Error).message}`);
   }

@@ -2,10 +2,11 @@
 // guard's stop script in sync with what runs and what is owned here, and starts/stops the guard.
 // See guard-lib.sh for the why of holding the disks while stopping.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync, readFileSync, renameSync, rmSync, chmodSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from './log.ts';
+import { assertTrustedDir, writeFileAtomic } from './safe-files.ts';
 
 const GUARD_SH = fileURLToPath(new URL('./guard.sh', import.meta.url));
 const GUARD_LIB = fileURLToPath(new URL('./guard-lib.sh', import.meta.url));
@@ -99,6 +100,9 @@ export class Guard {
   private readonly log: Logger;
 
   constructor(opts: { node: string; stateDir: string; log: Logger }) {
+    // The guard runs its stop script from here, as the daemon's user (root): nobody else may be
+    // able to replace it. Throws an Error naming the directory.
+    assertTrustedDir(opts.stateDir, 'state directory');
     this.script = join(opts.stateDir, 'guard-stop.sh');
     this.pidFile = join(opts.stateDir, 'guard.pid');
     this.log = opts.log;
@@ -150,7 +154,7 @@ export class Guard {
     this.child = spawn('/bin/sh', [GUARD_SH, this.script], { detached: true, stdio: ['pipe', 'ignore', 'inherit'] });
     this.child.on('error', (e) => this.log.error({ event: 'guard-error', err: e.message }, `guard: ${e.message}`));
     this.child.unref();
-    if (this.child.pid !== undefined) writeFileSync(this.pidFile, `${this.child.pid}\n`);
+    if (this.child.pid !== undefined) writeFileAtomic(this.pidFile, `${this.child.pid}\n`, { mode: 0o644 });
   }
 
   /** Rewrite the stop script: what runs and what is owned here now. */
@@ -163,12 +167,9 @@ export class Guard {
     this.writeScript(renderStopScript(work, own));
   }
 
-  /** Replace the script in one rename: the guard never runs half of one. */
+  /** Replace the script in one rename: the guard never runs half of one (and never a file planted as its temporary). */
   private writeScript(text: string): void {
-    const tmp = `${this.script}.tmp`;
-    writeFileSync(tmp, text, { mode: 0o700 });
-    chmodSync(tmp, 0o700);
-    renameSync(tmp, this.script);
+    writeFileAtomic(this.script, text, { mode: 0o700 });
   }
 
   /** Clean exit: nothing to stop any more, let the guard go. */

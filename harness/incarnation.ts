@@ -2,8 +2,9 @@
 // ((incarnation, seq) must only grow per sender). The wall clock at start-up, but never below the
 // last one used plus one: it is kept in stateDir, so a node restarted with its clock set back (an
 // hour behind, a bad RTC) is not dropped by its peers as "replayed" until the clock catches up.
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomic } from './safe-files.ts';
 
 export const INCARNATION_FILE = 'incarnation';
 
@@ -23,14 +24,7 @@ export function nextIncarnation(stateDir: string, now: number = Date.now()): num
     // first start here (or unreadable): the clock alone
   }
   const inc = incarnationAfter(prev, now);
-  const tmp = `${file}.tmp`;
-  const fd = openSync(tmp, 'w', 0o600);
-  try {
-    writeSync(fd, `${inc}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
+  // A new temporary file (O_EXCL|O_NOFOLLOW), fsync'd, renamed: never written through a link.
+  writeFileAtomic(file, `${inc}\n`, { mode: 0o600, fsync: true });
   return inc;
 }

@@ -7,6 +7,7 @@
 // stack trace; only ConfigError (a plain list of issues) leaves this module.
 
 import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { checkTrustedPath, ownerReason } from '../harness/safe-files.ts';
 import { dirname, join, resolve } from 'node:path';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import type { Document, Node as YamlNode } from 'yaml';
@@ -290,6 +291,8 @@ function checkAuthKey(src: Source, keyFile: string, issues: ConfigIssue[]): void
     return;
   }
   if (!st.isFile()) return void at(`auth key file ${keyFile} is not a regular file`);
+  const owner = ownerReason(keyFile, st, 'auth key file');
+  if (owner) at(owner);
   // Owner-only (0600, or the stricter 0400): anyone else able to read the key can forge heartbeats.
   const mode = st.mode & 0o777;
   if ((mode & 0o077) !== 0) {
@@ -354,14 +357,43 @@ function clusterChecks(src: Source, c: ClusterFile, dir: string, authKey: boolea
   }
 
   checkPlaceholders(src, ['stateDir'], c.stateDir, issues);
-  if (authKey) checkAuthKey(src, resolve(dir, c.authKeyFile), issues);
+  if (authKey) {
+    checkAuthKey(src, resolve(dir, c.authKeyFile), issues);
+    issues.push(...localPathChecks(src, c, dir));
+  }
+  return issues;
+}
+
+/**
+ * The directories a daemon on this machine trusts (harness/safe-files.ts): every node's state
+ * directory and control socket directory, and the hierarchy directory. Those that exist here
+ * must be root's when running as root, and writable by nobody else; one that does not exist yet
+ * is created by the daemon with a safe mode.
+ */
+function localPathChecks(src: Source, c: ClusterFile, dir: string): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  const seen = new Set<string>();
+  const check = (path: string, what: string, field: Path) => {
+    if (seen.has(path)) return;
+    seen.add(path);
+    const why = checkTrustedPath(path, what);
+    if (why) issues.push(issueAt(src, field, why));
+  };
+  const stateDir = resolve(dir, c.stateDir ?? DEFAULT_STATE_DIR);
+  c.nodes.forEach((n, i) => {
+    check(substituteNode(stateDir, n.name), 'state directory', ['stateDir']);
+    const socket = substituteNode(resolve(dir, n.controlSocket ?? DEFAULT_CONTROL_SOCKET), n.name);
+    check(dirname(socket), 'control socket directory', n.controlSocket !== undefined ? ['nodes', i, 'controlSocket'] : ['nodes', i, 'name']);
+  });
+  check(resolve(dir, c.hierarchyDir ?? 'hierarchies'), 'hierarchy directory', ['hierarchyDir']);
   return issues;
 }
 
 /**
  * Load and check cluster.yaml; throws ConfigError listing every problem. `authKey: false` skips
- * the auth key file check, for commands that never send a heartbeat (status): an admin station
- * running `status --all` has the cluster file but not the nodes' secret, and needs none.
+ * the checks of this machine's files (the auth key, the directories of localPathChecks), for
+ * commands that run no node here (status): an admin station running `status --all` has the
+ * cluster file but not the nodes' secret, and needs none.
  */
 export function loadCluster(clusterFile: string, opts: { authKey?: boolean } = {}): ClusterConfig {
   const file = resolve(clusterFile);

@@ -82,3 +82,26 @@ test('e) reload: a broken edit is rejected and the daemon keeps its last good co
     await cl.teardown();
   }
 });
+
+test('e) a hierarchy directory others can write (as root: also its group), or an auth key root does not own: the daemon refuses to start, naming the path', async () => {
+  const { chmodSync, chownSync, existsSync } = await import('node:fs');
+  const { join } = await import('node:path');
+  const asRoot = process.getuid?.() === 0;
+  const cl = new LocalCluster({ nodes: ['n1', 'n2'], net: 83, hierarchies: { 'web.yaml': good } });
+  try {
+    const dir = join(cl.dir, 'hierarchies');
+    chmodSync(dir, asRoot ? 0o775 : 0o757);
+    const s = await run(['start', '--foreground', '--config', cl.clusterFile, '--node', 'n1']);
+    assert.equal(s.code, 1, 'daemon refused to start');
+    assert.match(s.out, new RegExp(`cluster\\.yaml:\\d+:\\d+: hierarchyDir: hierarchy directory ${dir} is writable by (its group|everyone)`));
+    assert.ok(!existsSync(join(cl.dir, 'state', 'n1', 'incarnation')), 'nothing touched');
+    chmodSync(dir, 0o755);
+    if (!asRoot) return;
+    chownSync(join(cl.dir, 'authkey'), 65534, 65534);
+    const k = await run(['start', '--foreground', '--config', cl.clusterFile, '--node', 'n1']);
+    assert.equal(k.code, 1, 'daemon refused to start');
+    assert.match(k.out, new RegExp(`authKeyFile: auth key file ${join(cl.dir, 'authkey')} is owned by uid 65534, not root`));
+  } finally {
+    await cl.teardown();
+  }
+});

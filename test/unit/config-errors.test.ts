@@ -3,7 +3,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, loadHierarchies, loadCluster } from '../../hierarchies/load.ts';
@@ -227,6 +227,34 @@ test('auth key file missing', () => {
 test('auth key file with wrong mode', () => {
   const f = fixture({ key: 0o644 });
   expectIssue(() => loadCluster(f), f, 7, 'authKeyFile', /mode 0644; it must be 0600/);
+});
+
+const asRoot = process.getuid?.() === 0;
+
+test('as root, an auth key file root does not own is refused', { skip: asRoot ? false : 'needs root (chown)' }, () => {
+  const f = fixture();
+  chownSync(join(f, '..', 'authkey'), 65534, 65534);
+  expectIssue(() => loadCluster(f), f, 7, 'authKeyFile', /authkey is owned by uid 65534, not root/);
+});
+
+test('state, control socket and hierarchy directories others can write (as root: also group, or not root\'s) are refused, naming the path', () => {
+  const f = fixture({ cluster: CLUSTER.replace('    addresses: ["127.0.0.11:7400", "127.0.1.11:7400"]\n', '    addresses: ["127.0.0.11:7400", "127.0.1.11:7400"]\n    controlSocket: ./run/{node}.sock\n') + 'stateDir: ./state/{node}\n' });
+  const dir = join(f, '..');
+  for (const d of ['state/n1', 'state/n2', 'run']) mkdirSync(join(dir, d), { recursive: true, mode: 0o755 });
+  assert.equal(loadCluster(f).cluster, 't', 'safe as created');
+  const open = asRoot ? 0o775 : 0o757;
+  const mode = `0${open.toString(8)}`;
+  chmodSync(join(dir, 'state/n2'), open);
+  chmodSync(join(dir, 'run'), open);
+  chmodSync(join(dir, 'hierarchies'), open);
+  expectIssue(() => loadCluster(f), f, 10, 'stateDir', new RegExp(`state directory ${join(dir, 'state/n2')} is writable by (its group|everyone) \\(mode ${mode}\\): only its owner may write it`));
+  expectIssue(() => loadCluster(f), f, 5, 'nodes[0].controlSocket', new RegExp(`control socket directory ${join(dir, 'run')} is writable by`));
+  expectIssue(() => loadCluster(f), f, 1, 'hierarchyDir', new RegExp(`hierarchy directory ${join(dir, 'hierarchies')} is writable by`));
+  assert.equal(loadCluster(f, { authKey: false }).cluster, 't', 'not checked for commands that run no node here');
+  for (const d of ['state/n2', 'run', 'hierarchies']) chmodSync(join(dir, d), 0o755);
+  if (!asRoot) return;
+  chownSync(join(dir, 'state/n1'), 65534, 65534);
+  expectIssue(() => loadCluster(f), f, 10, 'stateDir', new RegExp(`state directory ${join(dir, 'state/n1')} is owned by uid 65534, not root`));
 });
 
 test('auth key file too short', () => {

@@ -1,8 +1,12 @@
 // The guard's stop script as the daemon writes it (harness/guard.ts): what it holds, in which
 // order it stops, and when it releases. The shell itself runs in test/integration/guard.test.ts.
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { guardOrder, isClientFacing, renderStopScript, type GuardHierarchy, type GuardOwnership } from '../../harness/guard.ts';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Guard, guardOrder, isClientFacing, renderStopScript, type GuardHierarchy, type GuardOwnership } from '../../harness/guard.ts';
+import { silentLogger } from '../../harness/log.ts';
 
 const own: GuardOwnership = { backend: 'scsi', nodePart: '8c3e0a12', initiator: 'n1', keyRefreshMs: 250, fileLockStaleMs: 600 };
 const stop = (label: string, clientFacing = false) => ({ label, agentPath: `/agents/${label}`, env: { OCF_ROOT: '/usr/lib/ocf' }, timeoutMs: 5000, clientFacing });
@@ -47,4 +51,33 @@ test('stop script: an owned hierarchy with nothing running is only held and rele
   const s = renderStopScript([{ name: 'idle', levels: [[]], disks: ['/d'] }], { ...own, backend: 'file' }, '/l.sh');
   assert.match(s, /hg_init file .* 2 'n1' 600/);
   assert.match(s, /hg_hold 0 '\/d'\nhg_begin\n\(\n {2}hg_release 0 'idle'\n\) &/);
+});
+
+const tmp = mkdtempSync(join(tmpdir(), 'guard-script-'));
+after(() => rmSync(tmp, { recursive: true, force: true }));
+
+test('the stop script is written as a new file and renamed: never through a link planted under its temporary name', () => {
+  const stateDir = mkdtempSync(join(tmp, 'state-'));
+  writeFileSync(join(stateDir, 'victim'), 'untouched\n');
+  symlinkSync(join(stateDir, 'victim'), join(stateDir, 'guard-stop.sh.tmp'));
+  const g = new Guard({ node: 'n1', stateDir, log: silentLogger() });
+  g.update([db], own);
+  assert.equal(readFileSync(join(stateDir, 'victim'), 'utf8'), 'untouched\n');
+  assert.match(readFileSync(join(stateDir, 'guard-stop.sh'), 'utf8'), /hg_stop 0 'db\/pg'/);
+  assert.equal(statSync(join(stateDir, 'guard-stop.sh')).mode & 0o777, 0o700);
+  assert.deepEqual(readdirSync(stateDir).sort(), ['guard-stop.sh', 'guard-stop.sh.tmp', 'victim']);
+});
+
+test('the guard refuses a state directory others can write (it runs the stop script from there)', () => {
+  const stateDir = join(tmp, 'open');
+  mkdirSync(stateDir);
+  chmodSync(stateDir, 0o777);
+  assert.throws(() => new Guard({ node: 'n1', stateDir, log: silentLogger() }), new RegExp(`state directory ${stateDir} is writable by .*everyone \\(mode 0777\\)`));
+});
+
+test('as root, the guard refuses a state directory root does not own', { skip: process.getuid?.() === 0 ? false : 'needs root (chown)' }, () => {
+  const stateDir = join(tmp, 'nobodys');
+  mkdirSync(stateDir, { mode: 0o700 });
+  chownSync(stateDir, 65534, 65534);
+  assert.throws(() => new Guard({ node: 'n1', stateDir, log: silentLogger() }), new RegExp(`state directory ${stateDir} is owned by uid 65534, not root`));
 });

@@ -2,7 +2,7 @@
 // restarted with its clock an hour behind was dropped as "replayed" for that hour).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INCARNATION_FILE, nextIncarnation } from '../../harness/incarnation.ts';
@@ -21,4 +21,14 @@ test('incarnation: the clock at first start, then never below the last one plus 
 test('incarnation: an unreadable record counts as none', () => {
   writeFileSync(join(dir, INCARNATION_FILE), 'garbage\n');
   assert.equal(nextIncarnation(dir, 5_000), 5_000);
+});
+
+test('incarnation: its temporary file is never written through a link planted under the old name', () => {
+  const sub = mkdtempSync(join(dir, 'link-'));
+  writeFileSync(join(sub, 'victim'), 'untouched\n');
+  symlinkSync(join(sub, 'victim'), join(sub, `${INCARNATION_FILE}.tmp`));
+  assert.equal(nextIncarnation(sub, 7_000), 7_000);
+  assert.equal(readFileSync(join(sub, 'victim'), 'utf8'), 'untouched\n');
+  assert.equal(readFileSync(join(sub, INCARNATION_FILE), 'utf8'), '7000\n');
+  assert.deepEqual(readdirSync(sub).sort(), [INCARNATION_FILE, `${INCARNATION_FILE}.tmp`, 'victim'], 'no temporary of its own left');
 });
