@@ -90,12 +90,20 @@ export class SimNetwork {
 
   #arrive(from: string, to: string, hb: HeartbeatIn): void {
     this.delivered++;
+    this.#deliver(to, hb);
+  }
+
+  /**
+   * `to` read this packet (a stalled node's full socket buffer drops some unread: those are not
+   * recordings of what it saw, and replaying one would be a packet held back in the network,
+   * another threat, see README).
+   */
+  record(from: string, to: string, hb: HeartbeatIn): void {
     const link = `${from}>${to}`;
     let rec = this.#recorded.get(link);
     if (!rec) this.#recorded.set(link, (rec = []));
     if (rec.length >= 8) rec.shift();
     rec.push(hb);
-    this.#deliver(to, hb);
   }
 
   /** Deliver `from`'s recorded packets to `to` again (they are authentic, only old). */

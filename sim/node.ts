@@ -597,6 +597,7 @@ export class SimNode {
       if (this.#buffered.length < 256) this.#buffered.push(hb);
       return;
     }
+    this.hooks.net.record(hb.node, this.name, hb);
     const r = p.liveness.receive(hb, this.clock.now());
     if (r.changed) this.peersChanged(p);
   }
