@@ -117,6 +117,14 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
     return `${formatKey(holder)}${node !== null ? ` (${node})` : ' (unknown node)'}`;
   };
 
+  /** The rank delay, once per acquire: wait it out, then what the disk says now (null: no delay left). */
+  const rankDelay = async (disk: DiskRef): Promise<ReservationState | null> => {
+    if (delayDone) return null;
+    delayDone = true;
+    await sleep(opts.delayMs, opts.signal);
+    return backend.readReservation(disk);
+  };
+
   /** Watch a holder's key for the liveness window; 'frozen' or what changed. */
   const watch = async (disk: DiskRef, victim: Key): Promise<{ frozen: true } | { frozen: false; now: ReservationState }> => {
     const start = now();
@@ -151,10 +159,9 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
       const holder = r.holder;
 
       if (holder === null) {
-        if (!delayDone) {
-          delayDone = true;
-          await sleep(opts.delayMs, opts.signal);
-          r = await backend.readReservation(disk);
+        const again = await rankDelay(disk);
+        if (again) {
+          r = again;
           if (r.holder !== null && r.holder !== key) {
             return holderFailure('lost-race', r.holder, `${disk.id} was free, then taken by ${who(r.holder)} during our ${opts.delayMs} ms rank delay`);
           }
@@ -188,14 +195,10 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
       if (isReleasedKey(holder)) {
         // Handed over: its holder stopped everything and left the reservation under the released
         // marker. Taken at once (no liveness window), in rank order as a free disk is.
-        if (!delayDone) {
-          delayDone = true;
-          await sleep(opts.delayMs, opts.signal);
-          const again = await backend.readReservation(disk);
-          if (again.holder !== holder) {
-            r = again;
-            continue;
-          }
+        const again = await rankDelay(disk);
+        if (again && again.holder !== holder) {
+          r = again;
+          continue;
         }
         const got = await preempt(disk, holder);
         if (got === 'won') return { ok: true, preempted: holder };
@@ -221,16 +224,12 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
         r = seen.now; // released meanwhile (or, oddly, ours): evaluate again
         continue;
       }
-      if (!delayDone) {
-        // Several survivors of a dead holder finish the window together: the same rank delay as
-        // for a free disk lets the best of them preempt first.
-        delayDone = true;
-        await sleep(opts.delayMs, opts.signal);
-        const again = await backend.readReservation(disk);
-        if (again.holder !== holder) {
-          r = again;
-          continue;
-        }
+      // Several survivors of a dead holder finish the window together: the same rank delay as
+      // for a free disk lets the best of them preempt first.
+      const again = await rankDelay(disk);
+      if (again && again.holder !== holder) {
+        r = again;
+        continue;
       }
       const got = await preempt(disk, holder);
       if (got === 'won') return { ok: true, preempted: holder };
