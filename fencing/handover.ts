@@ -11,3 +11,15 @@ export async function dropOrHandOver(backend: OwnershipBackend, disk: DiskRef, o
   if (r.holder !== null && nodePart(r.holder) === ourNodePart) await backend.registerIgnore(disk, releasedKey(r.holder));
   else await backend.registerIgnore(disk, 0n);
 }
+
+/** Every disk of a hierarchy; each failure is reported and the walk goes on. The errors, or undefined. */
+export async function dropOrHandOverAll(backend: OwnershipBackend, disks: DiskRef[], ourNodePart: number, onError?: (disk: DiskRef, err: string) => void): Promise<string | undefined> {
+  const errors: string[] = [];
+  for (const d of disks) {
+    await dropOrHandOver(backend, d, ourNodePart).catch((e: unknown) => {
+      errors.push((e as Error).message);
+      onError?.(d, (e as Error).message);
+    });
+  }
+  return errors.length ? errors.join('; ') : undefined;
+}

@@ -219,6 +219,20 @@ export class OwnershipKeeper extends EventEmitter {
     if (problems.length) throw new Error(`releasing hierarchy ${hierarchy}: ${problems.join('; ')}`);
   }
 
+  /**
+   * release(), and when that fails (the disk unreachable) forget the hierarchy anyway: its key,
+   * no longer refreshed, freezes on the disk. The error, or undefined.
+   */
+  async releaseOrForget(hierarchy: string): Promise<string | undefined> {
+    try {
+      await this.release(hierarchy);
+      return undefined;
+    } catch (e) {
+      this.forget(hierarchy);
+      return describe(e);
+    }
+  }
+
   /** After a loss: stop every loop for it and drop it; the disks are never touched again. */
   forget(hierarchy: string): void {
     const h = this.#held.get(hierarchy);

@@ -159,7 +159,7 @@ export function advertState(rt: HierarchyRuntime): AdvertState {
 }
 
 /** Is this node itself eligible to run H right now? */
-export function selfEligible(h: HierarchyConfig, self: NodeName, rt: HierarchyRuntime, input: DecideInput): boolean {
+export function selfEligible(h: HierarchyConfig, self: NodeName, rt: HierarchyRuntime, input: Pick<DecideInput, 'shutdown' | 'adminStop'>): boolean {
   if (h.priorities[self] === undefined) return false;
   if (!rt.utilityOk) return false;
   if (rt.cannotRun !== null) return false;
@@ -273,7 +273,7 @@ export function holderClaims(view: PeerView | undefined, h: string): boolean {
 }
 
 /** A reachable peer where H is active (may hold resources), or null. */
-function activeOnReachable(h: HierarchyConfig, input: DecideInput): NodeName | null {
+function activeOnReachable(h: HierarchyConfig, input: Pick<DecideInput, 'peers'>): NodeName | null {
   for (const [node, view] of Object.entries(input.peers)) {
     const ph = view.hierarchies[h.name];
     if (view.state === 'up' && !view.leaving && ph && ACTIVE.has(ph.state) && ph.state !== 'held') return node;
@@ -296,7 +296,7 @@ function twinOnBetterNode(h: HierarchyConfig, input: DecideInput): NodeName | nu
  * reservation to us (stalled, cut off from the disk, or its stop failed). Giving the disks back
  * would let it write again: every stop keeps them, and so does the guard.
  */
-export function staleCopyElsewhere(h: HierarchyConfig, input: DecideInput, rt: HierarchyRuntime): NodeName | null {
+export function staleCopyElsewhere(h: HierarchyConfig, input: Pick<DecideInput, 'peers'>, rt: HierarchyRuntime): NodeName | null {
   if (!h.fenced || rt.ownership !== 'owned') return null;
   return activeOnReachable(h, input);
 }

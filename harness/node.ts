@@ -19,7 +19,7 @@ import { createBackend } from '../fencing/index.ts';
 import { acquire, watchHolder, type HolderWatch } from '../fencing/race.ts';
 import { OwnershipKeeper } from '../fencing/ownership.ts';
 import { nodeKey, nodePart, formatKey } from '../fencing/keys.ts';
-import { dropOrHandOver } from '../fencing/handover.ts';
+import { dropOrHandOverAll } from '../fencing/handover.ts';
 import type { DiskRef, Key, OwnershipBackend } from '../fencing/backend.ts';
 import { holderClaims, type PeerView } from './decide.ts';
 import { probe, startLevels, stopLevels, instanceName, type AgentContext, type ResourceInfo } from './actions.ts';
@@ -36,6 +36,7 @@ import type { FSWatcher } from 'chokidar';
 import { buildAgentEnv, setAgentNice } from '../agents/runner.ts';
 import { stopLevels as stopLevelsOf } from '../hierarchies/tree.ts';
 import { initialState, step } from './core/step.ts';
+import { keeperEvents } from './core/keeper-events.ts';
 import type { ActionEffect, ActionResult, Effect, Event, EventIn, GuardPlan, HierarchyState, NodeState } from './core/types.ts';
 import { isAction } from './core/types.ts';
 
@@ -193,7 +194,7 @@ export class NodeDaemon {
       // A pause of this process (SIGSTOP, VM) is noticed before anything is decided after it,
       // and what the keeper knows about ownership goes in first.
       if (this.timers) this.checkFreeze();
-      if (this.keeper) this.queue.unshift(...this.ownershipEvents());
+      if (this.keeper) this.queue.unshift(...keeperEvents(this.state, this.keeper));
       for (let next = this.queue.shift(); next; next = this.queue.shift()) {
         const { state, effects } = step(this.state, { ...next, now: monoNow() } as Event);
         this.state = state;
@@ -296,12 +297,8 @@ export class NodeDaemon {
         // After an urgent stop the reducer drops our registration as a step of its own.
         if (a.urgent) return { kind: 'stop', resources };
         else if (a.release && this.keeper.get(h.name).state !== 'not-owned') {
-          try {
-            await this.keeper.release(h.name);
-          } catch (e) {
-            this.keeper.forget(h.name);
-            return { kind: 'stop', resources, releaseError: (e as Error).message };
-          }
+          const releaseError = await this.keeper.releaseOrForget(h.name);
+          if (releaseError) return { kind: 'stop', resources, releaseError };
         }
         return { kind: 'stop', resources };
       }
@@ -384,15 +381,9 @@ export class NodeDaemon {
 
   /** Our registration off every disk of H, a reservation we still hold handed over (fencing/handover.ts). */
   private async dropOwnRegistration(h: HierarchyConfig): Promise<string | undefined> {
-    const errors: string[] = [];
-    const ours = nodePart(nodeKey(this.config.cluster.cluster, this.node, 0));
-    for (const d of this.disks(h)) {
-      await dropOrHandOver(this.backend, d, ours).catch((e: unknown) => {
-        errors.push((e as Error).message);
-        this.log.warn({ event: 'unregister-failed', hierarchy: h.name, disk: d.id, err: (e as Error).message }, `${h.name}: could not drop our registration on ${d.id}: ${(e as Error).message}`);
-      });
-    }
-    return errors.length ? errors.join('; ') : undefined;
+    return dropOrHandOverAll(this.backend, this.disks(h), nodePart(nodeKey(this.config.cluster.cluster, this.node, 0)), (d, err) =>
+      this.log.warn({ event: 'unregister-failed', hierarchy: h.name, disk: d.id, err }, `${h.name}: could not drop our registration on ${d.id}: ${err}`),
+    );
   }
 
 
@@ -440,19 +431,7 @@ export class NodeDaemon {
 
   /** Report the keeper's verdicts (owned / unverified after a freeze / lost) that the reducer has not seen. */
   private syncOwnership(): void {
-    for (const ev of this.ownershipEvents()) this.dispatch(ev);
-  }
-
-  private ownershipEvents(): EventIn[] {
-    const out: EventIn[] = [];
-    for (const h of this.state.hierarchies) {
-      const rt = this.state.h[h.name]!;
-      if (!h.fenced || rt.ownership === 'not-owned') continue;
-      const own = this.keeper.get(h.name);
-      if (own.state === 'lost' && own.state !== rt.ownership) out.push({ type: 'ownership', hierarchy: h.name, state: 'lost', by: own.by === null ? null : formatKey(own.by), detail: own.detail });
-      else if ((own.state === 'owned' || own.state === 'unverified') && own.state !== rt.ownership) out.push({ type: 'ownership', hierarchy: h.name, state: own.state });
-    }
-    return out;
+    for (const ev of keeperEvents(this.state, this.keeper)) this.dispatch(ev);
   }
 
   /** Track peers going down, for failover timing (detection time = down - last heard). */

@@ -14,7 +14,8 @@
 import { acquire, watchHolder, type HolderWatch } from '../fencing/race.ts';
 import { OwnershipKeeper } from '../fencing/ownership.ts';
 import { formatKey, nextKey, nodeKey, nodePart, releasedKey } from '../fencing/keys.ts';
-import { dropOrHandOver } from '../fencing/handover.ts';
+import { dropOrHandOverAll } from '../fencing/handover.ts';
+import { keeperEvents } from '../harness/core/keeper-events.ts';
 import type { DiskRef, Key } from '../fencing/backend.ts';
 import { Liveness, changesView, commTimers, type HeartbeatIn } from '../harness/liveness.ts';
 import { initialState, step } from '../harness/core/step.ts';
@@ -315,7 +316,7 @@ export class SimNode {
     try {
       // As harness/node.ts: a pause is noticed, and the keeper's verdicts go in, before any decision.
       this.checkFreeze(p);
-      p.queue.unshift(...this.ownershipEvents(p));
+      p.queue.unshift(...keeperEvents(p.state, p.keeper));
       for (let next = p.queue.shift(); next && this.p === p; next = p.queue.shift()) {
         const e = { ...next, now: this.clock.now() } as Event;
         const before = p.state;
@@ -453,12 +454,8 @@ export class SimNode {
         if (s.failed) return { kind: 'stop', resources, ...s };
         if (a.urgent) return { kind: 'stop', resources };
         else if (a.release && p.keeper.get(h.name).state !== 'not-owned') {
-          try {
-            await p.keeper.release(h.name);
-          } catch (e) {
-            p.keeper.forget(h.name);
-            return { kind: 'stop', resources, releaseError: (e as Error).message };
-          }
+          const releaseError = await p.keeper.releaseOrForget(h.name);
+          if (releaseError) return { kind: 'stop', resources, releaseError };
         }
         return { kind: 'stop', resources };
       }
@@ -472,11 +469,8 @@ export class SimNode {
     }
   }
 
-  private async unregister(p: Proc, h: HierarchyConfig): Promise<string | undefined> {
-    const errors: string[] = [];
-    const ours = nodePart(nodeKey(this.c.cluster, this.name, 0));
-    for (const d of this.disks(h)) await dropOrHandOver(p.backend, d, ours).catch((e: unknown) => errors.push((e as Error).message));
-    return errors.length ? errors.join('; ') : undefined;
+  private unregister(p: Proc, h: HierarchyConfig): Promise<string | undefined> {
+    return dropOrHandOverAll(p.backend, this.disks(h), nodePart(nodeKey(this.c.cluster, this.name, 0)));
   }
 
   private async walk(p: Proc, h: HierarchyConfig, resources: Record<string, ResourceState>, levels: string[][], kind: 'start' | 'stop', timeoutMs?: number): Promise<{ failed?: string; reason?: string; fatal?: boolean }> {
@@ -627,7 +621,7 @@ export class SimNode {
     const p = this.p;
     if (!p) return;
     this.checkFreeze(p);
-    for (const ev of this.ownershipEvents(p)) this.dispatch(ev);
+    for (const ev of keeperEvents(p.state, p.keeper)) this.dispatch(ev);
     if (++p.ticks % 5 === 0) this.dispatch({ type: 'tick' });
   }
 
@@ -636,18 +630,6 @@ export class SimNode {
     const now = this.clock.now();
     if (now - p.lastTick > this.#timers.freezeDetectMs) p.keeper.markUnverified();
     p.lastTick = now;
-  }
-
-  private ownershipEvents(p: Proc): EventIn[] {
-    const out: EventIn[] = [];
-    for (const h of p.state.hierarchies) {
-      const rt = p.state.h[h.name]!;
-      if (!h.fenced || rt.ownership === 'not-owned') continue;
-      const own = p.keeper.get(h.name);
-      if (own.state === 'lost' && own.state !== rt.ownership) out.push({ type: 'ownership', hierarchy: h.name, state: 'lost', by: own.by === null ? null : formatKey(own.by), detail: own.detail });
-      else if ((own.state === 'owned' || own.state === 'unverified') && own.state !== rt.ownership) out.push({ type: 'ownership', hierarchy: h.name, state: own.state });
-    }
-    return out;
   }
 
   // --- the guard --------------------------------------------------------------------------------

@@ -563,7 +563,7 @@ export class World {
     if (hc.resources.some((r) => this.agents.isBroken(node, h, r.name))) return false;
     const rt = n.p.state.h[h];
     // Its own word: local recovery exhausted there (the failure window) counts too.
-    return rt !== undefined && selfEligible(hc, node, rt, { self: node, shutdown: n.p.state.shutdown, adminStop: n.p.state.adminStop } as DecideInput);
+    return rt !== undefined && selfEligible(hc, node, rt, n.p.state);
   }
 
   #healthyAtQuiet(node: string, h: string): boolean {

@@ -239,11 +239,8 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
       case 'start':
         rt.resources = { ...r.resources };
         rt.phase = 'in-service';
-        if (r.failed) {
-          rt.failures.push(s.now);
-          out.log('error', 'start-failed', `${name}/${r.failed}: start failed: ${r.reason}`, { hierarchy: name, resource: r.failed, reason: r.reason });
-          if (r.fatal) fatal(rt, name, `${r.failed}: ${r.reason}`, out);
-        } else {
+        if (r.failed) startFailed(s, rt, name, 'start', r.failed, r, out);
+        else {
           monitor(rt, name, true, out);
           out.fx.push({ kind: 'in-service', hierarchy: name });
         }
@@ -256,13 +253,8 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
           break;
         }
         rt.phase = 'in-service';
-        if (r.failed) {
-          // One more failure: without counting it a resource that can never start again here
-          // would be restarted forever instead of failing over.
-          rt.failures.push(s.now);
-          out.log('error', 'start-failed', `${name}/${r.failed}: restart failed: ${r.reason}`, { hierarchy: name, resource: r.failed, reason: r.reason });
-          if (r.fatal) fatal(rt, name, `${r.failed}: ${r.reason}`, out);
-        } else {
+        if (r.failed) startFailed(s, rt, name, 'restart', r.failed, r, out);
+        else {
           monitor(rt, name, true, out);
           out.log('info', 'restarted', `${name}: restarted in place`, { hierarchy: name });
         }
@@ -306,6 +298,17 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
         break;
     }
   }
+}
+
+/**
+ * A start, or a restart's start, failed: one more failure in the window (without counting a
+ * restart's, a resource that can never start here would be restarted forever instead of failing
+ * over); OCF 6 blocks the hierarchy.
+ */
+function startFailed(s: NodeState, rt: HierarchyState, name: string, what: 'start' | 'restart', resource: string, r: { reason?: string; fatal?: boolean }, out: Out): void {
+  rt.failures.push(s.now);
+  out.log('error', 'start-failed', `${name}/${resource}: ${what} failed: ${r.reason}`, { hierarchy: name, resource, reason: r.reason });
+  if (r.fatal) fatal(rt, name, `${resource}: ${r.reason}`, out);
 }
 
 /** OCF_ERR_CONFIGURED: blocked everywhere (decide.ts stops it and refuses it to every node). */
@@ -443,7 +446,7 @@ function advertise(s: NodeState, out: Out): void {
     const rt = s.h[h.name]!;
     let state = advertState(rt);
     if (s.adminStop.includes(h.name) && state === 'out-of-service') state = 'held';
-    const d = { state, eligible: selfEligible(h, s.self, rt, { self: s.self, shutdown: s.shutdown, adminStop: s.adminStop } as DecideInput) };
+    const d = { state, eligible: selfEligible(h, s.self, rt, s) };
     adverts[h.name] = { ...d, epoch: rt.epoch, ...(rt.ownership === 'owned' && rt.ownerKey ? { ownerKey: rt.ownerKey } : {}) };
   }
   const leaving = s.shutdown !== false && allQuiet(s);
@@ -459,7 +462,7 @@ function guard(s: NodeState, out: Out): void {
     const starting = mutant('no-guard-before-start') ? [] : rt.action?.starting ?? [];
     const resources = h.resources.filter((r) => r.kind === 'agent' && (rt.resources[r.name] !== 'stopped' || starting.includes(r.name))).map((r) => r.name);
     // A stale copy of H still runs on a reachable peer: the guard must not give the disks back either.
-    const stale = staleCopyElsewhere(h, { self: s.self, peers: s.peers } as DecideInput, rt) !== null;
+    const stale = staleCopyElsewhere(h, s, rt) !== null;
     return { name: h.name, resources, owned: h.fenced && (rt.ownership === 'owned' || rt.ownership === 'unverified'), release: starting.length === 0 && !stale };
   });
   const key = JSON.stringify(plan);
@@ -497,7 +500,7 @@ export function allQuiet(s: NodeState): boolean {
     if (rt.phase !== 'out-of-service' && rt.phase !== 'failed' && rt.phase !== 'unprobed') return false;
     // Kept for a stale copy on a peer (decide.ts staleCopyElsewhere): leave with the key frozen
     // on the disk rather than wait for an admin; nobody may start H while that copy shows.
-    const kept = staleCopyElsewhere(h, { self: s.self, peers: s.peers } as DecideInput, rt) !== null;
+    const kept = staleCopyElsewhere(h, s, rt) !== null;
     if (rt.ownership === 'owned' && rt.phase !== 'failed' && !kept) return false;
   }
   return true;
