@@ -55,6 +55,7 @@ function fail(e: unknown): never {
 }
 
 const program = new Command('harness').description('resource-driven failover harness').showHelpAfterError();
+program.version((await import('../harness/version.ts')).VERSION, '-V, --version', 'print the version and exit');
 
 common(program.command('start').description('start this node\'s daemon'))
   .option('-f, --foreground', 'run in the foreground, JSON logs on stdout')
