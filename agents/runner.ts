@@ -103,6 +103,10 @@ let agentNice: number | undefined;
 export function setAgentNice(nice: number | undefined): void {
   agentNice = nice;
 }
+/** How much nicer than the daemon other helpers it runs must be (alert agents): 0 when not boosted. */
+export function agentNiceIncrement(): number {
+  return agentNice === undefined ? 0 : Math.max(0, agentNice - getPriority());
+}
 
 /** After SIGKILL, how long we wait for the group leader to be reaped before giving up on it. */
 const REAP_MS = 1_000;

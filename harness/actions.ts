@@ -67,9 +67,11 @@ export async function runOp(
     info.lastDurationMs = result.durationMs;
     ctx.info.set(key, info);
   }
-  const level = result.result === 'success' || (action === 'monitor' && result.result === 'not-running') ? 'debug' : 'warn';
+  // Starts and stops at info (alerts, metrics and the history observe them); monitors that find
+  // what they expect at debug.
+  const level = result.result !== 'success' && !(action === 'monitor' && result.result === 'not-running') ? 'warn' : action === 'monitor' ? 'debug' : 'info';
   ctx.log[level](
-    { event: `agent-${action}`, hierarchy: h.name, resource: r.name, result: result.result, rc: result.rc, exitReason: result.exitReason, durationMs: result.durationMs, timedOut: result.timedOut },
+    { event: `agent-${action}`, hierarchy: h.name, resource: r.name, result: result.result, rc: result.rc, exitReason: result.exitReason, durationMs: result.durationMs, timedOut: result.timedOut, intervalMs: opts.intervalMs ?? 0 },
     `${h.name}/${r.name}: ${action} -> ${result.result}${result.exitReason ? ` (${result.exitReason})` : ''}`,
   );
   return result;

@@ -498,6 +498,7 @@ export class Comm extends EventEmitter<CommEvents> {
       case 'degraded':
         this.log.warn(
           {
+            event: 'path-down',
             node,
             path: ch.path,
             address: this.peerByName.get(node)?.addrs[ch.path]?.text,
@@ -508,7 +509,7 @@ export class Comm extends EventEmitter<CommEvents> {
         );
         return;
       case 'recovered':
-        this.log.info({ node, path: ch.path, address: this.peerByName.get(node)?.addrs[ch.path]?.text }, `comm: path ${ch.path} to node ${node} recovered`);
+        this.log.info({ event: 'path-up', node, path: ch.path, address: this.peerByName.get(node)?.addrs[ch.path]?.text }, `comm: path ${ch.path} to node ${node} recovered`);
         return;
       case 'state':
         if (ch.to === 'up') {

@@ -68,6 +68,14 @@ export const DEFAULTS = {
    *  agent's meta-data) is killed after this long, and start or reload fails naming the step it was
    *  at. It takes well under a second on a real machine. */
   configCheckTimeoutMs: 60_000,
+  /** An alert agent (cluster.yaml `alerts:`) is killed after this long unless `timeout:` says (as
+   *  Pacemaker's 30 s). Alerts run one at a time per agent, in event order, off the daemon's path. */
+  alertTimeoutMs: 30_000,
+  /** Alerts waiting per agent beyond this are dropped (oldest first, logged): a hung or slow agent
+   *  must not grow the daemon's memory without bound. */
+  alertQueueMax: 1_000,
+  /** failover history (<stateDir>/history.jsonl) is rotated to history.jsonl.1 past this size. */
+  historyMaxBytes: 4 * 1024 * 1024,
 
   /** Local recovery: restart in place at most this many times within the window, then fail over. */
   maxRestarts: 3,

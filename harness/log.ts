@@ -5,17 +5,58 @@ import { pino, type Logger } from 'pino';
 
 export type { Logger };
 
+/** A log record as written: its fields (with `event`), its message, its level name, when. */
+export interface LogRecord {
+  level: string;
+  fields: Record<string, unknown>;
+  msg: string;
+  at: number;
+}
+export type LogTap = (rec: LogRecord) => void;
+const TAPS = Symbol('harness.logTaps');
+type Tapped = Logger & { [TAPS]?: Set<LogTap> };
+
+/**
+ * Observe every record the daemon logs (at the logger's level or above): alerts, metrics and the
+ * failover history read the same records the admin reads, so the executor needs no second
+ * reporting path. A tap must not throw (it is isolated anyway) and must not block.
+ */
+export function tapLog(log: Logger, tap: LogTap): () => void {
+  const l = log as Tapped;
+  (l[TAPS] ??= new Set()).add(tap);
+  return () => void l[TAPS]?.delete(tap);
+}
+
 export function createLogger(opts: { node: string; destination?: string | number }): Logger {
   const dest = pino.destination({ dest: opts.destination ?? 1, sync: true });
-  return pino(
+  const log: Logger = pino(
     {
       level: process.env.HARNESS_LOG_LEVEL ?? 'info',
       base: { node: opts.node },
       // epoch ms: the bench and tests compute timings from these.
       timestamp: pino.stdTimeFunctions.epochTime,
+      hooks: {
+        logMethod(args, method, level) {
+          method.apply(this, args);
+          const taps = (this as Tapped)[TAPS];
+          if (!taps?.size) return;
+          const [first, second] = args as unknown[];
+          const fields = typeof first === 'object' && first !== null ? (first as Record<string, unknown>) : {};
+          const msg = typeof first === 'string' ? first : typeof second === 'string' ? second : '';
+          const rec: LogRecord = { level: this.levels.labels[level] ?? String(level), fields, msg, at: Date.now() };
+          for (const t of taps) {
+            try {
+              t(rec);
+            } catch {
+              // an observer's bug must never break logging or the caller
+            }
+          }
+        },
+      },
     },
     dest,
   );
+  return log;
 }
 
 /** A logger that drops everything (unit tests, CLI one-shots). */

@@ -39,6 +39,7 @@ import { initialState, step } from './core/step.ts';
 import { keeperEvents } from './core/keeper-events.ts';
 import type { ActionEffect, ActionResult, Effect, Event, EventIn, GuardPlan, HierarchyState, NodeState } from './core/types.ts';
 import { isAction } from './core/types.ts';
+import { startObservers, type Observers } from './observe.ts';
 
 export interface NodeOptions {
   configFile: string;
@@ -64,6 +65,7 @@ export class NodeDaemon {
   private utility!: UtilityChecks;
   private control?: Server;
   private guard?: Guard;
+  private observers?: Observers;
   private watcher?: FSWatcher;
   private ctx!: AgentContext;
   /** hierarchy -> holder key observation (see race.ts watchHolder). */
@@ -107,6 +109,7 @@ export class NodeDaemon {
     if (!me) throw new Error(`${config.cluster.file}: node ${this.node} is not in the cluster's node list`);
     const stateDir = me.stateDir ?? join('/var/lib/harness', this.node);
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    this.observers = startObservers({ config, node: this.node, stateDir, log: this.log, daemon: this });
     this.guard = new Guard({ node: this.node, stateDir, log: this.log });
     await this.guard.waitForPrevious();
     const rscTmp = process.env.HA_RSCTMP ?? '/run/resource-agents';
@@ -591,6 +594,7 @@ export class NodeDaemon {
     this.keeper?.stop();
     await this.comm?.stop();
     await this.guard?.stop();
+    await this.observers?.stop();
     await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
   }
 

@@ -430,8 +430,10 @@ export function loadCluster(clusterFile: string, opts: { authKey?: boolean } = {
     maxParallelHierarchies: c.maxParallelHierarchies ?? DEFAULTS.maxParallelHierarchies,
     onStop: c.onStop ?? 'switchover',
     haltCommand: c.haltCommand ?? DEFAULTS.haltCommand,
+    alerts: (c.alerts ?? []).map((a) => ({ path: resolve(dir, a.path), timeoutMs: a.timeout ?? DEFAULTS.alertTimeoutMs, ...(a.recipient !== undefined ? { recipient: a.recipient } : {}) })),
   };
   if (c.controlGroup !== undefined) cluster.controlGroup = c.controlGroup;
+  if (c.metrics) cluster.metricsListen = c.metrics.listen;
   return cluster;
 }
 

@@ -37,6 +37,16 @@ export interface ClusterConfig {
   controlGroup?: string;
   /** Shell command the guard runs to halt this node (policy `halt`): DEFAULTS.haltCommand unless set. */
   haltCommand: string;
+  /** Alert agents (Pacemaker's interface), run on every event: harness/alerts.ts. */
+  alerts?: AlertConfig[];
+  /** Prometheus endpoint `ip:port`, off unless set: harness/metrics.ts. */
+  metricsListen?: string;
+}
+
+export interface AlertConfig {
+  path: string;
+  timeoutMs: number;
+  recipient?: string;
 }
 
 export type OwnershipConfig =

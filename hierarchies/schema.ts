@@ -98,6 +98,10 @@ export const ClusterFileSchema = z.strictObject({
   onStop: z.enum(['switchover', 'stop']).optional(),
   controlGroup: z.string().min(1).optional(),
   haltCommand: z.string().min(1).optional(),
+  // Pacemaker-style alert agents run on every event (harness/alerts.ts).
+  alerts: z.array(z.strictObject({ path, timeout: positiveDuration.optional(), recipient: z.string().optional() })).optional(),
+  // Prometheus metrics endpoint (harness/metrics.ts): off unless set.
+  metrics: z.strictObject({ listen: address }).optional(),
 });
 
 export type ClusterFile = z.infer<typeof ClusterFileSchema>;
