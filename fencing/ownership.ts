@@ -284,10 +284,10 @@ export class OwnershipKeeper extends EventEmitter {
       // and a challenger would preempt a live holder. (markUnverified sets nextCheckAt = 0.)
       if (t >= h.nextCheckAt && h.nextCheckAt <= h.nextRefreshAt) {
         h.nextCheckAt = t + this.#checkMs;
-        await this.#busy(h, () => this.#check(h));
+        await this.#busy(h, () => this.#check(h), 'check');
       } else if (t >= h.nextRefreshAt) {
         h.nextRefreshAt = t + this.#refreshMs;
-        await this.#busy(h, () => this.#refresh(h));
+        await this.#busy(h, () => this.#refresh(h), 'refresh');
       }
     }
   }
@@ -305,12 +305,15 @@ export class OwnershipKeeper extends EventEmitter {
     });
   }
 
-  async #busy(h: Held, op: () => Promise<void>): Promise<void> {
-    h.busySince = this.#timers.now();
+  /** Runs one check or refresh; `timing` (kind, hierarchy, ms) tells observers (metrics) how long it took. */
+  async #busy(h: Held, op: () => Promise<void>, kind: 'check' | 'refresh'): Promise<void> {
+    const t0 = this.#timers.now();
+    h.busySince = t0;
     try {
       await op();
     } finally {
       h.busySince = null;
+      this.emit('timing', kind, h.hierarchy, this.#timers.now() - t0);
     }
   }
 

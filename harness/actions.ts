@@ -5,6 +5,7 @@ import type { HierarchyConfig, ResourceConfig } from '../hierarchies/model.ts';
 import type { ResourceState } from './decide.ts';
 import type { AgentRef } from '../agents/locate.ts';
 import { runAgent, isRunning, type RunResult } from '../agents/runner.ts';
+import { tapOnly } from './log.ts';
 import { DEFAULTS } from './defaults.ts';
 import type { Logger } from './log.ts';
 
@@ -70,10 +71,11 @@ export async function runOp(
   // Starts and stops at info (alerts, metrics and the history observe them); monitors that find
   // what they expect at debug.
   const level = result.result !== 'success' && !(action === 'monitor' && result.result === 'not-running') ? 'warn' : action === 'monitor' ? 'debug' : 'info';
-  ctx.log[level](
-    { event: `agent-${action}`, hierarchy: h.name, resource: r.name, result: result.result, rc: result.rc, exitReason: result.exitReason, durationMs: result.durationMs, timedOut: result.timedOut, intervalMs: opts.intervalMs ?? 0 },
-    `${h.name}/${r.name}: ${action} -> ${result.result}${result.exitReason ? ` (${result.exitReason})` : ''}`,
-  );
+  const fields = { event: `agent-${action}`, hierarchy: h.name, resource: r.name, result: result.result, rc: result.rc, exitReason: result.exitReason, durationMs: result.durationMs, timedOut: result.timedOut, intervalMs: opts.intervalMs ?? 0 };
+  const msg = `${h.name}/${r.name}: ${action} -> ${result.result}${result.exitReason ? ` (${result.exitReason})` : ''}`;
+  // Every operation reaches the observers (metrics time routine monitors too), logged or not.
+  if (ctx.log.isLevelEnabled(level)) ctx.log[level](fields, msg);
+  else tapOnly(ctx.log, level, fields, msg);
   return result;
 }
 

@@ -66,6 +66,8 @@ export function alertOf(rec: LogRecord, self: string): Alert | null {
     case 'agent-stop':
     case 'agent-monitor': {
       const ok = f.result === 'success';
+      // A monitor that finds what it expects (running; a probe finding nothing) is no news.
+      if (f.event === 'agent-monitor' && (ok || (f.result === 'not-running' && !f.intervalMs))) return null;
       const rc = typeof f.rc === 'number' ? f.rc : 1;
       return {
         kind: 'resource',

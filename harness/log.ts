@@ -27,6 +27,22 @@ export function tapLog(log: Logger, tap: LogTap): () => void {
   return () => void l[TAPS]?.delete(tap);
 }
 
+/** Deliver a record below the log level to the taps only (metrics of routine monitors), unwritten. */
+export function tapOnly(log: Logger, level: string, fields: Record<string, unknown>, msg: string): void {
+  const taps = (log as Tapped)[TAPS];
+  if (taps?.size) deliver(taps, { level, fields, msg, at: Date.now() });
+}
+
+function deliver(taps: Set<LogTap>, rec: LogRecord): void {
+  for (const t of taps) {
+    try {
+      t(rec);
+    } catch {
+      // an observer's bug must never break logging or the caller
+    }
+  }
+}
+
 export function createLogger(opts: { node: string; destination?: string | number }): Logger {
   const dest = pino.destination({ dest: opts.destination ?? 1, sync: true });
   const log: Logger = pino(
@@ -43,14 +59,7 @@ export function createLogger(opts: { node: string; destination?: string | number
           const [first, second] = args as unknown[];
           const fields = typeof first === 'object' && first !== null ? (first as Record<string, unknown>) : {};
           const msg = typeof first === 'string' ? first : typeof second === 'string' ? second : '';
-          const rec: LogRecord = { level: this.levels.labels[level] ?? String(level), fields, msg, at: Date.now() };
-          for (const t of taps) {
-            try {
-              t(rec);
-            } catch {
-              // an observer's bug must never break logging or the caller
-            }
-          }
+          deliver(taps, { level: this.levels.labels[level] ?? String(level), fields, msg, at: Date.now() });
         },
       },
     },

@@ -21,7 +21,7 @@ import { OwnershipKeeper } from '../fencing/ownership.ts';
 import { nodeKey, nodePart, formatKey } from '../fencing/keys.ts';
 import { dropOrHandOverAll } from '../fencing/handover.ts';
 import type { DiskRef, Key, OwnershipBackend } from '../fencing/backend.ts';
-import { holderClaims, type PeerView } from './decide.ts';
+import { holderClaims, type LocalPhase, type PeerView } from './decide.ts';
 import { probe, startLevels, stopLevels, instanceName, type AgentContext, type ResourceInfo } from './actions.ts';
 import { Monitors } from './monitors.ts';
 import { serveControl, type ControlRequest } from './control.ts';
@@ -109,7 +109,7 @@ export class NodeDaemon {
     if (!me) throw new Error(`${config.cluster.file}: node ${this.node} is not in the cluster's node list`);
     const stateDir = me.stateDir ?? join('/var/lib/harness', this.node);
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    this.observers = startObservers({ config, node: this.node, stateDir, log: this.log, daemon: this });
+    this.observers = await startObservers({ config, node: this.node, stateDir, log: this.log, daemon: this });
     this.guard = new Guard({ node: this.node, stateDir, log: this.log });
     await this.guard.waitForPrevious();
     const rscTmp = process.env.HA_RSCTMP ?? '/run/resource-agents';
@@ -137,6 +137,7 @@ export class NodeDaemon {
       keyRefreshMs: this.timers.keyRefreshMs,
       ownershipCheckMs: this.timers.ownershipCheckMs,
     });
+    this.keeper.on('timing', (kind: 'check' | 'refresh', h: string, ms: number) => this.observers?.ownership(kind, h, ms));
     this.keeper.on('lost', (h: string, by: Key | null, detail: string) => this.dispatch({ type: 'ownership', hierarchy: h, state: 'lost', by: by === null ? null : formatKey(by), detail }));
     // Key generations must grow across restarts of this daemon: seconds since the epoch, then +1 per acquire.
     this.generation = Math.floor(Date.now() / 1000) & 0x7fffffff;
@@ -193,6 +194,7 @@ export class NodeDaemon {
     this.queue.push(ev);
     if (this.draining || !this.state) return;
     this.draining = true;
+    const t0 = performance.now();
     try {
       // A pause of this process (SIGSTOP, VM) is noticed before anything is decided after it,
       // and what the keeper knows about ownership goes in first.
@@ -205,6 +207,7 @@ export class NodeDaemon {
       }
     } finally {
       this.draining = false;
+      this.observers?.round(performance.now() - t0);
     }
   }
 
@@ -598,7 +601,10 @@ export class NodeDaemon {
     await new Promise<void>((r) => (this.control ? this.control.close(() => r()) : r()));
   }
 
-  // --- read-only accessors for status ---
+  // --- read-only accessors for status and metrics ---
+  phases(): Record<string, LocalPhase> {
+    return Object.fromEntries(Object.entries(this.state.h).map(([name, rt]) => [name, rt.phase]));
+  }
   commView() {
     return this.comm.view();
   }

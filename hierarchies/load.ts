@@ -412,6 +412,7 @@ export function loadCluster(clusterFile: string, opts: { authKey?: boolean } = {
     addresses: [...n.addresses],
     controlSocket: substituteNode(resolve(dir, n.controlSocket ?? DEFAULT_CONTROL_SOCKET), n.name),
     stateDir: substituteNode(stateDir, n.name),
+    ...(n.metrics ? { metricsListen: n.metrics.listen } : {}),
   }));
   const ownership: OwnershipConfig =
     c.ownership.backend === 'file' ? { backend: 'file', dir: resolve(dir, c.ownership.dir) } : { backend: 'scsi' };

@@ -11,6 +11,8 @@ export interface NodeConfig {
   controlSocket: string;
   /** This node's state directory: ClusterConfig.stateDir with `{node}` replaced (always set by load.ts). */
   stateDir?: string;
+  /** This node's metrics endpoint, when it differs from the cluster's `metrics.listen`. */
+  metricsListen?: string;
 }
 
 export interface ClusterConfig {

@@ -81,6 +81,7 @@ export const ClusterFileSchema = z.strictObject({
         name: z.string().regex(NODE_NAME, { error: 'node name must be letters, digits, ".", "-" or "_"' }),
         addresses: z.array(address).min(1, { error: 'expected at least one address (one per comm path)' }),
         controlSocket: path.optional(),
+        metrics: z.strictObject({ listen: address }).optional(),
       }),
     )
     .min(1, { error: 'expected at least one node' }),
