@@ -134,29 +134,38 @@ common(program.command('stop').description('stop this node\'s daemon: hand hiera
     }
   });
 
-common(program.command('status').description('show this node\'s view of the cluster (--all: every node\'s, over SSH)'))
+/** The SSH options of the commands that ask every node (`status --all`, `history --all`). */
+interface SshFlags {
+  sshUser: string;
+  sshPort: string;
+  identity?: string;
+  knownHosts?: string;
+  remoteHarness: string;
+}
+function sshFlags(cmd: Command): Command {
+  return cmd
+    .option('--ssh-user <user>', 'SSH user on the nodes', 'root')
+    .option('--ssh-port <port>', 'SSH port on the nodes', '22')
+    .option('-i, --identity <file>', 'SSH private key (default: SSH agent, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa)')
+    .option('--known-hosts <file>', 'host keys the nodes must match (default ~/.ssh/known_hosts)')
+    .option('--remote-harness <command>', 'how to run harness on the nodes', 'harness');
+}
+async function sshOptions(opts: SshFlags) {
+  const { SSH_DEFAULTS } = await import('../harness/cluster-status.ts');
+  const port = Number(opts.sshPort);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--ssh-port: expected a port number, got "${opts.sshPort}"`);
+  return { ...SSH_DEFAULTS, user: opts.sshUser, port, remoteHarness: opts.remoteHarness, ...(opts.identity ? { identity: opts.identity } : {}), ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}) };
+}
+
+sshFlags(common(program.command('status').description('show this node\'s view of the cluster (--all: every node\'s, over SSH)')))
   .option('--json', 'machine-readable output')
   .option('-a, --all', 'ask every node over SSH (any of its addresses) and compare their views; exit 1 unless all answer and nothing runs twice')
-  .option('--ssh-user <user>', 'SSH user on the nodes', 'root')
-  .option('--ssh-port <port>', 'SSH port on the nodes', '22')
-  .option('-i, --identity <file>', 'SSH private key (default: SSH agent, else ~/.ssh/id_ed25519, id_ecdsa, id_rsa)')
-  .option('--known-hosts <file>', 'host keys the nodes must match (default ~/.ssh/known_hosts)')
-  .option('--remote-harness <command>', 'how to run harness on the nodes', 'harness')
-  .action(async (opts: Common & { json?: boolean; all?: boolean; sshUser: string; sshPort: string; identity?: string; knownHosts?: string; remoteHarness: string }) => {
+  .action(async (opts: Common & SshFlags & { json?: boolean; all?: boolean }) => {
     try {
       if (opts.all) {
-        const { gatherClusterStatus, formatClusterStatus, judge, printableJson, SSH_DEFAULTS } = await import('../harness/cluster-status.ts');
-        const port = Number(opts.sshPort);
-        if (!Number.isInteger(port) || port < 1 || port > 65535) throw new Error(`--ssh-port: expected a port number, got "${opts.sshPort}"`);
+        const { gatherClusterStatus, formatClusterStatus, judge, printableJson } = await import('../harness/cluster-status.ts');
         const cluster = await loadCluster(resolve(opts.config), { authKey: false });
-        const answers = await gatherClusterStatus(cluster, opts.node, {
-          ...SSH_DEFAULTS,
-          user: opts.sshUser,
-          port,
-          remoteHarness: opts.remoteHarness,
-          ...(opts.identity ? { identity: opts.identity } : {}),
-          ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),
-        });
+        const answers = await gatherClusterStatus(cluster, opts.node, await sshOptions(opts));
         const verdict = judge(answers);
         console.log(opts.json ? printableJson({ ok: verdict.ok, hierarchies: verdict.hierarchies, nodes: answers }) : formatClusterStatus(answers, verdict));
         process.exit(verdict.ok ? 0 : 1);
@@ -164,6 +173,30 @@ common(program.command('status').description('show this node\'s view of the clus
       const doc = (await controlRequest(await socketOf(opts), { cmd: 'status' })) as StatusDoc;
       const { formatStatus } = await import('../harness/status-format.ts');
       console.log(opts.json ? JSON.stringify(doc, null, 2) : formatStatus(doc));
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+sshFlags(common(program.command('history').description('failovers and availability (percent, downtime, class of nines) from the failover history (--all: every node\'s, merged over SSH)')))
+  .argument('[hierarchy]', 'only this hierarchy')
+  .option('--since <duration>', 'window: this far back from now (30d, 12h, 90m)', '30d')
+  .addOption(new Option('--since-epoch <ms>', 'window start as epoch milliseconds (used by --all)').hideHelp())
+  .option('--json', 'machine-readable output')
+  .option('-a, --all', 'merge every node\'s history over SSH (any of its addresses); exit 1 unless all answer')
+  .action(async (hierarchy: string | undefined, opts: Common & SshFlags & { since: string; sinceEpoch?: string; json?: boolean; all?: boolean }) => {
+    try {
+      const { parseSince, localHistory, gatherHistory, historyReport } = await import('../harness/history-cli.ts');
+      const now = Date.now();
+      const since = opts.sinceEpoch !== undefined ? Number(opts.sinceEpoch) : now - parseSince(opts.since);
+      if (!Number.isFinite(since)) throw new Error(`--since-epoch: expected epoch milliseconds, got "${opts.sinceEpoch}"`);
+      const cluster = await loadCluster(resolve(opts.config), { authKey: false });
+      if (!cluster.nodes.some((n) => n.name === opts.node) && !opts.all) throw new Error(`${cluster.file}: no node named ${opts.node}`);
+      const o = { since, now, ...(hierarchy ? { hierarchy } : {}) };
+      const answers = opts.all ? await gatherHistory(cluster, opts.node, o, await sshOptions(opts)) : [{ node: opts.node, records: await localHistory(cluster, opts.node, o) }];
+      const r = historyReport(answers, o, !!opts.json);
+      console.log(r.text);
+      process.exit(r.ok ? 0 : 1);
     } catch (e) {
       fail(e);
     }

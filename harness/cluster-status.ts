@@ -190,16 +190,36 @@ async function askNode(cluster: ClusterConfig, node: NodeConfig, self: string | 
     return { node: node.name, via: 'local socket', status: checked.status };
   }
   const command = `${opts.remoteHarness} status --json --config ${shq(cluster.file)} --node ${shq(node.name)}`;
+  const r = await sshAsk(node, command, opts, kh, auth, (out) => {
+    const checked = checkAnswer(out, node.name);
+    return 'status' in checked ? { value: checked.status } : checked;
+  });
+  return 'value' in r ? { node: node.name, via: r.via, status: r.value } : { node: node.name, ...r };
+}
+
+type SshAuth = Pick<ConnectConfig, 'privateKey' | 'agent'>;
+
+/**
+ * Run `command` on a node over SSH. Every comm path is a way in: the first of its addresses that
+ * answers usably (`check`) wins; otherwise one reason per address tried.
+ */
+export async function sshAsk<T>(
+  node: NodeConfig,
+  command: string,
+  opts: SshOptions,
+  kh: () => KnownHosts,
+  auth: () => SshAuth,
+  check: (out: string) => { value: T } | { unusable: string },
+): Promise<{ via: string; value: T } | { error: string; unusable?: boolean }> {
   const reasons: string[] = [];
   let keys: KnownHosts;
-  let identity: Pick<ConnectConfig, 'privateKey' | 'agent'>;
+  let identity: SshAuth;
   try {
     keys = kh();
     identity = auth();
   } catch (e) {
-    return { node: node.name, error: (e as Error).message };
+    return { error: (e as Error).message };
   }
-  // Every comm path is a way in: the first address that answers usably wins.
   let unusable = false;
   for (const host of [...new Set(node.addresses.map(hostOf))]) {
     let out: string;
@@ -210,22 +230,25 @@ async function askNode(cluster: ClusterConfig, node: NodeConfig, self: string | 
       reasons.push(`${host}: ${e instanceof UnusableAnswer ? 'unusable answer: ' : ''}${(e as Error).message}`);
       continue;
     }
-    const checked = checkAnswer(out, node.name);
-    if ('status' in checked) return { node: node.name, via: host, status: checked.status };
+    const checked = check(out);
+    if ('value' in checked) return { via: host, value: checked.value };
     unusable = true;
     reasons.push(`${host}: unusable answer: ${checked.unusable}`);
   }
-  return { node: node.name, error: reasons.join('; '), ...(unusable ? { unusable } : {}) };
+  return { error: reasons.join('; '), ...(unusable ? { unusable } : {}) };
+}
+
+/** Known hosts and identity, each loaded on first use (a one-node cluster asked locally needs neither). */
+export function sshContext(opts: SshOptions): { kh: () => KnownHosts; auth: () => SshAuth } {
+  let kh: KnownHosts | undefined;
+  let auth: SshAuth | undefined;
+  return { kh: () => (kh ??= loadKnownHosts(opts.knownHosts)), auth: () => (auth ??= authOf(opts)) };
 }
 
 /** Ask every node at once. `self`: the node this runs on, if any (asked on its local socket). */
 export async function gatherClusterStatus(cluster: ClusterConfig, self: string | undefined, opts: SshOptions): Promise<NodeAnswer[]> {
-  let kh: KnownHosts | undefined;
-  let auth: Pick<ConnectConfig, 'privateKey' | 'agent'> | undefined;
-  // Loaded on first use: a one-node cluster asked locally needs neither.
-  const knownHosts = () => (kh ??= loadKnownHosts(opts.knownHosts));
-  const identity = () => (auth ??= authOf(opts));
-  return Promise.all(cluster.nodes.map((n) => askNode(cluster, n, self, opts, knownHosts, identity)));
+  const { kh, auth } = sshContext(opts);
+  return Promise.all(cluster.nodes.map((n) => askNode(cluster, n, self, opts, kh, auth)));
 }
 
 export interface ClusterVerdict {

@@ -6,6 +6,7 @@ import type { Config } from '../hierarchies/model.ts';
 import type { Logger } from './log.ts';
 import { Alerts } from './alerts.ts';
 import { Metrics, type MetricsSource } from './metrics.ts';
+import { HistoryWriter } from './history.ts';
 
 export interface Observers {
   /** The keeper's `timing` event: one ownership check or key refresh took `ms`. */
@@ -17,6 +18,7 @@ export interface Observers {
 
 export async function startObservers(opts: { config: Config; node: string; stateDir: string; log: Logger; daemon: MetricsSource }): Promise<Observers> {
   const { cluster } = opts.config;
+  const history = new HistoryWriter({ stateDir: opts.stateDir, node: opts.node, log: opts.log });
   const alerts = cluster.alerts?.length ? new Alerts(cluster.alerts, opts.node, opts.log) : undefined;
   let metrics: Metrics | undefined;
   const listen = cluster.nodes.find((n) => n.name === opts.node)?.metricsListen ?? cluster.metricsListen;
@@ -30,6 +32,7 @@ export async function startObservers(opts: { config: Config; node: string; state
     round: (ms) => metrics?.round(ms),
     async stop() {
       alerts?.stop();
+      history.stop();
       await metrics?.stop();
     },
   };

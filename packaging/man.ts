@@ -22,11 +22,13 @@ export function parseHelp(text: string): Help {
   const lines = text.replace(/\r/g, '').split('\n');
   const usage = (lines[0] ?? '').replace(/^Usage:\s*/, '');
   const help: Help = { usage, description: '', options: [], commands: [] };
-  let section: 'desc' | 'options' | 'commands' = 'desc';
+  let section: 'desc' | 'args' | 'options' | 'commands' = 'desc';
   const desc: string[] = [];
   let current: { flags: string; text: string } | undefined;
   for (const line of lines.slice(1)) {
-    if (/^Options:\s*$/.test(line)) section = 'options';
+    if (/^Arguments:\s*$/.test(line)) section = 'args';
+    else if (section === 'args' && !/^Options:\s*$/.test(line)) continue; // the usage line names them
+    else if (/^Options:\s*$/.test(line)) section = 'options';
     else if (/^Commands:\s*$/.test(line)) section = 'commands';
     else if (section === 'desc') {
       if (line.trim()) desc.push(line.trim());
