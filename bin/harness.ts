@@ -25,6 +25,8 @@ async function validateAll(file: string, onStep?: (what: string) => void) {
 }
 
 const DEFAULT_CONFIG = '/etc/harness/cluster.yaml';
+/** The background daemon's log file, passed to it by `harness start` (reopened on SIGHUP). */
+const LOG_FILE_ENV = 'HARNESS_LOG_FILE';
 
 interface Common {
   config: string;
@@ -65,7 +67,8 @@ common(program.command('start').description('start this node\'s daemon'))
     if (opts.foreground) {
       const { createLogger } = await import('../harness/log.ts');
       const { NodeDaemon } = await import('../harness/node.ts');
-      const log = createLogger({ node: opts.node });
+      // Started in the background (below): the log file by name, so SIGHUP can reopen it (logrotate).
+      const log = createLogger({ node: opts.node, ...(process.env[LOG_FILE_ENV] ? { destination: process.env[LOG_FILE_ENV] } : {}) });
       const daemon = new NodeDaemon({ configFile, node: opts.node, log });
       try {
         await daemon.start();
@@ -93,8 +96,11 @@ common(program.command('start').description('start this node\'s daemon'))
       const out = openSync(logFile, fsConstants.O_WRONLY | fsConstants.O_APPEND | fsConstants.O_CREAT | fsConstants.O_NOFOLLOW, 0o644);
       const self = fileURLToPath(import.meta.url);
       const { DAEMON_NODE_FLAGS } = await import('../harness/defaults.ts');
-      const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, self, 'start', '--foreground', '--config', configFile, '--node', opts.node], { detached: true, stdio: ['ignore', out, out] });
+      const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, self, 'start', '--foreground', '--config', configFile, '--node', opts.node], { detached: true, stdio: ['ignore', out, out], env: { ...process.env, [LOG_FILE_ENV]: logFile } });
       child.unref();
+      // For logrotate's postrotate (kill -HUP): the daemon reopens its log file.
+      const { writeFileAtomic } = await import('../harness/safe-files.ts');
+      writeFileAtomic(join(stateDir, 'daemon.pid'), `${child.pid}\n`, { mode: 0o644 });
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline) {
         if (child.exitCode !== null) throw new Error(`daemon exited (${child.exitCode}); see ${logFile}`);

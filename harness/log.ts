@@ -45,6 +45,12 @@ function deliver(taps: Set<LogTap>, rec: LogRecord): void {
 
 export function createLogger(opts: { node: string; destination?: string | number }): Logger {
   const dest = pino.destination({ dest: opts.destination ?? 1, sync: true });
+  // SIGHUP: a log file is reopened (logrotate moved it away); on stdout (the journal) there is
+  // nothing to reopen. Either way the daemon lives on: SIGHUP's default would end it.
+  process.on('SIGHUP', () => {
+    if (typeof opts.destination === 'string') dest.reopen();
+    log.info({ event: 'sighup', reopened: typeof opts.destination === 'string' ? opts.destination : undefined }, typeof opts.destination === 'string' ? `log file ${opts.destination} reopened (SIGHUP)` : 'SIGHUP: logging to stdout, nothing to reopen');
+  });
   const log: Logger = pino(
     {
       level: process.env.HARNESS_LOG_LEVEL ?? 'info',
