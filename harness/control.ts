@@ -27,7 +27,7 @@ import { execFileSync } from 'node:child_process';
 import * as z from 'zod';
 import { DEFAULTS } from './defaults.ts';
 
-const COMMANDS = ['status', 'ping', 'stop', 'hierarchy'] as const;
+const COMMANDS = ['status', 'ping', 'stop', 'hierarchy', 'node'] as const;
 /** Commands that change nothing: the only ones the read-only socket answers. */
 export const READ_ONLY_COMMANDS: ReadonlySet<string> = new Set(['status', 'ping']);
 
@@ -35,7 +35,19 @@ const requestSchema = z.discriminatedUnion('cmd', [
   z.strictObject({ cmd: z.literal('status') }),
   z.strictObject({ cmd: z.literal('ping') }),
   z.strictObject({ cmd: z.literal('stop'), mode: z.enum(['switchover', 'stop']).optional() }),
-  z.strictObject({ cmd: z.literal('hierarchy'), name: z.string().min(1), action: z.enum(['out-of-service', 'in-service']) }),
+  z.strictObject({
+    cmd: z.literal('hierarchy'),
+    name: z.string().min(1).max(255),
+    action: z.enum(['stop', 'start', 'maintenance-on', 'maintenance-off', 'clear', 'move']),
+    to: z.string().min(1).max(255).optional(),
+    by: z.string().max(128).regex(/^[\x21-\x7e]*$/, 'printable ASCII without spaces').optional(),
+  }),
+  z.strictObject({
+    cmd: z.literal('node'),
+    name: z.string().min(1).max(255),
+    action: z.enum(['standby', 'online', 'maintenance-on', 'maintenance-off']),
+    by: z.string().max(128).regex(/^[\x21-\x7e]*$/, 'printable ASCII without spaces').optional(),
+  }),
 ]);
 
 /** The fields each command takes besides cmd (for messages). */

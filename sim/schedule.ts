@@ -149,8 +149,8 @@ export function randomSchedule(seed: number): WorldOptions {
         push(t + rng.int(500, 3_000), { do: 'start', node: n });
         break;
       case 12:
-        push(t, { do: 'admin', node: n, hierarchy: h.name, request: 'hold' });
-        push(t + dur, { do: 'admin', node: n, hierarchy: h.name, request: 'release' });
+        push(t, { do: 'admin', node: n, request: { target: 'hierarchy', hierarchy: h.name, action: 'stop' } });
+        push(t + dur, { do: 'admin', node: n, request: { target: 'hierarchy', hierarchy: h.name, action: 'start' } });
         break;
       case 13:
         push(t, { do: 'shutdown', node: n, mode: rng.chance(0.7) ? 'switchover' : 'stop' });

@@ -30,6 +30,7 @@ import type { Effect, Event, NodeState } from '../harness/core/types.ts';
 import { selfEligible, type DecideInput, type PeerView } from '../harness/decide.ts';
 import { DEFAULTS, ownershipTimers } from '../harness/defaults.ts';
 import { isReleasedKey, nodeKey, nodePart } from '../fencing/keys.ts';
+import { isStopped, unmanaged } from '../harness/core/admin.ts';
 
 export interface WorldOptions {
   seed: number;
@@ -275,7 +276,7 @@ export class World {
         node.tellUtility();
         return;
       case 'admin':
-        node?.dispatch({ type: 'admin', request: { kind: f.request, hierarchy: f.hierarchy } });
+        node?.dispatch({ type: 'admin', ask: { id: 0, by: `root@${f.node}`, at: 0, request: f.request } });
         return;
       case 'replay':
         this.net.replay(f.from, f.to);
@@ -549,6 +550,8 @@ export class World {
     for (const n of this.nodes.values()) {
       const rt = n.p?.state.h[h];
       if (rt?.phase === 'failed' || rt?.blocked || n.p?.state.adminStop.includes(h)) return true;
+      // Held out of service, or unmanaged, by an admin (as this node has it).
+      if (n.p && (isStopped(n.p.state.admin, h) || Object.keys(n.p.state.peers).concat(n.name).some((x) => unmanaged(n.p!.state.admin, h, x)))) return true;
       if (this.agents.stopFailed.has(`${n.name}/${h}`)) return true;
     }
     const hc = this.o.cluster.hierarchies.find((x) => x.name === h)!;
