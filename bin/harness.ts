@@ -157,7 +157,7 @@ common(program.command('status').description('show this node\'s view of the clus
           ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),
         });
         const verdict = judge(answers);
-        console.log(opts.json ? printableJson({ ok: verdict.ok, hierarchies: verdict.hierarchies, nodes: answers }) : formatClusterStatus(answers, verdict));
+        console.log(opts.json ? printableJson({ ok: verdict.ok, hierarchies: verdict.hierarchies, divergences: verdict.divergences, nodes: answers }) : formatClusterStatus(answers, verdict));
         process.exit(verdict.ok ? 0 : 1);
       }
       const doc = (await controlRequest(await socketOf(opts), { cmd: 'status' })) as StatusDoc;

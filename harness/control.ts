@@ -123,8 +123,11 @@ class ControlServer extends Server {
   readonly companions: ControlServer[] = [];
   private served = 0;
 
+  readonly handler: ControlHandler;
+
   constructor(handler: ControlHandler, access: ControlAccess, what: string) {
     super({ allowHalfOpen: true });
+    this.handler = handler;
     this.on('connection', (sock: Socket) => {
       this.sockets.add(sock);
       sock.once('close', () => this.sockets.delete(sock));
@@ -287,6 +290,23 @@ export async function serveControl(path: string, handler: ControlHandler, group?
     }
   }
   return main;
+}
+
+/**
+ * Change the read-only socket's group on a running server (a live reload of `controlGroup`):
+ * the old companion socket closes (its clients are dropped), a new one opens for `group`.
+ */
+export async function setControlGroup(server: Server, group: string | undefined): Promise<void> {
+  const main = server as ControlServer;
+  const path = main.address() as string;
+  const gid = group ? groupId(group) : undefined;
+  for (const s of main.companions.splice(0)) s.close();
+  const roPath = readOnlySocket(path);
+  rmSync(roPath, { force: true });
+  if (gid === undefined) return;
+  const ro = new ControlServer(main.handler, 'read-only', `control socket ${roPath} (group ${group})`);
+  main.companions.push(ro);
+  await listen(ro, roPath, 0o660, gid);
 }
 
 export function bigintSafe(_k: string, v: unknown): unknown {

@@ -24,7 +24,8 @@ import type { DiskRef, Key, OwnershipBackend } from '../fencing/backend.ts';
 import { holderClaims, type PeerView } from './decide.ts';
 import { probe, startLevels, stopLevels, instanceName, type AgentContext, type ResourceInfo } from './actions.ts';
 import { Monitors } from './monitors.ts';
-import { serveControl, type ControlRequest } from './control.ts';
+import { serveControl, setControlGroup, type ControlRequest } from './control.ts';
+import { applyLive, clusterChanges } from './config-change.ts';
 import { UtilityChecks } from './utility.ts';
 import { DEFAULTS, ownershipTimers, type OwnershipTimers } from './defaults.ts';
 import type { Logger } from './log.ts';
@@ -183,7 +184,7 @@ export class NodeDaemon {
     this.control = await serveControl(me.controlSocket, (req) => this.handleControl(req), config.cluster.controlGroup);
     await this.guard.start();
     this.utility.start();
-    this.watcher = watchHierarchies(config.cluster.hierarchyDir, this.log, () => void this.reload());
+    this.watcher = watchHierarchies([config.cluster.hierarchyDir, this.configFile], this.log, () => void this.reload());
     this.lastTick = performance.now();
     this.tickTimer = setInterval(() => this.tick(), DEFAULTS.tickMs);
     this.log.info(
@@ -251,6 +252,8 @@ export class NodeDaemon {
           const before = new Set(this.config.hierarchies);
           for (const h of fx.list) if (!before.has(h)) this.resolveAgents(h);
           this.config = { ...this.config, hierarchies: fx.list };
+          this.fingerprint = configFingerprint(this.config);
+          this.comm.setMeta({ admin: this.state.admin, config: this.fingerprint });
           this.utility.setHierarchies(fx.list);
           // A redefined hierarchy starts from a passing utility verdict: tell it the current one.
           for (const h of fx.list) if (!before.has(h)) this.queue.push({ type: 'utility', hierarchy: h.name, ok: this.utility.ok(h.name) });
@@ -376,7 +379,24 @@ export class NodeDaemon {
       this.log.error({ event: 'reload-rejected', issues: errors.map(formatIssue) }, `configuration NOT reloaded (keeping the last good one): ${errors.map(formatIssue).join('; ')}`);
       return;
     }
-    this.dispatch({ type: 'config', hierarchies: config.hierarchies });
+    // cluster.yaml: what may change live does; what needs a restart is refused (config-change.ts).
+    const running = this.config.cluster;
+    const { live, restart } = clusterChanges(running, config.cluster);
+    if (restart.length > 0) {
+      this.log.error({ event: 'reload-needs-restart', fields: restart }, `${running.file}: ${restart.join(', ')} changed: needs a restart (keeping the running ${restart.join(', ')}; the other changes apply)`);
+    }
+    if (live.length > 0) {
+      const cluster = applyLive(running, config.cluster);
+      this.config = { ...this.config, cluster };
+      this.ctx.ocfRoot = cluster.ocfRoot;
+      if (live.includes('controlGroup') && this.control) await setControlGroup(this.control, cluster.controlGroup).catch((e: Error) => this.log.error({ event: 'control-group', err: e.message }, `control group not changed: ${e.message}`));
+      if (live.includes('hierarchyDir')) {
+        await this.watcher?.close();
+        this.watcher = watchHierarchies([cluster.hierarchyDir, this.configFile], this.log, () => void this.reload());
+      }
+      this.log.info({ event: 'reload-live', fields: live }, `${running.file}: applied ${live.join(', ')}`);
+    }
+    this.dispatch({ type: 'config', hierarchies: config.hierarchies, settings: { ...this.state.settings, maxParallelHierarchies: this.config.cluster.maxParallelHierarchies } });
   }
 
   /** Find the agent of every resource of H (same search order as validation: admin dirs, bundled, OCF root). */

@@ -165,6 +165,7 @@ function apply(s: NodeState, ev: Event, out: Out): void {
       return;
     }
     case 'config': {
+      if (ev.settings) s.settings = ev.settings;
       // From scratch: a change reverted before it took effect is no change.
       s.pending = {};
       const old = new Map(s.hierarchies.map((h) => [h.name, h]));
@@ -215,7 +216,10 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
   } else {
     switch (r.kind) {
       case 'probe': {
+        // A re-probe (maintenance over, clear) of disks we still own: they stay ours, not 'stopped'.
+        const held = rt.ownership === 'owned' ? h.resources.filter((x) => x.kind === 'disk' && rt.resources[x.name] === 'running').map((x) => x.name) : [];
         rt.resources = { ...r.resources };
+        for (const d of held) rt.resources[d] = 'running';
         rt.cannotRun = r.cannotRun;
         if (r.fatal) fatal(rt, name, r.fatal, out);
         const running = anyRunning(rt);

@@ -106,7 +106,8 @@ export type Event = { now: number } & (
   /** The suspect holder we watched on disk let go (its guard stopped and released). */
   | { type: 'holder-released'; hierarchy: string }
   | { type: 'admin'; ask: AdminAsk }
-  | { type: 'config'; hierarchies: HierarchyConfig[] }
+  /** A reload: the hierarchy definitions, and the settings in effect (maxParallelHierarchies is live). */
+  | { type: 'config'; hierarchies: HierarchyConfig[]; settings?: CoreSettings }
   | { type: 'shutdown'; mode: 'switchover' | 'stop' }
 );
 
