@@ -376,7 +376,9 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
 
   // Maintenance: no actions and no monitors; what runs stays as it is (a probe only reads).
   if (rt.phase !== 'unprobed' && unmanaged(input.admin, name, input.self)) {
-    return { note: `MAINTENANCE: unmanaged here (${rt.phase}): no monitors, no recovery; resources left as they are` };
+    // Not running here: say loudly when its node is down and it is not taken over.
+    const loud = rt.phase === 'out-of-service' ? maintenanceBlocks(h, input) : null;
+    return { note: loud?.includes('DOWN') ? loud : `MAINTENANCE: unmanaged here (${rt.phase}): no monitors, no recovery; resources left as they are` };
   }
 
   switch (rt.phase) {

@@ -450,7 +450,8 @@ function adminTransitions(s: NodeState, h: HierarchyConfig, rt: HierarchyState, 
     }
   }
   if (rt.recheck) {
-    const notOurs = rt.phase === 'in-service' && rt.ownership !== 'owned';
+    // Never ours (lost or unverified ownership is the fencing rules' business: stop at once).
+    const notOurs = rt.phase === 'in-service' && rt.ownership === 'not-owned';
     const peers = Object.entries(s.peers).filter(([, v]) => v.state === 'up' && !v.leaving);
     const elsewhere = peers.filter(([, v]) => ['in-service', 'stopping', 'failed'].includes(v.hierarchies[name]?.state ?? '')).map(([n]) => n);
     const probing = peers.some(([, v]) => v.hierarchies[name]?.state === 'starting');

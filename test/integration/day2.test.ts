@@ -47,7 +47,8 @@ function cli(node: string, ...args: string[]): Promise<{ code: number; out: stri
 /** Issue, check the exit code, and print the command's time for the closing note. */
 async function run(node: string, expect: number, ...args: string[]): Promise<string> {
   const r = await cli(node, ...args);
-  console.log(`# ${args.join(' ')} (on ${node}): exit ${r.code} in ${(r.ms / 1000).toFixed(2)} s`);
+  const done = /done in (\d+\.\d+) s/.exec(r.out)?.[1];
+  console.log(`# ${args.join(' ')} (on ${node}): exit ${r.code}${done ? `, cluster there in ${done} s` : ''}; command ${(r.ms / 1000).toFixed(2)} s`);
   assert.equal(r.code, expect, r.out);
   return r.out;
 }
