@@ -96,8 +96,11 @@ export function alertOf(rec: LogRecord, self: string): Alert | null {
     case 'acquired':
       return f.preempted ? { kind: 'fencing', node: self, task: 'preempt', rc: 0, desc: `${h}: ${self} preempted ${str(f.preempted)} and owns its disks` } : null;
     case 'admin': {
-      const r = f.request as { kind?: string } | undefined;
-      return hier(r?.kind === 'hold' ? 'admin-out-of-service' : 'admin-in-service', `admin request: ${r?.kind === 'hold' ? 'out of service' : 'in service'}`);
+      // An accepted admin request (harness hierarchy … / harness node …), as the reducer logged it.
+      const r = (f.request ?? {}) as { target?: string; hierarchy?: string; node?: string; action?: string; to?: string | null };
+      const desc = `admin request${f.by ? ` by ${str(f.by)}` : ''}: ${str(r.action)}${r.to ? ` to ${r.to}` : ''}`;
+      if (r.target === 'node') return { kind: 'node', node: str(r.node), desc };
+      return { kind: 'resource', node: self, rsc: str(r.hierarchy), task: `admin-${str(r.action)}`, desc, rc: 0, targetRc: 0, status: EXEC_DONE, interval: 0 };
     }
     default:
       return null;

@@ -20,7 +20,11 @@ test('node, resource, hierarchy, fencing and path records become Pacemaker alert
   assert.equal(alertOf(rec({ event: 'fenced', hierarchy: 'web', by: '0xab' }), 'n2')!.kind, 'fencing');
   assert.equal(alertOf(rec({ event: 'stop-failed', hierarchy: 'web', resource: 'app' }, 'web/app: STOP FAILED'), 'n2')!.task, 'failed');
   assert.equal(alertOf(rec({ event: 'path-down', node: 'n3', path: 1 }), 'n2')!.attributeValue, 'down');
-  assert.equal(alertOf(rec({ event: 'admin', request: { kind: 'hold', hierarchy: 'web' }, hierarchy: 'web' }), 'n2')!.task, 'admin-out-of-service');
+  const adm = alertOf(rec({ event: 'admin', request: { target: 'hierarchy', hierarchy: 'web', action: 'move', to: 'n3' }, by: 'root@h' }), 'n2')!;
+  assert.equal(adm.rsc, 'web');
+  assert.equal(adm.task, 'admin-move');
+  assert.equal(adm.desc, 'admin request by root@h: move to n3');
+  assert.equal(alertOf(rec({ event: 'admin', request: { target: 'node', node: 'n1', action: 'standby' } }), 'n2')!.kind, 'node');
   assert.equal(alertOf(rec({ event: 'heartbeat' }), 'n2'), null);
   assert.equal(alertOf(rec({ event: 'acquired', hierarchy: 'web' }), 'n2'), null, 'an uncontested acquire is no alert');
 });
