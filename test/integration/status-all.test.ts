@@ -5,7 +5,7 @@ import { test, after, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -215,4 +215,24 @@ test('a node whose daemon is down answers with the reason; the others still do',
   assert.match(r.stdout, /n3: NO ANSWER — .*remote command exited 1/);
   assert.match(r.stdout, /n1 \(via /);
   c.start('n3');
+});
+
+test('history --all merges every node\'s history over SSH; a hand-over counts from out of service on one node to in service on the next', { skip }, async () => {
+  // Each node knows only its side: n2 recorded giving x up, n3 taking it 700 ms later.
+  const t = Date.now() - 60_000;
+  const line = (r: object) => `${JSON.stringify(r)}\n`;
+  appendFileSync(join(c.dir, 'state', 'n2', 'history.jsonl'), line({ at: t, hierarchy: 'x', node: 'n2', transition: 'out-of-service', cause: 'stop' }));
+  appendFileSync(join(c.dir, 'state', 'n3', 'history.jsonl'), line({ at: t + 700, hierarchy: 'x', node: 'n3', transition: 'in-service', cause: 'start' }));
+  const argv = [HARNESS, 'history', 'x', '--all', '--json', '--since', '1h', '--config', c.clusterFile, '--node', 'not-a-node', '--ssh-port', String(PORT), '-i', join(ssh, 'id'), '--known-hosts', join(ssh, 'known_hosts'), '--remote-harness', `${process.execPath} ${HARNESS}`];
+  const r = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+    execFile(process.execPath, argv, { timeout: 60_000 }, (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr })),
+  );
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const doc = JSON.parse(r.stdout) as { records: { node: string }[]; availability: { hierarchy: string; downMs: number; outages: unknown[] }[]; nodes: { node: string; records?: number; error?: string }[] };
+  assert.deepEqual(doc.records.map((x) => x.node).sort(), ['n2', 'n3']);
+  assert.deepEqual(doc.nodes.map((n) => n.error), [undefined, undefined, undefined], 'every node answered (n3 over its second path)');
+  assert.equal(doc.availability[0]!.downMs, 700);
+  // One node's own view does not see the hand-over as downtime.
+  const one = JSON.parse(await new Promise<string>((resolve) => execFile(process.execPath, [HARNESS, 'history', 'x', '--json', '--since', '1h', '--config', c.clusterFile, '--node', 'n3'], (_e, out) => resolve(out)))) as { availability: { downMs: number }[] };
+  assert.equal(one.availability[0]!.downMs, 0);
 });
