@@ -35,7 +35,10 @@ export function verdict(s: StatusDoc, cmd: AdminCommand, v: number, target?: str
     const busy = s.hierarchies.filter((h) => ACTIVE.has(h.states[cmd.name]?.state ?? '') && h.states[cmd.name]?.up);
     const failed = busy.filter((h) => h.states[cmd.name]!.state === 'failed');
     if (failed.length > 0) return { done: false, failed: `${failed.map((h) => h.name).join(', ')} FAILED on ${cmd.name}: ${failed.map((h) => h.note).join('; ')}`, waiting: '' };
-    return busy.length === 0 ? { done: true } : { done: false, waiting: `${busy.map((h) => `${h.name} ${h.states[cmd.name]!.state}`).join(', ')} on ${cmd.name}` };
+    if (busy.length > 0) return { done: false, waiting: `${busy.map((h) => `${h.name} ${h.states[cmd.name]!.state}`).join(', ')} on ${cmd.name}` };
+    // Off it, and where it went (or nowhere, when no other node can take it) settled.
+    const moving = s.hierarchies.flatMap((h) => upStates(h).filter(([, st]) => st === 'starting' || st === 'stopping').map(([n, st]) => `${h.name} ${st} on ${n}`));
+    return moving.length === 0 ? { done: true } : { done: false, waiting: moving.join(', ') };
   }
   const h = hierarchy(s, cmd.name);
   if (!h) return { done: false, failed: `no hierarchy ${cmd.name} on ${s.node}`, waiting: '' };
