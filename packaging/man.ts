@@ -15,14 +15,16 @@ export interface Help {
   description: string;
   options: { flags: string; text: string }[];
   commands: { name: string; text: string }[];
+  /** Text printed after the options (addHelpText 'after'), kept as laid out. */
+  after: string[];
 }
 
 /** Parse commander's help text: `Usage:` line, description, `Options:` and `Commands:` blocks. */
 export function parseHelp(text: string): Help {
   const lines = text.replace(/\r/g, '').split('\n');
   const usage = (lines[0] ?? '').replace(/^Usage:\s*/, '');
-  const help: Help = { usage, description: '', options: [], commands: [] };
-  let section: 'desc' | 'args' | 'options' | 'commands' = 'desc';
+  const help: Help = { usage, description: '', options: [], commands: [], after: [] };
+  let section: 'desc' | 'args' | 'options' | 'commands' | 'after' = 'desc';
   const desc: string[] = [];
   let current: { flags: string; text: string } | undefined;
   for (const line of lines.slice(1)) {
@@ -30,6 +32,8 @@ export function parseHelp(text: string): Help {
     else if (section === 'args' && !/^Options:\s*$/.test(line)) continue; // the usage line names them
     else if (/^Options:\s*$/.test(line)) section = 'options';
     else if (/^Commands:\s*$/.test(line)) section = 'commands';
+    else if (section === 'after') help.after.push(line);
+    else if ((section === 'options' || section === 'commands') && !line.trim()) section = 'after';
     else if (section === 'desc') {
       if (line.trim()) desc.push(line.trim());
     } else if (/^ {2}\S/.test(line)) {
@@ -79,6 +83,8 @@ export function manHarness(top: Help, subs: Map<string, Help>, version: string):
   for (const h of subs.values()) {
     out += `.SS ${roff(`harness ${h.usage.replace(/^harness /, '')}`)}\n${roff(h.description)}\n`;
     for (const o of h.options) out += `.TP\n.B ${roff(o.flags)}\n${roff(o.text)}\n`;
+    const after = h.after.join('\n').replace(/^\n+|\s+$/g, '');
+    if (after) out += `.PP\n.nf\n${after.split('\n').map(roff).join('\n')}\n.fi\n`;
   }
   out += '.SH ENVIRONMENT\n.TP\n.B HARNESS_CONFIG\nthe cluster file (default /etc/harness/cluster.yaml)\n.TP\n.B HARNESS_NODE\nthis node\'s name (default: the host name)\n.TP\n.B HARNESS_LOG_LEVEL\nlog level (default info)\n';
   out += '.SH FILES\n.TP\n.I /etc/harness/cluster.yaml\nthe cluster file\n.TP\n.I /etc/harness/hierarchies/\none file per hierarchy\n.TP\n.I /var/lib/harness/<node>/\nstate: incarnation, the guard\'s stop script\n.SH SEE ALSO\n.BR harness.yaml (5),\n.BR systemctl (1)\n';
