@@ -45,7 +45,13 @@ test('three failovers: three records whose times add up, availability to the mil
     await c.waitFor(`web on n2 (${i})`, async () => (await c.runners('web', ['n2'])).join() === 'n2', 30_000, 25);
     if (i < 3) c.start('n1'); // automatic switchback: web goes home, n2 records it out of service
   }
-  const doc = JSON.parse(history('n2', 'web', '--json', '--since', '1h')) as { since: number; now: number; records: HistoryRecord[]; availability: Availability[] };
+  // The record is written when n2 declares web in service, a moment after its resources run.
+  type Doc = { since: number; now: number; records: HistoryRecord[]; availability: Availability[] };
+  const read = () => JSON.parse(history('n2', 'web', '--json', '--since', '1h')) as Doc;
+  const doc = await c.waitFor('three failovers recorded', () => {
+    const d = read();
+    return d.records.filter((r) => r.downMs !== undefined).length >= 3 ? d : undefined;
+  }, 10_000, 100).catch(() => read());
   const failovers = doc.records.filter((r) => r.downMs !== undefined);
   assert.equal(failovers.length, 3, JSON.stringify(doc.records));
   for (const f of failovers) {
@@ -58,8 +64,9 @@ test('three failovers: three records whose times add up, availability to the mil
     assert.ok(f.downMs! >= parts - 2, 'the parts fit in the downtime (1 ms rounding each)');
     assert.ok(f.downMs! - parts < 500, 'and make up nearly all of it');
   }
-  // Two hand-backs to n1 in between, recorded by n2 as out of service.
-  assert.equal(doc.records.filter((r) => r.transition === 'out-of-service').length, 2);
+  // The hand-backs to n1 in between, recorded by n2 as out of service (one more when n2 was up
+  // first at cold start and started web before n1 was heard).
+  assert.ok(doc.records.filter((r) => r.transition === 'out-of-service').length >= 2, JSON.stringify(doc.records));
   // Availability exactly as the records say.
   const [a] = doc.availability;
   const down = failovers.reduce((s, f) => s + f.downMs!, 0);
