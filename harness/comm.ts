@@ -10,8 +10,12 @@
 // change) every path is used at every send. (A path broken one way only is not seen by its sender:
 // the peer then hears us every pathStride intervals, still well inside the dead time, and its
 // suspect threshold allows for that gap: liveness.ts suspectAfter.)
-// A heartbeat carries this node's hierarchy adverts, so "is it alive" and "what does it run"
-// always arrive together. Receiving is where all the trust decisions are made:
+// A heartbeat carries a summary of this node's advert (version + digest, wire format 2): the advert
+// itself goes out at once on news (every peer, every path), at start, and to a peer that asks for
+// it (its heartbeats' `want` names us, because its copy does not match our summary); a peer
+// lacking our current advert counts us 'unknown', not 'up' (liveness.ts), so "is it alive" and
+// "what does it run" still arrive together. A peer heard speaking format 1 (the previous release,
+// in a rolling upgrade) gets format 1 from us: the whole advert in every heartbeat. Receiving is where all the trust decisions are made:
 //   - the source address:port must be a configured node's address on the receiving path,
 //   - the HMAC must verify (packet.ts),
 //   - the sender named in the body must be the node owning that source address (nobody speaks
@@ -29,8 +33,9 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from '../hierarchies/model.ts';
-import { changesView, cleanAdvert, commTimers, Liveness, sameAdverts, type LivenessChange, type PeerInfo } from './liveness.ts';
-import { decode, encode, UNFRAGMENTED_BYTES, type DecodeFailure, type HierarchyAdvert } from './packet.ts';
+import { changesView, cleanAdvert, commTimers, Liveness, type LivenessChange, type PeerInfo } from './liveness.ts';
+import { decode, encode, UNFRAGMENTED_BYTES, type DecodeFailure, type Heartbeat, type HierarchyAdvert } from './packet.ts';
+import { OwnAdvert } from './advert.ts';
 import { parseAddress, UdpTransport, type PathAddress, type Transport } from './transport.ts';
 
 export { commTimers };
@@ -39,6 +44,9 @@ export type { PathState, PeerInfo, PeerState } from './liveness.ts';
 export interface CommCounters {
   sent: number;
   received: number;
+  /** Bytes of the heartbeats counted in sent / received (UDP payload). */
+  sentBytes: number;
+  receivedBytes: number;
   /** Authentic heartbeats not counted as life: the sender did not echo our incarnation (yet). */
   unconfirmed: number;
   sendErrors: number;
@@ -122,13 +130,18 @@ export class Comm extends EventEmitter<CommEvents> {
   private timer: NodeJS.Timeout | undefined;
   private tickCount = 0;
   private phase: 'new' | 'starting' | 'running' | 'stopped' = 'new';
-  private advert: Record<string, HierarchyAdvert> = {};
-  private leaving = false;
+  private readonly own = new OwnAdvert();
+  /** Peers whose last authentic heartbeat was of wire format 1 (previous release): they get format 1. */
+  private readonly formatOne = new Set<string>();
+  /** Answers due this loop turn (see queueAnswer): path -> peers, with our advert or only our `want`. */
+  private readonly answers = { advert: new Map<number, Set<string>>(), want: new Map<number, Set<string>>(), queued: false };
   private sendQueued = false;
   private warnedFragmented = false;
   private readonly c: CommCounters = {
     sent: 0,
     received: 0,
+    sentBytes: 0,
+    receivedBytes: 0,
     unconfirmed: 0,
     sendErrors: 0,
     dropped: { truncated: 0, badMagic: 0, badMac: 0, malformed: 0, wrongCluster: 0, tooLarge: 0, unknownNode: 0, wrongPath: 0, replayed: 0, self: 0 },
@@ -235,19 +248,20 @@ export class Comm extends EventEmitter<CommEvents> {
    * over the UDP limit): better to fail the caller than to go silent to every peer.
    */
   setAdvert(h: Record<string, HierarchyAdvert>, opts: { leaving?: boolean } = {}): void {
-    const next = Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Object.freeze(cleanAdvert(v))]));
+    const next = Object.freeze(Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Object.freeze(cleanAdvert(v))])));
     const leaving = opts.leaving === true;
-    const size = encode(this.heartbeat(0, this.seq, next, leaving), this.key).length; // throws on any problem
+    const trial = new OwnAdvert();
+    trial.set(next, leaving);
+    // Throws on any problem; the format-1 encoding (for peers of the previous release) is as big.
+    const size = encode({ ...this.heartbeat(0, this.seq, trial, true), want: this.liveness.wanted() }, this.key).length;
     if (size > UNFRAGMENTED_BYTES && !this.warnedFragmented) {
       this.warnedFragmented = true;
-      this.log.warn(
+      this.log.info(
         { node: this.selfName, bytes: size, hierarchies: Object.keys(next).length },
-        `heartbeat is larger than ${UNFRAGMENTED_BYTES} bytes: it is sent as IP fragments, and losing one fragment loses the heartbeat`,
+        `advert is larger than ${UNFRAGMENTED_BYTES} bytes: it goes out as IP fragments (only on change and on request: routine heartbeats carry its digest)`,
       );
     }
-    const changed = leaving !== this.leaving || !sameAdverts(this.advert, next);
-    this.advert = next;
-    this.leaving = leaving;
+    const changed = this.own.set(next, leaving);
     if (changed && this.phase === 'running' && !this.sendQueued) {
       // Coalesce a burst of synchronous setAdvert calls into one immediate round.
       this.sendQueued = true;
@@ -269,9 +283,13 @@ export class Comm extends EventEmitter<CommEvents> {
 
   // --- sending ---------------------------------------------------------------------------------
 
-  private heartbeat(path: number, seq: number, hierarchies: Record<string, HierarchyAdvert>, leaving: boolean) {
+  /** A format-2 heartbeat (with the advert when `carry`); format 1 (every peer of the previous release) always carries it. */
+  private heartbeat(path: number, seq: number, own: OwnAdvert, carry: boolean, format: 1 | 2 = 2): Heartbeat {
     const heard = this.liveness.heard();
-    return { cluster: this.cluster.cluster, node: this.selfName, incarnation: this.incarnation, path, seq, hierarchies, heard, ...(leaving ? { leaving: true } : {}) };
+    const base = { cluster: this.cluster.cluster, node: this.selfName, incarnation: this.incarnation, path, seq, heard, ...(own.leaving ? { leaving: true } : {}) };
+    if (format === 1) return { ...base, hierarchies: own.hierarchies as Record<string, HierarchyAdvert> };
+    const want = this.liveness.wanted();
+    return { ...base, ...own.summary(carry), ...(want.length > 0 ? { want } : {}) };
   }
 
   /**
@@ -290,29 +308,73 @@ export class Comm extends EventEmitter<CommEvents> {
       const onTurn = all || p % stride === turn;
       const to = onTurn ? this.peers : wantsAll;
       if (to.length === 0) continue;
-      let buf: Buffer;
-      try {
-        buf = encode(this.heartbeat(p, this.seq, this.advert, this.leaving), this.key);
-      } catch (err) {
-        // setAdvert already encoded this advert, so this is a bug: say so, keep running.
-        this.c.sendErrors++;
-        this.log.error({ err, path: p }, 'comm: cannot encode heartbeat');
-        continue;
-      }
-      for (const peer of to) {
-        if (this.dropSend?.(p, peer.name)) continue;
-        const addr = peer.addrs[p];
-        if (!addr) continue;
+      // News and start carry the advert; routine heartbeats only its summary.
+      this.sendTo(p, to, this.seq, all);
+    }
+  }
+
+  /** One heartbeat on path `p` to `to`: one encode per format, the same bytes for every peer. */
+  private sendTo(p: number, to: readonly Peer[], seq: number, carry: boolean): void {
+    const bufs: Partial<Record<1 | 2, Buffer | null>> = {};
+    for (const peer of to) {
+      const format = this.formatOne.has(peer.name) ? 1 : 2;
+      let buf = bufs[format];
+      if (buf === undefined) {
         try {
-          this.transport.send(p, addr, buf, (err) => {
-            if (err) this.sendFailed(p, peer.name, addr.text, err);
-            else this.c.sent++;
-          });
+          buf = encode(this.heartbeat(p, seq, this.own, carry, format), this.key);
         } catch (err) {
-          this.sendFailed(p, peer.name, addr.text, err as Error);
+          // setAdvert already encoded this advert, so this is a bug: say so, keep running.
+          buf = null;
+          this.c.sendErrors++;
+          this.log.error({ err, path: p, format }, 'comm: cannot encode heartbeat');
         }
+        bufs[format] = buf;
+      }
+      if (buf === null) continue;
+      if (this.dropSend?.(p, peer.name)) continue;
+      const addr = peer.addrs[p];
+      if (!addr) continue;
+      const bytes = buf;
+      try {
+        this.transport.send(p, addr, bytes, (err) => {
+          if (err) this.sendFailed(p, peer.name, addr.text, err);
+          else {
+            this.c.sent++;
+            this.c.sentBytes += bytes.length;
+          }
+        });
+      } catch (err) {
+        this.sendFailed(p, peer.name, addr.text, err as Error);
       }
     }
+  }
+
+  /**
+   * A peer asked for our advert (`advert`), or we found we miss its advert (`want`): answer on the
+   * path it came on, in this loop turn. Answers due in one turn share one heartbeat per path.
+   */
+  private queueAnswer(kind: 'advert' | 'want', peer: string, p: number): void {
+    const m = this.answers[kind];
+    let set = m.get(p);
+    if (!set) m.set(p, (set = new Set()));
+    set.add(peer);
+    if (this.answers.queued) return;
+    this.answers.queued = true;
+    setImmediate(() => {
+      this.answers.queued = false;
+      const { advert, want } = this.answers;
+      const paths = new Set([...advert.keys(), ...want.keys()]);
+      if (this.phase !== 'running' || paths.size === 0) return advert.clear(), want.clear();
+      this.seq++;
+      for (const path of paths) {
+        const full = [...(advert.get(path) ?? [])].flatMap((n) => this.peerByName.get(n) ?? []);
+        const ask = [...(want.get(path) ?? [])].filter((n) => !advert.get(path)?.has(n)).flatMap((n) => this.peerByName.get(n) ?? []);
+        if (full.length > 0) this.sendTo(path, full, this.seq, true);
+        if (ask.length > 0) this.sendTo(path, ask, this.seq, false);
+      }
+      advert.clear();
+      want.clear();
+    });
   }
 
   private sendFailed(path: number, peer: string, to: string, err: Error): void {
@@ -365,6 +427,11 @@ export class Comm extends EventEmitter<CommEvents> {
       return;
     }
     this.c.received++;
+    this.c.receivedBytes += msg.length;
+    if (hb.advertVersion === undefined) this.formatOne.add(srcNode);
+    else this.formatOne.delete(srcNode);
+    if (res.request) this.queueAnswer('advert', srcNode, p);
+    if (res.need) this.queueAnswer('want', srcNode, p);
     if (res.restartedFrom !== undefined) {
       this.log.warn({ node: srcNode, incarnation: hb.incarnation, previous: res.restartedFrom }, 'comm: peer restarted (new incarnation)');
     }
