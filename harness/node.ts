@@ -268,7 +268,10 @@ export class NodeDaemon {
     const t0 = performance.now();
     const h = this.state.hierarchies.find((x) => x.name === fx.hierarchy)!;
     const resources = { ...this.state.h[fx.hierarchy]!.resources };
-    this.execute(fx, h, resources)
+    // A start (or restart) waits until the guard's stop script covers it (written off the loop: guard.ts).
+    const covered = (fx.kind === 'start' || fx.kind === 'restart') && this.guard ? this.guard.written() : Promise.resolve();
+    covered
+      .then(() => this.execute(fx, h, resources))
       .catch((e: unknown): ActionResult => ({ kind: 'error', detail: (e as Error).stack ?? String(e) }))
       .then((result) => {
         this.dispatch({ type: 'done', id: fx.id, hierarchy: fx.hierarchy, result });
