@@ -101,6 +101,11 @@ const DROP_LOG_INTERVAL_MS = 1_000;
 const DROP_LOG_FORGET_MS = 10_000;
 /** Bound on remembered (reason, source) pairs: a spoofed-source flood must not grow memory. */
 const DROP_LOG_MAX_KEYS = 1_024;
+/**
+ * And on lines per second per reason, whatever the sources: one host using 1024 source ports got
+ * 1.7k lines/s through the per-source limit. Past it, a count per second says how many were held.
+ */
+const DROP_LOG_PER_REASON = 10;
 
 interface Peer {
   name: string;
@@ -444,7 +449,7 @@ export class Comm extends EventEmitter<CommEvents> {
     if (this.shouldLog(`${reason}|${from}`, reason, from)) this.log.warn({ reason, from, path, detail }, `comm: dropped packet (${reason})`);
   }
 
-  /** Rate limit: true at most once per DROP_LOG_INTERVAL_MS per key; counts the rest. */
+  /** Rate limit: true at most once per DROP_LOG_INTERVAL_MS per key, and within the reason's budget; counts the rest. */
   private shouldLog(key: string, what: string, from: string): boolean {
     const now = this.now();
     let e = this.dropLog.get(key);
@@ -453,17 +458,38 @@ export class Comm extends EventEmitter<CommEvents> {
       e = this.dropLog.get(key);
       if (!e) {
         this.dropLog.set(key, { last: now, suppressed: 0, what, from: key.endsWith('|*') ? '*' : from });
-        return true;
+        return this.budget(what, now);
       }
     }
     if (now - e.last >= DROP_LOG_INTERVAL_MS) {
-      if (e.suppressed > 0) this.log.warn({ what: e.what, from: e.from, suppressed: e.suppressed }, `comm: ${e.suppressed} more (${e.what}) not logged one by one`);
+      if (e.suppressed > 0 && this.budget(e.what, now, e.suppressed)) this.log.warn({ what: e.what, from: e.from, suppressed: e.suppressed }, `comm: ${e.suppressed} more (${e.what}) not logged one by one`);
       e.last = now;
       e.suppressed = 0;
-      return true;
+      return this.budget(what, now);
     }
     e.suppressed++;
     return false;
+  }
+
+  private readonly reasonBudget = new Map<string, { start: number; lines: number; held: number }>();
+  /** True while `what` has lines left this second (and counts one); else adds `n` to what it held back. */
+  private budget(what: string, now: number, n = 1): boolean {
+    let b = this.reasonBudget.get(what);
+    if (!b || now - b.start >= DROP_LOG_INTERVAL_MS) {
+      this.flushBudget(what, b);
+      b = { start: now, lines: 0, held: 0 };
+      this.reasonBudget.set(what, b);
+    }
+    if (b.lines < DROP_LOG_PER_REASON) {
+      b.lines++;
+      return true;
+    }
+    b.held += n;
+    return false;
+  }
+
+  private flushBudget(what: string, b: { held: number } | undefined): void {
+    if (b && b.held > 0) this.log.warn({ what, suppressed: b.held }, `comm: ${b.held} more (${what}) not logged: over ${DROP_LOG_PER_REASON} lines a second for this reason`);
   }
 
   /** Report counts held back by the rate limit, and forget sources that went quiet. */
@@ -472,12 +498,17 @@ export class Comm extends EventEmitter<CommEvents> {
     this.lastDropSweep = now;
     for (const [key, e] of this.dropLog) {
       if (e.suppressed > 0 && now - e.last >= DROP_LOG_INTERVAL_MS) {
-        this.log.warn({ what: e.what, from: e.from, suppressed: e.suppressed }, `comm: ${e.suppressed} more (${e.what}) not logged one by one`);
+        if (this.budget(e.what, now, e.suppressed)) this.log.warn({ what: e.what, from: e.from, suppressed: e.suppressed }, `comm: ${e.suppressed} more (${e.what}) not logged one by one`);
         e.last = now;
         e.suppressed = 0;
       } else if (e.suppressed === 0 && now - e.last >= DROP_LOG_FORGET_MS) {
         this.dropLog.delete(key);
       }
+    }
+    for (const [what, b] of this.reasonBudget) {
+      if (now - b.start < DROP_LOG_INTERVAL_MS) continue;
+      this.flushBudget(what, b);
+      this.reasonBudget.delete(what);
     }
   }
 

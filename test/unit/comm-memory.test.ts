@@ -198,3 +198,31 @@ test('comm: routine heartbeats carry a summary, news the advert; a peer of the p
     await old.close();
   }
 });
+
+test('comm: junk from many source ports is logged within a budget per reason, and every packet is counted', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'setTimeout', 'Date'], now: 1_000_000 });
+  const hub = new MemoryHub();
+  const c = cluster(['a', 'b']);
+  const la = capture();
+  const a = new Comm({ cluster: c, self: 'a', key: KEY, log: la.log, incarnation: 1, now: () => Date.now(), transport: hub.transport() });
+  try {
+    await a.start();
+    const junk = Buffer.from('not a heartbeat');
+    // 3 seconds of 1000 packets a second, each from another port of one host (the 1.7k lines/s case).
+    for (let s = 0; s < 3; s++) {
+      for (let i = 0; i < 1000; i++) hub.inject(0, `10.0.1.99:${10_000 + s * 1000 + i}`, '10.0.1.1:7400', junk);
+      await advance(t, 1000);
+    }
+    await advance(t, 2000);
+    const drops = la.lines.filter((l) => /^comm: (dropped packet|\d+ more) \(unknownNode\)/.test(l.msg));
+    const perSecond = new Map<number, number>();
+    for (const l of drops) perSecond.set(Math.floor((l.time as number) / 1000), (perSecond.get(Math.floor((l.time as number) / 1000)) ?? 0) + 1);
+    assert.ok(Math.max(...perSecond.values()) <= 12, `lines per second: ${[...perSecond.values()].join(', ')}`);
+    const logged = drops.filter((l) => /^comm: dropped packet/.test(l.msg)).length;
+    const held = drops.reduce((n, l) => n + ((l.suppressed as number | undefined) ?? 0), 0);
+    assert.equal(logged + held, 3000, 'every drop is either logged or counted in a summary');
+    assert.equal(a.counters().dropped.unknownNode, 3000);
+  } finally {
+    await a.stop();
+  }
+});
