@@ -34,7 +34,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from '../hierarchies/model.ts';
 import { changesView, cleanAdvert, commTimers, Liveness, type LivenessChange, type PeerInfo } from './liveness.ts';
-import { decode, encode, UNFRAGMENTED_BYTES, type DecodeFailure, type Heartbeat, type HierarchyAdvert } from './packet.ts';
+import { decode, encode, UNFRAGMENTED_BYTES, type DecodeFailure, type Heartbeat, type HierarchyAdvert, type NodeMeta } from './packet.ts';
 import { OwnAdvert } from './advert.ts';
 import { parseAddress, UdpTransport, type PathAddress, type Transport } from './transport.ts';
 
@@ -257,17 +257,35 @@ export class Comm extends EventEmitter<CommEvents> {
     const leaving = opts.leaving === true;
     const trial = new OwnAdvert();
     trial.set(next, leaving);
-    // Throws on any problem; the format-1 encoding (for peers of the previous release) is as big.
+    if (this.own.meta) trial.setMeta(this.own.meta);
+    this.checkEncodable(trial);
+    if (this.own.set(next, leaving)) this.sendNews();
+  }
+
+  /** Set the node-level news (admin map, configuration fingerprint): part of the advert, a change goes out at once. */
+  setMeta(meta: NodeMeta): void {
+    const trial = new OwnAdvert();
+    trial.set(this.own.hierarchies, this.own.leaving);
+    trial.setMeta(meta);
+    this.checkEncodable(trial);
+    if (this.own.setMeta(meta)) this.sendNews();
+  }
+
+  /** Throws when the advert cannot be encoded; says once when it no longer fits one frame. */
+  private checkEncodable(trial: OwnAdvert): void {
+    // The format-1 encoding (for peers of the previous release) is as big.
     const size = encode({ ...this.heartbeat(0, this.seq, trial, true), want: this.liveness.wanted() }, this.key).length;
     if (size > UNFRAGMENTED_BYTES && !this.warnedFragmented) {
       this.warnedFragmented = true;
       this.log.info(
-        { node: this.selfName, bytes: size, hierarchies: Object.keys(next).length },
+        { node: this.selfName, bytes: size, hierarchies: Object.keys(trial.hierarchies).length },
         `advert is larger than ${UNFRAGMENTED_BYTES} bytes: it goes out as IP fragments (only on change and on request: routine heartbeats carry its digest)`,
       );
     }
-    const changed = this.own.set(next, leaving);
-    if (changed && this.phase === 'running' && !this.sendQueued) {
+  }
+
+  private sendNews(): void {
+    if (this.phase === 'running' && !this.sendQueued) {
       // Coalesce a burst of synchronous setAdvert calls into one immediate round.
       this.sendQueued = true;
       queueMicrotask(() => {
@@ -292,6 +310,7 @@ export class Comm extends EventEmitter<CommEvents> {
   private heartbeat(path: number, seq: number, own: OwnAdvert, carry: boolean, format: 1 | 2 = 2): Heartbeat {
     const heard = this.liveness.heard();
     const base = { cluster: this.cluster.cluster, node: this.selfName, incarnation: this.incarnation, path, seq, heard, ...(own.leaving ? { leaving: true } : {}) };
+    // Format 1 without the meta: the previous release does not know that field.
     if (format === 1) return { ...base, hierarchies: own.hierarchies as Record<string, HierarchyAdvert> };
     const want = this.liveness.wanted();
     return { ...base, ...own.summary(carry), ...(want.length > 0 ? { want } : {}) };

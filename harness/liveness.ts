@@ -37,13 +37,13 @@
 // (incarnation, version), so copies that crossed on two paths cannot roll it back. A summary we
 // have no copy of makes the sender `wanted()` (and receive() says `need` the first time: ask at
 // once); a heartbeat whose `want` names us says `request` (answer with the advert). A peer heard
-// alive in an incarnation whose advert we do not have yet is 'unknown', not 'up': "is it alive"
-// and "what does it run" still arrive together. A sender of format 1 (no version) carries its
+// alive while our copy of its advert is not the one its heartbeats name is 'unknown', not 'up':
+// "is it alive" and "what does it run" still arrive together. A sender of format 1 (no version) carries its
 // advert in every heartbeat, taken as before.
 
 import { DEFAULTS } from './defaults.ts';
 import { mutant } from './core/mutants.ts';
-import type { HierarchyAdvert } from './packet.ts';
+import type { HierarchyAdvert, NodeMeta } from './packet.ts';
 
 export type PeerState = 'up' | 'down' | 'unknown'; // unknown = never heard yet and still inside startup grace
 export type PathState = 'up' | 'down' | 'unknown';
@@ -59,6 +59,8 @@ export interface PeerInfo {
   leaving: boolean;
   /** The peer's last advert (kept when it goes down: stale, but the last word it said). */
   advert?: Record<string, HierarchyAdvert>;
+  /** Its last admin map and configuration fingerprint. */
+  meta?: NodeMeta;
 }
 
 /** The comm timers derived from the cluster's heartbeat interval and dead time. */
@@ -103,6 +105,8 @@ export interface HeartbeatIn {
   leaving?: boolean;
   /** The advert: always from a format-1 sender; from a format-2 one only on news or request. */
   hierarchies?: Record<string, HierarchyAdvert>;
+  /** Part of the advert (as the hierarchies: in format 2 only when the advert is carried). */
+  meta?: NodeMeta;
   /** Format 2: the sender's advert version (per incarnation) and digest; absent from format 1. */
   advertVersion?: number;
   advertDigest?: string;
@@ -140,6 +144,9 @@ export interface PeerLiveness {
   advertOf: { inc: number; version: number | null; digest: string | null } | null;
   /** A format-2 summary named an advert newer than ours: we want it (see wanted()). */
   missing: boolean;
+  meta: NodeMeta | null;
+  /** meta as JSON: compared to tell news from a repeat. */
+  metaKey: string;
   /** Local count of advert changes (the view moved). */
   advertVersion: number;
   shown: { state: PeerState; suspect: boolean; incarnation: number | null; leaving: boolean; advertVersion: number };
@@ -232,6 +239,8 @@ export class Liveness {
       advert: null,
       advertOf: null,
       missing: false,
+      meta: null,
+      metaKey: '',
       advertVersion: 0,
       shown: { state: 'unknown', suspect: false, incarnation: null, leaving: false, advertVersion: 0 },
     }));
@@ -301,6 +310,15 @@ export class Liveness {
         peer.advert = frozenAdverts(hb.hierarchies);
         peer.advertVersion++;
       }
+      // The meta is part of the advert: in format 2 the whole of it comes with the hierarchies
+      // (absent: none); a format-1 sender of this lineage sent it in every heartbeat, or not at all.
+      const meta = hb.meta ?? (of.version === null ? peer.meta : null);
+      const key = meta === null ? '' : JSON.stringify(meta);
+      if (key !== peer.metaKey) {
+        peer.meta = meta;
+        peer.metaKey = key;
+        peer.advertVersion++;
+      }
       peer.advertOf = of;
     }
     let need = false;
@@ -339,6 +357,7 @@ export class Liveness {
       const info: PeerInfo = { node: peer.name, state, suspect: d.suspect, lastHeardMs: peer.lastHeard, paths: d.paths, leaving: peer.leaving };
       if (peer.incarnation !== null) info.incarnation = peer.incarnation;
       if (peer.advert !== null) info.advert = peer.advert;
+      if (peer.meta !== null) info.meta = peer.meta;
       out[peer.name] = info;
     }
     return out;
@@ -428,9 +447,10 @@ export class Liveness {
     const silentMs = now - peer.lastHeard;
     let state: PeerState = peer.leaving || silentMs >= t.deadTimeMs ? 'down' : 'up';
     if (state === 'down' && !peer.leaving && unconfirmed) state = 'unknown';
-    // Alive in an incarnation whose advert has not reached us yet: what it runs is not known, so
-    // every decision it is part of waits (its advert is asked for at once).
-    if (state === 'up' && peer.advertOf?.inc !== peer.incarnation) state = 'unknown';
+    // Alive, but our copy of its advert is not the one its heartbeats name (it restarted, or news
+    // was lost, or it comes back after a partition): what it runs now is not known, so every
+    // decision it is part of waits, about one round trip (the advert is asked for at once).
+    if (state === 'up' && (peer.advertOf?.inc !== peer.incarnation || peer.missing)) state = 'unknown';
     // A leaving peer is not silent: it is down because it said so, not suspected of anything.
     return { state, suspect: silentMs >= this.suspectAfter(peer, now), paths, silentMs };
   }

@@ -21,11 +21,19 @@
 // copy does not match asks for it (`w`: the nodes whose advert the sender misses), and the owner
 // answers at once; the version orders copies that crossed on different paths. A routine
 // heartbeat is then a few hundred bytes whatever the hierarchy count (one Ethernet frame).
-// A new advert field goes into AdvertWire (advertToWire/advertFromWire): the digest covers the
-// whole object, so it rides the same change/request path with nothing else to change.
+// The advert is the hierarchies and the node's meta (admin map, configuration fingerprint). A new
+// advert field goes into AdvertWire (advertToWire and fromWire): the digest covers the whole
+// object, so it rides the same change/request path with nothing else to change.
 
 import { createHash, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { checkAdminDoc, copyAdminDoc, type AdminDoc } from './core/admin.ts';
+
+/** Node-level news: the cluster's admin map as the sender has it, and its configuration's fingerprint. */
+export interface NodeMeta {
+  admin: AdminDoc;
+  config: string;
+}
 
 export interface HierarchyAdvert {
   /** `held`: taken out of service by an admin (or `harness stop --mode stop`): nobody takes it over. */
@@ -61,6 +69,8 @@ export interface Heartbeat {
    * sender of an earlier release.
    */
   heard?: Record<string, number>;
+  /** Absent from a sender of an earlier release. */
+  meta?: NodeMeta;
 }
 
 export type DecodeFailure = 'truncated' | 'bad-magic' | 'bad-mac' | 'malformed' | 'wrong-cluster' | 'too-large';
@@ -95,6 +105,12 @@ type HierarchiesWire = Record<string, [number, number, 0 | 1] | [number, number,
 /** The advert (format 2's `a`): everything besides liveness, summarized by its digest. */
 interface AdvertWire {
   h: HierarchiesWire;
+  m?: MetaWire;
+}
+/** NodeMeta on the wire: the admin map, the configuration fingerprint. */
+interface MetaWire {
+  a: AdminDoc;
+  f: string;
 }
 interface WireBody {
   c: string;
@@ -104,8 +120,9 @@ interface WireBody {
   s: number;
   l?: 1;
   e?: Record<string, number>;
-  /** Format 1: the hierarchies, in every heartbeat. */
+  /** Format 1: the hierarchies, in every heartbeat (and the meta, when the sender had it). */
   h?: HierarchiesWire;
+  m?: MetaWire;
   /** Format 2: advert version, digest, wanted adverts, the advert when carried. */
   v?: number;
   d?: string;
@@ -143,8 +160,9 @@ export function encode(hb: Heartbeat, key: Buffer): Buffer {
     wire.v = hb.advertVersion;
     wire.d = hb.advertDigest;
     if (hb.want !== undefined && hb.want.length > 0) wire.w = [...hb.want];
-    if (hb.hierarchies !== undefined) wire.a = advertToWire(hb.hierarchies);
+    if (hb.hierarchies !== undefined) wire.a = advertToWire(hb.hierarchies, hb.meta);
   }
+  if (!v2 && hb.meta !== undefined) wire.m = { a: hb.meta.admin, f: hb.meta.config };
   let body = Buffer.from(JSON.stringify(wire), 'utf8');
   let flags = 0;
   if (body.length > COMPRESS_ABOVE_BYTES) {
@@ -189,8 +207,8 @@ function hierarchiesToWire(hs: Record<string, HierarchyAdvert>, sorted = true): 
   return h;
 }
 
-function advertToWire(hs: Record<string, HierarchyAdvert>): AdvertWire {
-  return { h: hierarchiesToWire(hs) };
+function advertToWire(hs: Record<string, HierarchyAdvert>, meta?: NodeMeta): AdvertWire {
+  return meta === undefined ? { h: hierarchiesToWire(hs) } : { h: hierarchiesToWire(hs), m: { a: meta.admin, f: meta.config } };
 }
 
 /**
@@ -198,8 +216,8 @@ function advertToWire(hs: Record<string, HierarchyAdvert>): AdvertWire {
  * first 64 bits in hex. Pure; the sender computes it once per change, a receiver checks a carried
  * advert against it (decode).
  */
-export function advertDigest(hs: Record<string, HierarchyAdvert>): string {
-  return digestOfWire(advertToWire(hs));
+export function advertDigest(hs: Record<string, HierarchyAdvert>, meta?: NodeMeta): string {
+  return digestOfWire(advertToWire(hs, meta));
 }
 
 function digestOfWire(a: AdvertWire): string {
@@ -286,6 +304,10 @@ function checkHeartbeat(hb: Heartbeat): string | null {
   for (const [name, inc] of Object.entries(hb.heard ?? {})) {
     if (!isName(name) || !isCount(inc)) return `heard: ${JSON.stringify(name)} -> ${inc} is not a node name and incarnation`;
   }
+  if (hb.meta !== undefined) {
+    const why = checkMeta({ a: hb.meta.admin, f: hb.meta.config });
+    if (why) return `meta: ${why}`;
+  }
   if (hb.advertVersion === undefined) {
     if (hb.hierarchies === undefined) return 'format 1 (no advertVersion) must carry the hierarchies';
     if (hb.advertDigest !== undefined || hb.want !== undefined) return 'advertDigest and want need an advertVersion (format 2)';
@@ -293,7 +315,8 @@ function checkHeartbeat(hb: Heartbeat): string | null {
   }
   if (!isCount(hb.advertVersion)) return `advertVersion ${hb.advertVersion} is not a non-negative safe integer`;
   if (!isDigest(hb.advertDigest)) return `advertDigest ${JSON.stringify(hb.advertDigest)} is not 16 hex digits`;
-  if (hb.hierarchies !== undefined && advertDigest(hb.hierarchies) !== hb.advertDigest) return 'advertDigest is not the digest of the hierarchies carried';
+  if (hb.hierarchies === undefined && hb.meta !== undefined) return 'format 2 carries the meta only with the hierarchies (one advert)';
+  if (hb.hierarchies !== undefined && advertDigest(hb.hierarchies, hb.meta) !== hb.advertDigest) return 'advertDigest is not the digest of the advert carried';
   for (const name of hb.want ?? []) if (!isName(name)) return `want: ${JSON.stringify(name)} is not a node name`;
   return null;
 }
@@ -307,17 +330,33 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 const WIRE_KEYS: Record<number, Set<string>> = {
-  1: new Set(['c', 'n', 'i', 'p', 's', 'l', 'h', 'e']),
+  1: new Set(['c', 'n', 'i', 'p', 's', 'l', 'h', 'e', 'm']),
   2: new Set(['c', 'n', 'i', 'p', 's', 'l', 'e', 'v', 'd', 'w', 'a']),
 };
-const ADVERT_KEYS = new Set(['h']);
+const ADVERT_KEYS = new Set(['h', 'm']);
+/** Entries of an admin map a heartbeat may carry (see DEFAULTS.adminMaxEntries: the same bound). */
+export const MAX_ADMIN_ENTRIES = 8192;
+
+function checkMeta(m: unknown): string | null {
+  if (!isPlainObject(m)) return 'not an object';
+  for (const k of Object.keys(m)) if (k !== 'a' && k !== 'f') return `unknown field ${JSON.stringify(k)}`;
+  if (typeof m.f !== 'string' || m.f.length > 64) return 'config fingerprint: not a string of at most 64 characters';
+  const why = checkAdminDoc(m.a, MAX_ADMIN_ENTRIES);
+  return why ? `admin: ${why}` : null;
+}
+
+function metaFromWire(m: unknown): NodeMeta | null {
+  if (checkMeta(m) !== null) return null;
+  const meta = m as MetaWire;
+  return { admin: copyAdminDoc(meta.a), config: meta.f };
+}
 
 function fromWire(v: unknown, version: number): Heartbeat | null {
   if (!isPlainObject(v)) return null;
   const keys = WIRE_KEYS[version];
   if (!keys) return null;
   for (const k of Object.keys(v)) if (!keys.has(k)) return null;
-  const { c, n, i, p, s, l, h, e, v: av, d, w, a } = v;
+  const { c, n, i, p, s, l, h, e, m, v: av, d, w, a } = v;
   if (e !== undefined && (!isPlainObject(e) || !Object.entries(e).every(([name, inc]) => isName(name) && isCount(inc)))) return null;
   if (!isName(c) || !isName(n) || !isCount(i) || !isPath(p) || !isCount(s)) return null;
   if (l !== undefined && l !== 1) return null;
@@ -326,6 +365,11 @@ function fromWire(v: unknown, version: number): Heartbeat | null {
     const hs = hierarchiesFromWire(h);
     if (!hs) return null;
     hb.hierarchies = hs;
+    if (m !== undefined) {
+      const meta = metaFromWire(m);
+      if (!meta) return null;
+      hb.meta = meta;
+    }
   } else {
     if (!isCount(av) || !isDigest(d)) return null;
     if (w !== undefined && (!Array.isArray(w) || !w.every(isName))) return null;
@@ -336,9 +380,13 @@ function fromWire(v: unknown, version: number): Heartbeat | null {
       if (!isPlainObject(a) || !Object.keys(a).every((k) => ADVERT_KEYS.has(k))) return null;
       const hs = hierarchiesFromWire(a.h);
       if (!hs) return null;
+      const meta = a.m === undefined ? undefined : metaFromWire(a.m);
+      if (meta === null) return null;
       // The advert must be the one the summary names: a receiver keeps (version, digest) with it.
-      if (digestOfWire(advertToWire(hs)) !== d) return null;
+      // (Of the bytes as sent: the sender's digest is of this very JSON.)
+      if (digestOfWire(a as unknown as AdvertWire) !== d) return null;
       hb.hierarchies = hs;
+      if (meta) hb.meta = meta;
     }
   }
   if (l === 1) hb.leaving = true;

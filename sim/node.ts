@@ -30,6 +30,7 @@ import type { SimClock, SimTimer } from './clock.ts';
 import { SimBackend, type SimSan } from './disk.ts';
 import type { SimAgents } from './agents.ts';
 import type { SimNetwork } from './network.ts';
+import type { AdminDoc } from '../harness/core/admin.ts';
 
 export interface SimCluster {
   cluster: string;
@@ -89,7 +90,7 @@ interface Proc {
   seq: number;
   round: number;
   deadlineArmed: boolean;
-  /** What it advertises (summarized in every heartbeat, carried on news and on request). */
+  /** What it advertises: hierarchies and meta (summarized in every heartbeat, carried on news and on request). */
   own: OwnAdvert;
   guardPlan: GuardPlan[];
   watchList: string[];
@@ -124,6 +125,8 @@ export class SimNode {
   #machineGen = 0;
   /** Persistent (stateDir): the last incarnation used. */
   #lastIncarnation = 0;
+  /** The admin map as persisted in stateDir: survives restarts of the node. */
+  #admin: AdminDoc = {};
   /** Wall clock offset (clock jumps): only the incarnation reads the wall clock. */
   wallOffsetMs = 0;
   guardRunning = false;
@@ -170,7 +173,7 @@ export class SimNode {
     liveness.start(now);
     const p: Proc = {
       gen,
-      state: initialState(this.name, this.c.hierarchies, { maxParallelHierarchies: this.c.maxParallelHierarchies, raceDelayPerRankMs: DEFAULTS.raceDelayPerRankMs }, now),
+      state: initialState(this.name, this.c.hierarchies, { maxParallelHierarchies: this.c.maxParallelHierarchies, raceDelayPerRankMs: DEFAULTS.raceDelayPerRankMs }, now, this.#admin),
       liveness,
       keeper,
       backend,
@@ -194,6 +197,7 @@ export class SimNode {
       exiting: false,
     };
     p.own.set(Object.fromEntries(this.c.hierarchies.map((h) => [h.name, { state: 'starting' as const, epoch: 0, eligible: false }])), false);
+    p.own.setMeta({ admin: this.#admin, config: 'sim' });
     this.p = p;
     this.stoppedCleanly = false;
     keeper.on('lost', (h: string, by: Key | null, detail: string) => this.dispatch({ type: 'ownership', hierarchy: h, state: 'lost', by: by === null ? null : formatKey(by), detail }));
@@ -362,6 +366,12 @@ export class SimNode {
         return;
       case 'in-service':
       case 'hierarchies':
+      case 'admin-answer':
+        return;
+      case 'admin-state':
+        this.#admin = fx.doc;
+        p.own.setMeta({ admin: fx.doc, config: 'sim' });
+        this.send(p, true);
         return;
       case 'leave':
         p.exiting = true;
@@ -623,7 +633,7 @@ export class SimNode {
     for (const [node, v] of Object.entries(p.liveness.view(this.clock.now()))) {
       const hs: PeerView['hierarchies'] = {};
       for (const [name, a] of Object.entries(v.advert ?? {})) hs[name] = { state: a.state, eligible: a.eligible };
-      out[node] = { state: v.state, leaving: v.leaving, suspect: v.suspect, hierarchies: hs };
+      out[node] = { state: v.state, leaving: v.leaving, suspect: v.suspect, hierarchies: hs, ...(v.meta ? { admin: v.meta.admin, config: v.meta.config } : {}) };
     }
     return out;
   }

@@ -331,10 +331,11 @@ test('liveness format 2: alive without its advert is unknown; the advert is aske
   // News lost: the next routine summary names version 2, so it is wanted again.
   const r4 = l.receive(hb2(1, 5, 2, 'd2'), 300);
   assert.ok(r4.ok && r4.need === true);
-  assert.equal(l.view(300).b?.state, 'up', 'a known incarnation with an older copy stays up (as a late packet did before)');
+  assert.equal(l.view(300).b?.state, 'unknown', 'our copy is not the one it names: not acted on');
   assert.deepEqual(l.view(300).b?.advert, WEB1);
   l.receive(hb2(0, 6, 2, 'd2', { hierarchies: WEB2 }), 301);
   assert.deepEqual(l.view(301).b?.advert, WEB2);
+  assert.equal(l.view(301).b?.state, 'up');
   assert.deepEqual(l.wanted(), []);
 });
 
