@@ -287,3 +287,17 @@ test('format 2: a carried advert must match its digest; fields are checked', () 
   assert.deepEqual(decode(seal(JSON.stringify({ ...good, w: 'b' }), KEY, 0, 2), KEY, 'prod'), { ok: false, reason: 'malformed' });
   assert.deepEqual(decode(seal(JSON.stringify({ c: 'prod', n: 'alpha', i: 1, p: 0, s: 1, v: 1, d: advertDigest({}) }), KEY, 0, 1), KEY, 'prod'), { ok: false, reason: 'malformed' }, 'format 2 fields in format 1');
 });
+
+test('format 2: the node meta (admin map, config fingerprint) is part of the advert: carried with it, covered by its digest', () => {
+  const hs = { web: { state: 'in-service' as const, epoch: 1, eligible: true } };
+  const meta = { admin: { 'h/web/stop': { v: 3, node: 'alpha', by: 'root@alpha', at: 1_796_000_000_000, value: true } }, config: 'c0ffee' } as unknown as NonNullable<Heartbeat['meta']>;
+  const d = advertDigest(hs, meta);
+  assert.notEqual(d, advertDigest(hs), 'a meta change is an advert change');
+  const r = decode(encode(hb({ hierarchies: hs, meta, advertVersion: 2, advertDigest: d }), KEY), KEY, 'prod');
+  assert.ok(r.ok);
+  assert.deepEqual(r.hb.meta, meta);
+  assert.throws(() => encode(hb({ hierarchies: hs, meta, advertVersion: 2, advertDigest: advertDigest(hs) }), KEY), /not the digest/);
+  const routine = hb({ advertVersion: 2, advertDigest: d });
+  delete routine.hierarchies;
+  assert.throws(() => encode({ ...routine, meta }, KEY), /only with the hierarchies/);
+});
