@@ -13,7 +13,7 @@
 // second node powered off during that recovery.
 //
 //   sudo npm run bench:scale                                   # 32 x 1000
-//   npm run bench:scale -- --nodes 16 --hierarchies 500 --sweep 0
+//   npm run bench:scale -- --nodes 16 --hierarchies 500 --sweep 0 [--interval 150 --dead-time 900] [--idle 10] [--keep]
 //
 // Prints min/median/max tables; every number in bench/results/scale.json. Last line:
 //   bench scale: nodes=N hierarchies=H failover last=X.XXX s idle-cpu=X.X% rss=X MiB
@@ -32,6 +32,9 @@ const NODES = arg('--nodes', 32);
 const HIERS = arg('--hierarchies', 1000);
 const SWEEP = arg('--sweep', 1) !== 0;
 const IDLE_S = arg('--idle', 10);
+/** Timing profile: the shipped defaults unless asked (the ownership timers scale with the dead time). */
+const INTERVAL_MS = arg('--interval', 150);
+const DEAD_MS = arg('--dead-time', 900);
 const agent = existsSync('/usr/lib/ocf/resource.d/heartbeat/Dummy') ? 'ocf:heartbeat:Dummy' : 'ocf:harness:hang';
 const started = Date.now();
 
@@ -154,7 +157,7 @@ async function phase(count: number, full: boolean, net: number) {
   const nodes = Array.from({ length: NODES }, (_, i) => nodeName(i));
   const hs: Record<string, string> = {};
   for (let i = 0; i < count; i++) hs[`${hName(i)}.yaml`] = hierarchy(i, nodes);
-  const c = new LocalCluster({ nodes, net, hierarchies: hs });
+  const c = new LocalCluster({ nodes, net, hierarchies: hs, heartbeat: { interval: `${INTERVAL_MS}ms`, deadTime: `${DEAD_MS}ms` } });
   const keep = process.argv.includes('--keep');
   try {
     console.log(`\n${NODES} nodes x ${count} hierarchies (${agent}, monitors every 60 s) in ${c.dir}`);
@@ -299,9 +302,9 @@ function sizes(): void {
   }
 }
 
-console.log(`scale benchmark: ${NODES} nodes, ${HIERS} hierarchies${SWEEP ? ' (idle also at 20 and 200)' : ''}, agent ${agent}`);
+console.log(`scale benchmark: ${NODES} nodes, ${HIERS} hierarchies${SWEEP ? ' (idle also at 20 and 200)' : ''}, agent ${agent}, heartbeat ${INTERVAL_MS} ms, dead time ${DEAD_MS} ms`);
 sizes();
-const result: Record<string, unknown> = { nodes: NODES, hierarchies: HIERS, agent };
+const result: Record<string, unknown> = { nodes: NODES, hierarchies: HIERS, agent, intervalMs: INTERVAL_MS, deadTimeMs: DEAD_MS };
 const idles: Idle[] = [];
 if (SWEEP) for (const [i, n] of [20, 200].entries()) if (n < HIERS) idles.push((await phase(n, false, 92 + i)).idle);
 const full = await phase(HIERS, true, 95);
