@@ -442,6 +442,11 @@ export class Comm extends EventEmitter<CommEvents> {
 
     const res = this.liveness.receive(hb, this.now());
     if (!res.ok && res.reason === 'replayed') return this.drop('replayed', from, p, res.detail);
+    // Speak the format the peer speaks, decided on any authentic fresh packet, echo or not: a
+    // node of the previous release cannot read format 2, so it never hears us, and its packets
+    // never echo us, until we speak format 1 to it.
+    if (hb.advertVersion === undefined) this.formatOne.add(srcNode);
+    else this.formatOne.delete(srcNode);
     if (!res.ok) {
       this.c.unconfirmed++;
       this.report(res.changes);
@@ -452,8 +457,6 @@ export class Comm extends EventEmitter<CommEvents> {
     }
     this.c.received++;
     this.c.receivedBytes += msg.length;
-    if (hb.advertVersion === undefined) this.formatOne.add(srcNode);
-    else this.formatOne.delete(srcNode);
     if (res.request) this.queueAnswer('advert', srcNode, p);
     if (res.need) this.queueAnswer('want', srcNode, p);
     if (res.restartedFrom !== undefined) {
