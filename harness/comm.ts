@@ -15,7 +15,8 @@
 // it (its heartbeats' `want` names us, because its copy does not match our summary); a peer
 // lacking our current advert counts us 'unknown', not 'up' (liveness.ts), so "is it alive" and
 // "what does it run" still arrive together. A peer heard speaking format 1 (the previous release,
-// in a rolling upgrade) gets format 1 from us: the whole advert in every heartbeat. Receiving is where all the trust decisions are made:
+// in a rolling upgrade) gets format 1 from us: the whole advert in every heartbeat.
+// Receiving is where all the trust decisions are made:
 //   - the source address:port must be a configured node's address on the receiving path,
 //   - the HMAC must verify (packet.ts),
 //   - the sender named in the body must be the node owning that source address (nobody speaks
