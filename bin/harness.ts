@@ -209,6 +209,29 @@ program
   });
 
 program
+  .command('agent')
+  .description('resource agents on this node')
+  .command('test')
+  .description('OCF conformance test of an agent, run exactly as the daemon runs it (exit 0 only when no check fails)')
+  .argument('<agent>', 'ocf:<provider>:<type>, or the path of an agent script')
+  .option('-p, --param <name=value>', 'an agent parameter (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--json', 'the report as JSON')
+  .option('--depth <depth>', 'monitor depth (OCF_CHECK_LEVEL) to test: a number, or "all" advertised depths', '0')
+  .option('--kill', 'kill the resource\'s processes after a start: monitor must notice')
+  .option('--instance <name>', 'OCF_RESOURCE_INSTANCE (default agent-test-<pid>)')
+  .option('--ocf-root <dir>', 'OCF_ROOT', '/usr/lib/ocf')
+  .option('--agent-dir <dir>', 'also search this resource.d-style directory (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('-v, --verbose', 'show the evidence of every check')
+  .action(async (target: string, opts: { param: string[]; json?: boolean; depth: string; kill?: boolean; instance?: string; ocfRoot: string; agentDir: string[]; verbose?: boolean }) => {
+    try {
+      const { runAgentTestCommand } = await import('../harness/agent-test/cli.ts');
+      process.exitCode = await runAgentTestCommand(target, opts);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+program
   .command('simulate')
   .description('what-if: run a scenario (cluster, hierarchies, timeline of faults) on the real decision code in simulated time and print what every node decides and does')
   .argument('<scenario>', 'scenario YAML file (see examples/scenarios/)')

@@ -28,6 +28,11 @@ export function instanceName(h: HierarchyConfig, r: ResourceConfig): string {
   return `${h.name}.${r.name}`;
 }
 
+/** The timeout of an operation when neither the YAML nor the agent's meta-data gives one. */
+export function defaultOpTimeoutMs(action: string): number {
+  return action === 'start' ? DEFAULTS.startTimeoutMs : action === 'stop' ? DEFAULTS.stopTimeoutMs : DEFAULTS.monitorTimeoutMs;
+}
+
 export async function runOp(
   ctx: AgentContext,
   h: HierarchyConfig,
@@ -39,9 +44,8 @@ export async function runOp(
   if (!agent) throw new Error(`${h.name}/${r.name}: no agent resolved (configuration bug)`);
   const timeoutMs =
     opts.timeoutMs ??
-    (action === 'start' ? r.timeouts.startMs ?? DEFAULTS.startTimeoutMs
-      : action === 'stop' ? r.timeouts.stopMs ?? DEFAULTS.stopTimeoutMs
-      : r.timeouts.monitorMs ?? DEFAULTS.monitorTimeoutMs);
+    (action === 'start' ? r.timeouts.startMs : action === 'stop' ? r.timeouts.stopMs : r.timeouts.monitorMs) ??
+    defaultOpTimeoutMs(action);
   const result = await runAgent(
     {
       agent,
