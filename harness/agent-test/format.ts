@@ -21,6 +21,7 @@ export function formatAgentTest(r: AgentTestReport, opts: { verbose?: boolean } 
     out.push(`  ${MARK[c.verdict]}  ${c.name.padEnd(19)} ${indent(c.summary, ' '.repeat(27)).trimStart()}`);
     if (c.verdict === 'fail' || c.verdict === 'warn' || opts.verbose) for (const e of c.evidence) out.push(indent(evidence(e), '        '));
   }
+  if (r.cleanedUp.length) out.push(`  cleanup: killed what the test left running: ${r.cleanedUp.map((p) => `pid ${p.pid} ${p.cmd}`).join('; ')}`);
   out.push(`${r.ok ? 'OK' : 'FAILED'}: ${r.counts.pass} passed, ${r.counts.warn} warnings, ${r.counts.fail} failed, ${r.counts.skip} skipped in ${(r.durationMs / 1000).toFixed(1)} s`);
   return out.join('\n');
 }

@@ -3,6 +3,8 @@
 // setsid), and everything still in the process group of one of its agent runs (the runner makes
 // each run the leader of its own group). Reads /proc; zombies do not count.
 import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { processState } from '../../agents/procgroup.ts';
 
 export interface AgentProcess {
   pid: number;
@@ -21,7 +23,8 @@ function stateAndPgid(pid: string): { state: string; pgid: number } | null {
 
 function cmdline(pid: string): string {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter((a) => a !== '').join(' ');
+    const cmd = readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0').filter((a) => a !== '').join(' ').replace(/\s+/g, ' ');
+    return cmd.length > 160 ? `${cmd.slice(0, 160)}…` : cmd;
   } catch {
     return '?';
   }
@@ -45,4 +48,21 @@ export function findResourceProcesses(instance: string, pgids: ReadonlySet<numbe
     if (mine) out.push({ pid: Number(e), cmd: cmdline(e) });
   }
   return out;
+}
+
+/** SIGKILL each process and wait (at most `graceMs`) until none is alive: a signal is delivered asynchronously. */
+export async function killAndWait(procs: readonly AgentProcess[], graceMs: number): Promise<void> {
+  for (const p of procs) {
+    try {
+      process.kill(p.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  const deadline = performance.now() + graceMs;
+  const alive = (p: AgentProcess): boolean => {
+    const st = processState(p.pid);
+    return st !== null && st !== 'Z' && st !== 'X';
+  };
+  while (procs.some(alive) && performance.now() < deadline) await sleep(20);
 }

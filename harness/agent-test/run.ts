@@ -10,7 +10,7 @@ import { DEFAULT_RSCTMP, EXIT_REASON_PREFIX, runAgent } from '../../agents/runne
 import type { RunRequest, RunResult } from '../../agents/runner.ts';
 import { defaultOpTimeoutMs } from '../actions.ts';
 import { DEFAULTS } from '../defaults.ts';
-import { findResourceProcesses } from './processes.ts';
+import { findResourceProcesses, killAndWait } from './processes.ts';
 import type { AgentProcess } from './processes.ts';
 import { validateMetadataXml } from './schema.ts';
 
@@ -58,6 +58,8 @@ export interface AgentTestReport {
   counts: Record<Verdict, number>;
   durationMs: number;
   checks: Check[];
+  /** Processes of the test instance still running at the end, which the tester killed. */
+  cleanedUp: AgentProcess[];
 }
 
 /** The action no agent implements: it must answer OCF_ERR_UNIMPLEMENTED (3). */
@@ -251,20 +253,14 @@ export async function testAgent(o: AgentTestOptions): Promise<AgentTestReport> {
 
   // 5. optional: kill the resource's processes; monitor must notice.
   if (o.kill) {
-    if (lifecycleBlocked || checks.find((c) => c.name === 'start')?.verdict !== 'pass') add('kill', 'skip', 'not run: the life cycle did not get through start');
+    if (lifecycleBlocked || checks.find((c) => c.name === 'stop')?.verdict !== 'pass') add('kill', 'skip', 'not run: the life cycle did not get through start and stop');
     else {
       const start = await op('start');
       const victims = start.r.rc === 0 ? findResourceProcesses(instance, pgids) : [];
       if (start.r.rc !== 0) add('kill', 'fail', `start before the kill: ${rcText(start.r)}`, [start.ev]);
       else if (victims.length === 0) add('kill', 'warn', 'the resource has no process of its own to kill: nothing to check', [start.ev]);
       else {
-        for (const v of victims) {
-          try {
-            process.kill(v.pid, 'SIGKILL');
-          } catch {
-            // already gone
-          }
-        }
+        await killAndWait(victims, LEFTOVER_GRACE_MS);
         const mon = await op('monitor', { intervalMs: intervalOf(0) });
         const noticed = mon.r.rc === 7 || mon.r.rc === 1;
         add('kill', noticed ? 'pass' : 'fail', `killed ${victims.map((v) => `pid ${v.pid} ${v.cmd}`).join('; ')}; monitor: expected rc 7 or 1, got ${rcText(mon.r)}`, [start.ev, mon.ev]);
@@ -284,6 +280,10 @@ export async function testAgent(o: AgentTestOptions): Promise<AgentTestReport> {
   else if (silent.length) add('exit-reasons', 'warn', `failed without an "${EXIT_REASON_PREFIX}" line on stderr: ${silent.map((x) => `${x.action} ${rcText(x.r)}`).join(', ')}`, silent.map((x) => x.ev));
   else add('exit-reasons', 'pass', runs.some((x) => x.r.exitReason) ? 'exit reasons on stderr' : 'no failure needed an exit reason');
 
+  // The test's own instance must not outlive it: whatever a failed stop left running is ended.
+  const cleanedUp = findResourceProcesses(instance, pgids);
+  await killAndWait(cleanedUp, LEFTOVER_GRACE_MS);
+
   const counts: Record<Verdict, number> = { pass: 0, warn: 0, fail: 0, skip: 0 };
   for (const c of checks) counts[c.verdict]++;
   return {
@@ -295,6 +295,7 @@ export async function testAgent(o: AgentTestOptions): Promise<AgentTestReport> {
     counts,
     durationMs: Math.round(performance.now() - t0),
     checks,
+    cleanedUp,
   };
 }
 
