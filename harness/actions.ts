@@ -37,7 +37,7 @@ export async function runOp(
   ctx: AgentContext,
   h: HierarchyConfig,
   r: ResourceConfig,
-  action: 'start' | 'stop' | 'monitor',
+  action: 'start' | 'stop' | 'monitor' | 'validate-all',
   opts: { intervalMs?: number; depth?: number; timeoutMs?: number } = {},
 ): Promise<RunResult> {
   const agent = ctx.agents.get(`${h.name}/${r.name}`);
@@ -146,10 +146,12 @@ async function walkLevels(
           resources[name] = done;
           return { name, ok: true, fatal: false, reason: '' };
         }
-        const res = await runOp(ctx, h, r, action, timeoutMs ? { timeoutMs } : {});
+        // OCF: validate-all before every start; a failing one blocks the start with its exit reason.
+        const checked = action === 'start' ? await validateBeforeStart(ctx, h, r) : undefined;
+        const res = checked ?? (await runOp(ctx, h, r, action, timeoutMs ? { timeoutMs } : {}));
         const ok = res.result === 'success';
         resources[name] = ok ? done : broken;
-        return { name, ok, fatal: res.result === 'not-configured', reason: `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
+        return { name, ok, fatal: res.result === 'not-configured', reason: `${checked ? 'validate-all: ' : ''}${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
       }),
     );
     agentMs += performance.now() - t0;
@@ -157,6 +159,17 @@ async function walkLevels(
     if (bad) return { failed: bad.name, reason: bad.reason, agentMs, ...(bad.fatal ? { fatal: true } : {}) };
   }
   return { agentMs };
+}
+
+/**
+ * The agent's validate-all, run before its start: undefined when it passed (rc 0) or the agent
+ * does not implement it (rc 3), else its failed result, which then stands for the start's (rc 6
+ * is fatal as from a start). Its timeout is the monitor's: the meta-data's validate-all entry
+ * is not kept, and both are quick checks.
+ */
+async function validateBeforeStart(ctx: AgentContext, h: HierarchyConfig, r: ResourceConfig): Promise<RunResult | undefined> {
+  const res = await runOp(ctx, h, r, 'validate-all');
+  return res.result === 'success' || res.result === 'unimplemented' ? undefined : res;
 }
 
 /** Start levels in order (children first), each level's resources in parallel. */

@@ -1,0 +1,89 @@
+// OCF: validate-all runs before every start, and a failing one blocks the start with its exit
+// reason. Two hierarchies on one cluster, the same agent: in `fatal` validate-all answers 6 on
+// every node (the configuration is wrong: started nowhere, blocked, every node says why); in
+// `local` it answers 1 on n1 only (n1 never starts it, n2 runs it). Every action the agent is
+// asked is logged, so "no start" is seen from the agent's side.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { LocalCluster } from '../../harness/local-cluster.ts';
+import { diskAndApp } from './fixtures.ts';
+
+const agents = mkdtempSync(join(tmpdir(), 'validate-agents-'));
+mkdirSync(join(agents, 'test'));
+const calls = join(agents, 'calls');
+writeFileSync(
+  join(agents, 'test', 'checked'),
+  `#!/bin/sh
+node=\${HA_RSCTMP##*/}
+echo "$node $OCF_RESOURCE_INSTANCE $1" >> ${calls}
+state="$HA_RSCTMP/checked-$OCF_RESOURCE_INSTANCE.state"
+case "$1" in
+validate-all)
+  [ "$OCF_RESKEY_mode" = fatal ] && { echo "ocf-exit-reason:setting foo is missing" >&2; exit 6; }
+  [ "$OCF_RESKEY_mode" = local ] && [ "$node" = n1 ] && { echo "ocf-exit-reason:no licence on this node" >&2; exit 1; }
+  exit 0 ;;
+start) touch "$state"; exit 0 ;;
+stop) rm -f "$state"; exit 0 ;;
+monitor) [ -f "$state" ] && exit 0; exit 7 ;;
+meta-data) cat <<'X'
+<?xml version="1.0"?>
+<resource-agent name="checked"><version>1.0</version><longdesc lang="en">test</longdesc><shortdesc lang="en">test</shortdesc>
+<parameters><parameter name="mode"><longdesc lang="en">m</longdesc><shortdesc lang="en">m</shortdesc><content type="string"/></parameter></parameters>
+<actions><action name="start" timeout="10s"/><action name="stop" timeout="10s"/><action name="monitor" timeout="10s" interval="10s"/><action name="validate-all" timeout="5s"/><action name="meta-data" timeout="5s"/></actions>
+</resource-agent>
+X
+exit 0 ;;
+*) exit 3 ;;
+esac
+`,
+);
+chmodSync(join(agents, 'test', 'checked'), 0o755);
+
+const c = new LocalCluster({
+  nodes: ['n1', 'n2'],
+  net: 97,
+  extraAgentDirs: [agents],
+  hierarchies: {
+    'fatal.yaml': diskAndApp('fatal', ['n1', 'n2'], { agent: 'ocf:test:checked', app: ['params: { mode: fatal }'] }),
+    'local.yaml': diskAndApp('local', ['n1', 'n2'], { agent: 'ocf:test:checked', app: ['params: { mode: local }'] }),
+  },
+});
+after(async () => {
+  await c.teardown(process.env.KEEP === '1');
+  rmSync(agents, { recursive: true, force: true });
+});
+
+function agentCalls(instance: string): string[] {
+  if (!existsSync(calls)) return [];
+  return readFileSync(calls, 'utf8').split('\n').filter((l) => l.split(' ')[1] === instance);
+}
+
+test('a failing validate-all blocks the start: 6 nowhere started and blocked, 1 on n1 fails over to n2', async () => {
+  c.start('n1');
+  c.start('n2');
+  await c.waitFor('local in service on n2', async () => (await c.runners('local')).join() === 'n2', 30_000, 100);
+  await c.waitFor('fatal blocked on both nodes', async () => {
+    for (const n of ['n1', 'n2']) {
+      const h = (await c.status(n)).hierarchies.find((x) => x.name === 'fatal');
+      if (!/BLOCKED/.test(h?.note ?? '')) return false;
+    }
+    return true;
+  }, 30_000, 100);
+  assert.deepEqual(await c.runners('fatal'), []);
+  // The node that ran validate-all has its exit reason; a peer learns only "blocked, rc 6, by whom"
+  // (the exit reason is not in the heartbeat's advert).
+  const blocker = (await c.status('n1')).hierarchies.find((x) => x.name === 'fatal')?.note ?? '';
+  const other = (await c.status('n2')).hierarchies.find((x) => x.name === 'fatal')?.note ?? '';
+  const [mine, theirs] = /setting foo is missing/.test(blocker) ? [blocker, other] : [other, blocker];
+  assert.match(mine, /validate-all: not-configured: setting foo is missing/);
+  assert.match(theirs, /BLOCKED: fatal configuration error reported by n[12]/);
+  const fatal = agentCalls('fatal.app');
+  assert.ok(fatal.some((l) => l.endsWith(' validate-all')), `validate-all ran: ${fatal.join('; ')}`);
+  assert.deepEqual(fatal.filter((l) => l.endsWith(' start')), [], 'no start of fatal anywhere');
+  const local = agentCalls('local.app');
+  assert.deepEqual(local.filter((l) => l.startsWith('n1 ') && l.endsWith(' start')), [], 'n1 never started local');
+  assert.ok(local.some((l) => l === 'n2 local.app start'), `n2 started local: ${local.join('; ')}`);
+});
