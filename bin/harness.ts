@@ -186,7 +186,9 @@ program
   .description('check a configuration (cluster file, or a directory holding cluster.yaml) and print every problem')
   .argument('[path]', 'cluster file or configuration directory', process.env.HARNESS_CONFIG ?? DEFAULT_CONFIG)
   .option('--json', 'print {config, issues} as JSON (used by the daemon)')
-  .action(async (path: string, opts: { json?: boolean }) => {
+  .option('--agents', 'also run each agent\'s validate-all here, as the daemon does before a start (needs this node\'s environment)')
+  .addOption(new Option('-n, --node <name>', 'this node\'s name (for --agents)').env('HARNESS_NODE').default(hostname()))
+  .action(async (path: string, opts: { json?: boolean; agents?: boolean; node: string }) => {
     let file = resolve(path);
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'cluster.yaml');
     // For the daemon (hierarchies/validate-child.ts): agents at the daemon's agent nice value.
@@ -195,6 +197,7 @@ program
     // For the daemon (hierarchies/validate-child.ts): each step on stderr, so a check that does not
     // finish in time can be reported with what it was doing.
     const { config, issues } = await validateAll(file, opts.json ? (what) => process.stderr.write(`${VALIDATE_STEP}${what}\n`) : undefined);
+    if (opts.agents && config) issues.push(...(await (await import('../hierarchies/validate-on-node.ts')).validateAgentsOnNode(config, { nodeName: opts.node })));
     if (opts.json) {
       console.log(JSON.stringify({ config, issues }));
       return;
