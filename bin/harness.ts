@@ -216,7 +216,9 @@ program
   .description('resource agents on this node')
   .command('test')
   .description('OCF conformance test of an agent, run exactly as the daemon runs it (exit 0 only when no check fails)')
-  .argument('<agent>', 'ocf:<provider>:<type>, or the path of an agent script')
+  .argument('[agent]', 'ocf:<provider>:<type>, or the path of an agent script')
+  .option('-r, --resource <hierarchy/resource>', 'test a resource of the configuration instead (an agent: or app: resource, with its parameters and timeouts)')
+  .addOption(new Option('-c, --config <file>', 'cluster file (for --resource)').env('HARNESS_CONFIG').default(DEFAULT_CONFIG))
   .option('-p, --param <name=value>', 'an agent parameter (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
   .option('--json', 'the report as JSON')
   .option('--depth <depth>', 'monitor depth (OCF_CHECK_LEVEL) to test: a number, or "all" advertised depths', '0')
@@ -225,7 +227,7 @@ program
   .option('--ocf-root <dir>', 'OCF_ROOT', '/usr/lib/ocf')
   .option('--agent-dir <dir>', 'also search this resource.d-style directory (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
   .option('-v, --verbose', 'show the evidence of every check')
-  .action(async (target: string, opts: { param: string[]; json?: boolean; depth: string; kill?: boolean; instance?: string; ocfRoot: string; agentDir: string[]; verbose?: boolean }) => {
+  .action(async (target: string | undefined, opts: { param: string[]; json?: boolean; depth: string; kill?: boolean; instance?: string; ocfRoot: string; agentDir: string[]; verbose?: boolean; resource?: string; config: string }) => {
     try {
       const { runAgentTestCommand } = await import('../harness/agent-test/cli.ts');
       process.exitCode = await runAgentTestCommand(target, opts);

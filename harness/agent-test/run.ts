@@ -47,6 +47,8 @@ export interface AgentTestOptions {
   nodeName?: string;
   /** OCF schema directory (tests point it elsewhere). */
   schemaDir?: string;
+  /** A configured resource's own timeouts (ms), which win over the meta-data's. */
+  timeouts?: { start?: number | undefined; stop?: number | undefined; monitor?: number | undefined };
 }
 
 export interface AgentTestReport {
@@ -104,8 +106,9 @@ export async function testAgent(o: AgentTestOptions): Promise<AgentTestReport> {
     runs.push({ r, ev, action });
     return ev;
   };
+  // As the daemon: the resource's YAML timeouts (--resource), else the meta-data's, else the defaults.
   const monitorDepthTimeout = (action: string, depth: number): number =>
-    (meta ? defaultTimeoutMs(meta, action, depth) : undefined) ?? defaultOpTimeoutMs(action);
+    o.timeouts?.[action as 'start' | 'stop' | 'monitor'] ?? (meta ? defaultTimeoutMs(meta, action, depth) : undefined) ?? defaultOpTimeoutMs(action);
   /** One action, as the daemon runs it. */
   const op = async (
     action: string,

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { BUNDLED_AGENT_DIR, locateAgent } from '../../agents/locate.ts';
+import { LocalCluster } from '../../harness/local-cluster.ts';
 import { agentUnderTest } from '../../harness/agent-test/locate.ts';
 import { findResourceProcesses } from '../../harness/agent-test/processes.ts';
 import { testAgent } from '../../harness/agent-test/run.ts';
@@ -178,4 +179,33 @@ describe('Debian ocf-tester on the same fixtures (the README comparison)', { ski
       assert.equal(r.passed, true, r.out);
     });
   }
+});
+
+describe('harness agent test --resource: a configured app: resource, as the daemon would run it', () => {
+  const SLEEPER = fileURLToPath(new URL('../fixtures/app/sleeper', import.meta.url));
+  const app = (name: string, monitor: string): string =>
+    [`hierarchy: ${name}`, 'priority: { n1: 1 }', 'fencing: none', 'resources:', '  - name: app', '    app:', `      start: ${SLEEPER} start`, `      stop: ${SLEEPER} stop`, `      monitor: ${monitor}`, '    timeouts: { start: 5s, stop: 5s }', ''].join('\n');
+  let c: LocalCluster;
+  before(() => {
+    c = new LocalCluster({ nodes: ['n1'], net: 99, hierarchies: { 'good.yaml': app('good', `${SLEEPER} status`), 'lying.yaml': app('lying', '/bin/true') } });
+  });
+  after(async () => c.teardown());
+  const run = (resource: string) =>
+    execa('node', [HARNESS, 'agent', 'test', '--resource', resource, '-c', c.clusterFile, '--kill', '--json'], { reject: false, env: { HA_RSCTMP: rscTmp } });
+
+  test('a correct app passes everything, its YAML timeouts are the ones used, --kill is noticed', async () => {
+    const r = await run('good/app');
+    const doc = JSON.parse(r.stdout) as AgentTestReport;
+    assert.equal(r.exitCode, 0, explain(doc));
+    assert.equal(doc.agent, 'ocf:harness:app');
+    assert.equal(doc.checks.find((x) => x.name === 'kill')?.verdict, 'pass', explain(doc));
+    assert.equal(doc.checks.find((x) => x.name === 'start')?.evidence[0]?.timeoutMs, 5000);
+  });
+
+  test('an app whose monitor always says running fails on the stopped checks', async () => {
+    const r = await run('lying/app');
+    const doc = JSON.parse(r.stdout) as AgentTestReport;
+    assert.equal(r.exitCode, 1);
+    assert.ok(failed(doc).includes('probe-stopped'), explain(doc));
+  });
 });

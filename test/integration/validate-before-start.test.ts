@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { LocalCluster } from '../../harness/local-cluster.ts';
 import { diskAndApp } from './fixtures.ts';
 
@@ -86,4 +87,20 @@ test('a failing validate-all blocks the start: 6 nowhere started and blocked, 1 
   const local = agentCalls('local.app');
   assert.deepEqual(local.filter((l) => l.startsWith('n1 ') && l.endsWith(' start')), [], 'n1 never started local');
   assert.ok(local.some((l) => l === 'n2 local.app start'), `n2 started local: ${local.join('; ')}`);
+});
+
+test('harness validate --agents runs validate-all on this node and names each failing resource by file:line', async () => {
+  const harness = join(import.meta.dirname, '..', '..', 'bin', 'harness.ts');
+  const run = (node: string, extra: string[]) =>
+    execa('node', [harness, 'validate', c.clusterFile, ...extra, '--node', node], { reject: false, env: { HA_RSCTMP: join(agents, 'validate', node) } });
+  const plain = await run('n1', []);
+  assert.equal(plain.exitCode, 0, `without --agents the YAML alone is checked: ${plain.stderr}`);
+  const n1 = await run('n1', ['--agents']);
+  assert.equal(n1.exitCode, 1);
+  assert.match(n1.stderr, /fatal\.yaml:\d+: resources\[1\]: validate-all of ocf:test:checked on node n1: not-configured \(rc 6\): setting foo is missing/);
+  assert.match(n1.stderr, /local\.yaml:\d+: resources\[1\]: validate-all of ocf:test:checked on node n1: error \(rc 1\): no licence on this node/);
+  const n2 = await run('n2', ['--agents']);
+  assert.equal(n2.exitCode, 1);
+  assert.match(n2.stderr, /fatal\.yaml/);
+  assert.doesNotMatch(n2.stderr, /local\.yaml/, 'local is fine on n2');
 });
