@@ -69,6 +69,9 @@ export const UNKNOWN_ACTION = 'harness-no-such-action';
 /** How long processes may take to disappear after a successful stop (they may be exiting). */
 const LEFTOVER_GRACE_MS = 2_000;
 const EXCERPT_CHARS = 600;
+/** --kill: the processes a start leaves must stay unchanged this long to count as the resource's. */
+const SETTLE_QUIET_MS = 500;
+const SETTLE_MAX_MS = 5_000;
 
 function excerpt(s: string): string | undefined {
   const t = s.trim();
@@ -259,7 +262,7 @@ export async function testAgent(o: AgentTestOptions): Promise<AgentTestReport> {
     if (lifecycleBlocked || checks.find((c) => c.name === 'stop')?.verdict !== 'pass') add('kill', 'skip', 'not run: the life cycle did not get through start and stop');
     else {
       const start = await op('start');
-      const victims = start.r.rc === 0 ? findResourceProcesses(instance, pgids) : [];
+      const victims = start.r.rc === 0 ? await settledProcesses(instance, pgids) : [];
       if (start.r.rc !== 0) add('kill', 'fail', `start before the kill: ${rcText(start.r)}`, [start.ev]);
       else if (victims.length === 0) add('kill', 'warn', 'the resource has no process of its own to kill: nothing to check', [start.ev]);
       else {
@@ -300,6 +303,28 @@ export async function testAgent(o: AgentTestOptions): Promise<AgentTestReport> {
     checks,
     cleanedUp,
   };
+}
+
+/**
+ * The resource's own processes after a start: those that stay. A start's helpers (IPaddr2's
+ * send_arp and the agent's subshell running it) exit on their own within a second or two; they
+ * are not the resource, and killing them proves nothing about monitor. Waits until the set has
+ * not changed for SETTLE_QUIET_MS, at most SETTLE_MAX_MS.
+ */
+async function settledProcesses(instance: string, pgids: ReadonlySet<number>): Promise<AgentProcess[]> {
+  const key = (ps: AgentProcess[]) => ps.map((p) => p.pid).sort((a, b) => a - b).join(',');
+  const deadline = performance.now() + SETTLE_MAX_MS;
+  let procs = findResourceProcesses(instance, pgids);
+  let since = performance.now();
+  while (performance.now() - since < SETTLE_QUIET_MS && performance.now() < deadline) {
+    await new Promise((res) => setTimeout(res, 100));
+    const now = findResourceProcesses(instance, pgids);
+    if (key(now) !== key(procs)) {
+      procs = now;
+      since = performance.now();
+    }
+  }
+  return procs;
 }
 
 function longest(runs: { r: RunResult; action: string }[]): string {

@@ -85,3 +85,15 @@ test('bad app: resources are refused with file:line and field', () => {
     }
   }
 });
+
+test('the shipped app: example (examples/app-resource/web-app.yaml) loads', async () => {
+  const { readFileSync } = await import('node:fs');
+  const text = readFileSync(new URL('../../examples/app-resource/web-app.yaml', import.meta.url), 'utf8');
+  const file = config('');
+  writeFileSync(join(file, '..', 'hierarchies', 'b.yaml'), text.replace('priority: { n1: 1, n2: 2, n3: 3 }', 'priority: { n1: 1 }'));
+  const c = loadConfig(file);
+  const web = c.hierarchies[0]!.resources.find((r) => r.name === 'web')!;
+  assert.equal(`${web.provider}:${web.type}`, 'harness:app');
+  assert.equal(web.params.start!.split(ARG_SEPARATOR).slice(0, 2).join(' '), '/bin/sh -c');
+  assert.equal(web.params.env, 'PYTHONUNBUFFERED=1');
+});
