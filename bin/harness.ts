@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The harness command line: start | stop | status [--json] | validate | keygen.
+// The harness command line: start | stop | status [--json] | hierarchy | node | validate | simulate | keygen.
 // Which node am I? --node, else $HARNESS_NODE, else the host name (as LifeKeeper and VCS do).
 // Which config? --config, else $HARNESS_CONFIG, else /etc/harness/cluster.yaml.
 import { Command, Option } from 'commander';
@@ -157,7 +157,7 @@ common(program.command('status').description('show this node\'s view of the clus
           ...(opts.knownHosts ? { knownHosts: opts.knownHosts } : {}),
         });
         const verdict = judge(answers);
-        console.log(opts.json ? printableJson({ ok: verdict.ok, hierarchies: verdict.hierarchies, nodes: answers }) : formatClusterStatus(answers, verdict));
+        console.log(opts.json ? printableJson({ ok: verdict.ok, hierarchies: verdict.hierarchies, divergences: verdict.divergences, nodes: answers }) : formatClusterStatus(answers, verdict));
         process.exit(verdict.ok ? 0 : 1);
       }
       const doc = (await controlRequest(await socketOf(opts), { cmd: 'status' })) as StatusDoc;
@@ -168,14 +168,125 @@ common(program.command('status').description('show this node\'s view of the clus
     }
   });
 
-common(program.command('hierarchy').description('take a hierarchy out of service cluster-wide (held: nobody takes it over) or put it back'))
-  .argument('<name>')
-  .argument('<action>', 'stop | start')
-  .action(async (name: string, action: string, opts: Common) => {
+/** `--timeout 90s`, `2m`, `1500ms`, or plain seconds. */
+function parseDuration(v: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(v.trim());
+  if (!m) throw new Error(`--timeout: expected a duration like 90s, 2m or 1500ms, got ${JSON.stringify(v)}`);
+  const n = Number(m[1]);
+  return Math.round(m[2] === 'ms' ? n : m[2] === 'm' ? n * 60_000 : n * 1000);
+}
+
+/** Who asks, for status ("who set it"): the invoking user (through sudo too) at this host. */
+function requester(): string {
+  const user = process.env.SUDO_USER || process.env.USER || 'root';
+  return `${user}@${hostname()}`.replace(/[^\x21-\x7e]/g, '?').slice(0, 128);
+}
+
+interface AdminOpts extends Common {
+  wait: boolean;
+  timeout?: string;
+}
+
+/**
+ * Send an admin request to this node's daemon (it reaches every node in the heartbeats) and,
+ * unless --no-wait, follow the cluster until it is where the request asked. Exit 0 only then;
+ * 1 when refused or a hierarchy FAILED on the way; 2 when the time ran out.
+ */
+async function adminCommand(cmd: import('../harness/admin-wait.ts').AdminCommand, opts: AdminOpts): Promise<void> {
+  const { verdict, progressLine } = await import('../harness/admin-wait.ts');
+  const { DEFAULTS } = await import('../harness/defaults.ts');
+  const timeoutMs = opts.timeout !== undefined ? parseDuration(opts.timeout) : DEFAULTS.adminWaitMs;
+  const sock = await socketOf(opts);
+  const t0 = Date.now();
+  const elapsed = () => `+${((Date.now() - t0) / 1000).toFixed(2)} s`;
+  const req = cmd.target === 'hierarchy'
+    ? { cmd: 'hierarchy' as const, name: cmd.name, action: cmd.action, ...(cmd.to ? { to: cmd.to } : {}), by: requester() }
+    : { cmd: 'node' as const, name: cmd.name, action: cmd.action, by: requester() };
+  const ans = (await controlRequest(sock, req)) as { message: string; version: number; to?: string };
+  console.log(`harness: ${ans.message} (accepted by ${opts.node} in ${Date.now() - t0} ms)`);
+  if (!opts.wait) return;
+  let last = '';
+  for (;;) {
+    const s = (await controlRequest(sock, { cmd: 'status' })) as StatusDoc;
+    const line = progressLine(s, cmd);
+    if (line !== last) console.log(`  ${elapsed()}  ${line}`);
+    last = line;
+    const v = verdict(s, cmd, ans.version, ans.to);
+    if (v.done) {
+      console.log(`harness: done in ${((Date.now() - t0) / 1000).toFixed(2)} s`);
+      return;
+    }
+    if (v.failed) {
+      console.error(`harness: ${v.failed} (after ${((Date.now() - t0) / 1000).toFixed(2)} s)`);
+      process.exit(1);
+    }
+    if (Date.now() - t0 > timeoutMs) {
+      console.error(`harness: not there after ${(timeoutMs / 1000).toFixed(1)} s: ${v.waiting} (the request stays in effect; see \`harness status\`)`);
+      process.exit(2);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function adminOptions(cmd: Command): Command {
+  return common(cmd)
+    .option('--no-wait', 'return once the request is accepted')
+    .option('--timeout <duration>', 'longest wait for the outcome (e.g. 90s, 2m); exit 2 when it runs out');
+}
+
+const HIERARCHY_HELP = `
+  move [<node>]          switch over to <node> (default: the best eligible other node)
+  stop | start           take out of service cluster-wide (held) / put back
+  maintenance on|off     unmanaged: no monitors, no recovery, resources left as they are;
+                         off = every node probes it, then it is managed again
+  clear                  forget failures and FAILED after the cause is fixed (re-probes first)
+
+Works from any node; the request reaches every node and survives restarts. Waits for the
+outcome: exit 0 when the cluster got there, 1 when refused or FAILED, 2 on --timeout.`;
+
+adminOptions(program.command('hierarchy').description('day-2 operations on a hierarchy: move, stop|start, maintenance on|off, clear').addHelpText('after', HIERARCHY_HELP))
+  .argument('<name>', 'hierarchy')
+  .argument('<action>', 'move | stop | start | maintenance | clear')
+  .argument('[arg]', 'move: target node; maintenance: on | off')
+  .action(async (name: string, action: string, arg: string | undefined, opts: AdminOpts) => {
     try {
-      if (action !== 'stop' && action !== 'start') throw new Error(`action must be stop or start, not ${action}`);
-      await controlRequest(await socketOf(opts), { cmd: 'hierarchy', name, action: action === 'stop' ? 'out-of-service' : 'in-service' });
-      console.log(`harness: ${name}: ${action === 'stop' ? 'taken out of service (held)' : 'released for service'} on ${opts.node}`);
+      let cmd: import('../harness/admin-wait.ts').AdminCommand;
+      if (action === 'move') cmd = { target: 'hierarchy', name, action: 'move', ...(arg ? { to: arg } : {}) };
+      else if (action === 'maintenance') {
+        if (arg !== 'on' && arg !== 'off') throw new Error(`hierarchy ${name} maintenance: expected on or off, got ${arg ?? 'nothing'}`);
+        cmd = { target: 'hierarchy', name, action: arg === 'on' ? 'maintenance-on' : 'maintenance-off' };
+      } else if (action === 'stop' || action === 'start' || action === 'clear') {
+        if (arg !== undefined) throw new Error(`hierarchy ${name} ${action}: takes no argument (got ${arg})`);
+        cmd = { target: 'hierarchy', name, action };
+      } else throw new Error(`hierarchy ${name}: unknown action ${JSON.stringify(action)} (move, stop, start, maintenance on|off, clear)`);
+      await adminCommand(cmd, opts);
+    } catch (e) {
+      fail(e);
+    }
+  });
+
+const NODE_HELP = `
+  standby | online       standby: every hierarchy moves off <node>, which runs nothing until online
+  maintenance on|off     every hierarchy on <node> unmanaged
+
+Works from any node; the request reaches every node and survives restarts. Waits for the
+outcome: exit 0 when the cluster got there, 1 when refused or FAILED, 2 on --timeout.`;
+
+adminOptions(program.command('node').description('day-2 operations on a node: standby|online, maintenance on|off').addHelpText('after', NODE_HELP))
+  .argument('<name>', 'node')
+  .argument('<action>', 'standby | online | maintenance')
+  .argument('[arg]', 'maintenance: on | off')
+  .action(async (name: string, action: string, arg: string | undefined, opts: AdminOpts) => {
+    try {
+      let cmd: import('../harness/admin-wait.ts').AdminCommand;
+      if (action === 'maintenance') {
+        if (arg !== 'on' && arg !== 'off') throw new Error(`node ${name} maintenance: expected on or off, got ${arg ?? 'nothing'}`);
+        cmd = { target: 'node', name, action: arg === 'on' ? 'maintenance-on' : 'maintenance-off' };
+      } else if (action === 'standby' || action === 'online') {
+        if (arg !== undefined) throw new Error(`node ${name} ${action}: takes no argument (got ${arg})`);
+        cmd = { target: 'node', name, action };
+      } else throw new Error(`node ${name}: unknown action ${JSON.stringify(action)} (standby, online, maintenance on|off)`);
+      await adminCommand(cmd, opts);
     } catch (e) {
       fail(e);
     }

@@ -215,10 +215,11 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
       const seen = await watch(disk, holder);
       if (!seen.frozen) {
         const h2 = seen.now.holder;
-        if (h2 !== null && nodePart(h2) === nodePart(holder)) {
+        // Handed over while we watched: its marker carries its node part but is no sign of life.
+        if (h2 !== null && nodePart(h2) === nodePart(holder) && !isReleasedKey(h2)) {
           return holderFailure('owner-alive-on-disk', h2, `${disk.id}: key of ${who(holder)} moved to ${formatKey(h2)} — it is alive, only unreachable; not preempting`);
         }
-        if (h2 !== null && h2 !== key) {
+        if (h2 !== null && h2 !== key && !isReleasedKey(h2)) {
           return holderFailure('lost-race', h2, `${disk.id} was taken from ${who(holder)} by ${who(h2)} while we watched`);
         }
         r = seen.now; // released meanwhile (or, oddly, ours): evaluate again
@@ -234,10 +235,10 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
       const got = await preempt(disk, holder);
       if (got === 'won') return { ok: true, preempted: holder };
       const h2 = got.holder;
-      if (h2 !== null && nodePart(h2) === nodePart(holder)) {
+      if (h2 !== null && nodePart(h2) === nodePart(holder) && !isReleasedKey(h2)) {
         return holderFailure('owner-alive-on-disk', h2, `${disk.id}: ${who(holder)} refreshed its key to ${formatKey(h2)} just before our preempt; not preempting`);
       }
-      if (h2 !== null && h2 !== key) {
+      if (h2 !== null && h2 !== key && !isReleasedKey(h2)) {
         return holderFailure('lost-race', h2, `${disk.id}: ${who(h2)} preempted ${formatKey(holder)} before us`);
       }
       r = got;

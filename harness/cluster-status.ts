@@ -229,9 +229,32 @@ export async function gatherClusterStatus(cluster: ClusterConfig, self: string |
 }
 
 export interface ClusterVerdict {
-  /** Every node answered and no hierarchy is in service on two nodes. */
+  /** Every node answered, no hierarchy is in service on two nodes, and the nodes agree (config, peer views). */
   ok: boolean;
   hierarchies: Array<{ name: string; inServiceOn: string[]; verdict: string }>;
+  /** Where the nodes disagree: configuration fingerprints, or who is up (a partition). */
+  divergences: string[];
+}
+
+/** Configurations that differ, and peers some answering node sees up while another does not. */
+function divergences(answers: NodeAnswer[]): string[] {
+  const out: string[] = [];
+  const answered = answers.filter((a) => a.status);
+  const byConfig = new Map<string, string[]>();
+  for (const a of answered) {
+    const mine = a.status!.nodes.find((n) => n.self)?.config;
+    if (typeof mine !== 'string') continue; // an earlier release: no fingerprint
+    byConfig.set(mine, [...(byConfig.get(mine) ?? []), a.node]);
+  }
+  if (byConfig.size > 1) out.push(`CONFIGURATIONS DIFFER: ${[...byConfig].map(([f, ns]) => `${ns.join(', ')}: ${f}`).join('; ')}`);
+  const peers = [...new Set(answered.flatMap((a) => a.status!.nodes.map((n) => n.name)))].sort();
+  for (const p of peers) {
+    const views = answered.filter((a) => a.node !== p).map((a) => ({ from: a.node, state: a.status!.nodes.find((n) => n.name === p)?.state ?? 'unknown' }));
+    const up = views.filter((v) => v.state === 'up').map((v) => v.from);
+    const notUp = views.filter((v) => v.state !== 'up');
+    if (up.length > 0 && notUp.length > 0) out.push(`VIEWS DIFFER on ${p}: up for ${up.join(', ')}; ${notUp.map((v) => `${v.state} for ${v.from}`).join(', ')} (a partition?)`);
+  }
+  return out;
 }
 
 /** Where each hierarchy runs, by each node's own word. */
@@ -245,7 +268,8 @@ export function judge(answers: NodeAnswer[]): ClusterVerdict {
       inServiceOn.length > 1 ? `IN SERVICE ON ${inServiceOn.join(' AND ')}` : inServiceOn.length === 1 ? `in service on ${inServiceOn[0]}${unknown}` : `not in service on any node that answered${unknown}`;
     return { name, inServiceOn, verdict };
   });
-  return { ok: silent.length === 0 && hierarchies.every((h) => h.inServiceOn.length <= 1), hierarchies };
+  const diverged = divergences(answers);
+  return { ok: silent.length === 0 && hierarchies.every((h) => h.inServiceOn.length <= 1) && diverged.length === 0, hierarchies, divergences: diverged };
 }
 
 export function formatClusterStatus(answers: NodeAnswer[], v: ClusterVerdict = judge(answers)): string {
@@ -265,8 +289,9 @@ export function formatClusterStatus(answers: NodeAnswer[], v: ClusterVerdict = j
     const phases = answers.filter((a) => a.status).map((a) => `${a.node}: ${a.status?.hierarchies.find((x) => x.name === h.name)?.phase ?? '-'}`);
     out.push(`  ${h.name}: ${h.verdict}   [${phases.join(', ')}]`);
   }
+  for (const d of v.divergences) out.push(`  ${d}`);
   out.push('');
-  out.push(v.ok ? 'cluster: every node answered; no hierarchy runs twice' : 'cluster: NOT OK (see above)');
+  out.push(v.ok ? 'cluster: every node answered; no hierarchy runs twice; configurations and views agree' : 'cluster: NOT OK (see above)');
   // Line by line: names, states and error texts all come from the nodes.
   return out.map(printable).join('\n');
 }

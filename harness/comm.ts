@@ -30,7 +30,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from '../hierarchies/model.ts';
 import { changesView, cleanAdvert, commTimers, Liveness, sameAdverts, type LivenessChange, type PeerInfo } from './liveness.ts';
-import { decode, encode, UNFRAGMENTED_BYTES, type DecodeFailure, type HierarchyAdvert } from './packet.ts';
+import { decode, encode, UNFRAGMENTED_BYTES, type DecodeFailure, type Heartbeat, type HierarchyAdvert, type NodeMeta } from './packet.ts';
 import { parseAddress, UdpTransport, type PathAddress, type Transport } from './transport.ts';
 
 export { commTimers };
@@ -123,6 +123,7 @@ export class Comm extends EventEmitter<CommEvents> {
   private tickCount = 0;
   private phase: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   private advert: Record<string, HierarchyAdvert> = {};
+  private meta: NodeMeta | undefined;
   private leaving = false;
   private sendQueued = false;
   private warnedFragmented = false;
@@ -237,18 +238,34 @@ export class Comm extends EventEmitter<CommEvents> {
   setAdvert(h: Record<string, HierarchyAdvert>, opts: { leaving?: boolean } = {}): void {
     const next = Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Object.freeze(cleanAdvert(v))]));
     const leaving = opts.leaving === true;
-    const size = encode(this.heartbeat(0, this.seq, next, leaving), this.key).length; // throws on any problem
-    if (size > UNFRAGMENTED_BYTES && !this.warnedFragmented) {
-      this.warnedFragmented = true;
-      this.log.warn(
-        { node: this.selfName, bytes: size, hierarchies: Object.keys(next).length },
-        `heartbeat is larger than ${UNFRAGMENTED_BYTES} bytes: it is sent as IP fragments, and losing one fragment loses the heartbeat`,
-      );
-    }
+    this.checkEncodable(this.heartbeat(0, this.seq, next, leaving));
     const changed = leaving !== this.leaving || !sameAdverts(this.advert, next);
     this.advert = next;
     this.leaving = leaving;
-    if (changed && this.phase === 'running' && !this.sendQueued) {
+    if (changed) this.sendNews();
+  }
+
+  /** Set the node-level news (admin map, configuration fingerprint): in every heartbeat, a change at once. */
+  setMeta(meta: NodeMeta): void {
+    this.checkEncodable({ ...this.heartbeat(0, this.seq, this.advert, this.leaving), meta });
+    this.meta = meta;
+    this.sendNews();
+  }
+
+  /** Throws when the heartbeat cannot be encoded; warns once when it no longer fits one frame. */
+  private checkEncodable(hb: Heartbeat): void {
+    const size = encode(hb, this.key).length;
+    if (size > UNFRAGMENTED_BYTES && !this.warnedFragmented) {
+      this.warnedFragmented = true;
+      this.log.warn(
+        { node: this.selfName, bytes: size, hierarchies: Object.keys(hb.hierarchies).length },
+        `heartbeat is larger than ${UNFRAGMENTED_BYTES} bytes: it is sent as IP fragments, and losing one fragment loses the heartbeat`,
+      );
+    }
+  }
+
+  private sendNews(): void {
+    if (this.phase === 'running' && !this.sendQueued) {
       // Coalesce a burst of synchronous setAdvert calls into one immediate round.
       this.sendQueued = true;
       queueMicrotask(() => {
@@ -271,7 +288,7 @@ export class Comm extends EventEmitter<CommEvents> {
 
   private heartbeat(path: number, seq: number, hierarchies: Record<string, HierarchyAdvert>, leaving: boolean) {
     const heard = this.liveness.heard();
-    return { cluster: this.cluster.cluster, node: this.selfName, incarnation: this.incarnation, path, seq, hierarchies, heard, ...(leaving ? { leaving: true } : {}) };
+    return { cluster: this.cluster.cluster, node: this.selfName, incarnation: this.incarnation, path, seq, hierarchies, heard, ...(leaving ? { leaving: true } : {}), ...(this.meta ? { meta: this.meta } : {}) };
   }
 
   /**

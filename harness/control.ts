@@ -27,7 +27,7 @@ import { execFileSync } from 'node:child_process';
 import * as z from 'zod';
 import { DEFAULTS } from './defaults.ts';
 
-const COMMANDS = ['status', 'ping', 'stop', 'hierarchy'] as const;
+const COMMANDS = ['status', 'ping', 'stop', 'hierarchy', 'node'] as const;
 /** Commands that change nothing: the only ones the read-only socket answers. */
 export const READ_ONLY_COMMANDS: ReadonlySet<string> = new Set(['status', 'ping']);
 
@@ -35,7 +35,19 @@ const requestSchema = z.discriminatedUnion('cmd', [
   z.strictObject({ cmd: z.literal('status') }),
   z.strictObject({ cmd: z.literal('ping') }),
   z.strictObject({ cmd: z.literal('stop'), mode: z.enum(['switchover', 'stop']).optional() }),
-  z.strictObject({ cmd: z.literal('hierarchy'), name: z.string().min(1), action: z.enum(['out-of-service', 'in-service']) }),
+  z.strictObject({
+    cmd: z.literal('hierarchy'),
+    name: z.string().min(1).max(255),
+    action: z.enum(['stop', 'start', 'maintenance-on', 'maintenance-off', 'clear', 'move']),
+    to: z.string().min(1).max(255).optional(),
+    by: z.string().max(128).regex(/^[\x21-\x7e]*$/, 'printable ASCII without spaces').optional(),
+  }),
+  z.strictObject({
+    cmd: z.literal('node'),
+    name: z.string().min(1).max(255),
+    action: z.enum(['standby', 'online', 'maintenance-on', 'maintenance-off']),
+    by: z.string().max(128).regex(/^[\x21-\x7e]*$/, 'printable ASCII without spaces').optional(),
+  }),
 ]);
 
 /** The fields each command takes besides cmd (for messages). */
@@ -111,8 +123,11 @@ class ControlServer extends Server {
   readonly companions: ControlServer[] = [];
   private served = 0;
 
+  readonly handler: ControlHandler;
+
   constructor(handler: ControlHandler, access: ControlAccess, what: string) {
     super({ allowHalfOpen: true });
+    this.handler = handler;
     this.on('connection', (sock: Socket) => {
       this.sockets.add(sock);
       sock.once('close', () => this.sockets.delete(sock));
@@ -275,6 +290,23 @@ export async function serveControl(path: string, handler: ControlHandler, group?
     }
   }
   return main;
+}
+
+/**
+ * Change the read-only socket's group on a running server (a live reload of `controlGroup`):
+ * the old companion socket closes (its clients are dropped), a new one opens for `group`.
+ */
+export async function setControlGroup(server: Server, group: string | undefined): Promise<void> {
+  const main = server as ControlServer;
+  const path = main.address() as string;
+  const gid = group ? groupId(group) : undefined;
+  for (const s of main.companions.splice(0)) s.close();
+  const roPath = readOnlySocket(path);
+  rmSync(roPath, { force: true });
+  if (gid === undefined) return;
+  const ro = new ControlServer(main.handler, 'read-only', `control socket ${roPath} (group ${group})`);
+  main.companions.push(ro);
+  await listen(ro, roPath, 0o660, gid);
 }
 
 export function bigintSafe(_k: string, v: unknown): unknown {

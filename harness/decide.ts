@@ -17,6 +17,7 @@
 import type { HierarchyConfig, NodeName } from '../hierarchies/model.ts';
 import { levels, stopLevels, dependents } from '../hierarchies/tree.ts';
 import { mutant } from './core/mutants.ts';
+import { hierarchyInMaintenance, isStandby, isStopped, moveTarget, nodeInMaintenance, unmanaged, type AdminDoc } from './core/admin.ts';
 
 /** What a node advertises (and what we advertise) for one hierarchy. */
 /** `held`: out of service on an admin's request; peers must not take it over. */
@@ -36,6 +37,10 @@ export interface PeerView {
   /** Silent on every path for a while (not yet dead): challengers start watching its keys on disk. */
   suspect?: boolean;
   hierarchies: Record<string, PeerHierarchy>;
+  /** Its admin map (core/admin.ts), merged into ours by the reducer. */
+  admin?: AdminDoc;
+  /** Fingerprint of its effective configuration (status flags nodes that differ). */
+  config?: string;
 }
 
 /** Local life cycle of one hierarchy on this node. */
@@ -93,6 +98,12 @@ export interface HierarchyRuntime {
    * until an admin fixes the definition (a reload resets it) or restarts this daemon.
    */
   blocked: string | null;
+  /**
+   * Re-probed after maintenance or a `clear`: found running here without ownership, H is not
+   * claimed (which would stop it here if another node runs it) until the peers' own probes show
+   * where it runs; running on two nodes makes it FAILED instead (the reducer), nothing stopped.
+   */
+  recheck: boolean;
 }
 
 export interface DecideInput {
@@ -103,8 +114,10 @@ export interface DecideInput {
   local: Record<string, HierarchyRuntime>;
   /** Graceful shutdown in progress: hand over (switchover) or just stop. */
   shutdown: false | 'switchover' | 'stop';
-  /** Hierarchies an admin asked to take out of service on this node. */
+  /** Hierarchies held out of service by this node's `stop --mode stop`. */
   adminStop: string[];
+  /** The cluster-wide admin map: stop, move, maintenance, standby (core/admin.ts). */
+  admin: AdminDoc;
   raceDelayPerRankMs: number;
 }
 
@@ -159,18 +172,24 @@ export function advertState(rt: HierarchyRuntime): AdvertState {
 }
 
 /** Is this node itself eligible to run H right now? */
-export function selfEligible(h: HierarchyConfig, self: NodeName, rt: HierarchyRuntime, input: Pick<DecideInput, 'shutdown' | 'adminStop'>): boolean {
-  if (h.priorities[self] === undefined) return false;
-  if (!rt.utilityOk) return false;
-  if (rt.cannotRun !== null) return false;
-  if (rt.diskError !== null) return false;
-  if (rt.blocked !== null) return false;
-  if (input.shutdown) return false;
-  if (input.adminStop.includes(h.name)) return false;
+export function selfEligible(h: HierarchyConfig, self: NodeName, rt: HierarchyRuntime, input: Pick<DecideInput, 'shutdown' | 'adminStop' | 'admin'>): boolean {
+  return ineligibleWhy(h, self, rt, input) === null;
+}
+
+/** Why this node may not run H now (for notes), or null when it may. */
+export function ineligibleWhy(h: HierarchyConfig, self: NodeName, rt: HierarchyRuntime, input: Pick<DecideInput, 'shutdown' | 'adminStop' | 'admin'>): string | null {
+  if (h.priorities[self] === undefined) return 'not in its priority list';
+  if (rt.blocked !== null) return `BLOCKED: fatal configuration error here (${rt.blocked}): fix the definition`;
+  if (rt.cannotRun !== null) return `cannot run here: ${rt.cannotRun}`;
+  if (rt.diskError !== null) return `its disks fail here: ${rt.diskError}`;
+  if (isStopped(input.admin, h.name)) return 'held out of service cluster-wide by an admin (`hierarchy start` puts it back)';
+  if (hierarchyInMaintenance(input.admin, h.name)) return 'MAINTENANCE: unmanaged cluster-wide';
+  if (nodeInMaintenance(input.admin, self)) return 'MAINTENANCE: this node is unmanaged';
+  if (isStandby(input.admin, self)) return 'this node is in standby (`node online` makes it eligible again)';
   // Local recovery exhausted: H failed over away from here; stay ineligible until the window passes.
-  const limit = maxRestarts(h);
-  if (rt.failuresInWindow > limit && !mutant('restart-past-budget')) return false;
-  return true;
+  const exhausted = rt.failuresInWindow > maxRestarts(h) && !mutant('restart-past-budget');
+  if (input.shutdown || input.adminStop.includes(h.name) || !rt.utilityOk || exhausted) return 'not eligible here';
+  return null;
 }
 
 function maxRestarts(h: HierarchyConfig): number {
@@ -199,14 +218,17 @@ export type Mastership =
  */
 export function mastership(h: HierarchyConfig, input: DecideInput, rt: HierarchyRuntime): Mastership {
   const self = input.self;
-  if (!selfEligible(h, self, rt, input)) {
-    const why = rt.blocked !== null ? `BLOCKED: fatal configuration error here (${rt.blocked}): fix the definition` : rt.cannotRun !== null ? `cannot run here: ${rt.cannotRun}` : rt.diskError !== null ? `its disks fail here: ${rt.diskError}` : 'not eligible here';
-    return { master: false, why };
-  }
+  const unmanagedWhy = maintenanceBlocks(h, input);
+  if (unmanagedWhy) return { master: false, why: unmanagedWhy };
+  const why = ineligibleWhy(h, self, rt, input);
+  if (why !== null) return { master: false, why };
+  // Priorities as an admin's move or standby leaves them (the unknown-peer wait keeps the listed nodes).
+  const listed = h.priorities;
+  h = effectiveHierarchy(h, input.admin);
   const myPrio = h.priorities[self]!;
   const peers = Object.entries(input.peers).filter(([node]) => node !== self);
   for (const [node, view] of peers) {
-    if (view.state === 'unknown' && h.priorities[node] !== undefined) return { master: false, why: `waiting to hear from ${node}` };
+    if (view.state === 'unknown' && listed[node] !== undefined) return { master: false, why: `waiting to hear from ${node}` };
     // A node that left cleanly with H held (`harness stop --mode stop`) keeps it held until it returns.
     if (view.leaving && view.hierarchies[h.name]?.state === 'held' && !mutant('ignore-leaving')) return { master: false, why: `held out of service by ${node} (stopped with --mode stop)` };
     // A node that left with H FAILED (a stop failed there: its resources may still run) hands
@@ -246,6 +268,40 @@ export function mastership(h: HierarchyConfig, input: DecideInput, rt: Hierarchy
     return !(view.state === 'down' && ph && ACTIVE.has(ph.state) && ph.state !== 'starting');
   }).length;
   return { master: true, rank };
+}
+
+/**
+ * H as an admin's requests rank its nodes: nodes in standby are not in the list, and the node H
+ * was moved to comes first (so an automatic switchback does not bring it straight back).
+ */
+export function effectiveHierarchy(h: HierarchyConfig, admin: AdminDoc): HierarchyConfig {
+  const target = moveTarget(admin, h.name);
+  const standby = Object.keys(h.priorities).filter((n) => isStandby(admin, n));
+  if (standby.length === 0 && (target === null || h.priorities[target] === undefined)) return h;
+  const priorities: Record<NodeName, number> = {};
+  for (const [n, p] of Object.entries(h.priorities)) if (!standby.includes(n)) priorities[n] = p;
+  if (target !== null && priorities[target] !== undefined) priorities[target] = Math.min(...Object.values(h.priorities)) - 1;
+  return { ...h, priorities };
+}
+
+/**
+ * Unmanaged H is never taken over: not while it is in maintenance, nor while the node last seen
+ * running it is (even when that node is down: status says so, loudly).
+ */
+function maintenanceBlocks(h: HierarchyConfig, input: DecideInput): string | null {
+  const runners = Object.entries(input.peers).filter(([, v]) => {
+    const st = v.hierarchies[h.name]?.state;
+    return st !== undefined && ACTIVE.has(st) && st !== 'held';
+  });
+  const down = runners.filter(([, v]) => v.state !== 'up');
+  if (hierarchyInMaintenance(input.admin, h.name)) {
+    return down.length > 0 ? `MAINTENANCE: unmanaged; it ran on ${down.map(([n]) => n).join(', ')}, which is DOWN: it is NOT taken over while in maintenance` : 'MAINTENANCE: unmanaged cluster-wide';
+  }
+  for (const [node, v] of runners) {
+    if (!nodeInMaintenance(input.admin, node)) continue;
+    return v.state !== 'up' ? `MAINTENANCE: ${node} is in maintenance and DOWN with it ${v.hierarchies[h.name]!.state}: it is NOT taken over` : `${node} is in maintenance with it ${v.hierarchies[h.name]!.state}`;
+  }
+  return null;
 }
 
 /** For automatic switchback: a reachable, eligible, idle node of higher priority exists. */
@@ -318,6 +374,13 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
     };
   }
 
+  // Maintenance: no actions and no monitors; what runs stays as it is (a probe only reads).
+  if (rt.phase !== 'unprobed' && unmanaged(input.admin, name, input.self)) {
+    // Not running here: say loudly when its node is down and it is not taken over.
+    const loud = rt.phase === 'out-of-service' ? maintenanceBlocks(h, input) : null;
+    return { note: loud?.includes('DOWN') ? loud : `MAINTENANCE: unmanaged here (${rt.phase}): no monitors, no recovery; resources left as they are` };
+  }
+
   switch (rt.phase) {
     case 'unprobed':
       if (input.now < rt.acquireBackoffUntil) return { note: 'the probe failed unexpectedly: retrying' };
@@ -331,6 +394,7 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
     case 'restarting': {
       // Ownership not (yet) proven, e.g. found running at probe or after a freeze: get it first.
       if (rt.ownership === 'not-owned') {
+        if (rt.recheck) return { note: 'found running here after maintenance or clear: waiting for the peers\' probes before claiming it' };
         if (input.now < rt.acquireBackoffUntil) {
           return {
             action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: false, urgent: false, reason: 'running here without ownership' },
@@ -346,8 +410,9 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
           note: `BLOCKED: ${rt.blocked}`,
         };
       }
-      if (input.shutdown || input.adminStop.includes(name)) {
-        const why = input.shutdown ? `node shutdown (${input.shutdown})` : 'admin stop';
+      const standby = isStandby(input.admin, input.self);
+      if (input.shutdown || input.adminStop.includes(name) || isStopped(input.admin, name) || standby) {
+        const why = input.shutdown ? `node shutdown (${input.shutdown})` : standby ? 'node standby: switching over' : 'admin stop';
         return { action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: why }, note: why };
       }
       // Not fenced, nothing arbitrates: after a partition heals both sides may run it. The copy on
@@ -381,12 +446,15 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
           note: `restarting ${failed}`,
         };
       }
-      if (h.switchback === 'automatic') {
-        const better = betterNodeWaiting(h, input);
-        if (better) {
+      // An admin's move: the target ranks first (effectiveHierarchy), whatever the switchback.
+      const target = moveTarget(input.admin, name);
+      if (h.switchback === 'automatic' || (target !== null && target !== input.self)) {
+        const better = betterNodeWaiting(effectiveHierarchy(h, input.admin), input);
+        if (better && (h.switchback === 'automatic' || better === target)) {
+          const why = better === target ? `admin move to ${better}` : `automatic switchback to ${better}`;
           return {
-            action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: `automatic switchback to ${better}` },
-            note: `switching back to ${better}`,
+            action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: why },
+            note: better === target ? `moving to ${better}` : `switching back to ${better}`,
           };
         }
       }
@@ -460,12 +528,15 @@ export function decide(input: DecideInput): Decision {
     if (action?.kind === 'stop' && action.release && staleCopyElsewhere(h, input, rt)) action.release = false;
     if (action) actions.push(action);
     notes[h.name] = note;
-    let state = advertState(rt);
-    // Held = an admin asked for it to stay down (node.ts adds what ran here at `stop --mode stop`).
-    if (input.adminStop.includes(h.name) && state === 'out-of-service') state = 'held';
-    advert[h.name] = { state, eligible: selfEligible(h, input.self, rt, input) };
+    advert[h.name] = { state: advertedState(h.name, rt, input), eligible: selfEligible(h, input.self, rt, input) };
   }
   return { actions, notes, advert };
+}
+
+/** What this node says about H: held when an admin keeps it out of service (here or cluster-wide). */
+export function advertedState(name: string, rt: HierarchyRuntime, input: Pick<DecideInput, 'adminStop' | 'admin'>): AdvertState {
+  const state = advertState(rt);
+  return state === 'out-of-service' && (input.adminStop.includes(name) || isStopped(input.admin, name)) ? 'held' : state;
 }
 
 /** A fresh runtime for a hierarchy this node just learned about. */
@@ -486,5 +557,6 @@ export function initialRuntime(h: HierarchyConfig): HierarchyRuntime {
     diskCleanup: false,
     diskError: null,
     blocked: null,
+    recheck: false,
   };
 }

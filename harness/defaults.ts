@@ -98,6 +98,12 @@ export const DEFAULTS = {
    *  reading its answers, or sits idle on a connection slot). Not counted while the daemon is
    *  working on a request. */
   controlIdleTimeoutMs: 10_000,
+  /** Admin map (stop, move, maintenance, clear, standby): most entries accepted from a peer or
+   *  from stateDir. Four settings per hierarchy and two per node fit a 1000-hierarchy cluster. */
+  adminMaxEntries: 8192,
+  /** How long `harness hierarchy|node ...` waits for the cluster to reach the requested state
+   *  (--timeout overrides): a switchover of slow agents takes their stop and start timeouts. */
+  adminWaitMs: 120_000,
   /** Longest the main loop sleeps between two decisions even with nothing happening. */
   tickMs: 200,
   /** A main-loop gap longer than this means this process was frozen (SIGSTOP, VM pause):

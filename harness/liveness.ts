@@ -33,7 +33,7 @@
 
 import { DEFAULTS } from './defaults.ts';
 import { mutant } from './core/mutants.ts';
-import type { HierarchyAdvert } from './packet.ts';
+import type { HierarchyAdvert, NodeMeta } from './packet.ts';
 
 export type PeerState = 'up' | 'down' | 'unknown'; // unknown = never heard yet and still inside startup grace
 export type PathState = 'up' | 'down' | 'unknown';
@@ -49,6 +49,8 @@ export interface PeerInfo {
   leaving: boolean;
   /** The peer's last advert (kept when it goes down: stale, but the last word it said). */
   advert?: Record<string, HierarchyAdvert>;
+  /** Its last admin map and configuration fingerprint. */
+  meta?: NodeMeta;
 }
 
 /** The comm timers derived from the cluster's heartbeat interval and dead time. */
@@ -92,6 +94,7 @@ export interface HeartbeatIn {
   heard?: Record<string, number>;
   leaving?: boolean;
   hierarchies: Record<string, HierarchyAdvert>;
+  meta?: NodeMeta;
 }
 
 export interface PathRx {
@@ -120,6 +123,9 @@ export interface PeerLiveness {
   lastUnconfirmed: number | null;
   leaving: boolean;
   advert: Record<string, HierarchyAdvert> | null;
+  meta: NodeMeta | null;
+  /** meta as JSON: compared to tell news from a repeat. */
+  metaKey: string;
   advertVersion: number;
   shown: { state: PeerState; suspect: boolean; incarnation: number | null; leaving: boolean; advertVersion: number };
 }
@@ -200,6 +206,8 @@ export class Liveness {
       lastUnconfirmed: null,
       leaving: false,
       advert: null,
+      meta: null,
+      metaKey: '',
       advertVersion: 0,
       shown: { state: 'unknown', suspect: false, incarnation: null, leaving: false, advertVersion: 0 },
     }));
@@ -262,6 +270,14 @@ export class Liveness {
       peer.advert = frozenAdverts(hb.hierarchies);
       peer.advertVersion++;
     }
+    if (hb.meta !== undefined) {
+      const key = JSON.stringify(hb.meta);
+      if (key !== peer.metaKey) {
+        peer.meta = hb.meta;
+        peer.metaKey = key;
+        peer.advertVersion++;
+      }
+    }
     const changes = this.evaluatePeer(peer, now);
     const out: ReceiveResult = { ok: true, changed: changesView(changes), changes };
     if (previous !== null && hb.incarnation > previous) out.restartedFrom = previous;
@@ -286,6 +302,7 @@ export class Liveness {
       const info: PeerInfo = { node: peer.name, state, suspect: d.suspect, lastHeardMs: peer.lastHeard, paths: d.paths, leaving: peer.leaving };
       if (peer.incarnation !== null) info.incarnation = peer.incarnation;
       if (peer.advert !== null) info.advert = peer.advert;
+      if (peer.meta !== null) info.meta = peer.meta;
       out[peer.name] = info;
     }
     return out;

@@ -24,7 +24,8 @@ import type { DiskRef, Key, OwnershipBackend } from '../fencing/backend.ts';
 import { holderClaims, type PeerView } from './decide.ts';
 import { probe, startLevels, stopLevels, instanceName, type AgentContext, type ResourceInfo } from './actions.ts';
 import { Monitors } from './monitors.ts';
-import { serveControl, type ControlRequest } from './control.ts';
+import { serveControl, setControlGroup, type ControlRequest } from './control.ts';
+import { applyLive, clusterChanges } from './config-change.ts';
 import { UtilityChecks } from './utility.ts';
 import { DEFAULTS, ownershipTimers, type OwnershipTimers } from './defaults.ts';
 import type { Logger } from './log.ts';
@@ -37,8 +38,10 @@ import { buildAgentEnv, setAgentNice } from '../agents/runner.ts';
 import { stopLevels as stopLevelsOf } from '../hierarchies/tree.ts';
 import { initialState, step } from './core/step.ts';
 import { keeperEvents } from './core/keeper-events.ts';
-import type { ActionEffect, ActionResult, Effect, Event, EventIn, GuardPlan, HierarchyState, NodeState } from './core/types.ts';
+import type { ActionEffect, ActionResult, AdminRequest, Effect, Event, EventIn, GuardPlan, HierarchyState, NodeState } from './core/types.ts';
 import { isAction } from './core/types.ts';
+import { loadAdmin, saveAdmin } from './admin-store.ts';
+import { configFingerprint } from './config-fingerprint.ts';
 
 export interface NodeOptions {
   configFile: string;
@@ -80,6 +83,11 @@ export class NodeDaemon {
   /** Ownership timers scaled to this cluster's dead time: computed once at start. */
   private timers!: OwnershipTimers;
   private lastAdverts: Extract<Effect, { kind: 'advertise' }>['adverts'] = {};
+  private stateDir!: string;
+  /** Fingerprint of the configuration in effect (advertised; status flags nodes that differ). */
+  fingerprint = '';
+  private askSeq = 0;
+  private readonly answers = new Map<number, (a: Extract<Effect, { kind: 'admin-answer' }>) => void>();
   private stopped!: Promise<void>;
   private resolveStopped!: () => void;
   readonly startedAt = Date.now();
@@ -107,6 +115,11 @@ export class NodeDaemon {
     if (!me) throw new Error(`${config.cluster.file}: node ${this.node} is not in the cluster's node list`);
     const stateDir = me.stateDir ?? join('/var/lib/harness', this.node);
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    this.stateDir = stateDir;
+    // Before anything acts: standby, maintenance, stop and move set while this node ran, or
+    // learned from peers, hold from the first decision on (peers' newer entries merge as heard).
+    const admin = loadAdmin(stateDir);
+    this.fingerprint = configFingerprint(config);
     this.guard = new Guard({ node: this.node, stateDir, log: this.log });
     await this.guard.waitForPrevious();
     const rscTmp = process.env.HA_RSCTMP ?? '/run/resource-agents';
@@ -138,7 +151,7 @@ export class NodeDaemon {
     // Key generations must grow across restarts of this daemon: seconds since the epoch, then +1 per acquire.
     this.generation = Math.floor(Date.now() / 1000) & 0x7fffffff;
 
-    this.state = initialState(this.node, config.hierarchies, { maxParallelHierarchies: config.cluster.maxParallelHierarchies, raceDelayPerRankMs: DEFAULTS.raceDelayPerRankMs }, monoNow());
+    this.state = initialState(this.node, config.hierarchies, { maxParallelHierarchies: config.cluster.maxParallelHierarchies, raceDelayPerRankMs: DEFAULTS.raceDelayPerRankMs }, monoNow(), admin);
     for (const h of config.hierarchies) {
       if (!h.fenced) this.log.warn({ event: 'not-fenced', hierarchy: h.name }, `${h.name}: NOT FENCED (fencing: none): no disk arbitrates between nodes`);
     }
@@ -166,11 +179,12 @@ export class NodeDaemon {
     // The very first heartbeat already says "not probed yet" for every hierarchy: a peer must not
     // mistake our silence about H for "H is not running here".
     this.comm.setAdvert(Object.fromEntries(config.hierarchies.map((h) => [h.name, { state: 'starting' as const, epoch: 0, eligible: false }])));
+    this.comm.setMeta({ admin, config: this.fingerprint });
     await this.comm.start();
     this.control = await serveControl(me.controlSocket, (req) => this.handleControl(req), config.cluster.controlGroup);
     await this.guard.start();
     this.utility.start();
-    this.watcher = watchHierarchies(config.cluster.hierarchyDir, this.log, () => void this.reload());
+    this.watcher = watchHierarchies([config.cluster.hierarchyDir, this.configFile], this.log, () => void this.reload());
     this.lastTick = performance.now();
     this.tickTimer = setInterval(() => this.tick(), DEFAULTS.tickMs);
     this.log.info(
@@ -238,6 +252,8 @@ export class NodeDaemon {
           const before = new Set(this.config.hierarchies);
           for (const h of fx.list) if (!before.has(h)) this.resolveAgents(h);
           this.config = { ...this.config, hierarchies: fx.list };
+          this.fingerprint = configFingerprint(this.config);
+          this.comm.setMeta({ admin: this.state.admin, config: this.fingerprint });
           this.utility.setHierarchies(fx.list);
           // A redefined hierarchy starts from a passing utility verdict: tell it the current one.
           for (const h of fx.list) if (!before.has(h)) this.queue.push({ type: 'utility', hierarchy: h.name, ok: this.utility.ok(h.name) });
@@ -245,6 +261,15 @@ export class NodeDaemon {
         }
         case 'leave':
           void this.finishShutdown();
+          return;
+        case 'admin-state':
+          // On disk before it goes out: what peers learn from us survives our own restart.
+          saveAdmin(this.stateDir, fx.doc);
+          this.comm.setMeta({ admin: fx.doc, config: this.fingerprint });
+          return;
+        case 'admin-answer':
+          this.answers.get(fx.askId)?.(fx);
+          this.answers.delete(fx.askId);
           return;
       }
     } catch (e) {
@@ -354,7 +379,24 @@ export class NodeDaemon {
       this.log.error({ event: 'reload-rejected', issues: errors.map(formatIssue) }, `configuration NOT reloaded (keeping the last good one): ${errors.map(formatIssue).join('; ')}`);
       return;
     }
-    this.dispatch({ type: 'config', hierarchies: config.hierarchies });
+    // cluster.yaml: what may change live does; what needs a restart is refused (config-change.ts).
+    const running = this.config.cluster;
+    const { live, restart } = clusterChanges(running, config.cluster);
+    if (restart.length > 0) {
+      this.log.error({ event: 'reload-needs-restart', fields: restart }, `${running.file}: ${restart.join(', ')} changed: needs a restart (keeping the running ${restart.join(', ')}; the other changes apply)`);
+    }
+    if (live.length > 0) {
+      const cluster = applyLive(running, config.cluster);
+      this.config = { ...this.config, cluster };
+      this.ctx.ocfRoot = cluster.ocfRoot;
+      if (live.includes('controlGroup') && this.control) await setControlGroup(this.control, cluster.controlGroup).catch((e: Error) => this.log.error({ event: 'control-group', err: e.message }, `control group not changed: ${e.message}`));
+      if (live.includes('hierarchyDir')) {
+        await this.watcher?.close();
+        this.watcher = watchHierarchies([cluster.hierarchyDir, this.configFile], this.log, () => void this.reload());
+      }
+      this.log.info({ event: 'reload-live', fields: live }, `${running.file}: applied ${live.join(', ')}`);
+    }
+    this.dispatch({ type: 'config', hierarchies: config.hierarchies, settings: { ...this.state.settings, maxParallelHierarchies: this.config.cluster.maxParallelHierarchies } });
   }
 
   /** Find the agent of every resource of H (same search order as validation: admin dirs, bundled, OCF root). */
@@ -454,7 +496,7 @@ export class NodeDaemon {
     for (const [node, p] of Object.entries(this.comm.view())) {
       const hs: PeerView['hierarchies'] = {};
       for (const [name, a] of Object.entries(p.advert ?? {})) hs[name] = { state: a.state, eligible: a.eligible };
-      out[node] = { state: p.state, leaving: p.leaving, suspect: p.suspect, hierarchies: hs };
+      out[node] = { state: p.state, leaving: p.leaving, suspect: p.suspect, hierarchies: hs, ...(p.meta ? { admin: p.meta.admin, config: p.meta.config } : {}) };
     }
     return out;
   }
@@ -557,9 +599,16 @@ export class NodeDaemon {
         this.requestShutdown(req.mode ?? this.config.cluster.onStop);
         return { stopping: true, mode: this.state.shutdown };
       case 'hierarchy':
-        if (!this.state.h[req.name]) throw new Error(`no hierarchy ${req.name}`);
-        this.dispatch({ type: 'admin', request: { kind: req.action === 'out-of-service' ? 'hold' : 'release', hierarchy: req.name } });
-        return { ok: true };
+      case 'node': {
+        const request: AdminRequest =
+          req.cmd === 'hierarchy' ? { target: 'hierarchy', hierarchy: req.name, action: req.action, ...(req.to !== undefined ? { to: req.to } : {}) } : { target: 'node', node: req.name, action: req.action };
+        const id = ++this.askSeq;
+        const answer = new Promise<Extract<Effect, { kind: 'admin-answer' }>>((res) => this.answers.set(id, res));
+        this.dispatch({ type: 'admin', ask: { id, by: req.by ?? `root@${this.node}`, at: Date.now(), request } });
+        const a = await answer;
+        if (!a.ok) throw new Error(a.message);
+        return { message: a.message, version: a.version, ...(a.to ? { to: a.to } : {}) };
+      }
     }
     throw new Error('unknown command');
   }

@@ -14,6 +14,13 @@
 
 import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
+import { checkAdminDoc, copyAdminDoc, type AdminDoc } from './core/admin.ts';
+
+/** Node-level news: the cluster's admin map as the sender has it, and its configuration's fingerprint. */
+export interface NodeMeta {
+  admin: AdminDoc;
+  config: string;
+}
 
 export interface HierarchyAdvert {
   /** `held`: taken out of service by an admin (or `harness stop --mode stop`): nobody takes it over. */
@@ -39,6 +46,8 @@ export interface Heartbeat {
    * sender of an earlier release.
    */
   heard?: Record<string, number>;
+  /** Absent from a sender of an earlier release. */
+  meta?: NodeMeta;
 }
 
 export type DecodeFailure = 'truncated' | 'bad-magic' | 'bad-mac' | 'malformed' | 'wrong-cluster' | 'too-large';
@@ -76,6 +85,7 @@ interface WireBody {
   l?: 1;
   h: Record<string, [number, number, 0 | 1] | [number, number, 0 | 1, string]>;
   e?: Record<string, number>;
+  m?: { a: AdminDoc; f: string };
 }
 
 // A KeyObject per key buffer, made once: building one from raw bytes on every packet was a
@@ -116,6 +126,7 @@ export function encode(hb: Heartbeat, key: Buffer): Buffer {
     for (const [name, inc] of Object.entries(hb.heard)) Object.defineProperty(e, name, { value: inc, enumerable: true, writable: true, configurable: true });
     wire.e = e;
   }
+  if (hb.meta !== undefined) wire.m = { a: hb.meta.admin, f: hb.meta.config };
   let body = Buffer.from(JSON.stringify(wire), 'utf8');
   let flags = 0;
   if (body.length > COMPRESS_ABOVE_BYTES) {
@@ -220,6 +231,10 @@ function checkHeartbeat(hb: Heartbeat): string | null {
   for (const [name, inc] of Object.entries(hb.heard ?? {})) {
     if (!isName(name) || !isCount(inc)) return `heard: ${JSON.stringify(name)} -> ${inc} is not a node name and incarnation`;
   }
+  if (hb.meta !== undefined) {
+    const why = checkMeta({ a: hb.meta.admin, f: hb.meta.config });
+    if (why) return `meta: ${why}`;
+  }
   return null;
 }
 
@@ -227,12 +242,23 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const WIRE_KEYS = new Set(['c', 'n', 'i', 'p', 's', 'l', 'h', 'e']);
+const WIRE_KEYS = new Set(['c', 'n', 'i', 'p', 's', 'l', 'h', 'e', 'm']);
+/** Entries of an admin map a heartbeat may carry (see DEFAULTS.adminMaxEntries: the same bound). */
+export const MAX_ADMIN_ENTRIES = 8192;
+
+function checkMeta(m: unknown): string | null {
+  if (!isPlainObject(m)) return 'not an object';
+  for (const k of Object.keys(m)) if (k !== 'a' && k !== 'f') return `unknown field ${JSON.stringify(k)}`;
+  if (typeof m.f !== 'string' || m.f.length > 64) return 'config fingerprint: not a string of at most 64 characters';
+  const why = checkAdminDoc(m.a, MAX_ADMIN_ENTRIES);
+  return why ? `admin: ${why}` : null;
+}
 
 function fromWire(v: unknown): Heartbeat | null {
   if (!isPlainObject(v)) return null;
   for (const k of Object.keys(v)) if (!WIRE_KEYS.has(k)) return null;
-  const { c, n, i, p, s, l, h, e } = v;
+  const { c, n, i, p, s, l, h, e, m } = v;
+  if (m !== undefined && checkMeta(m) !== null) return null;
   if (e !== undefined && (!isPlainObject(e) || !Object.entries(e).every(([name, inc]) => isName(name) && isCount(inc)))) return null;
   if (!isName(c) || !isName(n) || !isCount(i) || !isPath(p) || !isCount(s)) return null;
   if (l !== undefined && l !== 1) return null;
@@ -252,5 +278,9 @@ function fromWire(v: unknown): Heartbeat | null {
   const hb: Heartbeat = { cluster: c, node: n, incarnation: i, path: p, seq: s, hierarchies: Object.fromEntries(entries) };
   if (l === 1) hb.leaving = true;
   if (e !== undefined) hb.heard = Object.fromEntries(Object.entries(e as Record<string, number>));
+  if (m !== undefined) {
+    const meta = m as { a: AdminDoc; f: string };
+    hb.meta = { admin: copyAdminDoc(meta.a), config: meta.f };
+  }
   return hb;
 }

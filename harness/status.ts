@@ -3,6 +3,20 @@
 // resources and the last failover with its timing. Plain JSON, stable field names.
 import type { NodeDaemon } from './node.ts';
 import { formatKey } from '../fencing/keys.ts';
+import { entryOf, hierarchyKey, maxVersion, nodeKeyOf, type AdminDoc, type AdminEntry } from './core/admin.ts';
+import { advertedState } from './decide.ts';
+
+/** An admin setting in effect, with who set it and when (wall clock ms). */
+export interface AdminSetting {
+  value: true | string;
+  by: string;
+  at: number;
+}
+
+function setting(doc: AdminDoc, key: string): AdminSetting | undefined {
+  const e: AdminEntry | undefined = entryOf(doc, key);
+  return e && e.value !== null ? { value: e.value, by: e.by, at: e.at } : undefined;
+}
 
 export interface FailoverRecord {
   at: number;
@@ -24,7 +38,23 @@ export interface StatusDoc {
   ownershipBackend: string;
   ioFencing: boolean;
   key: string;
-  nodes: Array<{ name: string; self: boolean; state: string; suspect: boolean; paths: string[]; addresses: string[]; lastHeardMs: number | null }>;
+  nodes: Array<{
+    name: string;
+    self: boolean;
+    state: string;
+    suspect: boolean;
+    paths: string[];
+    addresses: string[];
+    lastHeardMs: number | null;
+    /** Admin settings of this node (standby, maintenance), as this node's admin map has them. */
+    admin: { standby?: AdminSetting; maintenance?: AdminSetting };
+    /** The newest admin entry that node has (a request reached it when this is at least its version). */
+    adminVersion: number | null;
+    /** Fingerprint of that node's configuration; null: not heard (or an earlier release). */
+    config: string | null;
+  }>;
+  /** The newest version in this node's admin map. */
+  adminVersion: number;
   hierarchies: Array<{
     name: string;
     fenced: boolean;
@@ -35,6 +65,10 @@ export interface StatusDoc {
     fencedBy: string | null;
     note: string;
     priorities: Record<string, number>;
+    /** What each node says about it (this node included), as seen from here; down nodes' last word. */
+    states: Record<string, { state: string; up: boolean }>;
+    /** Admin settings in effect for it, with who and when. */
+    admin: { stop?: AdminSetting; maintenance?: AdminSetting; move?: AdminSetting; clear?: AdminSetting };
     resources: Array<{ name: string; kind: string; agent: string | null; state: string; lastAction?: string; lastResult?: string; exitReason?: string }>;
     lastFailover: FailoverRecord | null;
   }>;
@@ -43,8 +77,14 @@ export interface StatusDoc {
   process: { pid: number; rssMiB: number; heapTotalMiB: number; heapUsedMiB: number; externalMiB: number };
 }
 
+/** Only the settings in effect (JSON without undefined keys, for readers that test with `in`). */
+function strip<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
 export function buildStatus(d: NodeDaemon): StatusDoc {
   const cfg = d.config;
+  const admin = d.state.admin;
   const view = d.commView();
   const nodes = cfg.cluster.nodes.map((n) => {
     const p = view[n.name];
@@ -56,6 +96,9 @@ export function buildStatus(d: NodeDaemon): StatusDoc {
       paths: n.name === d.node ? n.addresses.map(() => 'self') : (p?.paths ?? []).map(String),
       addresses: n.addresses,
       lastHeardMs: p?.lastHeardMs ?? null,
+      admin: strip({ standby: setting(admin, nodeKeyOf(n.name, 'standby')), maintenance: setting(admin, nodeKeyOf(n.name, 'maintenance')) }),
+      adminVersion: n.name === d.node ? maxVersion(admin) : p?.meta ? maxVersion(p.meta.admin) : null,
+      config: n.name === d.node ? d.fingerprint : p?.meta?.config ?? null,
     };
   });
   const hierarchies = d.state.hierarchies.map((h) => {
@@ -76,6 +119,11 @@ export function buildStatus(d: NodeDaemon): StatusDoc {
       fencedBy: rt.fencedBy,
       note: rt.note,
       priorities: h.priorities,
+      states: {
+        [d.node]: { state: advertedState(h.name, rt, d.state), up: true },
+        ...Object.fromEntries(Object.entries(view).flatMap(([peer, p]) => (p.advert?.[h.name] ? [[peer, { state: p.advert[h.name]!.state, up: p.state === 'up' }]] : []))),
+      },
+      admin: strip({ stop: setting(admin, hierarchyKey(h.name, 'stop')), maintenance: setting(admin, hierarchyKey(h.name, 'maintenance')), move: setting(admin, hierarchyKey(h.name, 'move')), clear: setting(admin, hierarchyKey(h.name, 'clear')) }),
       resources: h.resources.map((r) => {
         const info = d.resourceInfo(h.name, r.name);
         return {
@@ -99,6 +147,7 @@ export function buildStatus(d: NodeDaemon): StatusDoc {
     ioFencing: d.backendIoFencing(),
     key: d.myKey(),
     nodes,
+    adminVersion: maxVersion(admin),
     hierarchies,
     counters: d.commCounters(),
     process: (() => {

@@ -1,6 +1,7 @@
 // The timeline language shared by random schedules (sim/schedule.ts) and admin scenarios
 // (`harness simulate`, sim/scenario.ts): what can happen to a simulated cluster, and when.
 
+import type { AdminRequest } from '../harness/core/types.ts';
 export type Fault =
   | { do: 'power-off'; node: string }
   | { do: 'power-on'; node: string }
@@ -36,7 +37,8 @@ export type Fault =
   | { do: 'clock-jump'; node: string; ms: number }
   /** The node's utility checks (e.g. ping the gateway) start failing, or pass again. */
   | { do: 'utility'; node: string; ok: boolean }
-  | { do: 'admin'; node: string; hierarchy: string; request: 'hold' | 'release' }
+  /** An admin's request (harness hierarchy|node ...) issued on `node`. */
+  | { do: 'admin'; node: string; request: AdminRequest }
   /** Old, authentic packets of `from` delivered to `to` again. */
   | { do: 'replay'; from: string; to: string };
 
@@ -76,7 +78,7 @@ export function describeFault(f: Fault): string {
     case 'clock-jump':
       return `clock of ${f.node} jumps ${f.ms > 0 ? '+' : ''}${f.ms} ms`;
     case 'admin':
-      return `admin on ${f.node}: ${f.hierarchy} ${f.request === 'hold' ? 'out of service' : 'in service'}`;
+      return `admin on ${f.node}: ${f.request.target} ${f.request.target === 'hierarchy' ? f.request.hierarchy : f.request.node} ${f.request.action}${f.request.target === 'hierarchy' && f.request.to ? ` ${f.request.to}` : ''}`;
     case 'replay':
       return `replay ${f.from}'s old packets to ${f.to}`;
     case 'shutdown':

@@ -29,6 +29,8 @@ import type { SimClock, SimTimer } from './clock.ts';
 import { SimBackend, type SimSan } from './disk.ts';
 import type { SimAgents } from './agents.ts';
 import type { SimNetwork } from './network.ts';
+import type { AdminDoc } from '../harness/core/admin.ts';
+import type { NodeMeta } from '../harness/packet.ts';
 
 export interface SimCluster {
   cluster: string;
@@ -89,6 +91,7 @@ interface Proc {
   round: number;
   deadlineArmed: boolean;
   adverts: HeartbeatIn['hierarchies'];
+  meta: NodeMeta;
   leaving: boolean;
   guardPlan: GuardPlan[];
   watchList: string[];
@@ -123,6 +126,8 @@ export class SimNode {
   #machineGen = 0;
   /** Persistent (stateDir): the last incarnation used. */
   #lastIncarnation = 0;
+  /** The admin map as persisted in stateDir: survives restarts of the node. */
+  #admin: AdminDoc = {};
   /** Wall clock offset (clock jumps): only the incarnation reads the wall clock. */
   wallOffsetMs = 0;
   guardRunning = false;
@@ -169,7 +174,8 @@ export class SimNode {
     liveness.start(now);
     const p: Proc = {
       gen,
-      state: initialState(this.name, this.c.hierarchies, { maxParallelHierarchies: this.c.maxParallelHierarchies, raceDelayPerRankMs: DEFAULTS.raceDelayPerRankMs }, now),
+      state: initialState(this.name, this.c.hierarchies, { maxParallelHierarchies: this.c.maxParallelHierarchies, raceDelayPerRankMs: DEFAULTS.raceDelayPerRankMs }, now, this.#admin),
+      meta: { admin: this.#admin, config: 'sim' },
       liveness,
       keeper,
       backend,
@@ -362,6 +368,12 @@ export class SimNode {
         return;
       case 'in-service':
       case 'hierarchies':
+      case 'admin-answer':
+        return;
+      case 'admin-state':
+        this.#admin = fx.doc;
+        p.meta = { admin: fx.doc, config: 'sim' };
+        this.send(p, true);
         return;
       case 'leave':
         p.exiting = true;
@@ -576,7 +588,7 @@ export class SimNode {
     p.seq++;
     for (let path = 0; path < this.c.paths; path++) {
       const onTurn = all || path % stride === turn;
-      const hb = { node: this.name, path, incarnation: p.incarnation, seq: p.seq, heard, leaving: p.leaving, hierarchies: p.adverts };
+      const hb = { node: this.name, path, incarnation: p.incarnation, seq: p.seq, heard, leaving: p.leaving, hierarchies: p.adverts, meta: p.meta };
       for (const to of this.c.nodes) {
         if (to === this.name || !(onTurn || wantsAll?.has(to))) continue;
         this.hooks.net.send(this.name, to, hb);
@@ -612,7 +624,7 @@ export class SimNode {
     for (const [node, v] of Object.entries(p.liveness.view(this.clock.now()))) {
       const hs: PeerView['hierarchies'] = {};
       for (const [name, a] of Object.entries(v.advert ?? {})) hs[name] = { state: a.state, eligible: a.eligible };
-      out[node] = { state: v.state, leaving: v.leaving, suspect: v.suspect, hierarchies: hs };
+      out[node] = { state: v.state, leaving: v.leaving, suspect: v.suspect, hierarchies: hs, ...(v.meta ? { admin: v.meta.admin, config: v.meta.config } : {}) };
     }
     return out;
   }

@@ -29,6 +29,7 @@ import type { HierarchyConfig, ResourceConfig } from '../hierarchies/model.ts';
 import { DEFAULTS } from '../harness/defaults.ts';
 import type { Fault, TimedFault } from './faults.ts';
 import type { WorldOptions } from './world.ts';
+import type { AdminRequest } from '../harness/core/types.ts';
 
 const duration = z.union([z.number(), z.string()]).transform((v, ctx) => {
   try {
@@ -92,7 +93,17 @@ const Step = z
     'utility-fails': name.optional(),
     'utility-ok': name.optional(),
     'clock-jump': z.object({ node: name, by: z.union([duration, z.string().regex(/^-/)]) }).strict().optional(),
-    admin: z.object({ node: name, hierarchy: name, request: z.enum(['hold', 'release']) }).strict().optional(),
+    // hold/release: the names of `stop`/`start` before they became cluster-wide.
+    admin: z
+      .object({
+        node: name,
+        hierarchy: name.optional(),
+        target: name.optional(),
+        request: z.enum(['hold', 'release', 'stop', 'start', 'move', 'clear', 'maintenance-on', 'maintenance-off', 'standby', 'online']),
+        to: name.optional(),
+      })
+      .strict()
+      .optional(),
     replay: z.object({ from: name, to: name }).strict().optional(),
   })
   .strict()
@@ -190,11 +201,23 @@ function toFault(s: z.infer<typeof Step>): Fault {
       return { do: 'clock-jump', node: x.node, ms };
     }
     case 'admin':
-      return { do: 'admin', ...(v as { node: string; hierarchy: string; request: 'hold' | 'release' }) };
+      return { do: 'admin', node: (v as { node: string }).node, request: adminRequestOf(v as AdminEntry) };
     case 'replay':
       return { do: 'replay', ...(v as { from: string; to: string }) };
   }
   throw new Error(`unknown event ${k}`);
+}
+
+type AdminEntry = { node: string; hierarchy?: string; target?: string; request: string; to?: string };
+
+/** A timeline's admin entry as the request the control socket would hand the reducer. */
+function adminRequestOf(a: AdminEntry): AdminRequest {
+  const action = a.request === 'hold' ? 'stop' : a.request === 'release' ? 'start' : a.request;
+  if (action === 'standby' || action === 'online' || ((action === 'maintenance-on' || action === 'maintenance-off') && a.target)) {
+    return { target: 'node', node: a.target ?? a.node, action: action as 'standby' };
+  }
+  if (!a.hierarchy) throw new Error(`admin ${a.request}: needs a hierarchy`);
+  return { target: 'hierarchy', hierarchy: a.hierarchy, action: action as 'stop', ...(a.to ? { to: a.to } : {}) };
 }
 
 function toHierarchy(h: z.infer<typeof Hierarchy>, file: string): HierarchyConfig {

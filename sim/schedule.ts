@@ -85,7 +85,7 @@ export function randomSchedule(seed: number): WorldOptions {
     const n = rng.chance(0.6) ? runnerOf(rng.pick(hs)) : rng.pick(listedNodes);
     const h = rng.pick(hs);
     const agentRs = h.resources.filter((r) => r.kind === 'agent').map((r) => r.name);
-    const kind = rng.int(0, 17);
+    const kind = rng.int(0, 20);
     const dur = rng.int(300, 6_000);
     switch (kind) {
       case 0:
@@ -149,8 +149,8 @@ export function randomSchedule(seed: number): WorldOptions {
         push(t + rng.int(500, 3_000), { do: 'start', node: n });
         break;
       case 12:
-        push(t, { do: 'admin', node: n, hierarchy: h.name, request: 'hold' });
-        push(t + dur, { do: 'admin', node: n, hierarchy: h.name, request: 'release' });
+        push(t, { do: 'admin', node: n, request: { target: 'hierarchy', hierarchy: h.name, action: 'stop' } });
+        push(t + dur, { do: 'admin', node: n, request: { target: 'hierarchy', hierarchy: h.name, action: 'start' } });
         break;
       case 13:
         push(t, { do: 'shutdown', node: n, mode: rng.chance(0.7) ? 'switchover' : 'stop' });
@@ -173,6 +173,28 @@ export function randomSchedule(seed: number): WorldOptions {
       case 16:
         // A configuration error everywhere (OCF 6), fixed later: blocked, never ping-pong.
         push(t, { do: 'misconfigured', hierarchy: h.name, resource: rng.pick(agentRs), on: true });
+        break;
+      case 18: {
+        // An admin moves H (to a node, or to the best other one), maybe while the network splits.
+        const to = rng.chance(0.5) ? rng.pick(Object.keys(h.priorities)) : null;
+        push(t, { do: 'admin', node: rng.pick(nodes), request: { target: 'hierarchy', hierarchy: h.name, action: 'move', ...(to ? { to } : {}) } });
+        if (rng.chance(0.5)) {
+          push(t + rng.int(0, 400), { do: 'partition', groups: [[n], others(n)] });
+          push(t + dur, { do: 'heal-network' });
+        }
+        break;
+      }
+      case 19:
+        // Patching a node: standby, then online (issued anywhere).
+        push(t, { do: 'admin', node: rng.pick(nodes), request: { target: 'node', node: n, action: 'standby' } });
+        push(t + dur, { do: 'admin', node: rng.pick(nodes), request: { target: 'node', node: n, action: 'online' } });
+        break;
+      case 20:
+        // Maintenance of H or of a node, maybe with its runner crashing meanwhile (not taken over).
+        push(t, { do: 'admin', node: rng.pick(nodes), request: rng.chance(0.5) ? { target: 'hierarchy', hierarchy: h.name, action: 'maintenance-on' } : { target: 'node', node: n, action: 'maintenance-on' } });
+        if (rng.chance(0.3)) push(t + rng.int(100, 1_000), { do: 'crash', node: n }), push(t + rng.int(1_500, 3_000), { do: 'start', node: n });
+        push(t + dur, { do: 'admin', node: rng.pick(nodes), request: { target: 'hierarchy', hierarchy: h.name, action: 'maintenance-off' } });
+        push(t + dur, { do: 'admin', node: rng.pick(nodes), request: { target: 'node', node: n, action: 'maintenance-off' } });
         break;
       case 15: {
         // The runner dies while the survivors cannot hear each other: they race for the free disk.

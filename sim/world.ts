@@ -27,9 +27,10 @@ import { Rng } from './rng.ts';
 import { SimNode, type SimCluster } from './node.ts';
 import { describeFault, type Fault, type TimedFault } from './faults.ts';
 import type { Effect, Event, NodeState } from '../harness/core/types.ts';
-import { selfEligible, type DecideInput, type PeerView } from '../harness/decide.ts';
+import { effectiveHierarchy, selfEligible, type DecideInput, type PeerView } from '../harness/decide.ts';
 import { DEFAULTS, ownershipTimers } from '../harness/defaults.ts';
 import { isReleasedKey, nodeKey, nodePart } from '../fencing/keys.ts';
+import { isStopped, moveTarget, unmanaged } from '../harness/core/admin.ts';
 
 export interface WorldOptions {
   seed: number;
@@ -108,7 +109,8 @@ export class World {
   /** Per node, the intervals its disks were cut or hung (until = Infinity: still). */
   readonly #diskFaults = new Map<string, Array<{ since: number; until: number }>>();
   /** Races in flight per hierarchy: who, since when, and which peers it could hear then. */
-  readonly #races = new Map<string, { node: string; at: number; id: number; heard: string[]; delayMs: number }[]>();
+  /** Acquires in flight; `watching`: the disk had a live holder's key when it began (a frozen-key race, not P1's). */
+  readonly #races = new Map<string, { node: string; at: number; id: number; heard: string[]; delayMs: number; watching: boolean }[]>();
   #disturbed = false;
   #stableKey = '';
   #stableSince = Infinity;
@@ -275,7 +277,8 @@ export class World {
         node.tellUtility();
         return;
       case 'admin':
-        node?.dispatch({ type: 'admin', request: { kind: f.request, hierarchy: f.hierarchy } });
+        node?.dispatch({ type: 'admin', ask: { id: 0, by: `root@${f.node}`, at: 0, request: f.request } });
+        if (f.request.action === 'maintenance-off') this.#maintenanceEndedAt = this.clock.now();
         return;
       case 'replay':
         this.net.replay(f.from, f.to);
@@ -290,12 +293,19 @@ export class World {
   }
 
   /** The faults stop: heal the network and the disks, resume, power on and start every node. */
+  readonly #movePending = new Set<string>();
+  /** Last maintenance-off: what maintenance deferred (a failed utility check, a dead resource) is acted on after it. */
+  #maintenanceEndedAt = -Infinity;
+
   #quiet(): void {
     this.#dirty = true;
     const now = this.clock.now();
     for (const n of this.nodes.values()) {
       if (n.p && !n.p.state.shutdown && !n.stalled && !n.guardRunning && n.resumedAt < now - 5000 && n.diedAt < now - 5000 && !this.#diskTrouble(n.name, now - 5000, now)) this.#healthy.add(n.name);
     }
+    // A move an admin asked for and the cluster could not carry out yet completes after the quiet
+    // point, as it should (I5 excuses it).
+    for (const n of this.nodes.values()) for (const h of this.o.cluster.hierarchies) if (n.p && moveTarget(n.p.state.admin, h.name) !== null) this.#movePending.add(h.name);
     this.#log('*', 'faults stop: network and disks healed, every node powered and started');
     this.net.healAll();
     for (const n of this.nodes.values()) if (!n.utilityOk) this.apply({ do: 'utility', node: n.name, ok: true });
@@ -330,7 +340,10 @@ export class World {
         if (e.kind === 'acquire' && e.reason.startsWith('master')) {
           const list = this.#races.get(e.hierarchy) ?? [];
           const heard = Object.entries(after.peers).filter(([, v]) => v.state === 'up').map(([k]) => k);
-          list.push({ node: n.name, at: this.clock.now(), id: e.id, heard, delayMs: e.delayMs });
+          const hc = this.o.cluster.hierarchies.find((x) => x.name === e.hierarchy)!;
+          const d = hc.resources.find((r) => r.kind === 'disk');
+          const holder = d ? this.san.disk(`${hc.name}/${d.name}`)?.readReservation().holder ?? null : null;
+          list.push({ node: n.name, at: this.clock.now(), id: e.id, heard, delayMs: e.delayMs, watching: holder !== null && !isReleasedKey(holder) });
           this.#races.set(e.hierarchy, list);
         }
       } else if (e.kind === 'in-service') {
@@ -377,6 +390,9 @@ export class World {
     const mine = hc.priorities[winner.node]!;
     for (const r of this.#races.get(h) ?? []) {
       if (r.node === winner.node || (hc.priorities[r.node] ?? Infinity) >= mine) continue;
+      // It began by watching a live holder's key: who sees the hand-over or the frozen key first
+      // wins (the header: the golden frozen-key scenario covers that case).
+      if (r.watching) continue;
       // A peer the winner could hear counted by its own advert (ineligible then): not a rank race.
       if (winner.heard.includes(r.node)) continue;
       const other = this.nodes.get(r.node)!;
@@ -531,14 +547,18 @@ export class World {
       }
       // Without fencing a stale copy can come back with a stalled node; the duplicate is then
       // resolved by priority (decide.ts twinOnBetterNode), which may move it: not checked.
-      if (h.switchback === 'intelligent' && h.fenced && atQuiet.length > 0) {
+      const deferred = this.#maintenanceEndedAt > o.quietAt - 5000;
+      if (h.switchback === 'intelligent' && h.fenced && atQuiet.length > 0 && !this.#movePending.has(h.name) && !deferred) {
         const before = atQuiet.map((s) => (s.full[h.name] ? s.runners[h.name]!.join(',') : '')).filter((x, i, a) => a.indexOf(x) === i);
         const was = before.length === 1 ? before[0]! : '';
         const wasHealthy = was !== '' && this.#healthyAtQuiet(was, h.name);
         if (wasHealthy && first !== was) this.#violate('I5', `${h.name} (intelligent switchback) ran on ${was} when the faults stopped and moved to ${first}`);
       }
       if (h.switchback === 'automatic') {
-        const best = Object.entries(h.priorities).sort((a, b) => a[1] - b[1]).map(([n]) => n).find((n) => this.#eligible(n, h.name));
+        // As an admin's move and standby rank the nodes (the map every live node converged on).
+        const admin = [...this.nodes.values()].find((n) => n.p)?.p?.state.admin ?? {};
+        const ranked = effectiveHierarchy(h, admin).priorities;
+        const best = Object.entries(ranked).sort((a, b) => a[1] - b[1]).map(([n]) => n).find((n) => this.#eligible(n, h.name));
         if (best && first !== best) this.#violate('I5', `${h.name} (automatic switchback) ends on ${first}, not on its best eligible node ${best}`);
       }
     }
@@ -549,6 +569,8 @@ export class World {
     for (const n of this.nodes.values()) {
       const rt = n.p?.state.h[h];
       if (rt?.phase === 'failed' || rt?.blocked || n.p?.state.adminStop.includes(h)) return true;
+      // Held out of service, or unmanaged, by an admin (as this node has it).
+      if (n.p && (isStopped(n.p.state.admin, h) || Object.keys(n.p.state.peers).concat(n.name).some((x) => unmanaged(n.p!.state.admin, h, x)))) return true;
       if (this.agents.stopFailed.has(`${n.name}/${h}`)) return true;
     }
     const hc = this.o.cluster.hierarchies.find((x) => x.name === h)!;

@@ -5,9 +5,11 @@
 // its answer into effects, in the order the executor must run them (the guard's plan before the
 // start it covers).
 import type { HierarchyConfig, NodeName } from '../../hierarchies/model.ts';
-import { advertState, decide, initialRuntime, selfEligible, staleCopyElsewhere, type Action, type DecideInput, type PeerView } from '../decide.ts';
+import { advertedState, decide, initialRuntime, selfEligible, staleCopyElsewhere, type Action, type DecideInput, type PeerView } from '../decide.ts';
 import type { ActionEffect, ActionResult, CoreSettings, Effect, Event, GuardPlan, HierarchyState, NodeState } from './types.ts';
 import { mutant } from './mutants.ts';
+import { clearVersion, entryOf, hierarchyKey, maxVersion, mergeAdmin, moveTarget, unmanaged, writeAdmin, type AdminDoc } from './admin.ts';
+import { adminRequest } from './admin-requests.ts';
 
 /** Back-off after a failed acquire, per reason: a live owner is re-checked slowly. */
 export const ACQUIRE_BACKOFF_MS: Record<string, number> = {
@@ -29,20 +31,31 @@ export function initialHierarchy(h: HierarchyConfig): HierarchyState {
     epoch: 0,
     action: null,
     monitored: false,
+    clearSeen: 0,
+    unmanaged: false,
+    clearCheck: false,
+    failedWhy: null,
   };
 }
 
-export function initialState(self: NodeName, hierarchies: HierarchyConfig[], settings: CoreSettings, now: number): NodeState {
+/** A hierarchy as this node starts with it: a `clear` or maintenance from before is not news. */
+function startingHierarchy(h: HierarchyConfig, self: NodeName, admin: AdminDoc): HierarchyState {
+  return { ...initialHierarchy(h), clearSeen: clearVersion(admin, h.name), unmanaged: unmanaged(admin, h.name, self) };
+}
+
+/** `admin`: the map persisted in stateDir (peers' newer entries are merged as they are heard). */
+export function initialState(self: NodeName, hierarchies: HierarchyConfig[], settings: CoreSettings, now: number, admin: AdminDoc = {}): NodeState {
   return {
     self,
     now,
     settings,
     hierarchies,
     pending: {},
-    h: Object.fromEntries(hierarchies.map((h) => [h.name, initialHierarchy(h)])),
+    h: Object.fromEntries(hierarchies.map((h) => [h.name, startingHierarchy(h, self, admin)])),
     peers: {},
     shutdown: false,
     adminStop: [],
+    admin,
     nextActionId: 1,
     sent: { advert: '', guard: '', watch: '' },
     left: false,
@@ -73,6 +86,7 @@ export function step(prev: NodeState, ev: Event): { state: NodeState; effects: E
     apply(s, ev, out);
     react(s, out);
   }
+  if (s.admin !== prev.admin) out.fx.push({ kind: 'admin-state', doc: s.admin });
   return { state: s, effects: out.fx };
 }
 
@@ -84,6 +98,14 @@ function apply(s: NodeState, ev: Event, out: Out): void {
       return;
     case 'peers':
       s.peers = ev.peers;
+      // A node learns the cluster's admin map from the first heartbeat it hears, before it decides.
+      for (const [node, v] of Object.entries(ev.peers)) {
+        if (!v.admin) continue;
+        const m = mergeAdmin(s.admin, v.admin);
+        if (m.changed.length === 0) continue;
+        s.admin = m.doc;
+        out.log('info', 'admin-learned', `admin state from ${node}: ${m.changed.map((k) => `${k}=${JSON.stringify(m.doc[k]!.value)} (${m.doc[k]!.by})`).join(', ')}`, { peer: node, keys: m.changed });
+      }
       return;
     case 'done':
       return finished(s, ev.id, ev.hierarchy, ev.result, out);
@@ -136,17 +158,14 @@ function apply(s: NodeState, ev: Event, out: Out): void {
       return;
     }
     case 'admin': {
-      const { request: r } = ev;
-      if (!s.h[r.hierarchy]) {
-        out.log('warn', 'admin-rejected', `admin request for unknown hierarchy ${r.hierarchy}`, { request: r });
-        return;
-      }
-      if (r.kind === 'hold' && !s.adminStop.includes(r.hierarchy)) s.adminStop.push(r.hierarchy);
-      if (r.kind === 'release') s.adminStop = s.adminStop.filter((x) => x !== r.hierarchy);
-      out.log('info', 'admin', `${r.hierarchy}: admin ${r.kind === 'hold' ? 'out of service' : 'in service'}`, { request: r });
+      const r = adminRequest(s, ev.ask);
+      if (r.ok) s.admin = r.doc;
+      out.log(r.ok ? 'info' : 'warn', r.ok ? 'admin' : 'admin-refused', `admin request by ${ev.ask.by}: ${r.message}`, { request: ev.ask.request, by: ev.ask.by });
+      out.fx.push({ kind: 'admin-answer', askId: ev.ask.id, ok: r.ok, message: r.message, version: maxVersion(s.admin), ...(r.ok && r.to ? { to: r.to } : {}) });
       return;
     }
     case 'config': {
+      if (ev.settings) s.settings = ev.settings;
       // From scratch: a change reverted before it took effect is no change.
       s.pending = {};
       const old = new Map(s.hierarchies.map((h) => [h.name, h]));
@@ -197,7 +216,10 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
   } else {
     switch (r.kind) {
       case 'probe': {
+        // A re-probe (maintenance over, clear) of disks we still own: they stay ours, not 'stopped'.
+        const held = rt.ownership === 'owned' ? h.resources.filter((x) => x.kind === 'disk' && rt.resources[x.name] === 'running').map((x) => x.name) : [];
         rt.resources = { ...r.resources };
+        for (const d of held) rt.resources[d] = 'running';
         rt.cannotRun = r.cannotRun;
         if (r.fatal) fatal(rt, name, r.fatal, out);
         const running = anyRunning(rt);
@@ -240,10 +262,7 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
         rt.resources = { ...r.resources };
         rt.phase = 'in-service';
         if (r.failed) startFailed(s, rt, name, 'start', r.failed, r, out);
-        else {
-          monitor(rt, name, true, out);
-          out.fx.push({ kind: 'in-service', hierarchy: name });
-        }
+        else out.fx.push({ kind: 'in-service', hierarchy: name });
         break;
       case 'restart':
         rt.resources = { ...r.resources };
@@ -254,10 +273,7 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
         }
         rt.phase = 'in-service';
         if (r.failed) startFailed(s, rt, name, 'restart', r.failed, r, out);
-        else {
-          monitor(rt, name, true, out);
-          out.log('info', 'restarted', `${name}: restarted in place`, { hierarchy: name });
-        }
+        else out.log('info', 'restarted', `${name}: restarted in place`, { hierarchy: name });
         break;
       case 'stop': {
         rt.resources = { ...r.resources };
@@ -350,6 +366,7 @@ function react(s: NodeState, out: Out): void {
     rt.failuresInWindow = rt.failures.length;
     rt.utilityOk = rt.utilityPass && rt.diskProblem === null;
   }
+  for (const h of s.hierarchies) adminTransitions(s, h, s.h[h.name]!, out);
   const input: DecideInput = {
     self: s.self,
     now: s.now,
@@ -358,10 +375,14 @@ function react(s: NodeState, out: Out): void {
     local: s.h,
     shutdown: s.shutdown,
     adminStop: s.adminStop,
+    admin: s.admin,
     raceDelayPerRankMs: s.settings.raceDelayPerRankMs,
   };
   const d = decide(input);
-  for (const [name, note] of Object.entries(d.notes)) s.h[name]!.note = s.h[name]!.diskProblem ? `disk unusable: ${s.h[name]!.diskProblem}` : note;
+  for (const [name, note] of Object.entries(d.notes)) {
+    const rt = s.h[name]!;
+    rt.note = rt.diskProblem ? `disk unusable: ${rt.diskProblem}` : rt.phase === 'failed' && rt.failedWhy ? `FAILED: ${rt.failedWhy}` : note;
+  }
 
   let inFlight = Object.values(s.h).filter((rt) => rt.busy).length;
   for (const a of d.actions) {
@@ -372,6 +393,11 @@ function react(s: NodeState, out: Out): void {
     inFlight++;
   }
 
+  for (const h of s.hierarchies) {
+    const rt = s.h[h.name]!;
+    // Monitors run while H is in service here, owned and managed; never during an action.
+    monitor(rt, h.name, rt.phase === 'in-service' && !rt.busy && rt.ownership === 'owned' && !rt.unmanaged, out);
+  }
   advertise(s, out);
   watch(s, out);
   if (s.shutdown && allQuiet(s) && !s.left) {
@@ -381,6 +407,77 @@ function react(s: NodeState, out: Out): void {
     s.left = true;
     out.fx.push({ kind: 'leave' });
   }
+}
+
+/**
+ * What the admin map asks of H here, applied when H is idle: maintenance starting (monitors off,
+ * nothing done) or ending (re-probe), a new `clear` (failures forgotten, re-probe), the result of
+ * such a re-probe, and an intelligent hierarchy's move done (its pin removed).
+ */
+function adminTransitions(s: NodeState, h: HierarchyConfig, rt: HierarchyState, out: Out): void {
+  if (rt.busy) return;
+  const name = h.name;
+  const um = unmanaged(s.admin, name, s.self);
+  if (um && !rt.unmanaged) {
+    rt.unmanaged = true;
+    out.log('warn', 'maintenance', `${name}: MAINTENANCE: unmanaged here (no monitors, no recovery, resources left as they are)`, { hierarchy: name });
+  } else if (!um && rt.unmanaged) {
+    rt.unmanaged = false;
+    reprobe(rt);
+    out.log('info', 'maintenance', `${name}: maintenance over: probing before managing it again`, { hierarchy: name });
+  }
+  const cv = clearVersion(s.admin, name);
+  if (cv > rt.clearSeen && !rt.unmanaged) {
+    rt.clearSeen = cv;
+    rt.failures = [];
+    rt.failuresInWindow = 0;
+    rt.monitorFailures = [];
+    rt.blocked = null;
+    rt.cannotRun = null;
+    rt.fencedBy = null;
+    rt.acquireBackoffUntil = 0;
+    rt.clearCheck = true;
+    reprobe(rt);
+    out.log('info', 'cleared', `${name}: cleared by an admin: failures forgotten, probing`, { hierarchy: name });
+  }
+  if (rt.phase === 'unprobed') return;
+  if (rt.clearCheck) {
+    rt.clearCheck = false;
+    const unplaced = Object.entries(rt.resources).filter(([, st]) => st === 'failed' || st === 'unknown' || st === 'stop-failed').map(([r]) => r);
+    if (unplaced.length > 0) {
+      failHere(rt, name, `clear refused: ${unplaced.join(', ')} neither running nor stopped at the probe; fix it, then clear again`, out);
+      rt.recheck = false;
+    }
+  }
+  if (rt.recheck) {
+    // Never ours (lost or unverified ownership is the fencing rules' business: stop at once).
+    const notOurs = rt.phase === 'in-service' && rt.ownership === 'not-owned';
+    const peers = Object.entries(s.peers).filter(([, v]) => v.state === 'up' && !v.leaving);
+    const elsewhere = peers.filter(([, v]) => ['in-service', 'stopping', 'failed'].includes(v.hierarchies[name]?.state ?? '')).map(([n]) => n);
+    const probing = peers.some(([, v]) => v.hierarchies[name]?.state === 'starting');
+    if (notOurs && elsewhere.length > 0) {
+      rt.recheck = false;
+      failHere(rt, name, `running on two nodes (here and ${elsewhere.join(', ')}) after maintenance or clear: nothing was stopped; stop it on one node by hand, then \`hierarchy ${name} clear\``, out);
+    } else if (!notOurs || !probing) rt.recheck = false;
+  }
+  // An intelligent hierarchy stays where it was moved: the pin has done its work.
+  if (moveTarget(s.admin, name) === s.self && h.switchback !== 'automatic' && rt.phase === 'in-service' && rt.ownership === 'owned') {
+    const pin = entryOf(s.admin, hierarchyKey(name, 'move'))!;
+    s.admin = writeAdmin(s.admin, hierarchyKey(name, 'move'), null, { node: s.self, by: `${pin.by} (move done)`, at: pin.at });
+    out.log('info', 'moved', `${name}: moved here; it stays (switchback intelligent)`, { hierarchy: name });
+  }
+}
+
+function reprobe(rt: HierarchyState): void {
+  rt.phase = 'unprobed';
+  rt.recheck = true;
+  rt.failedWhy = null;
+}
+
+function failHere(rt: HierarchyState, name: string, why: string, out: Out): void {
+  rt.phase = 'failed';
+  rt.failedWhy = why;
+  out.log('error', 'failed', `${name}: FAILED: ${why}`, { hierarchy: name, reason: why });
 }
 
 /** Changed or removed definitions take effect when their hierarchy is idle here. */
@@ -395,7 +492,7 @@ function applyPending(s: NodeState, out: Out): void {
     const list = s.hierarchies.filter((x) => x.name !== name);
     if (h) {
       list.push(h);
-      s.h[name] = initialHierarchy(h);
+      s.h[name] = startingHierarchy(h, s.self, s.admin);
     } else {
       if (rt) monitor(rt, name, false, out);
       delete s.h[name];
@@ -444,9 +541,7 @@ function advertise(s: NodeState, out: Out): void {
   const adverts: Extract<Effect, { kind: 'advertise' }>['adverts'] = {};
   for (const h of s.hierarchies) {
     const rt = s.h[h.name]!;
-    let state = advertState(rt);
-    if (s.adminStop.includes(h.name) && state === 'out-of-service') state = 'held';
-    const d = { state, eligible: selfEligible(h, s.self, rt, s) };
+    const d = { state: advertedState(h.name, rt, s), eligible: selfEligible(h, s.self, rt, s) };
     adverts[h.name] = { ...d, epoch: rt.epoch, ...(rt.ownership === 'owned' && rt.ownerKey ? { ownerKey: rt.ownerKey } : {}) };
   }
   const leaving = s.shutdown !== false && allQuiet(s);

@@ -4,6 +4,7 @@
 // Everything here is plain, JSON-serialisable data (a failing simulation dumps it as is).
 import type { HierarchyConfig, NodeName } from '../../hierarchies/model.ts';
 import type { AdvertState, HierarchyRuntime, PeerView, ResourceState } from '../decide.ts';
+import type { AdminDoc } from './admin.ts';
 
 export type ActionKind = 'probe' | 'unregister' | 'acquire' | 'start' | 'restart' | 'stop' | 'halt';
 
@@ -27,6 +28,14 @@ export interface HierarchyState extends HierarchyRuntime {
   action: { id: number; kind: ActionKind; prevPhase: HierarchyRuntime['phase']; starting: string[]; stop?: { release: boolean; urgent: boolean } } | null;
   /** Recurring monitors are armed. */
   monitored: boolean;
+  /** Version of the last admin `clear` applied here (see admin.ts clearVersion). */
+  clearSeen: number;
+  /** Unmanaged here (maintenance of H or of this node), as last applied. */
+  unmanaged: boolean;
+  /** Re-probed by a `clear`: a resource the probe cannot place (neither running nor stopped) fails it again. */
+  clearCheck: boolean;
+  /** Why the hierarchy is FAILED here when not because a stop failed (status, logs). */
+  failedWhy: string | null;
 }
 
 export interface CoreSettings {
@@ -45,8 +54,10 @@ export interface NodeState {
   h: Record<string, HierarchyState>;
   peers: Record<NodeName, PeerView>;
   shutdown: false | 'switchover' | 'stop';
-  /** Hierarchies held out of service on an admin's request (or by `stop --mode stop`). */
+  /** Hierarchies held out of service by `harness stop --mode stop` (this node only, while it is away). */
   adminStop: string[];
+  /** The cluster-wide admin map (admin.ts): replicated in heartbeats, persisted in stateDir. */
+  admin: AdminDoc;
   nextActionId: number;
   /** Fingerprints of the last advert, guard plan and watch list sent out (effects only on change). */
   sent: { advert: string; guard: string; watch: string };
@@ -70,7 +81,18 @@ export type ActionResult =
   /** The executor itself failed (a bug or an unexpected exception): evidence in `detail`. */
   | { kind: 'error'; detail: string };
 
-export type AdminRequest = { kind: 'hold'; hierarchy: string } | { kind: 'release'; hierarchy: string };
+/** An admin's request, as the control socket hands it over (see admin-requests.ts). */
+export type AdminRequest =
+  | { target: 'hierarchy'; hierarchy: string; action: 'stop' | 'start' | 'maintenance-on' | 'maintenance-off' | 'clear' | 'move'; to?: NodeName | null }
+  | { target: 'node'; node: NodeName; action: 'standby' | 'online' | 'maintenance-on' | 'maintenance-off' };
+
+/** The request with who asked and when (wall clock, for status only); `id` pairs it with its answer. */
+export interface AdminAsk {
+  id: number;
+  by: string;
+  at: number;
+  request: AdminRequest;
+}
 
 export type Event = { now: number } & (
   | { type: 'tick' }
@@ -83,8 +105,9 @@ export type Event = { now: number } & (
   | { type: 'utility'; hierarchy: string; ok: boolean }
   /** The suspect holder we watched on disk let go (its guard stopped and released). */
   | { type: 'holder-released'; hierarchy: string }
-  | { type: 'admin'; request: AdminRequest }
-  | { type: 'config'; hierarchies: HierarchyConfig[] }
+  | { type: 'admin'; ask: AdminAsk }
+  /** A reload: the hierarchy definitions, and the settings in effect (maxParallelHierarchies is live). */
+  | { type: 'config'; hierarchies: HierarchyConfig[]; settings?: CoreSettings }
   | { type: 'shutdown'; mode: 'switchover' | 'stop' }
 );
 
@@ -125,6 +148,10 @@ export type Effect =
   | { kind: 'hierarchies'; list: HierarchyConfig[] }
   /** Shutdown complete: advertise leaving for a few heartbeats, then exit. */
   | { kind: 'leave' }
+  /** The admin map changed (a request here, or learned from a peer): persist it, advertise it. */
+  | { kind: 'admin-state'; doc: AdminDoc }
+  /** The answer to an admin request: accepted (what was written) or refused (why). */
+  | { kind: 'admin-answer'; askId: number; ok: boolean; message: string; version: number; to?: NodeName }
   | { kind: 'log'; level: LogLevel; event: string; msg: string; fields?: Record<string, unknown> };
 
 export type ActionEffect = Extract<Effect, { id: number }>;

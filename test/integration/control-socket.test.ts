@@ -216,12 +216,12 @@ test('bad requests are refused with a message naming the field; the connection a
   const { ask, sock } = await rawClient(c.socket('n1'));
   const cases: Array<[string, RegExp]> = [
     ['{"cmd":"stop","mode":"bogus"}', /^invalid request: mode: "bogus" is not one of "switchover", "stop"$/],
-    ['{"cmd":"reboot"}', /^invalid request: cmd: unknown command "reboot" \(expected one of status, ping, stop, hierarchy\)$/],
+    ['{"cmd":"reboot"}', /^invalid request: cmd: unknown command "reboot" \(expected one of status, ping, stop, hierarchy, node\)$/],
     ['{"mode":"stop"}', /cmd: missing/],
     ['{"cmd":"status","verbose":true}', /"verbose": unknown field \(status takes no other field\)/],
     ['{"cmd":"stop","__proto__":{"mode":"stop"}}', /"__proto__": unknown field \(stop takes mode\)/],
-    ['{"cmd":"hierarchy","name":5,"action":"out-of-service"}', /name: expected string, got number/],
-    ['{"cmd":"hierarchy","name":"h"}', /action: missing \(one of "out-of-service", "in-service"\)/],
+    ['{"cmd":"hierarchy","name":5,"action":"stop"}', /name: expected string, got number/],
+    ['{"cmd":"hierarchy","name":"h"}', /action: missing \(one of "stop", "start", "maintenance-on", "maintenance-off", "clear", "move"\)/],
     ['{"cmd":"stop","mode":"\\u001b[2Jx"}', /mode: "\\u001b\[2Jx" is not one of/],
     ['["stop"]', /a request is a JSON object, not an array/],
     ['stop', /request is not JSON/],

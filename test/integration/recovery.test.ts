@@ -53,7 +53,7 @@ test('d) monitor failure: restarted in place twice, then the third failure fails
 test('f) a hanging stop is killed at its timeout; the hierarchy is FAILED, ownership kept, nobody else starts it', async () => {
   await c.waitFor('stuck on n3', async () => (await c.runners('stuck')).join() === 'n3', 30_000, 100);
   const t0 = Date.now();
-  await controlRequest(c.socket('n3'), { cmd: 'hierarchy', name: 'stuck', action: 'out-of-service' });
+  await controlRequest(c.socket('n3'), { cmd: 'hierarchy', name: 'stuck', action: 'stop' });
   await c.waitFor('stuck failed on n3', async () => (await c.tryStatus('n3'))?.hierarchies.find((x) => x.name === 'stuck')?.phase === 'failed', 15_000, 50);
   const ms = Date.now() - t0;
   console.log(`# hanging stop: hierarchy marked FAILED after ${ms} ms (stop timeout 1 s + TERM->KILL grace)`);
@@ -71,7 +71,7 @@ test('f) a hanging stop is killed at its timeout; the hierarchy is FAILED, owner
   await new Promise((r) => setTimeout(r, 2000));
   assert.deepEqual((await c.runners('stuck', ['n1', 'n2'])), [], 'no other node started it');
   const s1 = await c.status('n1');
-  assert.match(s1.hierarchies.find((x) => x.name === 'stuck')!.note, /failed on n3/);
+  assert.match(s1.hierarchies.find((x) => x.name === 'stuck')!.note, /held out of service cluster-wide/);
 });
 
 import { readFileSync } from 'node:fs';

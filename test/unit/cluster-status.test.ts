@@ -101,6 +101,24 @@ test('judge: one runner is ok; two runners or a silent node are not', () => {
   assert.equal(silent.hierarchies[0]!.verdict, 'not in service on any node that answered (no answer from n2)');
 });
 
+/** n's answer: its config fingerprint and how it sees the other nodes. */
+function viewAnswer(node: string, config: string, sees: Record<string, string>): NodeAnswer {
+  const nodes = [{ name: node, self: true, state: 'self', suspect: false, config }, ...Object.entries(sees).map(([name, state]) => ({ name, self: false, state, suspect: false, config: null }))];
+  return { node, via: node, status: { node, nodes, hierarchies: [] } as unknown as StatusDoc };
+}
+
+test('judge: configurations that differ, or a peer seen up by one node and down by another, are NOT OK, and say which', () => {
+  const agree = judge([viewAnswer('n1', 'aa', { n2: 'up', n3: 'up' }), viewAnswer('n2', 'aa', { n1: 'up', n3: 'up' }), viewAnswer('n3', 'aa', { n1: 'up', n2: 'up' })]);
+  assert.deepEqual(agree.divergences, []);
+  assert.equal(agree.ok, true);
+  const config = judge([viewAnswer('n1', 'aa', { n2: 'up' }), viewAnswer('n2', 'bb', { n1: 'up' })]);
+  assert.equal(config.ok, false);
+  assert.deepEqual(config.divergences, ['CONFIGURATIONS DIFFER: n1: aa; n2: bb']);
+  const split = judge([viewAnswer('n1', 'aa', { n2: 'up', n3: 'down' }), viewAnswer('n2', 'aa', { n1: 'up', n3: 'up' }), viewAnswer('n3', 'aa', { n1: 'down', n2: 'up' })]);
+  assert.equal(split.ok, false);
+  assert.deepEqual(split.divergences, ['VIEWS DIFFER on n1: up for n2; down for n3 (a partition?)', 'VIEWS DIFFER on n3: up for n2; down for n1 (a partition?)']);
+});
+
 test('checkAnswer: JSON of the shape the report reads, from the node asked; anything else is unusable, with why', () => {
   const good = { node: 'n1', shuttingDown: false, nodes: [{ name: 'n1', self: true, state: 'self', suspect: false, extra: 1 }], hierarchies: [{ name: 'h', phase: 'in-service', more: {} }], counters: {} };
   const ok = checkAnswer(JSON.stringify(good), 'n1');

@@ -56,7 +56,7 @@ const idle = { state: 'out-of-service' as const, eligible: true };
 const active = { state: 'in-service' as const, eligible: true };
 
 function input(self: string, peers: Record<string, PeerView>, local: HierarchyRuntime, over: Partial<DecideInput> = {}): DecideInput {
-  return { self, now: 1000, hierarchies: [H], peers, local: { web: local }, shutdown: false, adminStop: [], raceDelayPerRankMs: 300, ...over };
+  return { self, now: 1000, hierarchies: [H], peers, local: { web: local }, shutdown: false, adminStop: [], admin: {}, raceDelayPerRankMs: 300, ...over };
 }
 
 const cases: Array<{ name: string; in: DecideInput; expect: string | null; delay?: number }> = [
@@ -135,7 +135,7 @@ test('decide: independent hierarchies yield independent actions', () => {
   const H2 = { ...hier('db', { n2: 1, n1: 2 }) };
   const inp: DecideInput = {
     self: 'n1', now: 0, hierarchies: [H, H2], peers: { n2: up({ web: idle, db: idle }) },
-    local: { web: rt(), db: rt() }, shutdown: false, adminStop: [], raceDelayPerRankMs: 300,
+    local: { web: rt(), db: rt() }, shutdown: false, adminStop: [], admin: {}, raceDelayPerRankMs: 300,
   };
   const d = decide(inp);
   assert.deepEqual(d.actions.map((a) => `${a.kind}:${a.hierarchy}`), ['acquire:web']);

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import type { DiskRef, Key, OwnershipBackend } from '../../fencing/backend.ts';
 import { OwnershipError } from '../../fencing/backend.ts';
 import { FileBackend } from '../../fencing/file.ts';
-import { isReleasedKey, nextKey, nodeKey, nodePart } from '../../fencing/keys.ts';
+import { isReleasedKey, nextKey, nodeKey, nodePart, releasedKey } from '../../fencing/keys.ts';
 import { acquire, watchHolder } from '../../fencing/race.ts';
 import type { AcquireOptions } from '../../fencing/race.ts';
 
@@ -154,6 +154,20 @@ test('live holder (unreachable but refreshing its key): owner-alive-on-disk, nev
   assert.equal(out.holder, k2);
   assert.equal((await be('n1').readReservation(d)).holder, k2);
   assert.deepEqual((await be('n1').readKeys(d)).keys, [k2]);
+});
+
+test('holder hands over while we watch its key: the released marker is taken at once, not read as a live holder', async () => {
+  // The dead runner's guard finished its stop and left the reservation under its released marker
+  // (same node part as its key) half way through our liveness window.
+  const d = disk();
+  const k2 = await holds('n2', d);
+  const t0 = 1_000_000;
+  const c = clock(async (t) => {
+    if (t - t0 === 300) await be('n2').reregister(d, k2, releasedKey(k2));
+  });
+  const out = await acquire(be('n1'), [d], options('n1', c, { generation: 9 }));
+  assert.deepEqual(out, { ok: true, key: nodeKey(CLUSTER, 'n1', 9), preempted: releasedKey(k2) });
+  assert.ok(c.t - t0 < 700, `took the handed-over disk at once, not after the window (${c.t - t0} ms)`);
 });
 
 test('a dead daemon\'s guard holds while its stop takes longer than dead time + window, then releases: the peer never preempts, and reserves right after', async () => {
