@@ -85,6 +85,15 @@ function resourceOf(h: HierarchyConfig, name: string): ResourceConfig {
   return r;
 }
 
+/**
+ * OCF hard errors (Pacemaker's "hard" class): invalid arguments (2), unimplemented (3), not
+ * enough privileges (4), not installed (5). They say this node cannot run the resource, so
+ * restarting it here is pointless: the node becomes ineligible for the hierarchy (it fails over).
+ */
+export function isHardError(r: RunResult): boolean {
+  return r.result === 'bad-args' || r.result === 'unimplemented' || r.result === 'no-privilege' || r.result === 'not-installed';
+}
+
 /** Probe every agent resource (monitor, interval 0) so a running resource is found, not started twice. */
 export async function probe(ctx: AgentContext, h: HierarchyConfig): Promise<{ resources: Record<string, ResourceState>; cannotRun: string | null; fatal: string | null }> {
   const rt: { resources: Record<string, ResourceState>; cannotRun: string | null; fatal: string | null } = { resources: {}, cannotRun: null, fatal: null };
@@ -117,6 +126,8 @@ export interface WalkResult {
   reason?: string;
   /** The failed resource answered OCF_ERR_CONFIGURED (6): fatal, on every node. */
   fatal?: boolean;
+  /** The failed resource answered a hard error (OCF 2, 3, 4, 5): it cannot run on this node. */
+  hard?: boolean;
   /** Wall time spent waiting for agents (levels run one after another). */
   agentMs: number;
 }
@@ -151,12 +162,12 @@ async function walkLevels(
         const res = checked ?? (await runOp(ctx, h, r, action, timeoutMs ? { timeoutMs } : {}));
         const ok = res.result === 'success';
         resources[name] = ok ? done : broken;
-        return { name, ok, fatal: res.result === 'not-configured', reason: `${checked ? 'validate-all: ' : ''}${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
+        return { name, ok, fatal: res.result === 'not-configured', hard: isHardError(res), reason: `${checked ? 'validate-all: ' : ''}${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
       }),
     );
     agentMs += performance.now() - t0;
     const bad = results.find((x) => !x.ok);
-    if (bad) return { failed: bad.name, reason: bad.reason, agentMs, ...(bad.fatal ? { fatal: true } : {}) };
+    if (bad) return { failed: bad.name, reason: bad.reason, agentMs, ...(bad.fatal ? { fatal: true } : {}), ...(bad.hard ? { hard: true } : {}) };
   }
   return { agentMs };
 }
