@@ -104,11 +104,11 @@ export async function probe(ctx: AgentContext, h: HierarchyConfig): Promise<{ re
         return;
       }
       const res = await runOp(ctx, h, r, 'monitor', { intervalMs: 0 });
-      if (res.result === 'not-installed' || res.result === 'not-configured') {
-        // OCF: on a probe, 5/6 mean "cannot be running here": not a failure to clean up with a
-        // stop (which would fail the same way and leave H FAILED, blocking every peer).
-        // 5: not installed on this node (ineligible here); 6: the configuration itself is wrong,
-        // on every node (fatal: blocked cluster-wide until an admin fixes it).
+      if (isHardError(res) || res.result === 'not-configured') {
+        // OCF: on a probe, hard errors and 6 mean "cannot be running here": not a failure to
+        // clean up with a stop (which would fail the same way and leave H FAILED, blocking every
+        // peer). 2-5: this node cannot run it (ineligible here); 6: the configuration itself is
+        // wrong, on every node (fatal: blocked cluster-wide until an admin fixes it).
         rt.resources[r.name] = 'stopped';
         const why = `${r.name}: ${res.result} (rc ${res.rc}${res.exitReason ? `: ${res.exitReason}` : ''})`;
         if (res.result === 'not-configured') rt.fatal = why;

@@ -4,7 +4,7 @@
 // the same fixtures: the defects it does not see are the README's comparison table.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -91,6 +91,20 @@ describe('harness agent test on stock and bundled agents', () => {
     assert.equal(r.checks.find((c) => c.name === 'required-params')?.verdict, 'pass', 'port is required and enforced');
   });
 
+  test('the worked example of agents/README.md (ocf:acme:counterd, a setsid daemon): passes everything, --kill included', async () => {
+    const r = await testAgent({
+      agent: agentUnderTest(fileURLToPath(new URL('../../agents/examples/acme/counterd', import.meta.url)), { agentDirs: [], ocfRoot: OCF_ROOT }),
+      params: { logfile: join(rscTmp, 'counterd.log') },
+      ocfRoot: OCF_ROOT,
+      depth: 'all',
+      kill: true,
+      rscTmp,
+    });
+    assert.ok(r.ok, explain(r));
+    assert.equal(r.counts.warn + r.counts.skip, 0, explain(r));
+    assert.equal(r.checks.find((c) => c.name === 'monitor-running')?.evidence.length, 2, 'depths 0 and 10');
+  });
+
   test('bundled ocf:harness:hang (test agent) with no hang configured: no failure', async () => {
     const r = await testAgent({
       agent: locateAgent('harness', 'hang', { agentDirs: [BUNDLED_AGENT_DIR], ocfRoot: OCF_ROOT }),
@@ -152,11 +166,20 @@ describe('harness agent test on broken agents (test/fixtures/agents/fixture)', (
 });
 
 describe('Debian ocf-tester on the same fixtures (the README comparison)', { skip: !existsSync(OCF_TESTER) && 'ocf-tester missing (resource-agents)' }, () => {
-  // ocf-tester runs meta-data as `nobody` when root: the checkout must be readable (as in CI).
+  // ocf-tester runs meta-data as `nobody` when root: it gets a copy of the fixtures that any user
+  // can read (a checkout under /root is not).
+  let pub: string;
+  before(() => {
+    pub = mkdtempSync(join(tmpdir(), 'ocft-'));
+    cpSync(join(FIXTURES, '..'), pub, { recursive: true });
+    for (const d of [pub, join(pub, 'fixture'), join(pub, 'lib')]) chmodSync(d, 0o755);
+    chmodSync(join(pub, 'lib', 'base.sh'), 0o644);
+  });
+  after(() => rmSync(pub, { recursive: true, force: true }));
   const ocfTester = async (name: string): Promise<{ passed: boolean; out: string }> => {
     const instance = `ocft-${name}-${process.pid}`;
     try {
-      const r = await execa(OCF_TESTER, ['-n', instance, '-o', 'name=x', join(FIXTURES, name)], {
+      const r = await execa(OCF_TESTER, ['-n', instance, '-o', 'name=x', join(pub, 'fixture', name)], {
         reject: false,
         all: true,
         timeout: 120_000,
