@@ -5,13 +5,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { BUNDLED_AGENT_DIR, locateAgent } from '../../agents/locate.ts';
 import { LocalCluster } from '../../harness/local-cluster.ts';
+import { freePort } from './fixtures.ts';
 import { agentUnderTest } from '../../harness/agent-test/locate.ts';
 import { findResourceProcesses } from '../../harness/agent-test/processes.ts';
 import { testAgent } from '../../harness/agent-test/run.ts';
@@ -48,15 +48,6 @@ async function fixture(name: string, opts: { kill?: boolean; params?: Record<str
     rscTmp,
     instance: `it-${name}-${process.pid}`,
   });
-}
-
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
-  const addr = srv.address();
-  await new Promise<void>((res) => srv.close(() => res()));
-  assert.ok(addr && typeof addr === 'object');
-  return addr.port;
 }
 
 describe('harness agent test on stock and bundled agents', () => {

@@ -4,24 +4,21 @@
 // daemons: a start answering 5 on n1, then a monitor answering 4 on n2.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster } from '../../harness/local-cluster.ts';
-import { diskAndApp } from './fixtures.ts';
+import { diskAndApp, shellAgent } from './fixtures.ts';
 
 const agents = mkdtempSync(join(tmpdir(), 'hard-agents-'));
-mkdirSync(join(agents, 'test'));
 const calls = join(agents, 'calls');
 const denyN2 = join(agents, 'deny-n2');
-writeFileSync(
-  join(agents, 'test', 'picky'),
-  `#!/bin/sh
-node=\${HA_RSCTMP##*/}
+shellAgent(agents, 'picky', {
+  monitorInterval: '300ms',
+  prelude: `node=\${HA_RSCTMP##*/}
 [ "$1" = monitor ] || echo "$node $1" >> ${calls}
-state="$HA_RSCTMP/picky.state"
-case "$1" in
-start)
+state="$HA_RSCTMP/picky.state"`,
+  cases: `start)
   [ "$node" = n1 ] && { echo "ocf-exit-reason:no licence for this host" >&2; exit 5; }
   touch "$state"; exit 0 ;;
 stop) rm -f "$state"; exit 0 ;;
@@ -29,19 +26,8 @@ monitor)
   [ -f "$state" ] || exit 7
   [ "$node" = n2 ] && [ -e ${denyN2} ] && { echo "ocf-exit-reason:permission denied on the data directory" >&2; exit 4; }
   exit 0 ;;
-meta-data) cat <<'X'
-<?xml version="1.0"?>
-<resource-agent name="picky"><version>1.0</version><longdesc lang="en">test</longdesc><shortdesc lang="en">test</shortdesc>
-<parameters/>
-<actions><action name="start" timeout="10s"/><action name="stop" timeout="10s"/><action name="monitor" timeout="10s" interval="300ms"/><action name="meta-data" timeout="5s"/></actions>
-</resource-agent>
-X
-exit 0 ;;
-*) exit 3 ;;
-esac
-`,
-);
-chmodSync(join(agents, 'test', 'picky'), 0o755);
+validate-all) exit 0 ;;`,
+});
 
 const c = new LocalCluster({
   nodes: ['n1', 'n2', 'n3'],

@@ -5,43 +5,28 @@
 // asked is logged, so "no start" is seen from the agent's side.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { LocalCluster } from '../../harness/local-cluster.ts';
-import { diskAndApp } from './fixtures.ts';
+import { diskAndApp, shellAgent } from './fixtures.ts';
 
 const agents = mkdtempSync(join(tmpdir(), 'validate-agents-'));
-mkdirSync(join(agents, 'test'));
 const calls = join(agents, 'calls');
-writeFileSync(
-  join(agents, 'test', 'checked'),
-  `#!/bin/sh
-node=\${HA_RSCTMP##*/}
+shellAgent(agents, 'checked', {
+  params: ['mode'],
+  prelude: `node=\${HA_RSCTMP##*/}
 echo "$node $OCF_RESOURCE_INSTANCE $1" >> ${calls}
-state="$HA_RSCTMP/checked-$OCF_RESOURCE_INSTANCE.state"
-case "$1" in
-validate-all)
+state="$HA_RSCTMP/checked-$OCF_RESOURCE_INSTANCE.state"`,
+  cases: `validate-all)
   [ "$OCF_RESKEY_mode" = fatal ] && { echo "ocf-exit-reason:setting foo is missing" >&2; exit 6; }
   [ "$OCF_RESKEY_mode" = local ] && [ "$node" = n1 ] && { echo "ocf-exit-reason:no licence on this node" >&2; exit 1; }
   exit 0 ;;
 start) touch "$state"; exit 0 ;;
 stop) rm -f "$state"; exit 0 ;;
-monitor) [ -f "$state" ] && exit 0; exit 7 ;;
-meta-data) cat <<'X'
-<?xml version="1.0"?>
-<resource-agent name="checked"><version>1.0</version><longdesc lang="en">test</longdesc><shortdesc lang="en">test</shortdesc>
-<parameters><parameter name="mode"><longdesc lang="en">m</longdesc><shortdesc lang="en">m</shortdesc><content type="string"/></parameter></parameters>
-<actions><action name="start" timeout="10s"/><action name="stop" timeout="10s"/><action name="monitor" timeout="10s" interval="10s"/><action name="validate-all" timeout="5s"/><action name="meta-data" timeout="5s"/></actions>
-</resource-agent>
-X
-exit 0 ;;
-*) exit 3 ;;
-esac
-`,
-);
-chmodSync(join(agents, 'test', 'checked'), 0o755);
+monitor) [ -f "$state" ] && exit 0; exit 7 ;;`,
+});
 
 const c = new LocalCluster({
   nodes: ['n1', 'n2'],
