@@ -31,11 +31,14 @@ export function verdict(s: StatusDoc, cmd: AdminCommand, v: number, target?: str
   const missing = notLearned(s, v);
   if (missing.length > 0) return { done: false, waiting: `${missing.join(', ')} not told yet` };
   if (cmd.target === 'node') {
-    if (cmd.action !== 'standby') return { done: true };
+    if (cmd.action === 'maintenance-on') return { done: true };
+    if (cmd.action !== 'standby') return settledEverywhere(s);
     const busy = s.hierarchies.filter((h) => ACTIVE.has(h.states[cmd.name]?.state ?? '') && h.states[cmd.name]?.up);
     const failed = busy.filter((h) => h.states[cmd.name]!.state === 'failed');
     if (failed.length > 0) return { done: false, failed: `${failed.map((h) => h.name).join(', ')} FAILED on ${cmd.name}: ${failed.map((h) => h.note).join('; ')}`, waiting: '' };
-    return busy.length === 0 ? { done: true } : { done: false, waiting: `${busy.map((h) => `${h.name} ${h.states[cmd.name]!.state}`).join(', ')} on ${cmd.name}` };
+    if (busy.length > 0) return { done: false, waiting: `${busy.map((h) => `${h.name} ${h.states[cmd.name]!.state}`).join(', ')} on ${cmd.name}` };
+    // Off it, and where it went (or nowhere, when no other node can take it) settled.
+    return settledEverywhere(s);
   }
   const h = hierarchy(s, cmd.name);
   if (!h) return { done: false, failed: `no hierarchy ${cmd.name} on ${s.node}`, waiting: '' };
@@ -67,6 +70,12 @@ export function verdict(s: StatusDoc, cmd: AdminCommand, v: number, target?: str
       return { done: false, waiting: running.length ? `in service on ${running.join(', ')}` : moving.length ? `${moving.map((n) => `${h.states[n]!.state} on ${n}`).join(', ')}` : 'not in service anywhere' };
     }
   }
+}
+
+/** No hierarchy starting or stopping on any node that is up (a switchover, a switchback, a probe). */
+function settledEverywhere(s: StatusDoc): Verdict {
+  const moving = s.hierarchies.flatMap((h) => upStates(h).filter(([, st]) => st === 'starting' || st === 'stopping').map(([n, st]) => `${h.name} ${st} on ${n}`));
+  return moving.length === 0 ? { done: true } : { done: false, waiting: moving.join(', ') };
 }
 
 /** One line saying where things are, for the progress output (printed when it changes). */

@@ -282,6 +282,10 @@ export function formatClusterStatus(answers: NodeAnswer[], v: ClusterVerdict = j
     }
     const peers = a.status.nodes.filter((n) => !n.self).map((n) => `${n.name} ${n.state}${n.suspect && n.state === 'up' ? ' (suspect)' : ''}`);
     out.push(`  ${a.node} (via ${a.via}): sees ${peers.join(', ') || 'no peers'}${a.status.shuttingDown ? `; SHUTTING DOWN (${a.status.shuttingDown})` : ''}`);
+    // Admin settings as this node has them (an earlier release sends none).
+    const settings = (a.status.nodes ?? []).flatMap((n) => Object.entries(n.admin ?? {}).map(([k, v]) => `node ${n.name} ${k.toUpperCase()} (by ${v.by}${v.at ? ` at ${new Date(v.at).toISOString()}` : ''})`));
+    for (const h of a.status.hierarchies) for (const [k, v] of Object.entries(h.admin ?? {})) settings.push(`${h.name} ${k === 'move' ? `moved to ${v.value}` : k.toUpperCase()} (by ${v.by}${v.at ? ` at ${new Date(v.at).toISOString()}` : ''})`);
+    if (settings.length) out.push(`    admin: ${settings.join('; ')}`);
   }
   out.push('');
   out.push('HIERARCHIES (by each node\'s own word)');

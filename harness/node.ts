@@ -394,6 +394,8 @@ export class NodeDaemon {
         await this.watcher?.close();
         this.watcher = watchHierarchies([cluster.hierarchyDir, this.configFile], this.log, () => void this.reload());
       }
+      this.fingerprint = configFingerprint(this.config);
+      this.comm.setMeta({ admin: this.state.admin, config: this.fingerprint });
       this.log.info({ event: 'reload-live', fields: live }, `${running.file}: applied ${live.join(', ')}`);
     }
     this.dispatch({ type: 'config', hierarchies: config.hierarchies, settings: { ...this.state.settings, maxParallelHierarchies: this.config.cluster.maxParallelHierarchies } });

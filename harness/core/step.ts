@@ -435,7 +435,7 @@ function adminTransitions(s: NodeState, h: HierarchyConfig, rt: HierarchyState, 
     out.log('warn', 'maintenance', `${name}: MAINTENANCE: unmanaged here (no monitors, no recovery, resources left as they are)`, { hierarchy: name });
   } else if (!um && rt.unmanaged) {
     rt.unmanaged = false;
-    reprobe(rt);
+    reprobe(rt, h);
     out.log('info', 'maintenance', `${name}: maintenance over: probing before managing it again`, { hierarchy: name });
   }
   const cv = clearVersion(s.admin, name);
@@ -449,7 +449,7 @@ function adminTransitions(s: NodeState, h: HierarchyConfig, rt: HierarchyState, 
     rt.fencedBy = null;
     rt.acquireBackoffUntil = 0;
     rt.clearCheck = true;
-    reprobe(rt);
+    reprobe(rt, h);
     out.log('info', 'cleared', `${name}: cleared by an admin: failures forgotten, probing`, { hierarchy: name });
   }
   if (rt.phase === 'unprobed') return;
@@ -480,7 +480,9 @@ function adminTransitions(s: NodeState, h: HierarchyConfig, rt: HierarchyState, 
   }
 }
 
-function reprobe(rt: HierarchyState): void {
+function reprobe(rt: HierarchyState, h: HierarchyConfig): void {
+  // Unknown until the probe answers: advertised as possibly running meanwhile (decide.ts advertState).
+  for (const r of h.resources) if (r.kind === 'agent') rt.resources[r.name] = 'unknown';
   rt.phase = 'unprobed';
   rt.recheck = true;
   rt.failedWhy = null;

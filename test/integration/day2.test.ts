@@ -207,3 +207,27 @@ test('persistence: standby survives a restart of the node that set it and of all
   assert.match(readFileSync(join(c.dir, 'state', 'n3', 'admin.json'), 'utf8'), /"h\/web\/stop"/, 'kept in its stateDir');
   await run('n3', 0, 'hierarchy', 'web', 'start');
 });
+
+test('cluster.yaml reload: a live field applies, a restart-only field is refused with "needs a restart"; every node shows the same new fingerprint', { skip }, async () => {
+  const before = await statuses();
+  const fp = before[0]!.nodes.find((n) => n.self)!.config;
+  assert.ok(fp && before.every((s) => s.nodes.every((n) => n.config === fp)), 'one fingerprint everywhere');
+  const text = readFileSync(c.clusterFile, 'utf8');
+  assert.match(text, /onStop: switchover/);
+  const marks = Object.fromEntries(c.nodes.map((n) => [n, c.events(n).length]));
+  writeFileSync(c.clusterFile, text.replace('onStop: switchover', 'onStop: stop').replace(/deadTime: \w+/, 'deadTime: 5s'));
+  for (const n of c.nodes) {
+    await c.waitFor(`${n} reloaded`, () => c.events(n).slice(marks[n]).some((e) => e.event === 'reload-live'), 20_000, 100);
+    const mine = c.events(n).slice(marks[n]);
+    assert.deepEqual(mine.find((e) => e.event === 'reload-live')!.fields, ['onStop']);
+    const refused = mine.find((e) => e.event === 'reload-needs-restart')!;
+    assert.deepEqual(refused.fields, ['deadTimeMs']);
+    assert.match(refused.msg, /deadTimeMs changed: needs a restart/);
+  }
+  await c.waitFor('new fingerprint everywhere', async () => {
+    const now = await statuses();
+    const f = now[0]!.nodes.find((n) => n.self)!.config;
+    return f !== fp && now.every((s) => s.nodes.every((n) => n.config === f)) ? f : null;
+  }, 20_000, 100);
+  writeFileSync(c.clusterFile, text);
+});
