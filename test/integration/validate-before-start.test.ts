@@ -5,7 +5,7 @@
 // asked is logged, so "no start" is seen from the agent's side.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -14,13 +14,16 @@ import { diskAndApp, shellAgent } from './fixtures.ts';
 
 const agents = mkdtempSync(join(tmpdir(), 'validate-agents-'));
 const calls = join(agents, 'calls');
+// The admin's broken setting for `fatal`, seen by every node; removing it is the fix.
+const broken = join(agents, 'foo-missing');
+writeFileSync(broken, '');
 shellAgent(agents, 'checked', {
   params: ['mode'],
   prelude: `node=\${HA_RSCTMP##*/}
 echo "$node $OCF_RESOURCE_INSTANCE $1" >> ${calls}
 state="$HA_RSCTMP/checked-$OCF_RESOURCE_INSTANCE.state"`,
   cases: `validate-all)
-  [ "$OCF_RESKEY_mode" = fatal ] && { echo "ocf-exit-reason:setting foo is missing" >&2; exit 6; }
+  [ "$OCF_RESKEY_mode" = fatal ] && [ -e ${broken} ] && { echo "ocf-exit-reason:setting foo is missing" >&2; exit 6; }
   [ "$OCF_RESKEY_mode" = local ] && [ "$node" = n1 ] && { echo "ocf-exit-reason:no licence on this node" >&2; exit 1; }
   exit 0 ;;
 start) touch "$state"; exit 0 ;;
@@ -88,4 +91,17 @@ test('harness validate --agents runs validate-all on this node and names each fa
   assert.equal(n2.exitCode, 1);
   assert.match(n2.stderr, /fatal\.yaml/);
   assert.doesNotMatch(n2.stderr, /local\.yaml/, 'local is fine on n2');
+});
+
+test('after the fix, `harness hierarchy fatal clear` brings the blocked hierarchy into service', async () => {
+  const harness = join(import.meta.dirname, '..', '..', 'bin', 'harness.ts');
+  assert.deepEqual(await c.runners('fatal'), [], 'still blocked');
+  rmSync(broken);
+  const r = await execa('node', [harness, 'hierarchy', 'fatal', 'clear', '--config', c.clusterFile, '--node', 'n2'], { reject: false, timeout: 120_000 });
+  assert.equal(r.exitCode, 0, `${r.stdout}\n${r.stderr}`);
+  await c.waitFor('fatal in service after clear', async () => (await c.runners('fatal')).length === 1, 30_000, 100);
+  for (const n of ['n1', 'n2']) {
+    const h = (await c.status(n)).hierarchies.find((x) => x.name === 'fatal');
+    assert.doesNotMatch(h?.note ?? '', /BLOCKED/, `${n} no longer says blocked`);
+  }
 });
