@@ -250,16 +250,8 @@ adminOptions(program.command('hierarchy').description('day-2 operations on a hie
   .argument('[arg]', 'move: target node; maintenance: on | off')
   .action(async (name: string, action: string, arg: string | undefined, opts: AdminOpts) => {
     try {
-      let cmd: import('../harness/admin-wait.ts').AdminCommand;
-      if (action === 'move') cmd = { target: 'hierarchy', name, action: 'move', ...(arg ? { to: arg } : {}) };
-      else if (action === 'maintenance') {
-        if (arg !== 'on' && arg !== 'off') throw new Error(`hierarchy ${name} maintenance: expected on or off, got ${arg ?? 'nothing'}`);
-        cmd = { target: 'hierarchy', name, action: arg === 'on' ? 'maintenance-on' : 'maintenance-off' };
-      } else if (action === 'stop' || action === 'start' || action === 'clear') {
-        if (arg !== undefined) throw new Error(`hierarchy ${name} ${action}: takes no argument (got ${arg})`);
-        cmd = { target: 'hierarchy', name, action };
-      } else throw new Error(`hierarchy ${name}: unknown action ${JSON.stringify(action)} (move, stop, start, maintenance on|off, clear)`);
-      await adminCommand(cmd, opts);
+      const { parseAdminCommand } = await import('../harness/admin-wait.ts');
+      await adminCommand(parseAdminCommand('hierarchy', name, action, arg), opts);
     } catch (e) {
       fail(e);
     }
@@ -278,15 +270,8 @@ adminOptions(program.command('node').description('day-2 operations on a node: st
   .argument('[arg]', 'maintenance: on | off')
   .action(async (name: string, action: string, arg: string | undefined, opts: AdminOpts) => {
     try {
-      let cmd: import('../harness/admin-wait.ts').AdminCommand;
-      if (action === 'maintenance') {
-        if (arg !== 'on' && arg !== 'off') throw new Error(`node ${name} maintenance: expected on or off, got ${arg ?? 'nothing'}`);
-        cmd = { target: 'node', name, action: arg === 'on' ? 'maintenance-on' : 'maintenance-off' };
-      } else if (action === 'standby' || action === 'online') {
-        if (arg !== undefined) throw new Error(`node ${name} ${action}: takes no argument (got ${arg})`);
-        cmd = { target: 'node', name, action };
-      } else throw new Error(`node ${name}: unknown action ${JSON.stringify(action)} (standby, online, maintenance on|off)`);
-      await adminCommand(cmd, opts);
+      const { parseAdminCommand } = await import('../harness/admin-wait.ts');
+      await adminCommand(parseAdminCommand('node', name, action, arg), opts);
     } catch (e) {
       fail(e);
     }
