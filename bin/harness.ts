@@ -250,16 +250,8 @@ adminOptions(program.command('hierarchy').description('day-2 operations on a hie
   .argument('[arg]', 'move: target node; maintenance: on | off')
   .action(async (name: string, action: string, arg: string | undefined, opts: AdminOpts) => {
     try {
-      let cmd: import('../harness/admin-wait.ts').AdminCommand;
-      if (action === 'move') cmd = { target: 'hierarchy', name, action: 'move', ...(arg ? { to: arg } : {}) };
-      else if (action === 'maintenance') {
-        if (arg !== 'on' && arg !== 'off') throw new Error(`hierarchy ${name} maintenance: expected on or off, got ${arg ?? 'nothing'}`);
-        cmd = { target: 'hierarchy', name, action: arg === 'on' ? 'maintenance-on' : 'maintenance-off' };
-      } else if (action === 'stop' || action === 'start' || action === 'clear') {
-        if (arg !== undefined) throw new Error(`hierarchy ${name} ${action}: takes no argument (got ${arg})`);
-        cmd = { target: 'hierarchy', name, action };
-      } else throw new Error(`hierarchy ${name}: unknown action ${JSON.stringify(action)} (move, stop, start, maintenance on|off, clear)`);
-      await adminCommand(cmd, opts);
+      const { parseAdminCommand } = await import('../harness/admin-wait.ts');
+      await adminCommand(parseAdminCommand('hierarchy', name, action, arg), opts);
     } catch (e) {
       fail(e);
     }
@@ -278,15 +270,8 @@ adminOptions(program.command('node').description('day-2 operations on a node: st
   .argument('[arg]', 'maintenance: on | off')
   .action(async (name: string, action: string, arg: string | undefined, opts: AdminOpts) => {
     try {
-      let cmd: import('../harness/admin-wait.ts').AdminCommand;
-      if (action === 'maintenance') {
-        if (arg !== 'on' && arg !== 'off') throw new Error(`node ${name} maintenance: expected on or off, got ${arg ?? 'nothing'}`);
-        cmd = { target: 'node', name, action: arg === 'on' ? 'maintenance-on' : 'maintenance-off' };
-      } else if (action === 'standby' || action === 'online') {
-        if (arg !== undefined) throw new Error(`node ${name} ${action}: takes no argument (got ${arg})`);
-        cmd = { target: 'node', name, action };
-      } else throw new Error(`node ${name}: unknown action ${JSON.stringify(action)} (standby, online, maintenance on|off)`);
-      await adminCommand(cmd, opts);
+      const { parseAdminCommand } = await import('../harness/admin-wait.ts');
+      await adminCommand(parseAdminCommand('node', name, action, arg), opts);
     } catch (e) {
       fail(e);
     }
@@ -297,7 +282,9 @@ program
   .description('check a configuration (cluster file, or a directory holding cluster.yaml) and print every problem')
   .argument('[path]', 'cluster file or configuration directory', process.env.HARNESS_CONFIG ?? DEFAULT_CONFIG)
   .option('--json', 'print {config, issues} as JSON (used by the daemon)')
-  .action(async (path: string, opts: { json?: boolean }) => {
+  .option('--agents', 'also run each agent\'s validate-all here, as the daemon does before a start (needs this node\'s environment)')
+  .addOption(new Option('-n, --node <name>', 'this node\'s name (for --agents)').env('HARNESS_NODE').default(hostname()))
+  .action(async (path: string, opts: { json?: boolean; agents?: boolean; node: string }) => {
     let file = resolve(path);
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'cluster.yaml');
     // For the daemon (hierarchies/validate-child.ts): agents at the daemon's agent nice value.
@@ -306,6 +293,7 @@ program
     // For the daemon (hierarchies/validate-child.ts): each step on stderr, so a check that does not
     // finish in time can be reported with what it was doing.
     const { config, issues } = await validateAll(file, opts.json ? (what) => process.stderr.write(`${VALIDATE_STEP}${what}\n`) : undefined);
+    if (opts.agents && config) issues.push(...(await (await import('../hierarchies/validate-on-node.ts')).validateAgentsOnNode(config, { nodeName: opts.node })));
     if (opts.json) {
       console.log(JSON.stringify({ config, issues }));
       return;
@@ -317,6 +305,31 @@ program
       process.exit(1);
     }
     console.log(`${file}: OK — cluster ${config.cluster.cluster}, ${config.cluster.nodes.length} nodes, ${config.hierarchies.length} hierarchies${config.hierarchies.some((h) => !h.fenced) ? ` (NOT FENCED: ${config.hierarchies.filter((h) => !h.fenced).map((h) => h.name).join(', ')})` : ''}`);
+  });
+
+program
+  .command('agent')
+  .description('resource agents on this node')
+  .command('test')
+  .description('OCF conformance test of an agent, run exactly as the daemon runs it (exit 0 only when no check fails)')
+  .argument('[agent]', 'ocf:<provider>:<type>, or the path of an agent script')
+  .option('-r, --resource <hierarchy/resource>', 'test a resource of the configuration instead (an agent: or app: resource, with its parameters and timeouts)')
+  .addOption(new Option('-c, --config <file>', 'cluster file (for --resource)').env('HARNESS_CONFIG').default(DEFAULT_CONFIG))
+  .option('-p, --param <name=value>', 'an agent parameter (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--json', 'the report as JSON')
+  .option('--depth <depth>', 'monitor depth (OCF_CHECK_LEVEL) to test: a number, or "all" advertised depths', '0')
+  .option('--kill', 'kill the resource\'s processes after a start: monitor must notice')
+  .option('--instance <name>', 'OCF_RESOURCE_INSTANCE (default agent-test-<pid>)')
+  .option('--ocf-root <dir>', 'OCF_ROOT', '/usr/lib/ocf')
+  .option('--agent-dir <dir>', 'also search this resource.d-style directory (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('-v, --verbose', 'show the evidence of every check')
+  .action(async (target: string | undefined, opts: { param: string[]; json?: boolean; depth: string; kill?: boolean; instance?: string; ocfRoot: string; agentDir: string[]; verbose?: boolean; resource?: string; config: string }) => {
+    try {
+      const { runAgentTestCommand } = await import('../harness/agent-test/cli.ts');
+      process.exitCode = await runAgentTestCommand(target, opts);
+    } catch (e) {
+      fail(e);
+    }
   });
 
 program

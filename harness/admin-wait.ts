@@ -8,6 +8,26 @@ export type AdminCommand =
   | { target: 'hierarchy'; name: string; action: 'stop' | 'start' | 'maintenance-on' | 'maintenance-off' | 'clear' | 'move'; to?: string }
   | { target: 'node'; name: string; action: 'standby' | 'online' | 'maintenance-on' | 'maintenance-off' };
 
+const ACTIONS = {
+  hierarchy: { plain: ['stop', 'start', 'clear'], list: 'move, stop, start, maintenance on|off, clear' },
+  node: { plain: ['standby', 'online'], list: 'standby, online, maintenance on|off' },
+} as const;
+
+/** The words an admin typed (`hierarchy web maintenance on`) as a command, or an error saying what is wrong. */
+export function parseAdminCommand(target: 'hierarchy' | 'node', name: string, action: string, arg: string | undefined): AdminCommand {
+  const what = `${target} ${name}`;
+  if (target === 'hierarchy' && action === 'move') return { target, name, action, ...(arg ? { to: arg } : {}) };
+  if (action === 'maintenance') {
+    if (arg !== 'on' && arg !== 'off') throw new Error(`${what} maintenance: expected on or off, got ${arg ?? 'nothing'}`);
+    return { target, name, action: arg === 'on' ? 'maintenance-on' : 'maintenance-off' } as AdminCommand;
+  }
+  if ((ACTIONS[target].plain as readonly string[]).includes(action)) {
+    if (arg !== undefined) throw new Error(`${what} ${action}: takes no argument (got ${arg})`);
+    return { target, name, action } as AdminCommand;
+  }
+  throw new Error(`${what}: unknown action ${JSON.stringify(action)} (${ACTIONS[target].list})`);
+}
+
 export type Verdict = { done: true } | { done: false; failed?: string; waiting: string };
 
 const ACTIVE = new Set(['in-service', 'starting', 'stopping', 'failed']);

@@ -166,7 +166,7 @@ export class NodeDaemon {
       }
     }
 
-    this.monitors = new Monitors(this.ctx, (h, resource, reason, fatal) => this.dispatch({ type: 'monitor-failed', hierarchy: h, resource, reason, fatal }), (h) => this.state.h[h]?.busy ?? true);
+    this.monitors = new Monitors(this.ctx, (h, resource, reason, fatal, hard) => this.dispatch({ type: 'monitor-failed', hierarchy: h, resource, reason, fatal, ...(hard ? { hard } : {}) }), (h) => this.state.h[h]?.busy ?? true);
     this.utility = new UtilityChecks(config.hierarchies, this.log, () => {
       for (const h of this.state.hierarchies) this.dispatch({ type: 'utility', hierarchy: h.name, ok: this.utility.ok(h.name) });
     });
@@ -319,13 +319,13 @@ export class NodeDaemon {
         const t0 = performance.now();
         const r = await startLevels(this.ctx, h, resources, a.levels);
         this.lastStart.set(h.name, { startMs: performance.now() - t0, agentMs: r.agentMs });
-        return { kind: 'start', resources, ...(r.failed ? { failed: r.failed, reason: r.reason, fatal: r.fatal === true } : {}) };
+        return { kind: 'start', resources, ...(r.failed ? { failed: r.failed, reason: r.reason, fatal: r.fatal === true, ...(r.hard ? { hard: true } : {}) } : {}) };
       }
       case 'restart': {
         const s = await stopLevels(this.ctx, h, resources, a.stop);
         if (s.failed) return { kind: 'restart', resources, stopFailed: s.failed, reason: s.reason };
         const r = await startLevels(this.ctx, h, resources, a.start);
-        return { kind: 'restart', resources, ...(r.failed ? { failed: r.failed, reason: r.reason, fatal: r.fatal === true } : {}) };
+        return { kind: 'restart', resources, ...(r.failed ? { failed: r.failed, reason: r.reason, fatal: r.fatal === true, ...(r.hard ? { hard: true } : {}) } : {}) };
       }
       case 'stop': {
         if (a.urgent) this.keeper.forget(h.name);
