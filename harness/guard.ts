@@ -161,7 +161,7 @@ export class Guard {
    * Rewrite the stop script: what runs and what is owned here now. The file is written off the
    * event loop (a create + write + rename took 3-19 ms of the loop each on this machine's disk,
    * and a takeover of 20 hierarchies rewrote it ~60 times: the loop stood still for up to half a
-   * second, the tuned profile's "race" and "overhead"); rewrites requested while one is under way
+   * second, and the keeper's and comm's timers with it); rewrites requested while one is under way
    * collapse into one with the latest text. Whoever must not run before the script covers what it
    * starts awaits written() (node.ts: every start and restart).
    */
