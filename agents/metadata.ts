@@ -5,6 +5,7 @@
 import { hostname } from 'node:os';
 import type { AgentRef } from './locate.ts';
 import { runAgent } from './runner.ts';
+import type { RunResult } from './runner.ts';
 import { childrenNamed, parseXml, XmlError } from './xml.ts';
 import type { XmlElement } from './xml.ts';
 
@@ -163,9 +164,9 @@ export function readMetadata(agent: AgentRef, opts: { ocfRoot: string; nodeName?
   return p;
 }
 
-async function fetchMetadata(agent: AgentRef, opts: { ocfRoot: string; nodeName?: string }): Promise<AgentMetadata> {
-  const source = `${agent.path} meta-data`;
-  const r = await runAgent({
+/** The `meta-data` action exactly as harness runs it (the daemon, `harness validate`, `harness agent test`). */
+export function runMetadataAction(agent: AgentRef, opts: { ocfRoot: string; nodeName?: string }): Promise<RunResult> {
+  return runAgent({
     agent,
     action: 'meta-data',
     // Agents that see OCF_RA_VERSION_MAJOR without an instance name exit 2, even for meta-data.
@@ -175,6 +176,11 @@ async function fetchMetadata(agent: AgentRef, opts: { ocfRoot: string; nodeName?
     nodeName: opts.nodeName ?? hostname(),
     ocfRoot: opts.ocfRoot,
   });
+}
+
+async function fetchMetadata(agent: AgentRef, opts: { ocfRoot: string; nodeName?: string }): Promise<AgentMetadata> {
+  const source = `${agent.path} meta-data`;
+  const r = await runMetadataAction(agent, opts);
   if (r.result !== 'success') {
     const why = r.exitReason ?? (r.stderr.trim().split('\n').pop() || (r.timedOut ? `timed out after ${METADATA_TIMEOUT_MS} ms` : ''));
     throw new MetadataError(source, `failed (${r.result}${r.rc !== null ? `, exit ${r.rc}` : ''})${why ? `: ${why}` : ''}`);

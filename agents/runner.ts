@@ -81,6 +81,8 @@ export interface RunResult {
   timedOut: boolean;
   /** Signal that ended the agent, if any. */
   signal?: string;
+  /** The agent's pid, which is also its process group and session id (what it forked stays in them unless it calls setsid). */
+  pid?: number;
 }
 
 export const DEFAULT_RSCTMP = '/run/resource-agents';
@@ -428,6 +430,7 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
   const reason = err.exitReason;
   if (reason !== undefined) r.exitReason = reason;
   if (signal !== undefined) r.signal = signal;
+  if (pgid !== undefined) r.pid = pgid;
   log?.debug({ ...fields, rc, result, durationMs: Math.round(durationMs), exitReason: reason }, 'agent finished');
   return r;
 }

@@ -322,7 +322,9 @@ program
   .description('check a configuration (cluster file, or a directory holding cluster.yaml) and print every problem')
   .argument('[path]', 'cluster file or configuration directory', process.env.HARNESS_CONFIG ?? DEFAULT_CONFIG)
   .option('--json', 'print {config, issues} as JSON (used by the daemon)')
-  .action(async (path: string, opts: { json?: boolean }) => {
+  .option('--agents', 'also run each agent\'s validate-all here, as the daemon does before a start (needs this node\'s environment)')
+  .addOption(new Option('-n, --node <name>', 'this node\'s name (for --agents)').env('HARNESS_NODE').default(hostname()))
+  .action(async (path: string, opts: { json?: boolean; agents?: boolean; node: string }) => {
     let file = resolve(path);
     if (existsSync(file) && statSync(file).isDirectory()) file = join(file, 'cluster.yaml');
     // For the daemon (hierarchies/validate-child.ts): agents at the daemon's agent nice value.
@@ -331,6 +333,7 @@ program
     // For the daemon (hierarchies/validate-child.ts): each step on stderr, so a check that does not
     // finish in time can be reported with what it was doing.
     const { config, issues } = await validateAll(file, opts.json ? (what) => process.stderr.write(`${VALIDATE_STEP}${what}\n`) : undefined);
+    if (opts.agents && config) issues.push(...(await (await import('../hierarchies/validate-on-node.ts')).validateAgentsOnNode(config, { nodeName: opts.node })));
     if (opts.json) {
       console.log(JSON.stringify({ config, issues }));
       return;
@@ -342,6 +345,31 @@ program
       process.exit(1);
     }
     console.log(`${file}: OK — cluster ${config.cluster.cluster}, ${config.cluster.nodes.length} nodes, ${config.hierarchies.length} hierarchies${config.hierarchies.some((h) => !h.fenced) ? ` (NOT FENCED: ${config.hierarchies.filter((h) => !h.fenced).map((h) => h.name).join(', ')})` : ''}`);
+  });
+
+program
+  .command('agent')
+  .description('resource agents on this node')
+  .command('test')
+  .description('OCF conformance test of an agent, run exactly as the daemon runs it (exit 0 only when no check fails)')
+  .argument('[agent]', 'ocf:<provider>:<type>, or the path of an agent script')
+  .option('-r, --resource <hierarchy/resource>', 'test a resource of the configuration instead (an agent: or app: resource, with its parameters and timeouts)')
+  .addOption(new Option('-c, --config <file>', 'cluster file (for --resource)').env('HARNESS_CONFIG').default(DEFAULT_CONFIG))
+  .option('-p, --param <name=value>', 'an agent parameter (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('--json', 'the report as JSON')
+  .option('--depth <depth>', 'monitor depth (OCF_CHECK_LEVEL) to test: a number, or "all" advertised depths', '0')
+  .option('--kill', 'kill the resource\'s processes after a start: monitor must notice')
+  .option('--instance <name>', 'OCF_RESOURCE_INSTANCE (default agent-test-<pid>)')
+  .option('--ocf-root <dir>', 'OCF_ROOT', '/usr/lib/ocf')
+  .option('--agent-dir <dir>', 'also search this resource.d-style directory (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+  .option('-v, --verbose', 'show the evidence of every check')
+  .action(async (target: string | undefined, opts: { param: string[]; json?: boolean; depth: string; kill?: boolean; instance?: string; ocfRoot: string; agentDir: string[]; verbose?: boolean; resource?: string; config: string }) => {
+    try {
+      const { runAgentTestCommand } = await import('../harness/agent-test/cli.ts');
+      process.exitCode = await runAgentTestCommand(target, opts);
+    } catch (e) {
+      fail(e);
+    }
   });
 
 program

@@ -29,20 +29,24 @@ export function instanceName(h: HierarchyConfig, r: ResourceConfig): string {
   return `${h.name}.${r.name}`;
 }
 
+/** The timeout of an operation when neither the YAML nor the agent's meta-data gives one. */
+export function defaultOpTimeoutMs(action: string): number {
+  return action === 'start' ? DEFAULTS.startTimeoutMs : action === 'stop' ? DEFAULTS.stopTimeoutMs : DEFAULTS.monitorTimeoutMs;
+}
+
 export async function runOp(
   ctx: AgentContext,
   h: HierarchyConfig,
   r: ResourceConfig,
-  action: 'start' | 'stop' | 'monitor',
+  action: 'start' | 'stop' | 'monitor' | 'validate-all',
   opts: { intervalMs?: number; depth?: number; timeoutMs?: number } = {},
 ): Promise<RunResult> {
   const agent = ctx.agents.get(`${h.name}/${r.name}`);
   if (!agent) throw new Error(`${h.name}/${r.name}: no agent resolved (configuration bug)`);
   const timeoutMs =
     opts.timeoutMs ??
-    (action === 'start' ? r.timeouts.startMs ?? DEFAULTS.startTimeoutMs
-      : action === 'stop' ? r.timeouts.stopMs ?? DEFAULTS.stopTimeoutMs
-      : r.timeouts.monitorMs ?? DEFAULTS.monitorTimeoutMs);
+    (action === 'start' ? r.timeouts.startMs : action === 'stop' ? r.timeouts.stopMs : r.timeouts.monitorMs) ??
+    defaultOpTimeoutMs(action);
   const result = await runAgent(
     {
       agent,
@@ -85,6 +89,15 @@ function resourceOf(h: HierarchyConfig, name: string): ResourceConfig {
   return r;
 }
 
+/**
+ * OCF hard errors (Pacemaker's "hard" class): invalid arguments (2), unimplemented (3), not
+ * enough privileges (4), not installed (5). They say this node cannot run the resource, so
+ * restarting it here is pointless: the node becomes ineligible for the hierarchy (it fails over).
+ */
+export function isHardError(r: RunResult): boolean {
+  return r.result === 'bad-args' || r.result === 'unimplemented' || r.result === 'no-privilege' || r.result === 'not-installed';
+}
+
 /** Probe every agent resource (monitor, interval 0) so a running resource is found, not started twice. */
 export async function probe(ctx: AgentContext, h: HierarchyConfig): Promise<{ resources: Record<string, ResourceState>; cannotRun: string | null; fatal: string | null }> {
   const rt: { resources: Record<string, ResourceState>; cannotRun: string | null; fatal: string | null } = { resources: {}, cannotRun: null, fatal: null };
@@ -95,11 +108,11 @@ export async function probe(ctx: AgentContext, h: HierarchyConfig): Promise<{ re
         return;
       }
       const res = await runOp(ctx, h, r, 'monitor', { intervalMs: 0 });
-      if (res.result === 'not-installed' || res.result === 'not-configured') {
-        // OCF: on a probe, 5/6 mean "cannot be running here": not a failure to clean up with a
-        // stop (which would fail the same way and leave H FAILED, blocking every peer).
-        // 5: not installed on this node (ineligible here); 6: the configuration itself is wrong,
-        // on every node (fatal: blocked cluster-wide until an admin fixes it).
+      if (isHardError(res) || res.result === 'not-configured') {
+        // OCF: on a probe, hard errors and 6 mean "cannot be running here": not a failure to
+        // clean up with a stop (which would fail the same way and leave H FAILED, blocking every
+        // peer). 2-5: this node cannot run it (ineligible here); 6: the configuration itself is
+        // wrong, on every node (fatal: blocked cluster-wide until an admin fixes it).
         rt.resources[r.name] = 'stopped';
         const why = `${r.name}: ${res.result} (rc ${res.rc}${res.exitReason ? `: ${res.exitReason}` : ''})`;
         if (res.result === 'not-configured') rt.fatal = why;
@@ -117,6 +130,8 @@ export interface WalkResult {
   reason?: string;
   /** The failed resource answered OCF_ERR_CONFIGURED (6): fatal, on every node. */
   fatal?: boolean;
+  /** The failed resource answered a hard error (OCF 2, 3, 4, 5): it cannot run on this node. */
+  hard?: boolean;
   /** Wall time spent waiting for agents (levels run one after another). */
   agentMs: number;
 }
@@ -146,17 +161,30 @@ async function walkLevels(
           resources[name] = done;
           return { name, ok: true, fatal: false, reason: '' };
         }
-        const res = await runOp(ctx, h, r, action, timeoutMs ? { timeoutMs } : {});
+        // OCF: validate-all before every start; a failing one blocks the start with its exit reason.
+        const checked = action === 'start' ? await validateBeforeStart(ctx, h, r) : undefined;
+        const res = checked ?? (await runOp(ctx, h, r, action, timeoutMs ? { timeoutMs } : {}));
         const ok = res.result === 'success';
         resources[name] = ok ? done : broken;
-        return { name, ok, fatal: res.result === 'not-configured', reason: `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
+        return { name, ok, fatal: res.result === 'not-configured', hard: isHardError(res), reason: `${checked ? 'validate-all: ' : ''}${res.result}${res.exitReason ? `: ${res.exitReason}` : ''}` };
       }),
     );
     agentMs += performance.now() - t0;
     const bad = results.find((x) => !x.ok);
-    if (bad) return { failed: bad.name, reason: bad.reason, agentMs, ...(bad.fatal ? { fatal: true } : {}) };
+    if (bad) return { failed: bad.name, reason: bad.reason, agentMs, ...(bad.fatal ? { fatal: true } : {}), ...(bad.hard ? { hard: true } : {}) };
   }
   return { agentMs };
+}
+
+/**
+ * The agent's validate-all, run before its start: undefined when it passed (rc 0) or the agent
+ * does not implement it (rc 3), else its failed result, which then stands for the start's (rc 6
+ * is fatal as from a start). Its timeout is the monitor's: the meta-data's validate-all entry
+ * is not kept, and both are quick checks.
+ */
+async function validateBeforeStart(ctx: AgentContext, h: HierarchyConfig, r: ResourceConfig): Promise<RunResult | undefined> {
+  const res = await runOp(ctx, h, r, 'validate-all');
+  return res.result === 'success' || res.result === 'unimplemented' ? undefined : res;
 }
 
 /** Start levels in order (children first), each level's resources in parallel. */

@@ -10,8 +10,13 @@
 // change) every path is used at every send. (A path broken one way only is not seen by its sender:
 // the peer then hears us every pathStride intervals, still well inside the dead time, and its
 // suspect threshold allows for that gap: liveness.ts suspectAfter.)
-// A heartbeat carries this node's hierarchy adverts, so "is it alive" and "what does it run"
-// always arrive together. Receiving is where all the trust decisions are made:
+// A heartbeat carries a summary of this node's advert (version + digest, wire format 2): the advert
+// itself goes out at once on news (every peer, every path), at start, and to a peer that asks for
+// it (its heartbeats' `want` names us, because its copy does not match our summary); a peer
+// lacking our current advert counts us 'unknown', not 'up' (liveness.ts), so "is it alive" and
+// "what does it run" still arrive together. A peer heard speaking format 1 (the previous release,
+// in a rolling upgrade) gets format 1 from us: the whole advert in every heartbeat.
+// Receiving is where all the trust decisions are made:
 //   - the source address:port must be a configured node's address on the receiving path,
 //   - the HMAC must verify (packet.ts),
 //   - the sender named in the body must be the node owning that source address (nobody speaks
@@ -29,8 +34,9 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from '../hierarchies/model.ts';
-import { changesView, cleanAdvert, commTimers, Liveness, sameAdverts, type LivenessChange, type PeerInfo } from './liveness.ts';
+import { changesView, cleanAdvert, commTimers, Liveness, type LivenessChange, type PeerInfo } from './liveness.ts';
 import { decode, encode, UNFRAGMENTED_BYTES, type DecodeFailure, type Heartbeat, type HierarchyAdvert, type NodeMeta } from './packet.ts';
+import { OwnAdvert } from './advert.ts';
 import { parseAddress, UdpTransport, type PathAddress, type Transport } from './transport.ts';
 
 export { commTimers };
@@ -39,6 +45,9 @@ export type { PathState, PeerInfo, PeerState } from './liveness.ts';
 export interface CommCounters {
   sent: number;
   received: number;
+  /** Bytes of the heartbeats counted in sent / received (UDP payload). */
+  sentBytes: number;
+  receivedBytes: number;
   /** Authentic heartbeats not counted as life: the sender did not echo our incarnation (yet). */
   unconfirmed: number;
   sendErrors: number;
@@ -93,6 +102,11 @@ const DROP_LOG_INTERVAL_MS = 1_000;
 const DROP_LOG_FORGET_MS = 10_000;
 /** Bound on remembered (reason, source) pairs: a spoofed-source flood must not grow memory. */
 const DROP_LOG_MAX_KEYS = 1_024;
+/**
+ * And on lines per second per reason, whatever the sources: one host using 1024 source ports got
+ * 1.7k lines/s through the per-source limit. Past it, a count per second says how many were held.
+ */
+const DROP_LOG_PER_REASON = 10;
 
 interface Peer {
   name: string;
@@ -122,14 +136,18 @@ export class Comm extends EventEmitter<CommEvents> {
   private timer: NodeJS.Timeout | undefined;
   private tickCount = 0;
   private phase: 'new' | 'starting' | 'running' | 'stopped' = 'new';
-  private advert: Record<string, HierarchyAdvert> = {};
-  private meta: NodeMeta | undefined;
-  private leaving = false;
+  private readonly own = new OwnAdvert();
+  /** Peers whose last authentic heartbeat was of wire format 1 (previous release): they get format 1. */
+  private readonly formatOne = new Set<string>();
+  /** Answers due this loop turn (see queueAnswer): path -> peers, with our advert or only our `want`. */
+  private readonly answers = { advert: new Map<number, Set<string>>(), want: new Map<number, Set<string>>(), queued: false };
   private sendQueued = false;
   private warnedFragmented = false;
   private readonly c: CommCounters = {
     sent: 0,
     received: 0,
+    sentBytes: 0,
+    receivedBytes: 0,
     unconfirmed: 0,
     sendErrors: 0,
     dropped: { truncated: 0, badMagic: 0, badMac: 0, malformed: 0, wrongCluster: 0, tooLarge: 0, unknownNode: 0, wrongPath: 0, replayed: 0, self: 0 },
@@ -236,30 +254,33 @@ export class Comm extends EventEmitter<CommEvents> {
    * over the UDP limit): better to fail the caller than to go silent to every peer.
    */
   setAdvert(h: Record<string, HierarchyAdvert>, opts: { leaving?: boolean } = {}): void {
-    const next = Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Object.freeze(cleanAdvert(v))]));
+    const next = Object.freeze(Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Object.freeze(cleanAdvert(v))])));
     const leaving = opts.leaving === true;
-    this.checkEncodable(this.heartbeat(0, this.seq, next, leaving));
-    const changed = leaving !== this.leaving || !sameAdverts(this.advert, next);
-    this.advert = next;
-    this.leaving = leaving;
-    if (changed) this.sendNews();
+    const trial = new OwnAdvert();
+    trial.set(next, leaving);
+    if (this.own.meta) trial.setMeta(this.own.meta);
+    this.checkEncodable(trial);
+    if (this.own.set(next, leaving)) this.sendNews();
   }
 
-  /** Set the node-level news (admin map, configuration fingerprint): in every heartbeat, a change at once. */
+  /** Set the node-level news (admin map, configuration fingerprint): part of the advert, a change goes out at once. */
   setMeta(meta: NodeMeta): void {
-    this.checkEncodable({ ...this.heartbeat(0, this.seq, this.advert, this.leaving), meta });
-    this.meta = meta;
-    this.sendNews();
+    const trial = new OwnAdvert();
+    trial.set(this.own.hierarchies, this.own.leaving);
+    trial.setMeta(meta);
+    this.checkEncodable(trial);
+    if (this.own.setMeta(meta)) this.sendNews();
   }
 
-  /** Throws when the heartbeat cannot be encoded; warns once when it no longer fits one frame. */
-  private checkEncodable(hb: Heartbeat): void {
-    const size = encode(hb, this.key).length;
+  /** Throws when the advert cannot be encoded; says once when it no longer fits one frame. */
+  private checkEncodable(trial: OwnAdvert): void {
+    // The format-1 encoding (for peers of the previous release) is as big.
+    const size = encode({ ...this.heartbeat(0, this.seq, trial, true), want: this.liveness.wanted() }, this.key).length;
     if (size > UNFRAGMENTED_BYTES && !this.warnedFragmented) {
       this.warnedFragmented = true;
-      this.log.warn(
-        { node: this.selfName, bytes: size, hierarchies: Object.keys(hb.hierarchies).length },
-        `heartbeat is larger than ${UNFRAGMENTED_BYTES} bytes: it is sent as IP fragments, and losing one fragment loses the heartbeat`,
+      this.log.info(
+        { node: this.selfName, bytes: size, hierarchies: Object.keys(trial.hierarchies).length },
+        `advert is larger than ${UNFRAGMENTED_BYTES} bytes: it goes out as IP fragments (only on change and on request: routine heartbeats carry its digest)`,
       );
     }
   }
@@ -286,9 +307,14 @@ export class Comm extends EventEmitter<CommEvents> {
 
   // --- sending ---------------------------------------------------------------------------------
 
-  private heartbeat(path: number, seq: number, hierarchies: Record<string, HierarchyAdvert>, leaving: boolean) {
+  /** A format-2 heartbeat (with the advert when `carry`); format 1 (every peer of the previous release) always carries it. */
+  private heartbeat(path: number, seq: number, own: OwnAdvert, carry: boolean, format: 1 | 2 = 2): Heartbeat {
     const heard = this.liveness.heard();
-    return { cluster: this.cluster.cluster, node: this.selfName, incarnation: this.incarnation, path, seq, hierarchies, heard, ...(leaving ? { leaving: true } : {}), ...(this.meta ? { meta: this.meta } : {}) };
+    const base = { cluster: this.cluster.cluster, node: this.selfName, incarnation: this.incarnation, path, seq, heard, ...(own.leaving ? { leaving: true } : {}) };
+    // Format 1 without the meta: the previous release does not know that field.
+    if (format === 1) return { ...base, hierarchies: own.hierarchies as Record<string, HierarchyAdvert> };
+    const want = this.liveness.wanted();
+    return { ...base, ...own.summary(carry), ...(want.length > 0 ? { want } : {}) };
   }
 
   /**
@@ -307,29 +333,73 @@ export class Comm extends EventEmitter<CommEvents> {
       const onTurn = all || p % stride === turn;
       const to = onTurn ? this.peers : wantsAll;
       if (to.length === 0) continue;
-      let buf: Buffer;
-      try {
-        buf = encode(this.heartbeat(p, this.seq, this.advert, this.leaving), this.key);
-      } catch (err) {
-        // setAdvert already encoded this advert, so this is a bug: say so, keep running.
-        this.c.sendErrors++;
-        this.log.error({ err, path: p }, 'comm: cannot encode heartbeat');
-        continue;
-      }
-      for (const peer of to) {
-        if (this.dropSend?.(p, peer.name)) continue;
-        const addr = peer.addrs[p];
-        if (!addr) continue;
+      // News and start carry the advert; routine heartbeats only its summary.
+      this.sendTo(p, to, this.seq, all);
+    }
+  }
+
+  /** One heartbeat on path `p` to `to`: one encode per format, the same bytes for every peer. */
+  private sendTo(p: number, to: readonly Peer[], seq: number, carry: boolean): void {
+    const bufs: Partial<Record<1 | 2, Buffer | null>> = {};
+    for (const peer of to) {
+      const format = this.formatOne.has(peer.name) ? 1 : 2;
+      let buf = bufs[format];
+      if (buf === undefined) {
         try {
-          this.transport.send(p, addr, buf, (err) => {
-            if (err) this.sendFailed(p, peer.name, addr.text, err);
-            else this.c.sent++;
-          });
+          buf = encode(this.heartbeat(p, seq, this.own, carry, format), this.key);
         } catch (err) {
-          this.sendFailed(p, peer.name, addr.text, err as Error);
+          // setAdvert already encoded this advert, so this is a bug: say so, keep running.
+          buf = null;
+          this.c.sendErrors++;
+          this.log.error({ err, path: p, format }, 'comm: cannot encode heartbeat');
         }
+        bufs[format] = buf;
+      }
+      if (buf === null) continue;
+      if (this.dropSend?.(p, peer.name)) continue;
+      const addr = peer.addrs[p];
+      if (!addr) continue;
+      const bytes = buf;
+      try {
+        this.transport.send(p, addr, bytes, (err) => {
+          if (err) this.sendFailed(p, peer.name, addr.text, err);
+          else {
+            this.c.sent++;
+            this.c.sentBytes += bytes.length;
+          }
+        });
+      } catch (err) {
+        this.sendFailed(p, peer.name, addr.text, err as Error);
       }
     }
+  }
+
+  /**
+   * A peer asked for our advert (`advert`), or we found we miss its advert (`want`): answer on the
+   * path it came on, in this loop turn. Answers due in one turn share one heartbeat per path.
+   */
+  private queueAnswer(kind: 'advert' | 'want', peer: string, p: number): void {
+    const m = this.answers[kind];
+    let set = m.get(p);
+    if (!set) m.set(p, (set = new Set()));
+    set.add(peer);
+    if (this.answers.queued) return;
+    this.answers.queued = true;
+    setImmediate(() => {
+      this.answers.queued = false;
+      const { advert, want } = this.answers;
+      const paths = new Set([...advert.keys(), ...want.keys()]);
+      if (this.phase !== 'running' || paths.size === 0) return advert.clear(), want.clear();
+      this.seq++;
+      for (const path of paths) {
+        const full = [...(advert.get(path) ?? [])].flatMap((n) => this.peerByName.get(n) ?? []);
+        const ask = [...(want.get(path) ?? [])].filter((n) => !advert.get(path)?.has(n)).flatMap((n) => this.peerByName.get(n) ?? []);
+        if (full.length > 0) this.sendTo(path, full, this.seq, true);
+        if (ask.length > 0) this.sendTo(path, ask, this.seq, false);
+      }
+      advert.clear();
+      want.clear();
+    });
   }
 
   private sendFailed(path: number, peer: string, to: string, err: Error): void {
@@ -373,6 +443,11 @@ export class Comm extends EventEmitter<CommEvents> {
 
     const res = this.liveness.receive(hb, this.now());
     if (!res.ok && res.reason === 'replayed') return this.drop('replayed', from, p, res.detail);
+    // Speak the format the peer speaks, decided on any authentic fresh packet, echo or not: a
+    // node of the previous release cannot read format 2, so it never hears us, and its packets
+    // never echo us, until we speak format 1 to it.
+    if (hb.advertVersion === undefined) this.formatOne.add(srcNode);
+    else this.formatOne.delete(srcNode);
     if (!res.ok) {
       this.c.unconfirmed++;
       this.report(res.changes);
@@ -382,6 +457,9 @@ export class Comm extends EventEmitter<CommEvents> {
       return;
     }
     this.c.received++;
+    this.c.receivedBytes += msg.length;
+    if (res.request) this.queueAnswer('advert', srcNode, p);
+    if (res.need) this.queueAnswer('want', srcNode, p);
     if (res.restartedFrom !== undefined) {
       this.log.warn({ node: srcNode, incarnation: hb.incarnation, previous: res.restartedFrom }, 'comm: peer restarted (new incarnation)');
     }
@@ -394,7 +472,7 @@ export class Comm extends EventEmitter<CommEvents> {
     if (this.shouldLog(`${reason}|${from}`, reason, from)) this.log.warn({ reason, from, path, detail }, `comm: dropped packet (${reason})`);
   }
 
-  /** Rate limit: true at most once per DROP_LOG_INTERVAL_MS per key; counts the rest. */
+  /** Rate limit: true at most once per DROP_LOG_INTERVAL_MS per key, and within the reason's budget; counts the rest. */
   private shouldLog(key: string, what: string, from: string): boolean {
     const now = this.now();
     let e = this.dropLog.get(key);
@@ -403,17 +481,38 @@ export class Comm extends EventEmitter<CommEvents> {
       e = this.dropLog.get(key);
       if (!e) {
         this.dropLog.set(key, { last: now, suppressed: 0, what, from: key.endsWith('|*') ? '*' : from });
-        return true;
+        return this.budget(what, now);
       }
     }
     if (now - e.last >= DROP_LOG_INTERVAL_MS) {
-      if (e.suppressed > 0) this.log.warn({ what: e.what, from: e.from, suppressed: e.suppressed }, `comm: ${e.suppressed} more (${e.what}) not logged one by one`);
+      if (e.suppressed > 0 && this.budget(e.what, now, e.suppressed)) this.log.warn({ what: e.what, from: e.from, suppressed: e.suppressed }, `comm: ${e.suppressed} more (${e.what}) not logged one by one`);
       e.last = now;
       e.suppressed = 0;
-      return true;
+      return this.budget(what, now);
     }
     e.suppressed++;
     return false;
+  }
+
+  private readonly reasonBudget = new Map<string, { start: number; lines: number; held: number }>();
+  /** True while `what` has lines left this second (and counts one); else adds `n` to what it held back. */
+  private budget(what: string, now: number, n = 1): boolean {
+    let b = this.reasonBudget.get(what);
+    if (!b || now - b.start >= DROP_LOG_INTERVAL_MS) {
+      this.flushBudget(what, b);
+      b = { start: now, lines: 0, held: 0 };
+      this.reasonBudget.set(what, b);
+    }
+    if (b.lines < DROP_LOG_PER_REASON) {
+      b.lines++;
+      return true;
+    }
+    b.held += n;
+    return false;
+  }
+
+  private flushBudget(what: string, b: { held: number } | undefined): void {
+    if (b && b.held > 0) this.log.warn({ what, suppressed: b.held }, `comm: ${b.held} more (${what}) not logged: over ${DROP_LOG_PER_REASON} lines a second for this reason`);
   }
 
   /** Report counts held back by the rate limit, and forget sources that went quiet. */
@@ -422,12 +521,17 @@ export class Comm extends EventEmitter<CommEvents> {
     this.lastDropSweep = now;
     for (const [key, e] of this.dropLog) {
       if (e.suppressed > 0 && now - e.last >= DROP_LOG_INTERVAL_MS) {
-        this.log.warn({ what: e.what, from: e.from, suppressed: e.suppressed }, `comm: ${e.suppressed} more (${e.what}) not logged one by one`);
+        if (this.budget(e.what, now, e.suppressed)) this.log.warn({ what: e.what, from: e.from, suppressed: e.suppressed }, `comm: ${e.suppressed} more (${e.what}) not logged one by one`);
         e.last = now;
         e.suppressed = 0;
       } else if (e.suppressed === 0 && now - e.last >= DROP_LOG_FORGET_MS) {
         this.dropLog.delete(key);
       }
+    }
+    for (const [what, b] of this.reasonBudget) {
+      if (now - b.start < DROP_LOG_INTERVAL_MS) continue;
+      this.flushBudget(what, b);
+      this.reasonBudget.delete(what);
     }
   }
 

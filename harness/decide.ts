@@ -432,6 +432,13 @@ function decideOne(h: HierarchyConfig, rt: HierarchyRuntime, input: DecideInput)
       }
       const failed = rt.monitorFailures[0] ?? Object.entries(rt.resources).find(([, s]) => s === 'failed')?.[0];
       if (failed !== undefined) {
+        // An OCF hard error (2-5): this node cannot run it, restarting here is pointless.
+        if (rt.cannotRun !== null) {
+          return {
+            action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: `cannot run here (${rt.cannotRun}): failing over` },
+            note: 'failing over',
+          };
+        }
         if (rt.failuresInWindow > maxRestarts(h) && !mutant('restart-past-budget')) {
           return {
             action: { kind: 'stop', hierarchy: name, levels: stopLevels(h), release: true, urgent: false, reason: `${failed} failed ${rt.failuresInWindow} times in the window: failing over` },

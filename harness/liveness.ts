@@ -17,6 +17,7 @@
 //   nextDeadline(now)           earliest threshold crossing after now, or null
 //   heard()                     node -> incarnation echo map for our outgoing heartbeats
 //   wantsEveryPath(now)         peers not heard on every path lately (they get every path)
+//   wanted()                    peers whose current advert we miss (the `want` of our heartbeats)
 // `changed` is true when the view moved (incarnation, leaving and advert included); 'degraded' and
 // 'recovered' changes are log-only and do not count.
 //
@@ -30,6 +31,15 @@
 //                 authentic heartbeats keep coming without echoing our incarnation
 // A heartbeat counts as life only once its sender echoes our current incarnation (`heard`): a
 // recording replayed to a node that has restarted since cannot.
+//
+// Adverts (wire format 2, packet.ts): a heartbeat carries the sender's advert version and digest,
+// and the advert itself only on news or on request. A copy is replaced only by a newer one
+// (incarnation, version), so copies that crossed on two paths cannot roll it back. A summary we
+// have no copy of makes the sender `wanted()` (and receive() says `need` the first time: ask at
+// once); a heartbeat whose `want` names us says `request` (answer with the advert). A peer heard
+// alive while our copy of its advert is not the one its heartbeats name is 'unknown', not 'up':
+// "is it alive" and "what does it run" still arrive together. A sender of format 1 (no version) carries its
+// advert in every heartbeat, taken as before.
 
 import { DEFAULTS } from './defaults.ts';
 import { mutant } from './core/mutants.ts';
@@ -93,8 +103,15 @@ export interface HeartbeatIn {
   seq: number;
   heard?: Record<string, number>;
   leaving?: boolean;
-  hierarchies: Record<string, HierarchyAdvert>;
+  /** The advert: always from a format-1 sender; from a format-2 one only on news or request. */
+  hierarchies?: Record<string, HierarchyAdvert>;
+  /** Part of the advert (as the hierarchies: in format 2 only when the advert is carried). */
   meta?: NodeMeta;
+  /** Format 2: the sender's advert version (per incarnation) and digest; absent from format 1. */
+  advertVersion?: number;
+  advertDigest?: string;
+  /** Format 2: nodes whose advert the sender misses. */
+  want?: string[];
 }
 
 export interface PathRx {
@@ -123,9 +140,14 @@ export interface PeerLiveness {
   lastUnconfirmed: number | null;
   leaving: boolean;
   advert: Record<string, HierarchyAdvert> | null;
+  /** Which advert `advert` is: the sender's incarnation, and its (version, digest) when format 2. */
+  advertOf: { inc: number; version: number | null; digest: string | null } | null;
+  /** A format-2 summary named an advert newer than ours: we want it (see wanted()). */
+  missing: boolean;
   meta: NodeMeta | null;
   /** meta as JSON: compared to tell news from a repeat. */
   metaKey: string;
+  /** Local count of advert changes (the view moved). */
   advertVersion: number;
   shown: { state: PeerState; suspect: boolean; incarnation: number | null; leaving: boolean; advertVersion: number };
 }
@@ -161,7 +183,16 @@ export type LivenessChange =
   | { kind: 'info'; node: string; incarnation: number | null; leaving: boolean; advertVersion: number };
 
 export type ReceiveResult =
-  | { ok: true; changed: boolean; changes: LivenessChange[]; /** Set when the peer restarted: its previous incarnation. */ restartedFrom?: number }
+  | {
+      ok: true;
+      changed: boolean;
+      changes: LivenessChange[];
+      /** Set when the peer restarted: its previous incarnation. */ restartedFrom?: number;
+      /** The sender wants our advert: send it, to it, now. */
+      request?: boolean;
+      /** We just found we miss the sender's current advert: ask it now (later heartbeats keep asking). */
+      need?: boolean;
+    }
   | { ok: false; reason: 'replayed' | 'unconfirmed'; detail: string; changed: boolean; changes: LivenessChange[] };
 
 /** True when the changes moved the view (everything but the log-only 'degraded'/'recovered'). */
@@ -206,6 +237,8 @@ export class Liveness {
       lastUnconfirmed: null,
       leaving: false,
       advert: null,
+      advertOf: null,
+      missing: false,
       meta: null,
       metaKey: '',
       advertVersion: 0,
@@ -222,6 +255,11 @@ export class Liveness {
     const out: Record<string, number> = {};
     for (const peer of this.peers) if (peer.seenIncarnation !== null) out[peer.name] = peer.seenIncarnation;
     return out;
+  }
+
+  /** Peers whose current advert we miss: the `want` of our outgoing heartbeats. */
+  wanted(): string[] {
+    return this.peers.filter((p) => p.missing).map((p) => p.name);
   }
 
   /** Peers not heard on every path lately: a broken path must not halve how often they hear us. */
@@ -266,21 +304,38 @@ export class Liveness {
     const previous = peer.incarnation;
     peer.incarnation = hb.incarnation;
     peer.leaving = hb.leaving === true;
-    if (!peer.advert || !sameAdverts(peer.advert, hb.hierarchies)) {
-      peer.advert = frozenAdverts(hb.hierarchies);
-      peer.advertVersion++;
-    }
-    if (hb.meta !== undefined) {
-      const key = JSON.stringify(hb.meta);
+    const of = { inc: hb.incarnation, version: hb.advertVersion ?? null, digest: hb.advertDigest ?? null };
+    if (hb.hierarchies !== undefined && (of.version === null || newerAdvert(of, peer.advertOf))) {
+      if (!peer.advert || !sameAdverts(peer.advert, hb.hierarchies)) {
+        peer.advert = frozenAdverts(hb.hierarchies);
+        peer.advertVersion++;
+      }
+      // The meta is part of the advert: in format 2 the whole of it comes with the hierarchies
+      // (absent: none); a format-1 sender of this lineage sent it in every heartbeat, or not at all.
+      const meta = hb.meta ?? (of.version === null ? peer.meta : null);
+      const key = meta === null ? '' : JSON.stringify(meta);
       if (key !== peer.metaKey) {
-        peer.meta = hb.meta;
+        peer.meta = meta;
         peer.metaKey = key;
         peer.advertVersion++;
       }
+      peer.advertOf = of;
+    }
+    let need = false;
+    if (of.version !== null) {
+      const had = peer.missing;
+      const mine = peer.advertOf;
+      // Missing: its summary names a newer advert, or the same version with another digest.
+      peer.missing = newerAdvert(of, mine) || (mine !== null && mine.inc === of.inc && mine.version === of.version && mine.digest !== of.digest);
+      need = peer.missing && !had;
+    } else {
+      peer.missing = false;
     }
     const changes = this.evaluatePeer(peer, now);
     const out: ReceiveResult = { ok: true, changed: changesView(changes), changes };
     if (previous !== null && hb.incarnation > previous) out.restartedFrom = previous;
+    if (hb.want?.includes(this.self)) out.request = true;
+    if (need) out.need = true;
     return out;
   }
 
@@ -392,6 +447,10 @@ export class Liveness {
     const silentMs = now - peer.lastHeard;
     let state: PeerState = peer.leaving || silentMs >= t.deadTimeMs ? 'down' : 'up';
     if (state === 'down' && !peer.leaving && unconfirmed) state = 'unknown';
+    // Alive, but our copy of its advert is not the one its heartbeats name (it restarted, or news
+    // was lost, or it comes back after a partition): what it runs now is not known, so every
+    // decision it is part of waits, about one round trip (the advert is asked for at once).
+    if (state === 'up' && (peer.advertOf?.inc !== peer.incarnation || peer.missing)) state = 'unknown';
     // A leaving peer is not silent: it is down because it said so, not suspected of anything.
     return { state, suspect: silentMs >= this.suspectAfter(peer, now), paths, silentMs };
   }
@@ -454,6 +513,13 @@ export class Liveness {
 function frozenAdverts(h: Record<string, HierarchyAdvert>): Record<string, HierarchyAdvert> {
   // fromEntries defines own properties, so a hierarchy named "__proto__" stays one.
   return Object.freeze(Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Object.freeze(cleanAdvert(v))])));
+}
+
+/** True when `a` (incarnation, version) is a later advert than `b`'s (a copy of format 1, no version, is older than any versioned one of its incarnation). */
+function newerAdvert(a: { inc: number; version: number | null }, b: { inc: number; version: number | null } | null): boolean {
+  if (b === null || a.inc > b.inc) return true;
+  if (a.inc < b.inc || a.version === null) return false;
+  return b.version === null || a.version > b.version;
 }
 
 export function cleanAdvert(a: HierarchyAdvert): HierarchyAdvert {

@@ -54,7 +54,7 @@ export class Metrics {
     const src: MetricsSource = {
       phases: () => safe(() => opts.source.phases(), {}),
       commView: () => safe(() => opts.source.commView(), {}),
-      commCounters: () => safe(() => opts.source.commCounters(), { sent: 0, received: 0, unconfirmed: 0, sendErrors: 0, dropped: {} as CommCounters['dropped'] }),
+      commCounters: () => safe(() => opts.source.commCounters(), { sent: 0, received: 0, sentBytes: 0, receivedBytes: 0, unconfirmed: 0, sendErrors: 0, dropped: {} as CommCounters['dropped'] }),
     };
     new Gauge({
       name: 'harness_hierarchy_phase',

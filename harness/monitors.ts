@@ -3,11 +3,11 @@
 // (a start/stop/restart in flight already knows the truth), and reports a failure once: the
 // resource's monitors stop until the core has restarted it.
 import type { HierarchyConfig } from '../hierarchies/model.ts';
-import { runOp, type AgentContext } from './actions.ts';
+import { isHardError, runOp, type AgentContext } from './actions.ts';
 import { isRunning } from '../agents/runner.ts';
 
-/** fatal: the monitor answered OCF_ERR_CONFIGURED (6). */
-export type MonitorFailure = (hierarchy: string, resource: string, reason: string, fatal: boolean) => void;
+/** fatal: the monitor answered OCF_ERR_CONFIGURED (6); hard: an OCF hard error (2-5, actions.ts isHardError). */
+export type MonitorFailure = (hierarchy: string, resource: string, reason: string, fatal: boolean, hard: boolean) => void;
 
 export class Monitors {
   private readonly timers = new Map<string, Set<NodeJS.Timeout>>(); // hierarchy -> pending timers
@@ -44,7 +44,7 @@ export class Monitors {
             if (this.timers.get(h.name) !== timers) return;
             if (!isRunning(res) && !this.isBusy(h.name)) {
               failedReported.add(r.name);
-              this.onFailure(h.name, r.name, `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''} (depth ${op.depth})`, res.result === 'not-configured');
+              this.onFailure(h.name, r.name, `${res.result}${res.exitReason ? `: ${res.exitReason}` : ''} (depth ${op.depth})`, res.result === 'not-configured', isHardError(res));
             }
           }
           if (this.timers.get(h.name) === timers) later(() => void tick(), op.intervalMs);

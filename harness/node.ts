@@ -170,7 +170,7 @@ export class NodeDaemon {
       }
     }
 
-    this.monitors = new Monitors(this.ctx, (h, resource, reason, fatal) => this.dispatch({ type: 'monitor-failed', hierarchy: h, resource, reason, fatal }), (h) => this.state.h[h]?.busy ?? true);
+    this.monitors = new Monitors(this.ctx, (h, resource, reason, fatal, hard) => this.dispatch({ type: 'monitor-failed', hierarchy: h, resource, reason, fatal, ...(hard ? { hard } : {}) }), (h) => this.state.h[h]?.busy ?? true);
     this.utility = new UtilityChecks(config.hierarchies, this.log, () => {
       for (const h of this.state.hierarchies) this.dispatch({ type: 'utility', hierarchy: h.name, ok: this.utility.ok(h.name) });
     });
@@ -215,14 +215,25 @@ export class NodeDaemon {
       if (this.timers) this.checkFreeze();
       if (this.keeper) this.queue.unshift(...keeperEvents(this.state, this.keeper));
       for (let next = this.queue.shift(); next; next = this.queue.shift()) {
+        const t0 = performance.now();
         const { state, effects } = step(this.state, { ...next, now: monoNow() } as Event);
         this.state = state;
         for (const fx of effects) this.perform(fx);
+        this.roundMs[this.rounds++ % this.roundMs.length] = performance.now() - t0;
       }
     } finally {
       this.draining = false;
       this.observers?.round(performance.now() - t0);
     }
+  }
+
+  /** The last 4096 decision rounds (one event through the reducer, its effects launched), ms: status shows p50/p99. */
+  private readonly roundMs = new Float64Array(4096);
+  private rounds = 0;
+  decisionStats(): { rounds: number; p50Ms: number; p99Ms: number; maxMs: number } {
+    const xs = Array.from(this.roundMs.subarray(0, Math.min(this.rounds, this.roundMs.length))).sort((a, b) => a - b);
+    const at = (q: number) => Math.round((xs[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? 0) * 1000) / 1000;
+    return { rounds: this.rounds, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: at(1) };
   }
 
   private perform(fx: Effect): void {
@@ -288,7 +299,10 @@ export class NodeDaemon {
     const t0 = performance.now();
     const h = this.state.hierarchies.find((x) => x.name === fx.hierarchy)!;
     const resources = { ...this.state.h[fx.hierarchy]!.resources };
-    this.execute(fx, h, resources)
+    // A start (or restart) waits until the guard's stop script covers it (written off the loop: guard.ts).
+    const covered = (fx.kind === 'start' || fx.kind === 'restart') && this.guard ? this.guard.written() : Promise.resolve();
+    covered
+      .then(() => this.execute(fx, h, resources))
       .catch((e: unknown): ActionResult => ({ kind: 'error', detail: (e as Error).stack ?? String(e) }))
       .then((result) => {
         this.dispatch({ type: 'done', id: fx.id, hierarchy: fx.hierarchy, result });
@@ -311,13 +325,13 @@ export class NodeDaemon {
         const t0 = performance.now();
         const r = await startLevels(this.ctx, h, resources, a.levels);
         this.lastStart.set(h.name, { startMs: performance.now() - t0, agentMs: r.agentMs });
-        return { kind: 'start', resources, ...(r.failed ? { failed: r.failed, reason: r.reason, fatal: r.fatal === true } : {}) };
+        return { kind: 'start', resources, ...(r.failed ? { failed: r.failed, reason: r.reason, fatal: r.fatal === true, ...(r.hard ? { hard: true } : {}) } : {}) };
       }
       case 'restart': {
         const s = await stopLevels(this.ctx, h, resources, a.stop);
         if (s.failed) return { kind: 'restart', resources, stopFailed: s.failed, reason: s.reason };
         const r = await startLevels(this.ctx, h, resources, a.start);
-        return { kind: 'restart', resources, ...(r.failed ? { failed: r.failed, reason: r.reason, fatal: r.fatal === true } : {}) };
+        return { kind: 'restart', resources, ...(r.failed ? { failed: r.failed, reason: r.reason, fatal: r.fatal === true, ...(r.hard ? { hard: true } : {}) } : {}) };
       }
       case 'stop': {
         if (a.urgent) this.keeper.forget(h.name);

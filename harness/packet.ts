@@ -2,7 +2,8 @@
 //
 // Envelope (all integers big-endian):
 //   0..2  magic "HBT"
-//   3     version (1)
+//   3     format version: 2 (this release sends it), 1 (the previous release: still read, and sent
+//         to a peer that speaks only 1, so nodes of two consecutive releases interoperate)
 //   4     flags   (bit 0: body is deflate-raw compressed)
 //   5..   body    (JSON, see WireBody; compressed when that makes it smaller and it is big)
 //   last 32 bytes: HMAC-SHA256(key, everything before it)
@@ -11,8 +12,20 @@
 // us parse (or inflate) anything. The body never depends on the receiver: the same bytes go to
 // every peer on a path, which is why replay protection is a per-sender (incarnation, seq) check
 // in comm.ts rather than anything in here.
+//
+// Format 1 carried every hierarchy's advert in every heartbeat: bytes, HMAC, inflate and JSON
+// parse per node grew as nodes x hierarchies. Format 2 carries the node's *advert* (everything it
+// says about itself besides liveness: the `a` object, see AdvertWire) only on change, on request,
+// or at start; every heartbeat carries its summary instead: a version (per incarnation, +1 on
+// every change) and a digest (SHA-256 of the canonical JSON of `a`, 64 bits). A receiver whose
+// copy does not match asks for it (`w`: the nodes whose advert the sender misses), and the owner
+// answers at once; the version orders copies that crossed on different paths. A routine
+// heartbeat is then a few hundred bytes whatever the hierarchy count (one Ethernet frame).
+// The advert is the hierarchies and the node's meta (admin map, configuration fingerprint). A new
+// advert field goes into AdvertWire (advertToWire and fromWire): the digest covers the whole
+// object, so it rides the same change/request path with nothing else to change.
 
-import { createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { checkAdminDoc, copyAdminDoc, type AdminDoc } from './core/admin.ts';
 
@@ -38,7 +51,17 @@ export interface Heartbeat {
   seq: number;
   /** Node is shutting down cleanly (peers may take over without waiting dead time). */
   leaving?: boolean;
-  hierarchies: Record<string, HierarchyAdvert>;
+  /**
+   * The advert itself. Always present in format 1; in format 2 only when carried (news, start,
+   * an answer to a request): a routine heartbeat has just advertVersion + advertDigest.
+   */
+  hierarchies?: Record<string, HierarchyAdvert>;
+  /** Format 2 (absent: a sender of format 1, whose every heartbeat carries the advert). */
+  advertVersion?: number;
+  /** Format 2: advertDigest() of the advert of advertVersion. */
+  advertDigest?: string;
+  /** Format 2: nodes whose current advert the sender misses (each answers with its advert). */
+  want?: string[];
   /**
    * Peer name -> the latest incarnation of that peer the sender has received a heartbeat of. A
    * receiver counts the sender alive only once it echoes the receiver's own current incarnation:
@@ -54,7 +77,9 @@ export type DecodeFailure = 'truncated' | 'bad-magic' | 'bad-mac' | 'malformed' 
 export type DecodeResult = { ok: true; hb: Heartbeat } | { ok: false; reason: DecodeFailure };
 
 const MAGIC = Buffer.from('HBT', 'ascii');
-const VERSION = 1;
+/** Wire format this release sends; it reads this one and the one before. */
+export const WIRE_VERSION = 2;
+const OLDEST_VERSION = 1;
 const FLAG_DEFLATE = 0x01;
 const HEADER_BYTES = MAGIC.length + 2;
 const MAC_BYTES = 32;
@@ -73,9 +98,20 @@ const MAX_NAME = 255;
 const STATES: ReadonlyArray<HierarchyAdvert['state']> = ['in-service', 'out-of-service', 'starting', 'stopping', 'failed', 'held', 'blocked'];
 
 /**
- * Short field names on the wire keep 100 hierarchies near one Ethernet frame; the TS interface
- * above stays readable. A hierarchy is [state index, epoch, eligible 0|1, ownerKey?].
+ * Short field names on the wire; the TS interface above stays readable. A hierarchy is
+ * [state index, epoch, eligible 0|1, ownerKey?].
  */
+type HierarchiesWire = Record<string, [number, number, 0 | 1] | [number, number, 0 | 1, string]>;
+/** The advert (format 2's `a`): everything besides liveness, summarized by its digest. */
+interface AdvertWire {
+  h: HierarchiesWire;
+  m?: MetaWire;
+}
+/** NodeMeta on the wire: the admin map, the configuration fingerprint. */
+interface MetaWire {
+  a: AdminDoc;
+  f: string;
+}
 interface WireBody {
   c: string;
   n: string;
@@ -83,9 +119,15 @@ interface WireBody {
   p: number;
   s: number;
   l?: 1;
-  h: Record<string, [number, number, 0 | 1] | [number, number, 0 | 1, string]>;
   e?: Record<string, number>;
-  m?: { a: AdminDoc; f: string };
+  /** Format 1: the hierarchies, in every heartbeat (and the meta, when the sender had it). */
+  h?: HierarchiesWire;
+  m?: MetaWire;
+  /** Format 2: advert version, digest, wanted adverts, the advert when carried. */
+  v?: number;
+  d?: string;
+  w?: string[];
+  a?: AdvertWire;
 }
 
 // A KeyObject per key buffer, made once: building one from raw bytes on every packet was a
@@ -108,25 +150,19 @@ function mac(key: Buffer, data: Buffer): Buffer {
 export function encode(hb: Heartbeat, key: Buffer): Buffer {
   const problem = checkHeartbeat(hb);
   if (problem) throw new Error(`heartbeat of node ${JSON.stringify(hb.node)}: ${problem}`);
-  const h: WireBody['h'] = {};
-  for (const [name, a] of Object.entries(hb.hierarchies)) {
-    const tuple: WireBody['h'][string] = [STATES.indexOf(a.state), a.epoch, a.eligible ? 1 : 0];
-    // Object.defineProperty so a hierarchy named "__proto__" stays a plain own property.
-    Object.defineProperty(h, name, {
-      value: a.ownerKey === undefined ? tuple : [...tuple, a.ownerKey],
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-  }
-  const wire: WireBody = { c: hb.cluster, n: hb.node, i: hb.incarnation, p: hb.path, s: hb.seq, h };
+  const v2 = hb.advertVersion !== undefined;
+  const wire: WireBody = { c: hb.cluster, n: hb.node, i: hb.incarnation, p: hb.path, s: hb.seq };
+  // Format 1 in the previous release's field order: the same bytes.
+  if (!v2) wire.h = hierarchiesToWire(hb.hierarchies ?? {}, false);
   if (hb.leaving) wire.l = 1;
-  if (hb.heard !== undefined) {
-    const e: Record<string, number> = {};
-    for (const [name, inc] of Object.entries(hb.heard)) Object.defineProperty(e, name, { value: inc, enumerable: true, writable: true, configurable: true });
-    wire.e = e;
+  if (hb.heard !== undefined) wire.e = ownCopy(hb.heard);
+  if (v2) {
+    wire.v = hb.advertVersion;
+    wire.d = hb.advertDigest;
+    if (hb.want !== undefined && hb.want.length > 0) wire.w = [...hb.want];
+    if (hb.hierarchies !== undefined) wire.a = advertToWire(hb.hierarchies, hb.meta);
   }
-  if (hb.meta !== undefined) wire.m = { a: hb.meta.admin, f: hb.meta.config };
+  if (!v2 && hb.meta !== undefined) wire.m = { a: hb.meta.admin, f: hb.meta.config };
   let body = Buffer.from(JSON.stringify(wire), 'utf8');
   let flags = 0;
   if (body.length > COMPRESS_ABOVE_BYTES) {
@@ -139,17 +175,53 @@ export function encode(hb: Heartbeat, key: Buffer): Buffer {
   const total = HEADER_BYTES + body.length + MAC_BYTES;
   if (total > MAX_DATAGRAM_BYTES) {
     throw new Error(
-      `heartbeat of node ${JSON.stringify(hb.node)} is ${total} bytes with ${Object.keys(hb.hierarchies).length} hierarchies: ` +
+      `heartbeat of node ${JSON.stringify(hb.node)} is ${total} bytes with ${Object.keys(hb.hierarchies ?? {}).length} hierarchies: ` +
         `over the ${MAX_DATAGRAM_BYTES}-byte UDP limit (shorten hierarchy names or split the cluster)`,
     );
   }
   const out = Buffer.allocUnsafe(total);
   MAGIC.copy(out, 0);
-  out[MAGIC.length] = VERSION;
+  out[MAGIC.length] = v2 ? WIRE_VERSION : OLDEST_VERSION;
   out[MAGIC.length + 1] = flags;
   body.copy(out, HEADER_BYTES);
   mac(key, out.subarray(0, total - MAC_BYTES)).copy(out, total - MAC_BYTES);
   return out;
+}
+
+/** A copy whose keys are own properties (a name "__proto__" stays a name). */
+function ownCopy<T>(r: Record<string, T>): Record<string, T> {
+  const out: Record<string, T> = {};
+  for (const [k, v] of Object.entries(r)) Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  return out;
+}
+
+function hierarchiesToWire(hs: Record<string, HierarchyAdvert>, sorted = true): HierarchiesWire {
+  const h: HierarchiesWire = {};
+  // Sorted in format 2: the digest is of these bytes, so equal adverts must serialize alike.
+  // (Format 1 keeps the caller's order: byte for byte what the previous release sent.)
+  for (const name of sorted ? Object.keys(hs).sort() : Object.keys(hs)) {
+    const a = hs[name] as HierarchyAdvert;
+    const tuple: HierarchiesWire[string] = [STATES.indexOf(a.state), a.epoch, a.eligible ? 1 : 0];
+    Object.defineProperty(h, name, { value: a.ownerKey === undefined ? tuple : [...tuple, a.ownerKey], enumerable: true, writable: true, configurable: true });
+  }
+  return h;
+}
+
+function advertToWire(hs: Record<string, HierarchyAdvert>, meta?: NodeMeta): AdvertWire {
+  return meta === undefined ? { h: hierarchiesToWire(hs) } : { h: hierarchiesToWire(hs), m: { a: meta.admin, f: meta.config } };
+}
+
+/**
+ * The digest of an advert that format-2 heartbeats carry: SHA-256 of its canonical wire JSON,
+ * first 64 bits in hex. Pure; the sender computes it once per change, a receiver checks a carried
+ * advert against it (decode).
+ */
+export function advertDigest(hs: Record<string, HierarchyAdvert>, meta?: NodeMeta): string {
+  return digestOfWire(advertToWire(hs, meta));
+}
+
+function digestOfWire(a: AdvertWire): string {
+  return createHash('sha256').update(JSON.stringify(a)).digest('hex').slice(0, 16);
 }
 
 /** Decode and authenticate one datagram. Never throws: every failure is a reason. */
@@ -161,7 +233,8 @@ export function decode(buf: Buffer, key: Buffer, cluster: string): DecodeResult 
     return buf.subarray(0, n).equals(MAGIC.subarray(0, n)) ? fail('truncated') : fail('bad-magic');
   }
   // An unknown version is reported as bad-magic: we cannot read it either way.
-  if (!buf.subarray(0, MAGIC.length).equals(MAGIC) || buf[MAGIC.length] !== VERSION) return fail('bad-magic');
+  const version = buf[MAGIC.length] ?? 0;
+  if (!buf.subarray(0, MAGIC.length).equals(MAGIC) || version < OLDEST_VERSION || version > WIRE_VERSION) return fail('bad-magic');
   if (buf.length < HEADER_BYTES + 2 + MAC_BYTES) return fail('truncated');
 
   const signed = buf.subarray(0, buf.length - MAC_BYTES);
@@ -184,7 +257,7 @@ export function decode(buf: Buffer, key: Buffer, cluster: string): DecodeResult 
   } catch {
     return fail('malformed');
   }
-  const hb = fromWire(parsed);
+  const hb = fromWire(parsed, version);
   if (!hb) return fail('malformed');
   if (hb.cluster !== cluster) return fail('wrong-cluster');
   return { ok: true, hb };
@@ -221,7 +294,7 @@ function checkHeartbeat(hb: Heartbeat): string | null {
   if (!isCount(hb.incarnation)) return `incarnation ${hb.incarnation} is not a non-negative safe integer`;
   if (!isPath(hb.path)) return `path ${hb.path} is not an integer 0..255`;
   if (!isCount(hb.seq)) return `seq ${hb.seq} is not a non-negative safe integer`;
-  for (const [name, a] of Object.entries(hb.hierarchies)) {
+  for (const [name, a] of Object.entries(hb.hierarchies ?? {})) {
     if (!isName(name)) return `hierarchy name ${JSON.stringify(name)} must be 1..255 characters`;
     if (!STATES.includes(a.state)) return `hierarchy ${name}: unknown state ${JSON.stringify(a.state)}`;
     if (!isCount(a.epoch)) return `hierarchy ${name}: epoch ${a.epoch} is not a non-negative safe integer`;
@@ -235,14 +308,32 @@ function checkHeartbeat(hb: Heartbeat): string | null {
     const why = checkMeta({ a: hb.meta.admin, f: hb.meta.config });
     if (why) return `meta: ${why}`;
   }
+  if (hb.advertVersion === undefined) {
+    if (hb.hierarchies === undefined) return 'format 1 (no advertVersion) must carry the hierarchies';
+    if (hb.advertDigest !== undefined || hb.want !== undefined) return 'advertDigest and want need an advertVersion (format 2)';
+    return null;
+  }
+  if (!isCount(hb.advertVersion)) return `advertVersion ${hb.advertVersion} is not a non-negative safe integer`;
+  if (!isDigest(hb.advertDigest)) return `advertDigest ${JSON.stringify(hb.advertDigest)} is not 16 hex digits`;
+  if (hb.hierarchies === undefined && hb.meta !== undefined) return 'format 2 carries the meta only with the hierarchies (one advert)';
+  if (hb.hierarchies !== undefined && advertDigest(hb.hierarchies, hb.meta) !== hb.advertDigest) return 'advertDigest is not the digest of the advert carried';
+  for (const name of hb.want ?? []) if (!isName(name)) return `want: ${JSON.stringify(name)} is not a node name`;
   return null;
+}
+
+function isDigest(v: unknown): v is string {
+  return typeof v === 'string' && /^[0-9a-f]{16}$/.test(v);
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-const WIRE_KEYS = new Set(['c', 'n', 'i', 'p', 's', 'l', 'h', 'e', 'm']);
+const WIRE_KEYS: Record<number, Set<string>> = {
+  1: new Set(['c', 'n', 'i', 'p', 's', 'l', 'h', 'e', 'm']),
+  2: new Set(['c', 'n', 'i', 'p', 's', 'l', 'e', 'v', 'd', 'w', 'a']),
+};
+const ADVERT_KEYS = new Set(['h', 'm']);
 /** Entries of an admin map a heartbeat may carry (see DEFAULTS.adminMaxEntries: the same bound). */
 export const MAX_ADMIN_ENTRIES = 8192;
 
@@ -254,14 +345,56 @@ function checkMeta(m: unknown): string | null {
   return why ? `admin: ${why}` : null;
 }
 
-function fromWire(v: unknown): Heartbeat | null {
+function metaFromWire(m: unknown): NodeMeta | null {
+  if (checkMeta(m) !== null) return null;
+  const meta = m as MetaWire;
+  return { admin: copyAdminDoc(meta.a), config: meta.f };
+}
+
+function fromWire(v: unknown, version: number): Heartbeat | null {
   if (!isPlainObject(v)) return null;
-  for (const k of Object.keys(v)) if (!WIRE_KEYS.has(k)) return null;
-  const { c, n, i, p, s, l, h, e, m } = v;
-  if (m !== undefined && checkMeta(m) !== null) return null;
+  const keys = WIRE_KEYS[version];
+  if (!keys) return null;
+  for (const k of Object.keys(v)) if (!keys.has(k)) return null;
+  const { c, n, i, p, s, l, h, e, m, v: av, d, w, a } = v;
   if (e !== undefined && (!isPlainObject(e) || !Object.entries(e).every(([name, inc]) => isName(name) && isCount(inc)))) return null;
   if (!isName(c) || !isName(n) || !isCount(i) || !isPath(p) || !isCount(s)) return null;
   if (l !== undefined && l !== 1) return null;
+  const hb: Heartbeat = { cluster: c, node: n, incarnation: i, path: p, seq: s };
+  if (version === 1) {
+    const hs = hierarchiesFromWire(h);
+    if (!hs) return null;
+    hb.hierarchies = hs;
+    if (m !== undefined) {
+      const meta = metaFromWire(m);
+      if (!meta) return null;
+      hb.meta = meta;
+    }
+  } else {
+    if (!isCount(av) || !isDigest(d)) return null;
+    if (w !== undefined && (!Array.isArray(w) || !w.every(isName))) return null;
+    hb.advertVersion = av;
+    hb.advertDigest = d;
+    if (w !== undefined) hb.want = [...(w as string[])];
+    if (a !== undefined) {
+      if (!isPlainObject(a) || !Object.keys(a).every((k) => ADVERT_KEYS.has(k))) return null;
+      const hs = hierarchiesFromWire(a.h);
+      if (!hs) return null;
+      const meta = a.m === undefined ? undefined : metaFromWire(a.m);
+      if (meta === null) return null;
+      // The advert must be the one the summary names: a receiver keeps (version, digest) with it.
+      // (Of the bytes as sent: the sender's digest is of this very JSON.)
+      if (digestOfWire(a as unknown as AdvertWire) !== d) return null;
+      hb.hierarchies = hs;
+      if (meta) hb.meta = meta;
+    }
+  }
+  if (l === 1) hb.leaving = true;
+  if (e !== undefined) hb.heard = Object.fromEntries(Object.entries(e as Record<string, number>));
+  return hb;
+}
+
+function hierarchiesFromWire(h: unknown): Record<string, HierarchyAdvert> | null {
   if (!isPlainObject(h)) return null;
   const entries: Array<[string, HierarchyAdvert]> = [];
   for (const [name, t] of Object.entries(h)) {
@@ -275,12 +408,5 @@ function fromWire(v: unknown): Heartbeat | null {
     entries.push([name, advert]);
   }
   // fromEntries defines own properties, so "__proto__" cannot reach the prototype.
-  const hb: Heartbeat = { cluster: c, node: n, incarnation: i, path: p, seq: s, hierarchies: Object.fromEntries(entries) };
-  if (l === 1) hb.leaving = true;
-  if (e !== undefined) hb.heard = Object.fromEntries(Object.entries(e as Record<string, number>));
-  if (m !== undefined) {
-    const meta = m as { a: AdminDoc; f: string };
-    hb.meta = { admin: copyAdminDoc(meta.a), config: meta.f };
-  }
-  return hb;
+  return Object.fromEntries(entries);
 }

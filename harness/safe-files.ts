@@ -12,6 +12,7 @@
 // planted there), then renamed over the target: a reader sees the old or the new content whole.
 import { closeSync, constants, fchmodSync, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync, type Stats } from 'node:fs';
 import { randomBytes } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 /** Does this process run as root (then trusted paths must be root's)? */
@@ -82,6 +83,29 @@ export function writeFileAtomic(path: string, data: string | Buffer, opts: { mod
       closeSync(fd);
     }
     renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/**
+ * writeFileAtomic off the event loop: the temporary file is created, written and closed in the
+ * thread pool; the rename is done here, synchronously, and only when `commit()` still says yes
+ * (the caller may have been told to stop meanwhile), so it is ordered with the caller's other work.
+ */
+export async function writeFileAtomicAsync(path: string, data: string, opts: { mode: number }, commit: () => boolean = () => true): Promise<void> {
+  const tmp = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, CREATE_NEW, opts.mode);
+  try {
+    try {
+      await fh.chmod(opts.mode); // the mode asked for, whatever the umask
+      await fh.writeFile(data, 'utf8');
+    } finally {
+      await fh.close();
+    }
+    if (commit()) renameSync(tmp, path);
+    else rmSync(tmp, { force: true });
   } catch (e) {
     rmSync(tmp, { force: true });
     throw e;

@@ -149,7 +149,7 @@ export function buildStatus(d: NodeDaemon): StatusDoc {
     nodes,
     adminVersion: maxVersion(admin),
     hierarchies,
-    counters: d.commCounters(),
+    counters: { ...d.commCounters(), decisions: d.decisionStats() },
     process: (() => {
       const m = process.memoryUsage();
       const mib = (v: number) => Math.round((v / 1048576) * 10) / 10;

@@ -50,6 +50,9 @@ export function parseAddress(text: string, where: string): PathAddress {
 
 // --- UDP -----------------------------------------------------------------------------------------
 
+/** Receive buffer asked for per socket (the kernel caps it at net.core.rmem_max). */
+const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
+
 /** One UDP socket per path, bound to this node's address on it. */
 export class UdpTransport implements Transport {
   private readonly sockets = new Map<number, Socket>();
@@ -75,6 +78,13 @@ export class UdpTransport implements Transport {
       sock.bind({ address: a.host, port: a.port, exclusive: true }, () => {
         sock.off('error', onError);
         sock.on('error', (err) => this.error(path, a, err));
+        // Room for bursts (31 peers' adverts at once at start; a stall's backlog; junk) so real
+        // heartbeats are not dropped by the kernel. The kernel caps it at net.core.rmem_max.
+        try {
+          sock.setRecvBufferSize(RECV_BUFFER_BYTES);
+        } catch {
+          /* the default buffer still works */
+        }
         sock.on('message', (msg, rinfo) => {
           const from = rinfo.family === 'IPv6' ? `[${rinfo.address}]:${rinfo.port}` : `${rinfo.address}:${rinfo.port}`;
           this.packet(path, msg, `${rinfo.address}:${rinfo.port}`, from);

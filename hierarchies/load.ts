@@ -22,6 +22,7 @@ import type {
   OwnershipConfig,
   ResourceConfig,
 } from './model.ts';
+import { APP_PROVIDER, APP_TYPE, appParams, appSyntaxProblems } from './app.ts';
 import { parseAgentSpec } from '../agents/locate.ts';
 import { ClusterFileSchema, HierarchyFileSchema, parseAddress } from './schema.ts';
 import type { ClusterFile, HierarchyFile, ResourceFile } from './schema.ts';
@@ -458,8 +459,13 @@ function resourceChecks(src: Source, h: HierarchyFile, cluster: ClusterConfig): 
 
   h.resources.forEach((r, i) => {
     const at = (path: Path, msg: string) => issues.push(issueAt(src, ['resources', i, ...path], msg));
-    if (r.agent === undefined && r.disk === undefined) at([], 'a resource needs either `agent:` (ocf:<provider>:<type>) or `disk:`');
-    if (r.agent !== undefined && r.disk !== undefined) at(['disk'], 'a resource has either `agent:` or `disk:`, not both');
+    const kinds = (['agent', 'disk', 'app'] as const).filter((k) => r[k] !== undefined);
+    if (kinds.length === 0) at([], 'a resource needs one of `agent:` (ocf:<provider>:<type>), `disk:` or `app:` (start/stop/monitor commands)');
+    if (kinds.length > 1) at([kinds[1] as string], `a resource has one of \`agent:\`, \`disk:\` or \`app:\`, not ${kinds.join(' and ')}`);
+    if (r.app !== undefined) {
+      if (r.params !== undefined) at(['params'], 'an `app:` resource takes no `params` (its commands, `env:` and `cwd:` say everything)');
+      for (const p of appSyntaxProblems(r.app)) at(['app', ...p.field.split('.')], p.message);
+    }
     if (r.disk !== undefined) {
       for (const k of ['params', 'timeouts', 'monitor', 'restart'] as const) {
         if (r[k] !== undefined) at([k], `disk resources have no agent, so \`${k}\` does not apply`);
@@ -533,7 +539,7 @@ function toResource(src: Source, r: ResourceFile, i: number): ResourceConfig {
     if (r.disk.wwn !== undefined) disk.wwn = r.disk.wwn;
     return { name: r.name, kind: 'disk', params: {}, requires: [...(r.requires ?? [])], timeouts: {}, monitors: [], restart, disk, where };
   }
-  const spec = parseAgentSpec(r.agent ?? '');
+  const spec = r.app !== undefined ? { provider: APP_PROVIDER, type: APP_TYPE } : parseAgentSpec(r.agent ?? '');
   const timeouts: ResourceConfig['timeouts'] = {};
   if (r.timeouts?.start !== undefined) timeouts.startMs = r.timeouts.start;
   if (r.timeouts?.stop !== undefined) timeouts.stopMs = r.timeouts.stop;
@@ -546,7 +552,7 @@ function toResource(src: Source, r: ResourceFile, i: number): ResourceConfig {
   const res: ResourceConfig = {
     name: r.name,
     kind: 'agent',
-    params: { ...(r.params ?? {}) },
+    params: r.app !== undefined ? appParams(r.app) : { ...(r.params ?? {}) },
     requires: [...(r.requires ?? [])],
     timeouts,
     monitors,

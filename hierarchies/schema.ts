@@ -123,6 +123,18 @@ export const ResourceSchema = z.strictObject({
     })
     .optional(),
   disk: z.strictObject({ paths: z.array(path), wwn: z.string().min(1).optional() }).optional(),
+  // A generic application: the admin's own commands (hierarchies/app.ts).
+  app: z
+    .strictObject({
+      start: z.string().min(1, { error: 'expected a command' }),
+      stop: z.string().min(1, { error: 'expected a command' }),
+      monitor: z.string().min(1, { error: 'expected a command' }),
+      user: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.-]*$/, { error: 'expected a user name' }).optional(),
+      env: z.record(z.string().regex(PARAM_NAME, { error: 'environment variable names must be letters, digits or "_"' }), scalar).optional(),
+      cwd: path.refine((p) => p.startsWith('/'), { error: 'expected an absolute path' }).optional(),
+      shell: z.boolean().optional(),
+    })
+    .optional(),
   params: z
     .record(z.string().regex(PARAM_NAME, { error: 'parameter names must be letters, digits or "_"' }), scalar)
     .optional(),

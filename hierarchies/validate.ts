@@ -11,6 +11,7 @@ import { ConfigError, isError, loadCluster, loadHierarchies, splitWhere } from '
 import type { ConfigIssue } from './load.ts';
 import type { Config, ResourceConfig } from './model.ts';
 import { findKeyCollisions } from '../fencing/keys.ts';
+import { APP_PROVIDER, APP_TYPE, appNodeProblems } from './app.ts';
 
 /**
  * Check every agent resource of `config` and fill its timeouts from the agent's meta-data where
@@ -57,6 +58,10 @@ export async function validateAgents(config: Config, opts: { nodeName?: string; 
         continue;
       }
 
+      // An `app:` resource: its commands must be there on this node (file:line of the resource).
+      if (r.provider === APP_PROVIDER && r.type === APP_TYPE && agent.path.startsWith(BUNDLED_AGENT_DIR)) {
+        for (const p of appNodeProblems(r.params)) issues.push(issue(`.app.${p.field}`, p.message));
+      }
       const { errors, warnings } = checkParams(meta, r.params);
       for (const m of errors) issues.push(issue('.params', m));
       for (const m of warnings) issues.push(issue('.params', m, 'warning'));

@@ -18,6 +18,7 @@ import { dropOrHandOverAll } from '../fencing/handover.ts';
 import { keeperEvents } from '../harness/core/keeper-events.ts';
 import type { DiskRef, Key } from '../fencing/backend.ts';
 import { Liveness, changesView, commTimers, type HeartbeatIn } from '../harness/liveness.ts';
+import { OwnAdvert } from '../harness/advert.ts';
 import { initialState, step } from '../harness/core/step.ts';
 import { isAction, type ActionEffect, type ActionResult, type Effect, type Event, type EventIn, type GuardPlan, type NodeState } from '../harness/core/types.ts';
 import { holderClaims, type PeerView, type ResourceState } from '../harness/decide.ts';
@@ -30,7 +31,6 @@ import { SimBackend, type SimSan } from './disk.ts';
 import type { SimAgents } from './agents.ts';
 import type { SimNetwork } from './network.ts';
 import type { AdminDoc } from '../harness/core/admin.ts';
-import type { NodeMeta } from '../harness/packet.ts';
 
 export interface SimCluster {
   cluster: string;
@@ -90,9 +90,8 @@ interface Proc {
   seq: number;
   round: number;
   deadlineArmed: boolean;
-  adverts: HeartbeatIn['hierarchies'];
-  meta: NodeMeta;
-  leaving: boolean;
+  /** What it advertises: hierarchies and meta (summarized in every heartbeat, carried on news and on request). */
+  own: OwnAdvert;
   guardPlan: GuardPlan[];
   watchList: string[];
   watches: Map<string, HolderWatch>;
@@ -175,7 +174,6 @@ export class SimNode {
     const p: Proc = {
       gen,
       state: initialState(this.name, this.c.hierarchies, { maxParallelHierarchies: this.c.maxParallelHierarchies, raceDelayPerRankMs: DEFAULTS.raceDelayPerRankMs }, now, this.#admin),
-      meta: { admin: this.#admin, config: 'sim' },
       liveness,
       keeper,
       backend,
@@ -183,8 +181,7 @@ export class SimNode {
       seq: 0,
       round: 0,
       deadlineArmed: false,
-      adverts: Object.fromEntries(this.c.hierarchies.map((h) => [h.name, { state: 'starting' as const, epoch: 0, eligible: false }])),
-      leaving: false,
+      own: new OwnAdvert(),
       guardPlan: [],
       watchList: [],
       watches: new Map(),
@@ -199,6 +196,8 @@ export class SimNode {
       watchTimer: null,
       exiting: false,
     };
+    p.own.set(Object.fromEntries(this.c.hierarchies.map((h) => [h.name, { state: 'starting' as const, epoch: 0, eligible: false }])), false);
+    p.own.setMeta({ admin: this.#admin, config: 'sim' });
     this.p = p;
     this.stoppedCleanly = false;
     keeper.on('lost', (h: string, by: Key | null, detail: string) => this.dispatch({ type: 'ownership', hierarchy: h, state: 'lost', by: by === null ? null : formatKey(by), detail }));
@@ -342,8 +341,7 @@ export class SimNode {
       case 'log':
         return;
       case 'advertise':
-        p.adverts = fx.adverts;
-        p.leaving = fx.leaving;
+        p.own.set(fx.adverts, fx.leaving);
         this.send(p, true); // news goes out at once, on every path
         return;
       case 'guard':
@@ -372,12 +370,12 @@ export class SimNode {
         return;
       case 'admin-state':
         this.#admin = fx.doc;
-        p.meta = { admin: fx.doc, config: 'sim' };
+        p.own.setMeta({ admin: fx.doc, config: 'sim' });
         this.send(p, true);
         return;
       case 'leave':
         p.exiting = true;
-        p.leaving = true;
+        p.own.set(p.own.hierarchies, true);
         this.procTimers(p.gen).setTimeout(() => {
           this.kill();
           this.stoppedCleanly = true;
@@ -579,21 +577,31 @@ export class SimNode {
     }, next - now + 1);
   }
 
-  /** As comm.ts sendRound: paths take turns, except toward peers not heard on every path, and news. */
+  /** As comm.ts sendRound: paths take turns, except toward peers not heard on every path, and news (which carries the advert). */
   private send(p: Proc, all: boolean): void {
-    const heard = p.liveness.heard();
     const stride = Math.min(this.#stride, this.c.paths);
     const turn = p.round % stride;
     const wantsAll = all ? null : new Set(p.liveness.wantsEveryPath(this.clock.now()));
     p.seq++;
     for (let path = 0; path < this.c.paths; path++) {
       const onTurn = all || path % stride === turn;
-      const hb = { node: this.name, path, incarnation: p.incarnation, seq: p.seq, heard, leaving: p.leaving, hierarchies: p.adverts, meta: p.meta };
+      const hb = this.heartbeat(p, path, all);
       for (const to of this.c.nodes) {
         if (to === this.name || !(onTurn || wantsAll?.has(to))) continue;
         this.hooks.net.send(this.name, to, hb);
       }
     }
+  }
+
+  private heartbeat(p: Proc, path: number, carry: boolean): HeartbeatIn {
+    const want = p.liveness.wanted();
+    return { node: this.name, path, incarnation: p.incarnation, seq: p.seq, heard: p.liveness.heard(), leaving: p.own.leaving, ...p.own.summary(carry), ...(want.length > 0 ? { want } : {}) };
+  }
+
+  /** As comm.ts queueAnswer: our advert to a peer that asked, or our `want` to one whose advert we miss, on the path it came on. */
+  private answer(p: Proc, to: string, path: number, carry: boolean): void {
+    p.seq++;
+    this.hooks.net.send(this.name, to, this.heartbeat(p, path, carry));
   }
 
   receive(hb: HeartbeatIn): void {
@@ -605,6 +613,7 @@ export class SimNode {
     }
     this.hooks.net.record(hb.node, this.name, hb);
     const r = p.liveness.receive(hb, this.clock.now());
+    if (r.ok && (r.request || r.need)) this.answer(p, hb.node, hb.path, r.request === true);
     if (r.changed) this.peersChanged(p);
   }
 

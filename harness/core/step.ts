@@ -114,6 +114,7 @@ function apply(s: NodeState, ev: Event, out: Out): void {
       if (!rt || rt.phase !== 'in-service' || rt.busy) return;
       out.log('warn', 'monitor-failed', `${ev.hierarchy}/${ev.resource}: monitor failed: ${ev.reason}`, { hierarchy: ev.hierarchy, resource: ev.resource, reason: ev.reason });
       if (ev.fatal) fatal(rt, ev.hierarchy, `${ev.resource}: ${ev.reason}`, out);
+      if (ev.hard) cannotRunHere(rt, ev.hierarchy, `${ev.resource}: ${ev.reason}`, out);
       rt.resources[ev.resource] = 'failed';
       // Counted when it happens, so decide() sees the (N+1)th failure as exhausting the budget.
       rt.failures.push(s.now);
@@ -321,10 +322,21 @@ function finished(s: NodeState, id: number, name: string, r: ActionResult, out: 
  * restart's, a resource that can never start here would be restarted forever instead of failing
  * over); OCF 6 blocks the hierarchy.
  */
-function startFailed(s: NodeState, rt: HierarchyState, name: string, what: 'start' | 'restart', resource: string, r: { reason?: string; fatal?: boolean }, out: Out): void {
+function startFailed(s: NodeState, rt: HierarchyState, name: string, what: 'start' | 'restart', resource: string, r: { reason?: string; fatal?: boolean; hard?: boolean }, out: Out): void {
   rt.failures.push(s.now);
   out.log('error', 'start-failed', `${name}/${resource}: ${what} failed: ${r.reason}`, { hierarchy: name, resource, reason: r.reason });
   if (r.fatal) fatal(rt, name, `${resource}: ${r.reason}`, out);
+  if (r.hard) cannotRunHere(rt, name, `${resource}: ${r.reason}`, out);
+}
+
+/**
+ * OCF hard error (2-5): this node cannot run H (as an rc 5 probe). Not eligible here until a new
+ * probe says otherwise (an admin's clear, a reload, a restart): H fails over, with no restart in place.
+ */
+function cannotRunHere(rt: HierarchyState, name: string, why: string, out: Out): void {
+  if (rt.cannotRun !== null) return;
+  rt.cannotRun = why;
+  out.log('error', 'cannot-run', `${name}: cannot run on this node: ${why}; it fails over`, { hierarchy: name, reason: why });
 }
 
 /** OCF_ERR_CONFIGURED: blocked everywhere (decide.ts stops it and refuses it to every node). */

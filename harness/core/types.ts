@@ -73,8 +73,8 @@ export type ActionResult =
   | { kind: 'unregister'; error?: string }
   | { kind: 'acquire'; ok: true; key: string; generation: number; preempted?: string }
   | { kind: 'acquire'; ok: false; reason: 'held-by-reachable' | 'owner-alive-on-disk' | 'lost-race' | 'error'; detail: string }
-  | { kind: 'start'; resources: Record<string, ResourceState>; failed?: string; reason?: string; fatal?: boolean }
-  | { kind: 'restart'; resources: Record<string, ResourceState>; stopFailed?: string; failed?: string; reason?: string; fatal?: boolean }
+  | { kind: 'start'; resources: Record<string, ResourceState>; failed?: string; reason?: string; fatal?: boolean; hard?: boolean }
+  | { kind: 'restart'; resources: Record<string, ResourceState>; stopFailed?: string; failed?: string; reason?: string; fatal?: boolean; hard?: boolean }
   /** releaseError: everything stopped, but giving the disks back failed (the key is left to freeze). */
   | { kind: 'stop'; resources: Record<string, ResourceState>; failed?: string; reason?: string; releaseError?: string }
   | { kind: 'halt' }
@@ -98,7 +98,8 @@ export type Event = { now: number } & (
   | { type: 'tick' }
   | { type: 'peers'; peers: Record<NodeName, PeerView> }
   | { type: 'done'; id: number; hierarchy: string; result: ActionResult }
-  | { type: 'monitor-failed'; hierarchy: string; resource: string; reason: string; fatal?: boolean }
+  /** fatal: OCF 6 (blocked everywhere); hard: OCF 2-5 (this node cannot run it). */
+  | { type: 'monitor-failed'; hierarchy: string; resource: string; reason: string; fatal?: boolean; hard?: boolean }
   /** The keeper's verdict on ownership we hold (lost: someone took it, or it cannot be proven). */
   | { type: 'ownership'; hierarchy: string; state: 'owned' | 'unverified' | 'lost'; by?: string | null; detail?: string }
   | { type: 'disk-unusable'; hierarchy: string; detail: string }

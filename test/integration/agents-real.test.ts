@@ -3,7 +3,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -11,6 +10,7 @@ import { BUNDLED_AGENT_DIR, locateAgent } from '../../agents/locate.ts';
 import type { AgentRef } from '../../agents/locate.ts';
 import { isRunning, runAgent } from '../../agents/runner.ts';
 import type { RunRequest, RunResult } from '../../agents/runner.ts';
+import { freePort } from './fixtures.ts';
 
 const OCF_ROOT = '/usr/lib/ocf';
 const HAVE_DUMMY = existsSync(join(OCF_ROOT, 'resource.d', 'heartbeat', 'Dummy'));
@@ -57,16 +57,6 @@ function op(agent: AgentRef, instance: string, action: string, over: Partial<Run
 
 function expectResult(r: RunResult, result: string, what: string): void {
   assert.equal(r.result, result, `${what}: got ${r.result} rc=${r.rc} reason=${r.exitReason ?? ''}\n${r.stderr}`);
-}
-
-/** A TCP port nobody listens on right now. */
-async function freePort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((res) => srv.listen(0, '127.0.0.1', res));
-  const addr = srv.address();
-  await new Promise<void>((res) => srv.close(() => res()));
-  assert.ok(addr && typeof addr === 'object');
-  return addr.port;
 }
 
 async function get(url: string): Promise<{ status: number; body: string }> {

@@ -6,8 +6,8 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Comm, type CommEvents } from '../../harness/comm.ts';
-import { encode } from '../../harness/packet.ts';
-import { MemoryHub } from '../../harness/transport.ts';
+import { decode, encode, type Heartbeat } from '../../harness/packet.ts';
+import { MemoryHub, parseAddress } from '../../harness/transport.ts';
 import type { ClusterConfig } from '../../hierarchies/model.ts';
 
 const KEY = Buffer.from('test-key-0123456789abcdef-test-key', 'ascii');
@@ -92,7 +92,8 @@ test('comm over the memory transport: up on both paths, a lost path, then a peer
     await advance(t, 3 * I);
     assert.deepEqual(paths, [['b', 1, 'down'], ['b', 1, 'up']]);
     assert.ok(la.lines.some((l) => /path 1 to node b recovered/.test(l.msg)));
-    assert.deepEqual(states.map(([, s]) => s), ['up'], 'b never suspect while one path works');
+    // (Before its advert arrives, b is 'unknown': alive, but what it runs is not known yet.)
+    assert.deepEqual(states.map(([, s]) => s).filter((s, i, all) => i >= all.indexOf('up')), ['up'], 'b never suspect while one path works');
 
     // b stops (a power-off, as a sees it): suspect, then down exactly at the dead time (the
     // one-shot deadline timer, not the next tick).
@@ -138,5 +139,92 @@ test('comm over the memory transport: a forged source and a replay are dropped a
   } finally {
     await a.stop();
     await b.stop();
+  }
+});
+
+test('comm: routine heartbeats carry a summary, news the advert; a peer of the previous release (format 1) gets format 1', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'setTimeout', 'Date'], now: 1_000_000 });
+  const hub = new MemoryHub();
+  const c = cluster(['a', 'b', 'old']);
+  const a = new Comm({ cluster: c, self: 'a', key: KEY, log: capture().log, incarnation: 1, now: () => Date.now(), transport: hub.transport() });
+  const b = new Comm({ cluster: c, self: 'b', key: KEY, log: capture().log, incarnation: 2, now: () => Date.now(), transport: hub.transport() });
+  // "old" is a node of the previous release: it reads and sends format 1 only (raw endpoint here).
+  const old = hub.transport();
+  const toOld: Array<{ format: number; hb: Heartbeat }> = [];
+  let oldHeardA = false; // as the previous release: it reads format 1 only, and echoes a only once it heard a
+  old.onPacket((_p, bytes, src) => {
+    if (src !== '10.0.1.1:7400' && src !== '10.0.2.1:7400') return;
+    const r = decode(bytes, KEY, 'test');
+    if (r.ok) toOld.push({ format: bytes[3] ?? 0, hb: r.hb });
+    if (r.ok && bytes[3] === 1) oldHeardA = true;
+  });
+  await old.bind(0, parseAddress('10.0.1.3:7400', 'old'));
+  await old.bind(1, parseAddress('10.0.2.3:7400', 'old'));
+  const web = { state: 'in-service' as const, epoch: 3, eligible: true };
+  try {
+    a.setAdvert({ web });
+    await a.start();
+    await b.start();
+    let seq = 0;
+    const oldSays = () => {
+      for (const p of [0, 1]) {
+        const bytes = encode({ cluster: 'test', node: 'old', incarnation: 5, path: p, seq: ++seq, hierarchies: { db: { state: 'out-of-service', epoch: 0, eligible: true } }, heard: oldHeardA ? { a: 1 } : {} }, KEY);
+        old.send(p, parseAddress(`10.0.${p + 1}.1:7400`, 'a'), bytes, () => {});
+      }
+    };
+    for (let i = 0; i < 4; i++) {
+      oldSays();
+      await advance(t, I);
+    }
+    assert.equal(b.view().a?.state, 'up');
+    assert.deepEqual(b.view().a?.advert, { web }, "a's advert reached b (asked for, answered)");
+    assert.equal(a.view().old?.state, 'up');
+    assert.deepEqual(a.view().old?.advert, { db: { state: 'out-of-service', epoch: 0, eligible: true } });
+    // Once a heard old speak format 1, everything a sends old is format 1, with the whole advert.
+    const after = toOld.slice(toOld.findIndex((x) => x.format === 1));
+    assert.ok(after.length >= 3 && after.every((x) => x.format === 1 && x.hb.hierarchies?.web?.epoch === 3), JSON.stringify(toOld.map((x) => x.format)));
+
+    // Routine heartbeats between a and b: summary only, a few hundred bytes.
+    const before = a.counters();
+    await advance(t, 4 * I);
+    const d = a.counters();
+    const perPacket = (d.sentBytes - before.sentBytes) / (d.sent - before.sent);
+    assert.ok(perPacket < 400, `routine heartbeats average ${perPacket} bytes`);
+    // News: b has the new advert at once (the same loop turn), without waiting for a tick.
+    a.setAdvert({ web: { ...web, state: 'stopping' } });
+    await advance(t, 1);
+    assert.equal(b.view().a?.advert?.web?.state, 'stopping');
+  } finally {
+    await a.stop();
+    await b.stop();
+    await old.close();
+  }
+});
+
+test('comm: junk from many source ports is logged within a budget per reason, and every packet is counted', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'setTimeout', 'Date'], now: 1_000_000 });
+  const hub = new MemoryHub();
+  const c = cluster(['a', 'b']);
+  const la = capture();
+  const a = new Comm({ cluster: c, self: 'a', key: KEY, log: la.log, incarnation: 1, now: () => Date.now(), transport: hub.transport() });
+  try {
+    await a.start();
+    const junk = Buffer.from('not a heartbeat');
+    // 3 seconds of 1000 packets a second, each from another port of one host (the 1.7k lines/s case).
+    for (let s = 0; s < 3; s++) {
+      for (let i = 0; i < 1000; i++) hub.inject(0, `10.0.1.99:${10_000 + s * 1000 + i}`, '10.0.1.1:7400', junk);
+      await advance(t, 1000);
+    }
+    await advance(t, 2000);
+    const drops = la.lines.filter((l) => /^comm: (dropped packet|\d+ more) \(unknownNode\)/.test(l.msg));
+    const perSecond = new Map<number, number>();
+    for (const l of drops) perSecond.set(Math.floor((l.time as number) / 1000), (perSecond.get(Math.floor((l.time as number) / 1000)) ?? 0) + 1);
+    assert.ok(Math.max(...perSecond.values()) <= 12, `lines per second: ${[...perSecond.values()].join(', ')}`);
+    const logged = drops.filter((l) => /^comm: dropped packet/.test(l.msg)).length;
+    const held = drops.reduce((n, l) => n + ((l.suppressed as number | undefined) ?? 0), 0);
+    assert.equal(logged + held, 3000, 'every drop is either logged or counted in a summary');
+    assert.equal(a.counters().dropped.unknownNode, 3000);
+  } finally {
+    await a.stop();
   }
 });

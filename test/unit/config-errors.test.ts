@@ -172,11 +172,11 @@ test('bad agent spec', () => {
   expectIssue(() => loadConfig(g), hfile(g), 7, 'resources[1].agent', /ocf:<provider>:<type>/);
 });
 
-test('resource with neither agent nor disk, or both', () => {
+test('resource with neither agent, disk nor app, or two of them', () => {
   const f = fixture({ hierarchies: { 'web.yaml': WEB + '  - name: x\n    requires: []\n  - name: y\n    agent: ocf:a:b\n    disk: { paths: [] }\n' } });
   const { message } = issuesOf(() => loadConfig(f));
-  assert.match(message, /web\.yaml:9:5: resources\[2\]: a resource needs either `agent:`/);
-  assert.match(message, /web\.yaml:13:\d+: resources\[3\]\.disk: a resource has either/);
+  assert.match(message, /web\.yaml:9:5: resources\[2\]: a resource needs one of `agent:` \(ocf:<provider>:<type>\), `disk:` or `app:`/);
+  assert.match(message, /web\.yaml:13:\d+: resources\[3\]\.disk: a resource has one of `agent:`, `disk:` or `app:`, not agent and disk/);
 });
 
 test('duplicate hierarchy name across files', () => {

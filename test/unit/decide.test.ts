@@ -82,6 +82,7 @@ const cases: Array<{ name: string; in: DecideInput; expect: string | null; delay
   { name: 'ownership lost while in service: urgent stop, no release', in: input('n1', { n2: up({ web: active }) }, running({ ownership: 'lost' })), expect: 'stop' },
   { name: 'monitor failure within budget: restart in place', in: input('n1', { n2: up({ web: idle }) }, running({ monitorFailures: ['fs'], failuresInWindow: 1 })), expect: 'restart' },
   { name: 'monitor failure past budget: fail over (stop + release)', in: input('n1', { n2: up({ web: idle }) }, running({ monitorFailures: ['fs'], failuresInWindow: 3 })), expect: 'stop' },
+  { name: 'OCF hard error (cannot run here) within budget: fail over at once, no restart', in: input('n1', { n2: up({ web: idle }) }, running({ monitorFailures: ['fs'], failuresInWindow: 1, cannotRun: 'fs: not-installed (rc 5)' })), expect: 'stop' },
   { name: 'after failing over, local failures make n1 ineligible', in: input('n1', { n2: down, n3: down }, rt({ failuresInWindow: 3 })), expect: null },
   { name: 'unprobed: probe first', in: input('n1', {}, initialRuntime(H)), expect: 'probe' },
   { name: 'found running at probe: claim ownership without delay', in: input('n2', { n1: down }, running({ ownership: 'not-owned', wasRunning: true })), expect: 'acquire', delay: 0 },

@@ -56,16 +56,26 @@ test('stop script: an owned hierarchy with nothing running is only held and rele
 const tmp = mkdtempSync(join(tmpdir(), 'guard-script-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-test('the stop script is written as a new file and renamed: never through a link planted under its temporary name', () => {
+test('the stop script is written as a new file and renamed: never through a link planted under its temporary name', async () => {
   const stateDir = mkdtempSync(join(tmp, 'state-'));
   writeFileSync(join(stateDir, 'victim'), 'untouched\n');
   symlinkSync(join(stateDir, 'victim'), join(stateDir, 'guard-stop.sh.tmp'));
   const g = new Guard({ node: 'n1', stateDir, log: silentLogger() });
   g.update([db], own);
+  await g.written();
   assert.equal(readFileSync(join(stateDir, 'victim'), 'utf8'), 'untouched\n');
   assert.match(readFileSync(join(stateDir, 'guard-stop.sh'), 'utf8'), /hg_stop 0 'db\/pg'/);
   assert.equal(statSync(join(stateDir, 'guard-stop.sh')).mode & 0o777, 0o700);
   assert.deepEqual(readdirSync(stateDir).sort(), ['guard-stop.sh', 'guard-stop.sh.tmp', 'victim']);
+  // Rewrites asked for while one is under way collapse into the latest; nothing lands after stop().
+  g.update([], own);
+  g.update([db], own);
+  g.update([{ ...db, name: 'db2' }], own);
+  await g.written();
+  assert.match(readFileSync(join(stateDir, 'guard-stop.sh'), 'utf8'), /db2/);
+  g.update([db], own);
+  await g.stop();
+  assert.deepEqual(readdirSync(stateDir).sort(), ['guard-stop.sh.tmp', 'victim'], 'stop removed the script, the pending rewrite did not bring it back');
 });
 
 test('the guard refuses a state directory others can write (it runs the stop script from there)', () => {

@@ -304,3 +304,74 @@ test('liveness: another peer is unaffected, and the state is plain data', () => 
   const copy = JSON.parse(JSON.stringify({ startedAt: l.startedAt, peers: l.peers }));
   assert.deepEqual(copy, { startedAt: l.startedAt, peers: l.peers });
 });
+
+// --- adverts of wire format 2: a summary in every heartbeat, the advert on news or request --------
+
+const WEB1 = { web: { state: 'starting' as const, epoch: 0, eligible: false } };
+const WEB2 = { web: { state: 'in-service' as const, epoch: 1, eligible: true } };
+/** A format-2 heartbeat of b: the summary of advert version `v` (digest `d`), the advert when given. */
+function hb2(path: number, seq: number, v: number, d: string, o: Partial<HeartbeatIn> = {}): HeartbeatIn {
+  const x: HeartbeatIn = { node: 'b', path, incarnation: 7_000, seq, heard: { a: SELF_INC }, advertVersion: v, advertDigest: d, ...o };
+  return x;
+}
+
+test('liveness format 2: alive without its advert is unknown; the advert is asked for once, then wanted until it comes', () => {
+  const l = mk(['b']);
+  const r = l.receive(hb2(0, 1, 1, 'd1'), 100);
+  assert.ok(r.ok && r.need === true, 'ask at once');
+  assert.equal(l.view(100).b?.state, 'unknown', 'alive, but what it runs is not known');
+  assert.deepEqual(l.wanted(), ['b']);
+  const r2 = l.receive(hb2(1, 2, 1, 'd1'), 200);
+  assert.ok(r2.ok && r2.need === undefined, 'asked already: later heartbeats keep asking (wanted), no second immediate ask');
+  const r3 = l.receive(hb2(0, 3, 1, 'd1', { hierarchies: WEB1 }), 201);
+  assert.ok(r3.ok && r3.changed);
+  assert.equal(l.view(201).b?.state, 'up');
+  assert.deepEqual(l.view(201).b?.advert, WEB1);
+  assert.deepEqual(l.wanted(), []);
+  // News lost: the next routine summary names version 2, so it is wanted again.
+  const r4 = l.receive(hb2(1, 5, 2, 'd2'), 300);
+  assert.ok(r4.ok && r4.need === true);
+  assert.equal(l.view(300).b?.state, 'unknown', 'our copy is not the one it names: not acted on');
+  assert.deepEqual(l.view(300).b?.advert, WEB1);
+  l.receive(hb2(0, 6, 2, 'd2', { hierarchies: WEB2 }), 301);
+  assert.deepEqual(l.view(301).b?.advert, WEB2);
+  assert.equal(l.view(301).b?.state, 'up');
+  assert.deepEqual(l.wanted(), []);
+});
+
+test('liveness format 2: an older advert crossing on another path does not roll the copy back', () => {
+  const l = mk(['b']);
+  l.receive(hb2(0, 2, 2, 'd2', { hierarchies: WEB2 }), 100);
+  const r = l.receive(hb2(1, 1, 1, 'd1', { hierarchies: WEB1 }), 101); // sent earlier, on path 1, arrives later
+  assert.ok(r.ok && r.need === undefined);
+  assert.deepEqual(l.view(101).b?.advert, WEB2);
+  assert.deepEqual(l.wanted(), []);
+  // Same version, another digest: not ours, want it.
+  const r2 = l.receive(hb2(0, 3, 2, 'dX'), 150);
+  assert.ok(r2.ok && r2.need === true);
+});
+
+test('liveness format 2: a restarted peer is unknown until its new advert; a request for ours is reported', () => {
+  const l = mk(['b']);
+  l.receive(hb2(0, 1, 1, 'd1', { hierarchies: WEB2 }), 100);
+  assert.equal(l.view(100).b?.state, 'up');
+  const r = l.receive(hb2(0, 1, 1, 'n1', { incarnation: 8_000, want: ['a'] }), 200);
+  assert.ok(r.ok && r.need === true && r.request === true && r.restartedFrom === 7_000);
+  assert.equal(l.view(200).b?.state, 'unknown', 'the old incarnation advert is not what it runs now');
+  l.receive(hb2(1, 2, 1, 'n1', { incarnation: 8_000, hierarchies: WEB1 }), 201);
+  assert.equal(l.view(201).b?.state, 'up');
+  assert.deepEqual(l.view(201).b?.advert, WEB1);
+  // A request inside a heartbeat that does not echo us is not answered (a replay could ask).
+  const r3 = l.receive(hb2(0, 3, 1, 'n1', { incarnation: 8_000, heard: { a: 1 }, want: ['a'] }), 250);
+  assert.equal(r3.ok, false);
+});
+
+test('liveness: a format-1 sender (previous release) carries its advert in every heartbeat and is never asked', () => {
+  const l = mk(['b']);
+  const r = l.receive(hb('b', 0, 1, { hierarchies: WEB1 }), 100);
+  assert.ok(r.ok && r.need === undefined);
+  assert.equal(l.view(100).b?.state, 'up');
+  l.receive(hb('b', 1, 2, { hierarchies: WEB2 }), 150);
+  assert.deepEqual(l.view(150).b?.advert, WEB2);
+  assert.deepEqual(l.wanted(), []);
+});

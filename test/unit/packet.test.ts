@@ -8,7 +8,7 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { deflateRawSync } from 'node:zlib';
-import { decode, encode, MAX_DATAGRAM_BYTES, type Heartbeat, type HierarchyAdvert } from '../../harness/packet.ts';
+import { advertDigest, decode, encode, MAX_DATAGRAM_BYTES, UNFRAGMENTED_BYTES, WIRE_VERSION, type Heartbeat, type HierarchyAdvert } from '../../harness/packet.ts';
 import { generateAuthKey, readAuthKey } from '../../harness/authkey.ts';
 
 const KEY = Buffer.from('0123456789abcdef0123456789abcdef', 'ascii');
@@ -65,7 +65,7 @@ test('a hierarchy named __proto__ stays a plain own property', () => {
   const hierarchies = JSON.parse('{"__proto__": {"state":"failed","epoch":1,"eligible":true}}') as Record<string, HierarchyAdvert>;
   const r = decode(encode(hb({ hierarchies }), KEY), KEY, 'prod');
   assert.ok(r.ok);
-  assert.deepEqual(Object.keys(r.hb.hierarchies), ['__proto__']);
+  assert.deepEqual(Object.keys(r.hb.hierarchies ?? {}), ["__proto__"]);
   assert.equal(Object.getPrototypeOf(r.hb.hierarchies), Object.prototype);
 });
 
@@ -96,7 +96,8 @@ test('wrong cluster (same key) is told apart from a bad MAC', () => {
 test('garbage and unknown versions are bad-magic; decode never throws', () => {
   assert.deepEqual(decode(Buffer.from('GET / HTTP/1.1\r\n\r\n'), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
   assert.deepEqual(decode(Buffer.from([0x00]), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
-  assert.deepEqual(decode(seal('{}', KEY, 0, 2), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
+  assert.deepEqual(decode(seal('{}', KEY, 0, 3), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
+  assert.deepEqual(decode(seal('{}', KEY, 0, 0), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
   const real = encode(hb(), KEY);
   for (let i = 0; i < 3000; i++) {
     const n = i % 200;
@@ -202,4 +203,101 @@ test('readAuthKey refuses missing, group/other-readable and short keys, naming t
   writeFileSync(short, '0123456789abcde\n', { mode: 0o600 });
   assert.throws(() => readAuthKey(short), new RegExp(`${short} holds 15 bytes`));
   assert.throws(() => readAuthKey(dir), /is not a regular file/);
+});
+
+// --- wire format 2, and the previous release's format 1 -------------------------------------------
+
+/**
+ * Format-1 heartbeats recorded from the previous release (main at a68e325, before format 2) with
+ * KEY: two hierarchies and an echo; then 100 hierarchies, leaving, deflated. A rolling upgrade
+ * mixes such nodes with this release's: these bytes must keep decoding, and a format-1 peer must
+ * be sent exactly this kind of packet.
+ */
+const RECORDED_V1 = [
+  'SEJUAQB7ImMiOiJwcm9kIiwibiI6ImFscGhhIiwiaSI6MTc2MDAwMDAwMDAwMCwicCI6MSwicyI6NDIsImgiOnsid2ViIjpbMCw3LDEsIjQ4YTEwMDAwMDAwMDAwMDciXSwiZGIiOlsxLDAsMF19LCJlIjp7ImJldGEiOjE3NjAwMDAwMDAxMjN9fZrru0p3jwNvTDPkVNSdwHN1LILiXwN8h0a4lSlUuX2B',
+  'SEJUAQFl1s1qHDEQReF30boDXaVSSepXCV5MnIExmGRwsglm3j1YtwlJjpZn96G/ei/P5Sj3t+9fy1a+laNcXu+3S9nKSzms5/5nbeVeDtvKj3KEb+VWjvdye7m+Xd6eb78+7ftejs/7tm/2tP3TbXVD99Udva5e0WP1QG+rN/RcPdH76h19rD7Q5+rz/27yGsB2giE2iQ1kE9lgNpkNaBPaoDapDWwT2+A2uQ1wE9wgd8kdcpfcIfdzryF3yR1yl9whd8kdcpfcIXfJHXKX3CF3yR3yKnmFvEpeIa+SV8jrecwhr5JXyKvkFfIqeYW8Sl4hr5JXyKvkFfKQPCAPyQPykDwgD8kD8jhvOOQheUAekgfkIXlAHpIH5CF5QN4kb5A3yRvkTfIGeZO8Qd4kb5C383GDvEneIG+SN8ib5A3yJnmDPCVPyFPyhDwlT8hT8oQ8JU/IU/KEPM93HfKUPCFPyRPylDwh75J3yLvkHfIueYe8S94h75J3yLvkHfIueYe8n18a5F3yDnmXvEM+JB+QD8kH5EPyAfmQfEA+JB+QD8kH5EPyAfmQfEA+zt8c8iH5gHxKPiGfkk/Ip+QT8in5hHxKPiGfkk/Ip+QT8in5hHxKPiGf5yDzIX9s5XUNc9ePKe7L9efl72HPvD4evwFIKowf8yUbedStsoXbEuNsKhTM7/aPojkhgnxBREwo1w==',
+];
+
+test('format 1: recorded packets of the previous release decode, and encode reproduces them byte for byte', () => {
+  const [small, big] = RECORDED_V1.map((b) => Buffer.from(b, 'base64'));
+  assert.ok(small && big);
+  const r = decode(small, KEY, 'prod');
+  assert.ok(r.ok);
+  const expected: Heartbeat = {
+    cluster: 'prod',
+    node: 'alpha',
+    incarnation: 1_760_000_000_000,
+    path: 1,
+    seq: 42,
+    hierarchies: { web: { state: 'in-service', epoch: 7, eligible: true, ownerKey: '48a1000000000007' }, db: { state: 'out-of-service', epoch: 0, eligible: false } },
+    heard: { beta: 1_760_000_000_123 },
+  };
+  assert.deepEqual(r.hb, expected);
+  assert.equal(r.hb.advertVersion, undefined, 'a format-1 sender has no advert version: liveness takes its advert from every heartbeat');
+  assert.deepEqual(encode(expected, KEY), small);
+  const rb = decode(big, KEY, 'prod');
+  assert.ok(rb.ok && rb.hb.leaving === true && Object.keys(rb.hb.hierarchies ?? {}).length === 100);
+  assert.deepEqual(encode(rb.hb, KEY), big);
+  assert.equal(big[3], 1);
+  assert.equal(big[4], 1, 'deflated');
+});
+
+function thousand(): Record<string, HierarchyAdvert> {
+  const h: Record<string, HierarchyAdvert> = {};
+  for (let i = 0; i < 1000; i++) h[`h${String(i).padStart(4, '0')}`] = { state: i % 3 === 0 ? 'in-service' : 'out-of-service', epoch: i, eligible: true, ...(i % 3 === 0 ? { ownerKey: (0x48a1_0000_0000n + BigInt(i)).toString(16) } : {}) };
+  return h;
+}
+
+test('format 2: a routine heartbeat fits one Ethernet frame at 1000 hierarchies and 32 nodes; the advert rides on request', () => {
+  const hs = thousand();
+  const heard: Record<string, number> = {};
+  for (let i = 1; i <= 31; i++) heard[`node${String(i).padStart(2, '0')}`] = 1_796_000_000_000 + i;
+  const summary = { advertVersion: 17, advertDigest: advertDigest(hs) };
+  const routine = hb({ hierarchies: undefined, heard, ...summary, want: Object.keys(heard) });
+  delete routine.hierarchies;
+  const buf = encode(routine, KEY);
+  assert.ok(buf.length <= UNFRAGMENTED_BYTES, `routine heartbeat ${buf.length} bytes`);
+  assert.equal(buf[3], WIRE_VERSION);
+  assert.deepEqual(decode(buf, KEY, 'prod'), { ok: true, hb: routine });
+  // The same size with 20 or 1000 hierarchies: only the summary travels.
+  const few = Object.fromEntries(Object.entries(hs).slice(0, 20));
+  const small = encode({ ...routine, advertDigest: advertDigest(few) }, KEY).length;
+  assert.ok(Math.abs(small - buf.length) <= 8, `20 hierarchies: ${small} bytes, 1000: ${buf.length} (deflate varies by a few bytes)`);
+  // The advert itself, carried: decodes to the same hierarchies, digest checked.
+  const full = hb({ hierarchies: hs, heard, ...summary });
+  const rf = decode(encode(full, KEY), KEY, 'prod');
+  assert.ok(rf.ok);
+  assert.deepEqual(rf.hb.hierarchies, hs);
+  assert.equal(rf.hb.advertDigest, summary.advertDigest);
+  // Insertion order does not change the digest (sorted canonical form).
+  assert.equal(advertDigest(Object.fromEntries(Object.entries(hs).reverse())), summary.advertDigest);
+  assert.notEqual(advertDigest({ ...hs, h0001: { state: 'failed', epoch: 1, eligible: true } }), summary.advertDigest);
+});
+
+test('format 2: a carried advert must match its digest; fields are checked', () => {
+  const hs = { web: { state: 'in-service' as const, epoch: 1, eligible: true } };
+  assert.throws(() => encode(hb({ hierarchies: hs, advertVersion: 1, advertDigest: advertDigest({}) }), KEY), /not the digest/);
+  assert.throws(() => encode(hb({ advertVersion: 1, advertDigest: 'xyz' }), KEY), /advertDigest/);
+  assert.throws(() => encode(hb({ want: ['b'] }), KEY), /need an advertVersion/);
+  const body = { c: 'prod', n: 'alpha', i: 1, p: 0, s: 1, v: 1, d: advertDigest({}), a: { h: { web: [0, 1, 1] } } };
+  assert.deepEqual(decode(seal(JSON.stringify(body), KEY, 0, 2), KEY, 'prod'), { ok: false, reason: 'malformed' }, 'digest of another advert');
+  const good = { ...body, d: advertDigest(hs) };
+  assert.equal(decode(seal(JSON.stringify(good), KEY, 0, 2), KEY, 'prod').ok, true);
+  assert.deepEqual(decode(seal(JSON.stringify({ ...good, h: {} }), KEY, 0, 2), KEY, 'prod'), { ok: false, reason: 'malformed' }, 'format 1 field in format 2');
+  assert.deepEqual(decode(seal(JSON.stringify({ ...good, w: 'b' }), KEY, 0, 2), KEY, 'prod'), { ok: false, reason: 'malformed' });
+  assert.deepEqual(decode(seal(JSON.stringify({ c: 'prod', n: 'alpha', i: 1, p: 0, s: 1, v: 1, d: advertDigest({}) }), KEY, 0, 1), KEY, 'prod'), { ok: false, reason: 'malformed' }, 'format 2 fields in format 1');
+});
+
+test('format 2: the node meta (admin map, config fingerprint) is part of the advert: carried with it, covered by its digest', () => {
+  const hs = { web: { state: 'in-service' as const, epoch: 1, eligible: true } };
+  const meta = { admin: { 'h/web/stop': { v: 3, node: 'alpha', by: 'root@alpha', at: 1_796_000_000_000, value: true } }, config: 'c0ffee' } as unknown as NonNullable<Heartbeat['meta']>;
+  const d = advertDigest(hs, meta);
+  assert.notEqual(d, advertDigest(hs), 'a meta change is an advert change');
+  const r = decode(encode(hb({ hierarchies: hs, meta, advertVersion: 2, advertDigest: d }), KEY), KEY, 'prod');
+  assert.ok(r.ok);
+  assert.deepEqual(r.hb.meta, meta);
+  assert.throws(() => encode(hb({ hierarchies: hs, meta, advertVersion: 2, advertDigest: advertDigest(hs) }), KEY), /not the digest/);
+  const routine = hb({ advertVersion: 2, advertDigest: d });
+  delete routine.hierarchies;
+  assert.throws(() => encode({ ...routine, meta }, KEY), /only with the hierarchies/);
 });
