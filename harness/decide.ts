@@ -41,6 +41,8 @@ export interface PeerView {
   admin?: AdminDoc;
   /** Fingerprint of its effective configuration (status flags nodes that differ). */
   config?: string;
+  /** Hierarchies it blocked (OCF rc 6), with the agent's reason. */
+  blocked?: Record<string, string>;
 }
 
 /** Local life cycle of one hierarchy on this node. */
@@ -235,7 +237,10 @@ export function mastership(h: HierarchyConfig, input: DecideInput, rt: Hierarchy
     // nothing over: H stays blocked until that node returns and an admin clears it.
     // A fatal configuration error reported by any node we hear (or that left saying so) blocks
     // H everywhere: starting it elsewhere would fail the same way, node after node.
-    if ((view.state === 'up' || view.leaving) && view.hierarchies[h.name]?.state === 'blocked') return { master: false, why: `BLOCKED: fatal configuration error reported by ${node} (OCF rc 6): fix the definition` };
+    if ((view.state === 'up' || view.leaving) && view.hierarchies[h.name]?.state === 'blocked') {
+      const reason = view.blocked?.[h.name];
+      return { master: false, why: `BLOCKED: fatal configuration error reported by ${node} (OCF rc 6${reason ? `: ${reason}` : ''}): fix the definition` };
+    }
     if (view.leaving && view.hierarchies[h.name]?.state === 'failed' && !mutant('ignore-leaving')) return { master: false, why: `FAILED on ${node}, which left with it: a stop failed there, admin action needed` };
   }
   const reachable = peers.filter(([, view]) => view.state === 'up' && !view.leaving);

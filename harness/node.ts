@@ -40,6 +40,7 @@ import { initialState, step } from './core/step.ts';
 import { keeperEvents } from './core/keeper-events.ts';
 import type { ActionEffect, ActionResult, AdminRequest, Effect, Event, EventIn, GuardPlan, HierarchyState, NodeState } from './core/types.ts';
 import { isAction } from './core/types.ts';
+import type { NodeMeta } from './packet.ts';
 import { loadAdmin, saveAdmin } from './admin-store.ts';
 import { configFingerprint } from './config-fingerprint.ts';
 import { startObservers, type Observers } from './observe.ts';
@@ -89,6 +90,13 @@ export class NodeDaemon {
   /** Fingerprint of the configuration in effect (advertised; status flags nodes that differ). */
   fingerprint = '';
   private askSeq = 0;
+  /** Hierarchies blocked here, with the reason (advertised in the meta). */
+  private blocked: Record<string, string> = {};
+
+  /** What this node advertises besides its hierarchies: the admin map, its configuration, what it blocked. */
+  private meta(): NodeMeta {
+    return { admin: this.state.admin, config: this.fingerprint, ...(Object.keys(this.blocked).length ? { blocked: this.blocked } : {}) };
+  }
   private readonly answers = new Map<number, (a: Extract<Effect, { kind: 'admin-answer' }>) => void>();
   private stopped!: Promise<void>;
   private resolveStopped!: () => void;
@@ -244,7 +252,12 @@ export class NodeDaemon {
           return this.log[fx.level]({ event: fx.event, ...fx.fields }, fx.msg);
         case 'advertise':
           this.lastAdverts = fx.adverts;
-          return this.comm.setAdvert(fx.adverts, { leaving: fx.leaving });
+          this.comm.setAdvert(fx.adverts, { leaving: fx.leaving });
+          if (JSON.stringify(fx.blocked) !== JSON.stringify(this.blocked)) {
+            this.blocked = fx.blocked;
+            this.comm.setMeta(this.meta());
+          }
+          return;
         case 'guard':
           return this.updateGuard(fx.plan);
         case 'monitor': {
@@ -270,7 +283,7 @@ export class NodeDaemon {
           for (const h of fx.list) if (!before.has(h)) this.resolveAgents(h);
           this.config = { ...this.config, hierarchies: fx.list };
           this.fingerprint = configFingerprint(this.config);
-          this.comm.setMeta({ admin: this.state.admin, config: this.fingerprint });
+          this.comm.setMeta(this.meta());
           this.utility.setHierarchies(fx.list);
           // A redefined hierarchy starts from a passing utility verdict: tell it the current one.
           for (const h of fx.list) if (!before.has(h)) this.queue.push({ type: 'utility', hierarchy: h.name, ok: this.utility.ok(h.name) });
@@ -282,7 +295,7 @@ export class NodeDaemon {
         case 'admin-state':
           // On disk before it goes out: what peers learn from us survives our own restart.
           saveAdmin(this.stateDir, fx.doc);
-          this.comm.setMeta({ admin: fx.doc, config: this.fingerprint });
+          this.comm.setMeta(this.meta());
           return;
         case 'admin-answer':
           this.answers.get(fx.askId)?.(fx);
@@ -415,7 +428,7 @@ export class NodeDaemon {
         this.watcher = watchHierarchies([cluster.hierarchyDir, this.configFile], this.log, () => void this.reload());
       }
       this.fingerprint = configFingerprint(this.config);
-      this.comm.setMeta({ admin: this.state.admin, config: this.fingerprint });
+      this.comm.setMeta(this.meta());
       this.log.info({ event: 'reload-live', fields: live }, `${running.file}: applied ${live.join(', ')}`);
     }
     this.dispatch({ type: 'config', hierarchies: config.hierarchies, settings: { ...this.state.settings, maxParallelHierarchies: this.config.cluster.maxParallelHierarchies } });
@@ -518,7 +531,7 @@ export class NodeDaemon {
     for (const [node, p] of Object.entries(this.comm.view())) {
       const hs: PeerView['hierarchies'] = {};
       for (const [name, a] of Object.entries(p.advert ?? {})) hs[name] = { state: a.state, eligible: a.eligible };
-      out[node] = { state: p.state, leaving: p.leaving, suspect: p.suspect, hierarchies: hs, ...(p.meta ? { admin: p.meta.admin, config: p.meta.config } : {}) };
+      out[node] = { state: p.state, leaving: p.leaving, suspect: p.suspect, hierarchies: hs, ...(p.meta ? { admin: p.meta.admin, config: p.meta.config, ...(p.meta.blocked ? { blocked: p.meta.blocked } : {}) } : {}) };
     }
     return out;
   }

@@ -33,6 +33,8 @@ import { checkAdminDoc, copyAdminDoc, type AdminDoc } from './core/admin.ts';
 export interface NodeMeta {
   admin: AdminDoc;
   config: string;
+  /** Hierarchies blocked here by OCF rc 6, with the agent's reason: every node's status shows it. */
+  blocked?: Record<string, string>;
 }
 
 export interface HierarchyAdvert {
@@ -111,6 +113,7 @@ interface AdvertWire {
 interface MetaWire {
   a: AdminDoc;
   f: string;
+  b?: Record<string, string>;
 }
 interface WireBody {
   c: string;
@@ -208,7 +211,13 @@ function hierarchiesToWire(hs: Record<string, HierarchyAdvert>, sorted = true): 
 }
 
 function advertToWire(hs: Record<string, HierarchyAdvert>, meta?: NodeMeta): AdvertWire {
-  return meta === undefined ? { h: hierarchiesToWire(hs) } : { h: hierarchiesToWire(hs), m: { a: meta.admin, f: meta.config } };
+  return meta === undefined ? { h: hierarchiesToWire(hs) } : { h: hierarchiesToWire(hs), m: metaToWire(meta) };
+}
+
+function metaToWire(meta: NodeMeta): MetaWire {
+  const m: MetaWire = { a: meta.admin, f: meta.config };
+  if (meta.blocked && Object.keys(meta.blocked).length > 0) m.b = meta.blocked;
+  return m;
 }
 
 /**
@@ -305,7 +314,7 @@ function checkHeartbeat(hb: Heartbeat): string | null {
     if (!isName(name) || !isCount(inc)) return `heard: ${JSON.stringify(name)} -> ${inc} is not a node name and incarnation`;
   }
   if (hb.meta !== undefined) {
-    const why = checkMeta({ a: hb.meta.admin, f: hb.meta.config });
+    const why = checkMeta(metaToWire(hb.meta));
     if (why) return `meta: ${why}`;
   }
   if (hb.advertVersion === undefined) {
@@ -336,11 +345,17 @@ const WIRE_KEYS: Record<number, Set<string>> = {
 const ADVERT_KEYS = new Set(['h', 'm']);
 /** Entries of an admin map a heartbeat may carry (see DEFAULTS.adminMaxEntries: the same bound). */
 export const MAX_ADMIN_ENTRIES = 8192;
+/** Longest blocked reason carried (an agent's exit reason, cut by the sender). */
+export const MAX_BLOCKED_REASON = 512;
 
 function checkMeta(m: unknown): string | null {
   if (!isPlainObject(m)) return 'not an object';
-  for (const k of Object.keys(m)) if (k !== 'a' && k !== 'f') return `unknown field ${JSON.stringify(k)}`;
+  for (const k of Object.keys(m)) if (k !== 'a' && k !== 'f' && k !== 'b') return `unknown field ${JSON.stringify(k)}`;
   if (typeof m.f !== 'string' || m.f.length > 64) return 'config fingerprint: not a string of at most 64 characters';
+  if (m.b !== undefined) {
+    if (!isPlainObject(m.b) || Object.keys(m.b).length > MAX_ADMIN_ENTRIES) return 'blocked: not an object of at most 8192 entries';
+    for (const [h, why] of Object.entries(m.b)) if (!isName(h) || typeof why !== 'string' || why.length > MAX_BLOCKED_REASON) return `blocked: ${JSON.stringify(h.slice(0, 60))}: a hierarchy name and a reason of at most ${MAX_BLOCKED_REASON} characters`;
+  }
   const why = checkAdminDoc(m.a, MAX_ADMIN_ENTRIES);
   return why ? `admin: ${why}` : null;
 }
@@ -348,7 +363,10 @@ function checkMeta(m: unknown): string | null {
 function metaFromWire(m: unknown): NodeMeta | null {
   if (checkMeta(m) !== null) return null;
   const meta = m as MetaWire;
-  return { admin: copyAdminDoc(meta.a), config: meta.f };
+  const out: NodeMeta = { admin: copyAdminDoc(meta.a), config: meta.f };
+  // fromEntries: own properties, so a hierarchy named "__proto__" stays one.
+  if (meta.b !== undefined) out.blocked = Object.fromEntries(Object.entries(meta.b));
+  return out;
 }
 
 function fromWire(v: unknown, version: number): Heartbeat | null {

@@ -342,6 +342,7 @@ export class SimNode {
         return;
       case 'advertise':
         p.own.set(fx.adverts, fx.leaving);
+        if (JSON.stringify(fx.blocked) !== JSON.stringify(p.own.meta?.blocked ?? {})) p.own.setMeta({ admin: this.#admin, config: 'sim', ...(Object.keys(fx.blocked).length ? { blocked: fx.blocked } : {}) });
         this.send(p, true); // news goes out at once, on every path
         return;
       case 'guard':
@@ -370,7 +371,7 @@ export class SimNode {
         return;
       case 'admin-state':
         this.#admin = fx.doc;
-        p.own.setMeta({ admin: fx.doc, config: 'sim' });
+        p.own.setMeta({ ...(p.own.meta ?? { config: 'sim' }), admin: fx.doc });
         this.send(p, true);
         return;
       case 'leave':
@@ -633,7 +634,7 @@ export class SimNode {
     for (const [node, v] of Object.entries(p.liveness.view(this.clock.now()))) {
       const hs: PeerView['hierarchies'] = {};
       for (const [name, a] of Object.entries(v.advert ?? {})) hs[name] = { state: a.state, eligible: a.eligible };
-      out[node] = { state: v.state, leaving: v.leaving, suspect: v.suspect, hierarchies: hs, ...(v.meta ? { admin: v.meta.admin, config: v.meta.config } : {}) };
+      out[node] = { state: v.state, leaving: v.leaving, suspect: v.suspect, hierarchies: hs, ...(v.meta ? { admin: v.meta.admin, config: v.meta.config, ...(v.meta.blocked ? { blocked: v.meta.blocked } : {}) } : {}) };
     }
     return out;
   }

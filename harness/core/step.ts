@@ -559,10 +559,15 @@ function advertise(s: NodeState, out: Out): void {
     adverts[h.name] = { ...d, epoch: rt.epoch, ...(rt.ownership === 'owned' && rt.ownerKey ? { ownerKey: rt.ownerKey } : {}) };
   }
   const leaving = s.shutdown !== false && allQuiet(s);
-  const key = JSON.stringify([adverts, leaving]);
+  const blocked: Record<string, string> = {};
+  for (const h of s.hierarchies) {
+    const why = s.h[h.name]!.blocked;
+    if (why !== null) blocked[h.name] = why.length > 500 ? `${why.slice(0, 497)}...` : why;
+  }
+  const key = JSON.stringify([adverts, leaving, blocked]);
   if (key === s.sent.advert) return;
   s.sent.advert = key;
-  out.fx.push({ kind: 'advertise', adverts, leaving });
+  out.fx.push({ kind: 'advertise', adverts, leaving, blocked });
 }
 
 function guard(s: NodeState, out: Out): void {

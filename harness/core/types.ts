@@ -136,7 +136,8 @@ export type Effect =
   | { kind: 'restart'; id: number; hierarchy: string; resource: string; stop: string[][]; start: string[][]; reason: string }
   | { kind: 'stop'; id: number; hierarchy: string; levels: string[][]; release: boolean; urgent: boolean; reason: string }
   | { kind: 'halt'; id: number; hierarchy: string; reason: string }
-  | { kind: 'advertise'; adverts: Record<string, { state: AdvertState; eligible: boolean; epoch: number; ownerKey?: string }>; leaving: boolean }
+  /** blocked: hierarchies blocked here (OCF rc 6) with the reason, for every node's status. */
+  | { kind: 'advertise'; adverts: Record<string, { state: AdvertState; eligible: boolean; epoch: number; ownerKey?: string }>; leaving: boolean; blocked: Record<string, string> }
   | { kind: 'guard'; plan: GuardPlan[] }
   | { kind: 'monitor'; hierarchy: string; on: boolean }
   /** Sample these hierarchies' holder keys on disk (the suspect runner's liveness, see race.ts). */

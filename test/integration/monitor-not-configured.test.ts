@@ -57,7 +57,7 @@ test('a monitor answering 6 (not configured) blocks the hierarchy cluster-wide: 
     const tries = c.events(n).filter((e) => e.event === 'action' && (e.action === 'acquire' || e.action === 'start') && e.hierarchy === 'h' && e.time >= broken);
     assert.deepEqual(tries.map((e) => e.msg), [], `${n} tried to take h over after the break`);
     const h = (await c.status(n)).hierarchies.find((x) => x.name === 'h');
-    assert.match(h?.note ?? '', /BLOCKED: fatal configuration error reported by n1/);
+    assert.match(h?.note ?? "", /BLOCKED: fatal configuration error reported by n1 \(OCF rc 6: app: not-configured: the configuration file is invalid/, `${n} shows the exit reason`);
   }
   const h1 = (await c.status('n1')).hierarchies.find((x) => x.name === 'h');
   assert.match(h1?.note ?? '', /BLOCKED: fatal configuration error here \(app: not-configured: the configuration file is invalid/);

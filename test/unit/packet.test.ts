@@ -301,3 +301,15 @@ test('format 2: the node meta (admin map, config fingerprint) is part of the adv
   delete routine.hierarchies;
   assert.throws(() => encode({ ...routine, meta }, KEY), /only with the hierarchies/);
 });
+
+test('format 2: a hierarchy blocked by OCF rc 6 travels with its reason (every node shows why); a bad one is refused', () => {
+  const hs = { web: { state: 'blocked' as const, epoch: 1, eligible: false } };
+  const meta = { admin: {}, config: 'c0ffee', blocked: { web: 'app: not-configured: /etc/app.conf: no such file' } };
+  const d = advertDigest(hs, meta);
+  assert.notEqual(d, advertDigest(hs, { admin: {}, config: 'c0ffee' }), 'the reason is covered by the digest');
+  const r = decode(encode(hb({ hierarchies: hs, meta, advertVersion: 2, advertDigest: d }), KEY), KEY, 'prod');
+  assert.ok(r.ok);
+  assert.deepEqual(r.hb.meta, meta);
+  const long = { ...meta, blocked: { web: 'x'.repeat(513) } };
+  assert.throws(() => encode(hb({ hierarchies: hs, meta: long, advertVersion: 2, advertDigest: advertDigest(hs, long) }), KEY), /blocked: "web": a hierarchy name and a reason of at most 512 characters/);
+});
