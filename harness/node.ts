@@ -602,9 +602,13 @@ export class NodeDaemon {
 
   private recordInService(name: string): void {
     const now = Date.now();
-    // If a peer that ran H died, time the whole failover from the last moment we heard it.
+    // If a peer that ran H died, time the whole failover from the last moment we heard it. Only a
+    // peer whose last word had H active counts: a cold start or a move while some other node is
+    // down is no failover.
+    const view = this.comm.view();
+    const ran = (node: string) => ['in-service', 'starting', 'stopping', 'failed'].includes(view[node]?.advert?.[name]?.state ?? '');
     let from: { node: string; lastHeard: number | null; at: number } | undefined;
-    for (const [node, d] of this.peerDown) if (!from || d.at > from.at) from = { node, ...d };
+    for (const [node, d] of this.peerDown) if (ran(node) && (!from || d.at > from.at)) from = { node, ...d };
     const acquireMs = this.lastAcquireMs.get(name) ?? 0;
     const start = this.lastStart.get(name) ?? { startMs: 0, agentMs: 0 };
     const rec: FailoverRecord = {

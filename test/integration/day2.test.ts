@@ -195,6 +195,11 @@ test('persistence: standby survives a restart of the node that set it and of all
 
   // n3 is down while web is stopped cluster-wide; on rejoin it learns that before any action.
   await c.stop('n3');
+  // A move while n3 is down is no failover from n3 (history and metrics count failovers).
+  const from = (await c.runners('web'))[0]!;
+  const to = from === 'n1' ? 'n2' : 'n1';
+  await run('n1', 0, 'hierarchy', 'web', 'move', to);
+  assert.equal(h(await c.status(to), 'web').lastFailover?.from, null, 'in service after a move, not a failover from the node that is down');
   await run('n1', 0, 'hierarchy', 'web', 'stop');
   const before = c.events('n3').length;
   c.start('n3');
