@@ -312,10 +312,12 @@ export class NodeDaemon {
     const t0 = performance.now();
     const h = this.state.hierarchies.find((x) => x.name === fx.hierarchy)!;
     const resources = { ...this.state.h[fx.hierarchy]!.resources };
-    // A start (or restart) waits until the guard's stop script covers it (written off the loop: guard.ts).
-    const covered = (fx.kind === 'start' || fx.kind === 'restart') && this.guard ? this.guard.written() : Promise.resolve();
-    covered
-      .then(() => this.execute(fx, h, resources))
+    // A start (or restart) waits until the guard's stop script covers it (written off the loop:
+    // guard.ts). Anything else begins now, in this turn: an acquire must take the holder watch
+    // (evidence gathered while the holder was suspect) before this turn's effects drop it.
+    const run = () => this.execute(fx, h, resources);
+    const started = (fx.kind === 'start' || fx.kind === 'restart') && this.guard ? this.guard.written().then(run) : run();
+    started
       .catch((e: unknown): ActionResult => ({ kind: 'error', detail: (e as Error).stack ?? String(e) }))
       .then((result) => {
         this.dispatch({ type: 'done', id: fx.id, hierarchy: fx.hierarchy, result });
@@ -373,13 +375,14 @@ export class NodeDaemon {
     const disks = this.disks(h);
     this.generation = (this.generation + 1) & 0x7fffffff;
     const views = this.peerViews();
+    const priorWatch = this.watches.get(h.name);
     const outcome = await acquire(this.backend, disks, {
       cluster: this.config.cluster.cluster,
       self: this.node,
       generation: this.generation,
       delayMs: a.delayMs,
       livenessWindowMs: this.timers.livenessWindowMs,
-      priorWatch: this.watches.get(h.name),
+      priorWatch,
       // Monotonic, as the watch: a wall-clock step must not make a live holder's key look frozen.
       now: monoNow,
       holderInfo: (key: Key) => {
@@ -392,7 +395,7 @@ export class NodeDaemon {
     if (outcome.ok) {
       this.keeper.adopt(h.name, disks, outcome.key);
       this.lastAcquireMs.set(h.name, ms);
-      this.log.info({ event: 'acquired', hierarchy: h.name, key: formatKey(outcome.key), preempted: outcome.preempted ? formatKey(outcome.preempted) : undefined, durationMs: ms }, `${h.name}: owns its disks${outcome.preempted ? ` (preempted ${formatKey(outcome.preempted)})` : ''}`);
+      this.log.info({ event: 'acquired', hierarchy: h.name, key: formatKey(outcome.key), preempted: outcome.preempted ? formatKey(outcome.preempted) : undefined, watchedBefore: priorWatch !== undefined, durationMs: ms }, `${h.name}: owns its disks${outcome.preempted ? ` (preempted ${formatKey(outcome.preempted)})` : ''}`);
       return { kind: 'acquire', ok: true, key: formatKey(outcome.key), generation: this.generation, ...(outcome.preempted ? { preempted: formatKey(outcome.preempted) } : {}) };
     }
     this.log.warn({ event: 'acquire-failed', hierarchy: h.name, reason: outcome.reason, holder: outcome.holder ? formatKey(outcome.holder) : undefined, holderNode: outcome.holderNode, detail: outcome.detail, durationMs: ms }, `${h.name}: did not get ownership: ${outcome.reason} (${outcome.detail})`);

@@ -77,6 +77,10 @@ test('b) kill -9 of the master (daemon and agents): priority-2 node takes over',
   const f = s.hierarchies.find((x) => x.name === 'alpha')!.lastFailover!;
   console.log(`# kill -9 -> alpha in service on n2 after ${ms} ms (node's own record: total ${f.totalMs} ms = detect ${f.detectMs} + ownership ${f.acquireMs} + start ${f.startMs})`);
   assert.ok(ms < 15_000);
+  // The disk watch begun while n1 was suspect reached the race: the frozen-key window overlapped
+  // the dead time instead of starting after it (a regression cost 0.6 s of every failover).
+  const acquired = c.events('n2').filter((e) => e.event === 'acquired' && e.hierarchy === 'alpha' && e.time >= t0);
+  assert.equal(acquired.at(-1)?.watchedBefore, true, 'the race used the watch started at suspect');
   // gamma (n3) and beta (n2) unaffected; n1's peers see it down.
   assert.equal(s.nodes.find((n) => n.name === 'n1')!.state, 'down');
   // Bring n1 back: intelligent switchback keeps alpha on n2.
