@@ -93,6 +93,12 @@ export class NodeDaemon {
   /** Hierarchies blocked here, with the reason (advertised in the meta). */
   private blocked: Record<string, string> = {};
 
+  /** The configuration in effect changed (a reload): advertise its new fingerprint. */
+  private configChanged(): void {
+    this.fingerprint = configFingerprint(this.config);
+    this.comm.setMeta(this.meta());
+  }
+
   /** What this node advertises besides its hierarchies: the admin map, its configuration, what it blocked. */
   private meta(): NodeMeta {
     return { admin: this.state.admin, config: this.fingerprint, ...(Object.keys(this.blocked).length ? { blocked: this.blocked } : {}) };
@@ -191,7 +197,7 @@ export class NodeDaemon {
     // The very first heartbeat already says "not probed yet" for every hierarchy: a peer must not
     // mistake our silence about H for "H is not running here".
     this.comm.setAdvert(Object.fromEntries(config.hierarchies.map((h) => [h.name, { state: 'starting' as const, epoch: 0, eligible: false }])));
-    this.comm.setMeta({ admin, config: this.fingerprint });
+    this.comm.setMeta(this.meta());
     await this.comm.start();
     this.control = await serveControl(me.controlSocket, (req) => this.handleControl(req), config.cluster.controlGroup);
     await this.guard.start();
@@ -282,8 +288,7 @@ export class NodeDaemon {
           const before = new Set(this.config.hierarchies);
           for (const h of fx.list) if (!before.has(h)) this.resolveAgents(h);
           this.config = { ...this.config, hierarchies: fx.list };
-          this.fingerprint = configFingerprint(this.config);
-          this.comm.setMeta(this.meta());
+          this.configChanged();
           this.utility.setHierarchies(fx.list);
           // A redefined hierarchy starts from a passing utility verdict: tell it the current one.
           for (const h of fx.list) if (!before.has(h)) this.queue.push({ type: 'utility', hierarchy: h.name, ok: this.utility.ok(h.name) });
@@ -430,8 +435,7 @@ export class NodeDaemon {
         await this.watcher?.close();
         this.watcher = watchHierarchies([cluster.hierarchyDir, this.configFile], this.log, () => void this.reload());
       }
-      this.fingerprint = configFingerprint(this.config);
-      this.comm.setMeta(this.meta());
+      this.configChanged();
       this.log.info({ event: 'reload-live', fields: live }, `${running.file}: applied ${live.join(', ')}`);
     }
     this.dispatch({ type: 'config', hierarchies: config.hierarchies, settings: { ...this.state.settings, maxParallelHierarchies: this.config.cluster.maxParallelHierarchies } });
