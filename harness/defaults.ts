@@ -31,6 +31,10 @@ export const DEFAULTS = {
   ownershipCheckMs: 500,
   /** A challenger must see the holder's key frozen this long before it preempts. */
   livenessWindowMs: 700,
+  /** A holder moves its keys only while contested (a node that may race it for the hierarchy does
+   *  not hear it, or is not heard: heartbeat `doubts`), and for this many liveness windows after:
+   *  a race begun just before the challenger heard us again still watches a whole window. */
+  contestHoldWindows: 2,
   /** During the liveness watch a challenger re-reads the holder's key this often. */
   keyPollMs: 100,
   /** The keeper declares ownership lost after this many consecutive check rounds without a good read

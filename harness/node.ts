@@ -163,6 +163,8 @@ export class NodeDaemon {
       log: this.log,
       keyRefreshMs: this.timers.keyRefreshMs,
       ownershipCheckMs: this.timers.ownershipCheckMs,
+      refreshNeeded: (h) => this.contested(h),
+      contestHoldMs: DEFAULTS.contestHoldWindows * this.timers.livenessWindowMs,
     });
     this.keeper.on('timing', (kind: 'check' | 'refresh', h: string, ms: number) => this.observers?.ownership(kind, h, ms));
     this.keeper.on('lost', (h: string, by: Key | null, detail: string) => this.dispatch({ type: 'ownership', hierarchy: h, state: 'lost', by: by === null ? null : formatKey(by), detail }));
@@ -190,6 +192,7 @@ export class NodeDaemon {
     });
 
     this.comm = new Comm({ cluster: config.cluster, self: this.node, key, log: this.log, incarnation: nextIncarnation(stateDir) });
+    this.comm.on('calm', () => this.keeper.reconsider());
     this.comm.on('change', () => {
       this.notePeerChanges();
       this.dispatch({ type: 'peers', peers: this.peerViews() });
@@ -511,6 +514,13 @@ export class NodeDaemon {
       this.log.warn({ event: 'freeze-detected', gapMs: Math.round(gap) }, `main loop was frozen for ${Math.round(gap)} ms: re-verifying ownership`);
       this.keeper.markUnverified();
     }
+  }
+
+  /** A node that could race us for this hierarchy is not calm with us: its keys must keep moving (ownership.ts). */
+  private contested(hierarchy: string): boolean {
+    const h = this.config.hierarchies.find((x) => x.name === hierarchy);
+    if (!h || !this.comm) return true;
+    return Object.keys(h.priorities).some((n) => n !== this.node && !this.comm.calm(n));
   }
 
   /** Report the keeper's verdicts (owned / unverified after a freeze / lost) that the reducer has not seen. */
