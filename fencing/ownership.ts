@@ -213,7 +213,6 @@ export class OwnershipKeeper extends EventEmitter {
       // #run handles its own errors; this is a last resort so the daemon never crashes.
       this.#declareLost(h, null, `ownership loop failed: ${describe(err)}`);
     });
-    this.#ensureWatchdog();
   }
 
   /** Hand the disks over (our key becomes the released marker on every disk) and stop keeping the hierarchy. */
@@ -345,10 +344,12 @@ export class OwnershipKeeper extends EventEmitter {
   async #busy(h: Held, op: () => Promise<void>, kind: 'check' | 'refresh'): Promise<void> {
     const t0 = this.#timers.now();
     h.busySince = t0;
+    this.#ensureWatchdog();
     try {
       await op();
     } finally {
       h.busySince = null;
+      this.#stopWatchdogIfIdle();
       this.emit('timing', kind, h.hierarchy, this.#timers.now() - t0);
     }
   }
@@ -453,7 +454,8 @@ export class OwnershipKeeper extends EventEmitter {
     this.emit('lost', h.hierarchy, by, detail);
   }
 
-  /** One timer for every hierarchy: an operation stuck in I/O counts as a failed check per interval. */
+  /** One timer for every hierarchy, armed only while an operation runs (an idle node has no timer
+   *  to wake it): an operation stuck in I/O counts as a failed check per interval. */
   #ensureWatchdog(): void {
     if (this.#watchdog !== null) return;
     this.#watchdog = this.#timers.setInterval(() => {
@@ -469,7 +471,7 @@ export class OwnershipKeeper extends EventEmitter {
   }
 
   #stopWatchdogIfIdle(): void {
-    if (this.#held.size === 0 && this.#watchdog !== null) {
+    if (this.#watchdog !== null && ![...this.#held.values()].some((h) => h.busySince !== null)) {
       this.#timers.clearInterval(this.#watchdog);
       this.#watchdog = null;
     }

@@ -73,6 +73,8 @@ export interface CommEvents {
   drop: [reason: DropReason, from: string];
   /** Who is calm with us (calm()) may have changed. */
   calm: [];
+  /** Once per heartbeat interval, after the heartbeats went out (the daemon's own tick can ride on it). */
+  tick: [];
 }
 
 export interface CommOptions {
@@ -554,6 +556,7 @@ export class Comm extends EventEmitter<CommEvents> {
       this.tickCount++;
       this.sendRound(false);
       this.evaluateSoon(lagMs);
+      this.emitSafe('tick');
     } catch (err) {
       this.log.error({ err }, 'comm: tick failed (continuing)');
     }

@@ -116,7 +116,9 @@ export const DEFAULTS = {
   /** How long `harness hierarchy|node ...` waits for the cluster to reach the requested state
    *  (--timeout overrides): a switchover of slow agents takes their stop and start timeouts. */
   adminWaitMs: 120_000,
-  /** Longest the main loop sleeps between two decisions even with nothing happening. */
+  /** Longest the main loop sleeps between two looks at its sensors (freezes, the keeper's verdicts)
+   *  even with nothing happening; the heartbeat tick serves when it comes at least this often. The
+   *  reducer's own periodic tick (slow time-based changes) is once a second. */
   tickMs: 200,
   /** A main-loop gap longer than this means this process was frozen (SIGSTOP, VM pause):
    *  ownership is unverified until re-read from disk. */
