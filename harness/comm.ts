@@ -622,12 +622,22 @@ export class Comm extends EventEmitter<CommEvents> {
     if (changes.some((ch) => ch.kind === 'state' || ch.kind === 'suspect')) this.doubtsMoved();
   }
 
-  /** Our doubts changed: tell every peer at once (a holder we doubt starts moving its key), and the keeper. */
+  /**
+   * Our doubts changed: a peer we newly doubt hears it at once, on every path (it may hold disks we
+   * are about to watch: its keys must start moving), and the keeper looks again. Only those peers:
+   * on a saturated machine doubts flap, and a round to every peer each time fed the saturation.
+   */
   private doubtsMoved(): void {
-    const doubts = this.liveness.doubts(this.now()).join(',');
+    const list = this.liveness.doubts(this.now());
+    const doubts = list.join(',');
     if (doubts === this.doubtsSent) return;
+    const before = new Set(this.doubtsSent.split(','));
     this.doubtsSent = doubts;
-    if (this.phase === 'running') this.sendRound(true, false);
+    const newly = list.filter((n) => !before.has(n)).flatMap((n) => this.peerByName.get(n) ?? []);
+    if (this.phase === 'running' && newly.length > 0) {
+      this.seq++;
+      for (const p of this.selfAddrs.keys()) this.sendTo(p, newly, this.seq, false);
+    }
     this.emitSafe('calm');
   }
 

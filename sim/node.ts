@@ -616,12 +616,21 @@ export class SimNode {
     return Object.keys(h.priorities).some((n) => n !== this.name && !p.liveness.calm(n, now));
   }
 
-  /** As comm.ts doubtsMoved(): our doubts changed: every peer hears at once, and the keeper looks again. */
+  /** As comm.ts doubtsMoved(): a peer we newly doubt hears at once, and the keeper looks again. */
   private doubtsMoved(p: Proc): void {
-    const doubts = p.liveness.doubts(this.clock.now()).join(',');
+    const list = p.liveness.doubts(this.clock.now());
+    const doubts = list.join(',');
     if (doubts === p.doubtsSent) return;
+    const before = new Set(p.doubtsSent.split(','));
     p.doubtsSent = doubts;
-    this.send(p, true, false);
+    const newly = list.filter((n) => !before.has(n));
+    if (newly.length > 0) {
+      p.seq++;
+      for (let path = 0; path < this.c.paths; path++) {
+        const hb = this.heartbeat(p, path, false);
+        for (const to of newly) this.hooks.net.send(this.name, to, hb);
+      }
+    }
     p.keeper.reconsider();
   }
 
