@@ -62,8 +62,8 @@
 // The backend never logs: it throws OwnershipError and the caller decides.
 import { DEFAULTS } from '../harness/defaults.ts';
 import { randomUUID } from 'node:crypto';
-import { constants as fsConstants, readFileSync } from 'node:fs';
-import { access, link, open, readFile, readlink, rename, stat, unlink } from 'node:fs/promises';
+import { closeSync, constants as fsConstants, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { access, readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { OwnershipError } from './backend.ts';
@@ -377,7 +377,7 @@ export class FileBackend implements OwnershipBackend {
   /** A file's text, or null when it does not exist. Synchronous: a local file of a few hundred
    *  bytes (see the header: one host) reads in microseconds, where the thread pool's round trips
    *  (open, stat, read, close) were most of an idle owner's ownership checks. */
-  async #readRaw(disk: DiskRef, path: string): Promise<string | null> {
+  #readRaw(disk: DiskRef, path: string): string | null {
     try {
       return readFileSync(path, 'utf8');
     } catch (err) {
@@ -387,19 +387,23 @@ export class FileBackend implements OwnershipBackend {
   }
 
   async #read(disk: DiskRef, statePath: string): Promise<DiskState> {
+    return this.#readSync(disk, statePath);
+  }
+
+  #readSync(disk: DiskRef, statePath: string): DiskState {
     let path = statePath;
-    let raw = await this.#readRaw(disk, path);
+    let raw = this.#readRaw(disk, path);
     const legacy = raw === null ? this.#legacyPath(disk) : null;
     if (legacy !== null) {
       // Written under the old name and not moved yet (#migrate)? Or moved just now: look again.
-      raw = await this.#readRaw(disk, legacy);
+      raw = this.#readRaw(disk, legacy);
       if (raw !== null) path = legacy;
-      else raw = await this.#readRaw(disk, path);
+      else raw = this.#readRaw(disk, path);
     }
     if (raw === null) {
       // No state file yet = a blank disk; but a missing directory is a configuration error.
       try {
-        await stat(this.#dir);
+        statSync(this.#dir);
       } catch (dirErr) {
         throw fsError(disk.id, this.#dir, 'ownership directory', dirErr);
       }
@@ -437,13 +441,19 @@ export class FileBackend implements OwnershipBackend {
     await run;
   }
 
+  /**
+   * The read-modify-write under the lock, synchronous from taking the lock to removing it: a few
+   * local syscalls, microseconds. With awaits inside, each step waited its turn in the thread pool
+   * (4 threads) behind every other disk's operations, and at a cold start of hundreds of
+   * hierarchies a lock stayed held for seconds: peers timed out on it ("still busy").
+   */
   async #locked(disk: DiskRef, path: string, change: (s: DiskState) => boolean): Promise<void> {
     const lockPath = `${path}.lock`;
     const owner = await lockOwner();
     await this.#lock(disk, lockPath, owner);
     try {
-      await this.#migrate(disk, path);
-      const state = await this.#read(disk, path);
+      this.#migrate(disk, path, owner);
+      const state = this.#readSync(disk, path);
       if (!change(state)) return;
       const doc = {
         generation: state.generation,
@@ -453,27 +463,26 @@ export class FileBackend implements OwnershipBackend {
       };
       const tmp = `${path}.${process.pid}.${randomUUID()}.tmp`;
       try {
-        const fh = await open(tmp, CREATE_EXCL, 0o644);
-        try {
-          // No fsync: the nodes sharing this file share one kernel (one machine or namespaces), so
-          // rename() is atomic for all of them; durability across a power loss is moot, every
-          // "node" dies with it. An fsync per refresh only stalled loaded machines into false losses.
-          await fh.writeFile(`${JSON.stringify(doc, null, 2)}\n`);
-        } finally {
-          await fh.close();
-        }
-        if ((await readFile(lockPath, 'utf8').catch(() => '')) !== owner) {
+        // No fsync: the nodes sharing this file share one kernel (one machine or namespaces), so
+        // rename() is atomic for all of them; durability across a power loss is moot, every
+        // "node" dies with it. An fsync per refresh only stalled loaded machines into false losses.
+        writeNew(tmp, `${JSON.stringify(doc, null, 2)}\n`);
+        if (readOr(lockPath, '') !== owner) {
           throw new OwnershipError('io', disk.id, `lock ${lockPath} was broken while this operation ran (process frozen or too slow): not applied`, { path });
         }
-        await rename(tmp, path);
+        renameSync(tmp, path);
       } catch (err) {
-        await unlink(tmp).catch(() => undefined);
+        try {
+          unlinkSync(tmp);
+        } catch {
+          // not created, or already renamed
+        }
         if (err instanceof OwnershipError) throw err;
         throw fsError(disk.id, path, 'write', err);
       }
     } finally {
       // Remove the lock only while it is still ours (it may have been broken as stale).
-      if ((await readFile(lockPath, 'utf8').catch(() => '')) === owner) await unlink(lockPath).catch(() => undefined);
+      unlockIfOurs(lockPath, owner);
     }
   }
 
@@ -483,34 +492,45 @@ export class FileBackend implements OwnershipBackend {
    * too, so a daemon of the old version is not mid-operation on it. A daemon of the old version
    * that still holds the disk then finds its registration gone, as if preempted, and stops.
    */
-  async #migrate(disk: DiskRef, path: string): Promise<void> {
+  #migrate(disk: DiskRef, path: string, owner: string): void {
     const legacy = this.#legacyPath(disk);
     if (legacy === null || this.#current.has(path)) return;
-    const exists = (p: string) =>
-      stat(p).then(
-        () => true,
-        (err: unknown) => {
-          if (errnoCode(err) === 'ENOENT') return false;
-          throw fsError(disk.id, p, 'stat', err);
-        },
-      );
-    if (await exists(path)) return void this.#current.add(path);
-    if (!(await exists(legacy))) return;
+    const exists = (p: string): boolean => {
+      try {
+        statSync(p);
+        return true;
+      } catch (err) {
+        if (errnoCode(err) === 'ENOENT') return false;
+        throw fsError(disk.id, p, 'stat', err);
+      }
+    };
+    if (exists(path)) return void this.#current.add(path);
+    if (!exists(legacy)) return;
     const lockPath = `${legacy}.lock`;
-    const owner = await lockOwner();
-    await this.#lock(disk, lockPath, owner);
+    // Under our lock of the new name: one try at the old name's lock. Busy (an old-version daemon
+    // in the middle of an operation on it): this operation fails as transient, and is retried.
+    try {
+      writeNew(lockPath, owner);
+    } catch (err) {
+      if (errnoCode(err) === 'EEXIST') throw new OwnershipError('io', disk.id, `lock ${lockPath} of the old state file name is busy: not applied`, { path: lockPath });
+      throw fsError(disk.id, lockPath, 'create lock', err);
+    }
     try {
       try {
-        await link(legacy, path);
+        linkSync(legacy, path);
       } catch (err) {
         if (errnoCode(err) === 'ENOENT') return; // moved by someone else meanwhile
         if (errnoCode(err) === 'EEXIST') return void this.#current.add(path);
         throw fsError(disk.id, legacy, `move to ${path}`, err);
       }
       this.#current.add(path);
-      await unlink(legacy).catch(() => undefined);
+      try {
+        unlinkSync(legacy);
+      } catch {
+        // gone already
+      }
     } finally {
-      if ((await readFile(lockPath, 'utf8').catch(() => '')) === owner) await unlink(lockPath).catch(() => undefined);
+      unlockIfOurs(lockPath, owner);
     }
   }
 
@@ -518,12 +538,7 @@ export class FileBackend implements OwnershipBackend {
     const deadline = Date.now() + this.#lockTimeoutMs;
     for (let attempt = 0; ; attempt++) {
       try {
-        const fh = await open(lockPath, CREATE_EXCL, 0o644);
-        try {
-          await fh.writeFile(owner);
-        } finally {
-          await fh.close();
-        }
+        writeNew(lockPath, owner);
         return;
       } catch (err) {
         if (errnoCode(err) !== 'EEXIST') throw fsError(disk.id, lockPath, 'create lock', err);
@@ -539,28 +554,38 @@ export class FileBackend implements OwnershipBackend {
   }
 
   async #breakIfStale(lockPath: string): Promise<void> {
-    const seen = await lockSnapshot(lockPath);
+    const seen = lockSnapshot(lockPath);
     if (seen === null || !(await this.#isStale(seen))) return;
     const breaker = `${lockPath}.break`;
     try {
-      const fh = await open(breaker, CREATE_EXCL, 0o644);
-      await fh.close();
+      writeNew(breaker, '');
     } catch (err) {
       // Another process is breaking it; a breaker left by a process that died mid-break is
       // itself removed once it is old.
       if (errnoCode(err) === 'EEXIST') {
-        const st = await stat(breaker).catch(() => null);
-        if (st && Date.now() - st.mtimeMs > this.#lockStaleMs) await unlink(breaker).catch(() => undefined);
+        try {
+          if (Date.now() - statSync(breaker).mtimeMs > this.#lockStaleMs) unlinkSync(breaker);
+        } catch {
+          // gone meanwhile
+        }
       }
       return;
     }
     try {
-      const again = await lockSnapshot(lockPath);
+      const again = lockSnapshot(lockPath);
       if (again && again.ino === seen.ino && again.mtimeMs === seen.mtimeMs && again.raw === seen.raw) {
-        await unlink(lockPath).catch(() => undefined);
+        try {
+          unlinkSync(lockPath);
+        } catch {
+          // gone meanwhile
+        }
       }
     } finally {
-      await unlink(breaker).catch(() => undefined);
+      try {
+        unlinkSync(breaker);
+      } catch {
+        // gone meanwhile
+      }
     }
   }
 
@@ -586,12 +611,41 @@ interface LockSnapshot {
   raw: string;
 }
 
-async function lockSnapshot(lockPath: string): Promise<LockSnapshot | null> {
+function lockSnapshot(lockPath: string): LockSnapshot | null {
   try {
-    const st = await stat(lockPath);
-    const raw = await readFile(lockPath, 'utf8');
+    const st = statSync(lockPath);
+    const raw = readFileSync(lockPath, 'utf8');
     return { ino: st.ino, mtimeMs: st.mtimeMs, raw };
   } catch {
     return null; // gone meanwhile: just retry the lock
+  }
+}
+
+/** Create `path` (a new file or nothing: O_EXCL, never through a symlink) holding `text`. */
+function writeNew(path: string, text: string): void {
+  const fd = openSync(path, CREATE_EXCL, 0o644);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A file's text, or `dflt` when it cannot be read. */
+function readOr(path: string, dflt: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return dflt;
+  }
+}
+
+/** Remove a lock only while it is still ours (it may have been broken as stale and retaken). */
+function unlockIfOurs(lockPath: string, owner: string): void {
+  if (readOr(lockPath, '') !== owner) return;
+  try {
+    unlinkSync(lockPath);
+  } catch {
+    // gone meanwhile
   }
 }
