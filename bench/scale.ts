@@ -12,8 +12,11 @@
 // against detect + race + the agents' own start time (the taking nodes' failover records), and a
 // second node powered off during that recovery.
 //
-//   sudo npm run bench:scale                                   # 32 x 1000
-//   npm run bench:scale -- --nodes 16 --hierarchies 500 --sweep 0 [--interval 150 --dead-time 900] [--idle 10] [--keep]
+//   sudo npm run bench:scale                                   # 16 x 500 (see below)
+//   npm run bench:scale -- --nodes 32 --hierarchies 1000 --sweep 0 [--interval 150 --dead-time 900] [--idle 10] [--keep]
+// 16 x 500 by default: 32 daemons on this 2-core machine spend most of it on heartbeats alone (every
+// node hears 31 peers every 150 ms: ~3.5 % of a core each, idle), and a cold start or a failover
+// of 1000 hierarchies on top saturates it; the fallback size is the default here.
 //
 // Prints min/median/max tables; every number in bench/results/scale.json. Last line:
 //   bench scale: nodes=N hierarchies=H failover last=X.XXX s idle-cpu=X.X% rss=X MiB
@@ -28,8 +31,8 @@ function arg(name: string, dflt: number): number {
   const v = i >= 0 ? process.argv[i + 1] : process.env[name.slice(2).toUpperCase()];
   return v === undefined ? dflt : Number(v);
 }
-const NODES = arg('--nodes', 32);
-const HIERS = arg('--hierarchies', 1000);
+const NODES = arg('--nodes', 16);
+const HIERS = arg('--hierarchies', 500);
 const SWEEP = arg('--sweep', 1) !== 0;
 const IDLE_S = arg('--idle', 10);
 /** Timing profile: the shipped defaults unless asked (the ownership timers scale with the dead time). */
