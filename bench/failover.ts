@@ -6,6 +6,7 @@
 //
 // Options: --quick (or BENCH_QUICK=1) for a short run; --runs N power-offs per profile;
 // --faults a,b; --profiles default,tuned; --beds web,many (many = 20 hierarchies); --footprint S;
+// --floor N (shell-floor samples after each 20-hierarchy phase, default 3; 0 = none);
 // --keep (keep work dirs and node logs for a post-mortem).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -14,8 +15,9 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Bed } from './lib/bed.ts';
 import { DEFAULT_PROFILE, TUNED_PROFILE, type TimingProfile } from './lib/config.ts';
+import { measureFloor, type FloorSample } from './lib/floor.ts';
 import { measureFootprint, type Footprint } from './lib/footprint.ts';
-import { breakdownTable, clientTable, footprintTable, summaryLine } from './lib/report.ts';
+import { breakdownTable, clientTable, floorLines, floorTable, footprintTable, summaryLine } from './lib/report.ts';
 import { FAULTS, runFault, type FaultKind, type RunRecord } from './lib/scenario.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -31,6 +33,7 @@ const { values: args } = parseArgs({
     profiles: { type: 'string', default: 'default,tuned' },
     beds: { type: 'string', default: 'web,many' },
     footprint: { type: 'string' },
+    floor: { type: 'string' },
     keep: { type: 'boolean', default: false },
     out: { type: 'string', default: RESULTS },
   },
@@ -47,6 +50,8 @@ const powerOffRuns = args.runs !== undefined ? Number(args.runs) : quick ? 3 : 1
 if (!Number.isInteger(powerOffRuns) || powerOffRuns < 1) fail(`--runs: expected a whole number >= 1, got "${args.runs}"`);
 const otherRuns = quick ? 1 : 3;
 const manyRuns = quick ? 1 : 3;
+const floorSamples = args.floor !== undefined ? Number(args.floor) : quick ? 1 : 3;
+if (!Number.isInteger(floorSamples) || floorSamples < 0) fail(`--floor: expected a whole number >= 0, got "${args.floor}"`);
 const footprintS = args.footprint !== undefined ? Number(args.footprint) : quick ? 5 : 10;
 if (!(footprintS > 0)) fail(`--footprint: expected seconds > 0, got "${args.footprint}"`);
 const faults = (args.faults ?? FAULTS.join(',')).split(',').map((f) => f.trim());
@@ -64,7 +69,7 @@ const doc = {
   startedAt: new Date(started).toISOString(),
   finishedAt: null as string | null,
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', kernel: release(), node: process.version },
-  options: { quick, powerOffRuns, otherRuns, manyRuns, footprintS, faults, beds, profiles },
+  options: { quick, powerOffRuns, otherRuns, manyRuns, footprintS, floorSamples, faults, beds, profiles },
   method:
     'namespace cluster (3 nodes, 2 comm paths); client pings the VIP every ~9 ms (ping -D -i 0.009) and GETs http://VIP:8080/ every 10 ms; ' +
     'watchers ping the VIP pinned to each node\'s MAC (double-VIP samples = 10 ms slots with 2+ nodes answering); times from t0 = just before the fault',
@@ -74,6 +79,10 @@ const doc = {
   skipped: [] as string[],
   /** 20 hierarchies vs 1 of the same layout, per profile (the issue's 1.3x target). */
   ratios: [] as string[],
+  /** The shell floor, per profile, measured at the end of that profile's 20-hierarchy phase. */
+  floors: [] as Array<{ profile: string; node: string; samples: FloorSample[] }>,
+  /** Last in service = detect + race + floor + overhead, and the acceptance line, per profile. */
+  floorLines: [] as string[],
 };
 
 function save(): void {
@@ -107,7 +116,7 @@ interface Plan {
   count: number;
 }
 
-async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many', plan: Plan[], withFootprint: boolean, many?: number): Promise<void> {
+async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many', plan: Plan[], withFootprint: boolean, many?: number, floor = 0): Promise<void> {
   if (Date.now() - started > BUDGET_MS) {
     doc.skipped.push(`${label}: time budget used up`);
     return;
@@ -139,6 +148,21 @@ async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many'
         save();
       }
     }
+    if (floor > 0) {
+      // The floor on the node that took the hierarchies over, booted fresh with every node of the
+      // bed powered off: no daemon, no probes, no resources; only the shell and its agents.
+      const last = doc.runs.filter((r) => r.bed === 'many' && r.profile === profile.name && r.taker).pop();
+      const node = bed.cluster.nodes.find((n) => n.name === last?.taker) ?? bed.cluster.nodes[1]!;
+      for (const n of bed.cluster.nodes) {
+        if (n.initPid !== null) bed.cluster.powerOff(n);
+        bed.markDown(n);
+      }
+      await bed.cluster.reboot(node);
+      const samples = await measureFloor(bed, node, floor);
+      doc.floors.push({ profile: profile.name, node: node.name, samples });
+      console.log(`floor on ${node.name} (plain shell, no harness): ${samples.map((x) => `start ${x.startMs.toFixed(0)} ms, stop ${x.stopMs.toFixed(0)} ms${x.failed.length ? ` FAILED ${x.failed.join(', ')}` : ''}`).join('; ')}`);
+      save();
+    }
   } catch (e) {
     // A cluster that cannot be brought back to a settled state ends this phase, not the bench.
     const msg = `${label}: aborted: ${(e as Error).message}`;
@@ -162,7 +186,7 @@ try {
     if (beds.includes('many') && faults.includes('power-off')) {
       // The same layout with one hierarchy first: the baseline the 20-hierarchy time is compared to.
       await phase(`1 hierarchy (baseline of 20), ${profile.name} profile`, profile, 'many', [{ fault: 'power-off', count: manyRuns }], false, 1);
-      await phase(`20 hierarchies, ${profile.name} profile`, profile, 'many', [{ fault: 'power-off', count: manyRuns }], false);
+      await phase(`20 hierarchies, ${profile.name} profile`, profile, 'many', [{ fault: 'power-off', count: manyRuns }], false, undefined, floorSamples);
     }
   }
 } catch (e) {
@@ -190,6 +214,13 @@ for (const profile of profiles) {
     doc.ratios.push(line);
     save();
   }
+}
+if (doc.floors.length) {
+  console.log('\nShell floor: 20 hierarchies\' validate-all + start from a plain bash script, all in parallel, on the taking node booted fresh (nothing else running)');
+  console.log(floorTable(doc.floors));
+  doc.floorLines = floorLines(doc.runs, doc.floors);
+  for (const l of doc.floorLines) console.log(l);
+  save();
 }
 console.log('\nBreakdown from the nodes\' logs (taking node; overhead = runs elsewhere - detect - agents)');
 console.log(breakdownTable(doc.runs));

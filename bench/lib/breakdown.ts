@@ -83,3 +83,31 @@ export function notableEvents(events: readonly LogEvent[], t0: number, max = 10)
       return `+${e.time - t0}ms ${e.node} ${e.event}${what ? ` ${what}` : ''}${why ? `: ${why.slice(0, 160)}` : ''}`;
     });
 }
+
+/**
+ * Many hierarchies taken over at once: t0 → the last of them won its ownership on a node other
+ * than `exclude` (the moment its agents could start at the earliest), the slowest race
+ * (acquired.durationMs), and which hierarchy came into service last.
+ */
+export function manyRaces(
+  events: readonly LogEvent[],
+  t0: number,
+  hierarchies: readonly string[],
+  exclude: string,
+): { lastAcquiredMs: number | null; raceMaxMs: number | null; lastHierarchy: string | null } {
+  const sorted = [...events].filter((e) => e.time >= t0 && e.node !== exclude).sort((a, b) => a.time - b.time);
+  let lastAcquired = 0;
+  let raceMax = 0;
+  let last: { h: string; t: number } | null = null;
+  for (const h of hierarchies) {
+    const ins = sorted.find((x) => x.event === 'in-service' && x.hierarchy === h);
+    if (!ins) return { lastAcquiredMs: null, raceMaxMs: null, lastHierarchy: null };
+    const acq = sorted.filter((x) => x.event === 'acquired' && x.hierarchy === h && x.node === ins.node && x.time <= ins.time).pop();
+    if (acq) {
+      lastAcquired = Math.max(lastAcquired, acq.time - t0);
+      raceMax = Math.max(raceMax, num(acq.durationMs) ?? 0);
+    }
+    if (!last || ins.time > last.t) last = { h, t: ins.time };
+  }
+  return { lastAcquiredMs: lastAcquired, raceMaxMs: raceMax, lastHierarchy: last?.h ?? null };
+}
