@@ -7,6 +7,8 @@
 // Options: --quick (or BENCH_QUICK=1) for a short run; --runs N power-offs per profile;
 // --faults a,b; --profiles default,tuned; --beds web,many (many = 20 hierarchies); --footprint S;
 // --floor N (shell-floor samples after each 20-hierarchy phase, default 3; 0 = none);
+// --stress (opt-in: stress-ng in the owner, then in a standby, default profile, web bed; 2 x
+// --stress-seconds, default 300: it does not fit the full run's budget; --faults none runs it alone);
 // --keep (keep work dirs and node logs for a post-mortem).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -19,6 +21,7 @@ import { measureFloor, type FloorSample } from './lib/floor.ts';
 import { measureFootprint, type Footprint } from './lib/footprint.ts';
 import { breakdownTable, clientTable, floorLines, floorTable, footprintTable, summaryLine } from './lib/report.ts';
 import { FAULTS, runFault, type FaultKind, type RunRecord } from './lib/scenario.ts';
+import { runStressPhase, stressReport, type StressPhase } from './lib/stress.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const RESULTS = join(HERE, 'results', 'latest.json');
@@ -34,6 +37,8 @@ const { values: args } = parseArgs({
     beds: { type: 'string', default: 'web,many' },
     footprint: { type: 'string' },
     floor: { type: 'string' },
+    stress: { type: 'boolean', default: false },
+    'stress-seconds': { type: 'string', default: '300' },
     keep: { type: 'boolean', default: false },
     out: { type: 'string', default: RESULTS },
   },
@@ -54,7 +59,9 @@ const floorSamples = args.floor !== undefined ? Number(args.floor) : quick ? 1 :
 if (!Number.isInteger(floorSamples) || floorSamples < 0) fail(`--floor: expected a whole number >= 0, got "${args.floor}"`);
 const footprintS = args.footprint !== undefined ? Number(args.footprint) : quick ? 5 : 10;
 if (!(footprintS > 0)) fail(`--footprint: expected seconds > 0, got "${args.footprint}"`);
-const faults = (args.faults ?? FAULTS.join(',')).split(',').map((f) => f.trim());
+const faults = args.faults === 'none' ? [] : (args.faults ?? FAULTS.join(',')).split(',').map((f) => f.trim());
+const stressS = Number(args['stress-seconds']);
+if (!(stressS > 0)) fail(`--stress-seconds: expected seconds > 0, got "${args['stress-seconds']}"`);
 for (const f of faults) if (!(FAULTS as readonly string[]).includes(f)) fail(`--faults: unknown fault "${f}" (known: ${FAULTS.join(', ')})`);
 const beds = (args.beds ?? '').split(',').map((b) => b.trim());
 for (const b of beds) if (b !== 'web' && b !== 'many') fail(`--beds: unknown bed "${b}" (known: web, many)`);
@@ -83,6 +90,8 @@ const doc = {
   floors: [] as Array<{ profile: string; node: string; samples: FloorSample[] }>,
   /** Last in service = detect + race + floor + overhead, and the acceptance line, per profile. */
   floorLines: [] as string[],
+  /** --stress: the no-false-failover-under-load scenario. */
+  stress: [] as StressPhase[],
 };
 
 function save(): void {
@@ -180,7 +189,7 @@ try {
     const isDefault = profile.name === 'default';
     const plan: Plan[] = faults.map((f) => ({ fault: f as FaultKind, count: f === 'power-off' ? powerOffRuns : otherRuns }));
     // Every fault with the shipped defaults; only power-off (the headline number) when tuned.
-    if (beds.includes('web')) {
+    if (beds.includes('web') && faults.length > 0) {
       await phase(`${profile.name} profile`, profile, 'web', isDefault ? plan : plan.filter((p) => p.fault === 'power-off'), isDefault);
     }
     if (beds.includes('many') && faults.includes('power-off')) {
@@ -188,6 +197,28 @@ try {
       await phase(`1 hierarchy (baseline of 20), ${profile.name} profile`, profile, 'many', [{ fault: 'power-off', count: manyRuns }], false, 1);
       await phase(`20 hierarchies, ${profile.name} profile`, profile, 'many', [{ fault: 'power-off', count: manyRuns }], false, undefined, floorSamples);
     }
+  }
+  if (args.stress) {
+    // Not bounded by BUDGET_MS: opt-in, and its length is the point (2 x --stress-seconds).
+    console.log(`\n== stress: building the namespace cluster (web bed, profile default), stress-ng ${stressS} s in the owner, then ${stressS} s in a standby`);
+    const bed = await Bed.create({ profile: DEFAULT_PROFILE, kind: 'web', keepWorkDir: args.keep });
+    try {
+      await bed.settle(60_000);
+      for (const role of ['owner', 'standby'] as const) {
+        const p = await runStressPhase(bed, role, stressS);
+        doc.stress.push(p);
+        console.log(`[stress ${p.node} (${role}) ${p.seconds} s] false failovers ${p.falseFailovers.length}, suspect ${p.suspects}, peer-down ${p.peerDowns}, path-down ${p.pathDowns}, freezes ${p.freezes}, longest gap ${p.maxGapMs} ms (${p.maxGapWho}); stress-ng rc ${p.stressRc}`);
+        save();
+      }
+    } catch (e) {
+      doc.skipped.push(`stress: aborted: ${(e as Error).message}`);
+      process.exitCode = 1;
+    } finally {
+      if (args.keep) console.log(`work dir kept: ${bed.cluster.workDir}`);
+      bed.teardown();
+    }
+  } else {
+    doc.skipped.push(`stress: not run (opt-in: --stress; 2 x ${stressS} s does not fit the full run's budget)`);
   }
 } catch (e) {
   console.error(`bench: ${(e as Error).stack ?? String(e)}`);
@@ -228,6 +259,13 @@ if (doc.footprint.length) {
   console.log(`\nFootprint (idle, default profile; daemon ${doc.daemon})`);
   console.log(footprintTable(doc.footprint));
 }
+const stressLines = doc.stress.length ? stressReport(doc.stress, DEFAULT_PROFILE.name) : [];
+if (stressLines.length) {
+  console.log(`\nStress (stress-ng ${doc.stress[0]?.stressArgv.slice(1).join(' ')}; default profile, web bed)`);
+  for (const l of stressLines.slice(0, -1)) console.log(l);
+}
 for (const s of doc.skipped) console.log(`skipped: ${s}`);
 console.log(`results: ${args.out}`);
-console.log(summaryLine(doc.runs));
+// The power-off line stays last; a stress-only run ends with the stress line.
+if (stressLines.length && doc.runs.length > 0) console.log(stressLines[stressLines.length - 1]);
+console.log(doc.runs.length === 0 && stressLines.length ? stressLines[stressLines.length - 1] : summaryLine(doc.runs));
