@@ -8,7 +8,8 @@
 // --faults a,b; --profiles default,tuned; --beds web,many (many = 20 hierarchies); --footprint S;
 // --floor N (shell-floor samples after each 20-hierarchy phase, default 3; 0 = none);
 // --stress (opt-in: stress-ng in the owner, then in a standby, default profile, web bed; 2 x
-// --stress-seconds, default 300: it does not fit the full run's budget; --faults none runs it alone);
+// --stress-seconds, default 300: it does not fit the full run's budget; --faults none runs it alone;
+// --stress-sched shipped|no-boost|rr to compare the daemons' scheduling);
 // --keep (keep work dirs and node logs for a post-mortem).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -21,7 +22,7 @@ import { measureFloor, type FloorSample } from './lib/floor.ts';
 import { measureFootprint, type Footprint } from './lib/footprint.ts';
 import { breakdownTable, clientTable, floorLines, floorTable, footprintTable, summaryLine } from './lib/report.ts';
 import { FAULTS, runFault, type FaultKind, type RunRecord } from './lib/scenario.ts';
-import { runStressPhase, stressReport, type StressPhase } from './lib/stress.ts';
+import { applySched, runStressPhase, STRESS_SCHED, stressReport, type StressPhase, type StressSched } from './lib/stress.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const RESULTS = join(HERE, 'results', 'latest.json');
@@ -39,6 +40,7 @@ const { values: args } = parseArgs({
     floor: { type: 'string' },
     stress: { type: 'boolean', default: false },
     'stress-seconds': { type: 'string', default: '300' },
+    'stress-sched': { type: 'string', default: 'shipped' },
     keep: { type: 'boolean', default: false },
     out: { type: 'string', default: RESULTS },
   },
@@ -61,6 +63,8 @@ const footprintS = args.footprint !== undefined ? Number(args.footprint) : quick
 if (!(footprintS > 0)) fail(`--footprint: expected seconds > 0, got "${args.footprint}"`);
 const faults = args.faults === 'none' ? [] : (args.faults ?? FAULTS.join(',')).split(',').map((f) => f.trim());
 const stressS = Number(args['stress-seconds']);
+const stressSched = args['stress-sched'] as StressSched;
+if (!(STRESS_SCHED as readonly string[]).includes(stressSched)) fail(`--stress-sched: expected one of ${STRESS_SCHED.join(', ')}, got "${stressSched}"`);
 if (!(stressS > 0)) fail(`--stress-seconds: expected seconds > 0, got "${args['stress-seconds']}"`);
 for (const f of faults) if (!(FAULTS as readonly string[]).includes(f)) fail(`--faults: unknown fault "${f}" (known: ${FAULTS.join(', ')})`);
 const beds = (args.beds ?? '').split(',').map((b) => b.trim());
@@ -92,6 +96,7 @@ const doc = {
   floorLines: [] as string[],
   /** --stress: the no-false-failover-under-load scenario. */
   stress: [] as StressPhase[],
+  stressSched: null as { mode: string; notes: string[] } | null,
 };
 
 function save(): void {
@@ -204,6 +209,8 @@ try {
     const bed = await Bed.create({ profile: DEFAULT_PROFILE, kind: 'web', keepWorkDir: args.keep });
     try {
       await bed.settle(60_000);
+      doc.stressSched = { mode: stressSched, notes: applySched(bed, stressSched) };
+      console.log(`daemon scheduling: ${stressSched}${doc.stressSched.notes.length ? ` (${doc.stressSched.notes.join('; ')})` : ''}`);
       for (const role of ['owner', 'standby'] as const) {
         const p = await runStressPhase(bed, role, stressS);
         doc.stress.push(p);
@@ -259,9 +266,9 @@ if (doc.footprint.length) {
   console.log(`\nFootprint (idle, default profile; daemon ${doc.daemon})`);
   console.log(footprintTable(doc.footprint));
 }
-const stressLines = doc.stress.length ? stressReport(doc.stress, DEFAULT_PROFILE.name) : [];
+const stressLines = doc.stress.length ? stressReport(doc.stress, `${DEFAULT_PROFILE.name}, daemons ${doc.stressSched?.mode ?? 'shipped'}`) : [];
 if (stressLines.length) {
-  console.log(`\nStress (stress-ng ${doc.stress[0]?.stressArgv.slice(1).join(' ')}; default profile, web bed)`);
+  console.log(`\nStress (stress-ng ${doc.stress[0]?.stressArgv.slice(1).join(' ')}; default profile, web bed; daemons: ${doc.stressSched?.mode ?? 'shipped'})`);
   for (const l of stressLines.slice(0, -1)) console.log(l);
 }
 for (const s of doc.skipped) console.log(`skipped: ${s}`);

@@ -14,6 +14,7 @@ import { loadConfig } from '../../hierarchies/load.ts';
 import { levels } from '../../hierarchies/tree.ts';
 import type { Bed } from './bed.ts';
 import type { TestNode } from './cluster.ts';
+import { machineBusyMs } from './procs.ts';
 import { sleep } from './run.ts';
 
 export interface FloorSample {
@@ -21,6 +22,8 @@ export interface FloorSample {
   startMs: number;
   /** Launch → the last stop returned, ms (informational). */
   stopMs: number;
+  /** CPU the whole machine spent busy while the start script ran (any process), ms. */
+  machineBusyMs: number;
   /** Actions that did not return 0 ("h01/vip start rc 1"): the sample is then not valid. */
   failed: string[];
 }
@@ -92,12 +95,14 @@ export async function measureFloor(bed: Bed, node: TestNode, samples: number): P
   const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C' };
   for (let i = 0; i < samples; i++) {
     await sleep(1000); // let the boot, or the previous sample's stop, settle
+    const busy0 = machineBusyMs();
     const s = await bed.cluster.exec(node, ['/bin/bash', startFile, log], { env, timeoutMs: 120_000, allowFail: true });
+    const machineBusy = machineBusyMs() - busy0;
     const startMs = elapsed(s.stdout);
     await sleep(500);
     const t = await bed.cluster.exec(node, ['/bin/bash', stopFile, log], { env, timeoutMs: 120_000, allowFail: true });
     const failed = `${s.stdout}${t.stdout}`.split('\n').filter((l) => l.startsWith('FAILED ')).map((l) => l.slice(7));
-    out.push({ startMs, stopMs: elapsed(t.stdout), failed });
+    out.push({ startMs, stopMs: elapsed(t.stdout), machineBusyMs: Math.round(machineBusy), failed });
   }
   return out;
 }

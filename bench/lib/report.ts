@@ -93,14 +93,14 @@ export function summaryLine(runs: readonly RunRecord[]): string {
 }
 
 /** The shell floor per profile: min / median / max of its samples (ms). */
-export function floorTable(floors: ReadonlyArray<{ profile: string; node: string; samples: ReadonlyArray<{ startMs: number; stopMs: number; failed: string[] }> }>): string {
+export function floorTable(floors: ReadonlyArray<{ profile: string; node: string; samples: ReadonlyArray<{ startMs: number; stopMs: number; machineBusyMs: number; failed: string[] }> }>): string {
   const m = (xs: number[]): string => {
     const st = stats(xs);
     return st ? `${Math.round(st.min)} / ${Math.round(st.median)} / ${Math.round(st.max)}` : '-';
   };
   return table(
-    ['profile (phase)', 'node', 'n', 'floor: all started, ms (min/med/max)', 'all stopped again, ms', 'failed actions'],
-    floors.map((f) => [f.profile, f.node, String(f.samples.length), m(f.samples.map((x) => x.startMs)), m(f.samples.map((x) => x.stopMs)), String(f.samples.reduce((s, x) => s + x.failed.length, 0))]),
+    ['profile (phase)', 'node', 'n', 'floor: all started, ms (min/med/max)', 'machine CPU busy meanwhile, ms', 'all stopped again, ms', 'failed actions'],
+    floors.map((f) => [f.profile, f.node, String(f.samples.length), m(f.samples.map((x) => x.startMs)), m(f.samples.map((x) => x.machineBusyMs)), m(f.samples.map((x) => x.stopMs)), String(f.samples.reduce((s, x) => s + x.failed.length, 0))]),
   );
 }
 
@@ -134,6 +134,9 @@ export function floorLines(runs: readonly RunRecord[], floors: ReadonlyArray<{ p
         String(Math.round(floor)),
         String(Math.round(last - detect - race - floor)),
         `${r.races?.lastHierarchy ?? '-'} (agents ${r.races?.last?.agentsMs ?? '-'})`,
+        r.cpu ? `${r.cpu.machineBusyMs} / ${r.cpu.windowMs}` : '-',
+        r.cpu && r.logs.taker && r.cpu.daemons[r.logs.taker] ? `${r.cpu.daemons[r.logs.taker]!.selfMs} + ${r.cpu.daemons[r.logs.taker]!.childrenMs}` : '-',
+        r.cpu ? String(r.cpu.benchMs) : '-',
         s3(bar),
         last <= bar ? 'yes' : 'NO',
       ]);
@@ -153,7 +156,7 @@ export function floorLines(runs: readonly RunRecord[], floors: ReadonlyArray<{ p
   if (rows.length) {
     out.push(
       table(
-        ['run', 'last in service, s', 'detect', 'race (to last acquired)', 'slowest race', 'floor (median)', 'harness overhead', 'last hierarchy (its agent ms)', 'bar, s', 'under'],
+        ['run', 'last in service, s', 'detect', 'race (to last acquired)', 'slowest race', 'floor (median)', 'harness overhead', 'last hierarchy (its agent ms)', 'machine CPU busy / window ms', 'taker daemon + agents CPU ms', 'bench CPU ms', 'bar, s', 'under'],
         rows,
       ),
     );

@@ -13,8 +13,9 @@ import { getPriority, setPriority } from 'node:os';
 import type { Bed } from './bed.ts';
 import { failoversAfter } from './breakdown.ts';
 import type { TestNode } from './cluster.ts';
-import { daemonStatus, logOffset, readEvents, type LogEvent } from './daemon.ts';
-import { sleep } from './run.ts';
+import { daemonPids, daemonStatus, logOffset, readEvents, type LogEvent } from './daemon.ts';
+import { runSync, sleep } from './run.ts';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const GAP_POLL_MS = 50;
 /** The bench raises its own priority to the daemons' while polling (root): a starved poller would merge gaps. */
@@ -114,6 +115,53 @@ const SUSPECT = /suspect \(silent on every path\)/;
 
 function count(events: readonly LogEvent[], f: (e: LogEvent) => boolean): number {
   return events.filter(f).length;
+}
+
+/**
+ * Scheduling of the daemons for a comparison run (applied from the host once the cluster settled):
+ * 'shipped' leaves them as they start (nice boost, DEFAULTS.daemonPriorityBoost); 'no-boost' puts
+ * every thread of every process of the nodes that runs below nice 0 back to 0 (what a daemon
+ * without root or CAP_SYS_NICE gets); 'rr' adds SCHED_RR 10 to every thread of each daemon, with
+ * reset-on-fork so that what it spawns from then on starts SCHED_OTHER (chrt -R).
+ */
+export const STRESS_SCHED = ['shipped', 'no-boost', 'rr'] as const;
+export type StressSched = (typeof STRESS_SCHED)[number];
+
+export function applySched(bed: Bed, mode: StressSched): string[] {
+  const notes: string[] = [];
+  for (const n of bed.cluster.nodes) {
+    if (n.initPid === null) continue;
+    if (mode === 'no-boost') {
+      let threads = 0;
+      for (const p of bed.cluster.processes(n)) {
+        let tids: string[] = [];
+        try {
+          tids = readdirSync(`/proc/${p.pid}/task`);
+        } catch {
+          continue;
+        }
+        for (const tid of tids) {
+          try {
+            const st = readFileSync(`/proc/${p.pid}/task/${tid}/stat`, 'utf8');
+            const nice = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[16]);
+            if (nice < 0) {
+              setPriority(Number(tid), 0);
+              threads++;
+            }
+          } catch {
+            /* exited */
+          }
+        }
+      }
+      notes.push(`${n.name}: ${threads} threads reniced to 0`);
+    } else if (mode === 'rr') {
+      for (const pid of daemonPids(bed.cluster, n)) {
+        runSync(['chrt', '-r', '-R', '-a', '-p', '10', String(pid)]);
+        notes.push(`${n.name}: ${runSync(['chrt', '-p', String(pid)]).stdout.trim().split('\n').join('; ')}`);
+      }
+    }
+  }
+  return notes;
 }
 
 /** stress-ng on both cores and the disk, inside `node` (its temp files on the host's disk). */
