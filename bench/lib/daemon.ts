@@ -52,11 +52,14 @@ export function logFileOf(node: TestNode): string {
   return join(node.dir, 'harness.log');
 }
 
+/** PATH of every daemon the bed starts (and so, through agents/runner.ts, of its agents). */
+export const DAEMON_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 /** Start `harness start --foreground` (`entry`: see daemonEntry) in the node, as a child of the node's init. */
 export function startDaemon(cluster: NetnsCluster, node: TestNode, clusterFile: string, entry: string, env: NodeJS.ProcessEnv = {}): void {
   cluster.spawnIn(node, [process.execPath, ...DAEMON_NODE_FLAGS, entry, 'start', '--foreground', '--config', clusterFile, '--node', node.name], {
     logFile: logFileOf(node),
-    env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', ...env },
+    env: { PATH: DAEMON_PATH, HOME: '/root', LANG: 'C.UTF-8', ...env },
   });
 }
 

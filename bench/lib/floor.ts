@@ -1,7 +1,7 @@
 // "The floor" (issue 12 item 3): how fast a plain shell, with no harness anywhere, brings the
 // bed's hierarchies into service on a quiet node. Same agents, same OCF environment (built by the
 // harness's own buildAgentEnv from the bed's loaded configuration, so parameters, timeouts,
-// instance names and HA_RSCTMP match what the daemon passes), same order: per hierarchy, level by
+// instance names, HA_RSCTMP and PATH match what the bed's daemons pass), same order: per hierarchy, level by
 // level (disk → Dummy → IPaddr2), for each resource `validate-all` then `start` (the harness runs
 // validate-all before every start), every hierarchy in parallel. Timed by the script itself
 // (bash's EPOCHREALTIME) from launch to the last start returning, then stopped again the same way.
@@ -14,6 +14,7 @@ import { loadConfig } from '../../hierarchies/load.ts';
 import { levels } from '../../hierarchies/tree.ts';
 import type { Bed } from './bed.ts';
 import type { TestNode } from './cluster.ts';
+import { DAEMON_PATH } from './daemon.ts';
 import { machineBusyMs } from './procs.ts';
 import { sleep } from './run.ts';
 
@@ -52,7 +53,7 @@ export function floorScripts(clusterFile: string, node: string): { start: string
           if (!r || r.kind === 'disk') continue; // ownership only: no agent
           const agent = locateAgent(r.provider!, r.type!, { agentDirs: [...cluster.agentDirs, BUNDLED_AGENT_DIR], ocfRoot: cluster.ocfRoot });
           const env = (act: string, timeoutMs: number) =>
-            buildAgentEnv({ agent, action: act, instance: instanceName(h, r), params: r.params, timeoutMs, intervalMs: 0, depth: 0, nodeName: node, ocfRoot: cluster.ocfRoot, rscTmp: DEFAULT_RSCTMP });
+            buildAgentEnv({ agent, action: act, instance: instanceName(h, r), params: r.params, timeoutMs, intervalMs: 0, depth: 0, nodeName: node, ocfRoot: cluster.ocfRoot, rscTmp: DEFAULT_RSCTMP, extraEnv: { PATH: DAEMON_PATH } });
           // As harness/actions.ts: validate-all with the monitor's timeout, then start; stop alone.
           const steps =
             dir === 'start'
@@ -92,7 +93,7 @@ export async function measureFloor(bed: Bed, node: TestNode, samples: number): P
   const log = join(node.dir, 'floor-agents.log');
   const out: FloorSample[] = [];
   // A clean environment: nothing of ours leaks into the agents beyond what the script exports.
-  const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C' };
+  const env = { PATH: DAEMON_PATH, HOME: '/root', LANG: 'C' };
   for (let i = 0; i < samples; i++) {
     await sleep(1000); // let the boot, or the previous sample's stop, settle
     const busy0 = machineBusyMs();
