@@ -137,11 +137,7 @@ async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many'
   }
   console.log(`\n== ${label}: building the namespace cluster (profile ${profile.name}: heartbeat ${profile.heartbeatIntervalMs} ms, dead time ${profile.deadTimeMs} ms)`);
   // HARNESS_LOG_LEVEL=debug (with --keep) records every agent call in the nodes' logs.
-  // HARNESS_BENCH_NODE_OPTIONS becomes the daemons' NODE_OPTIONS (e.g. --prof for a CPU profile).
-  const daemonEnv = {
-    ...(process.env.HARNESS_LOG_LEVEL ? { HARNESS_LOG_LEVEL: process.env.HARNESS_LOG_LEVEL } : {}),
-    ...(process.env.HARNESS_BENCH_NODE_OPTIONS ? { NODE_OPTIONS: process.env.HARNESS_BENCH_NODE_OPTIONS } : {}),
-  };
+  const daemonEnv = process.env.HARNESS_LOG_LEVEL ? { HARNESS_LOG_LEVEL: process.env.HARNESS_LOG_LEVEL } : {};
   const bed = await Bed.create({ profile, kind, keepWorkDir: args.keep, daemonEnv, ...(many !== undefined ? { many } : {}) });
   doc.daemon = `${bed.daemon.path} (${bed.daemon.why})`;
   console.log(`daemon: ${doc.daemon}`);

@@ -57,7 +57,10 @@ export const DAEMON_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 /** Start `harness start --foreground` (`entry`: see daemonEntry) in the node, as a child of the node's init. */
 export function startDaemon(cluster: NetnsCluster, node: TestNode, clusterFile: string, entry: string, env: NodeJS.ProcessEnv = {}): void {
-  cluster.spawnIn(node, [process.execPath, ...DAEMON_NODE_FLAGS, entry, 'start', '--foreground', '--config', clusterFile, '--node', node.name], {
+  // HARNESS_BENCH_DAEMON_FLAGS: extra Node flags for the daemons (e.g. "--prof --logfile=/tmp/p/%p.log
+  // --no-logfile-per-isolate" for a CPU profile that survives a power-off).
+  const extra = (process.env.HARNESS_BENCH_DAEMON_FLAGS ?? '').split(' ').filter(Boolean);
+  cluster.spawnIn(node, [process.execPath, ...DAEMON_NODE_FLAGS, ...extra, entry, 'start', '--foreground', '--config', clusterFile, '--node', node.name], {
     logFile: logFileOf(node),
     env: { PATH: DAEMON_PATH, HOME: '/root', LANG: 'C.UTF-8', ...env },
   });
