@@ -111,3 +111,16 @@ export function manyRaces(
   }
   return { lastAcquiredMs: lastAcquired, raceMaxMs: raceMax, lastHierarchy: last?.h ?? null };
 }
+
+/** Median wall time per resource and action ("vip start") of the agent runs `node` logged after t0. */
+export function agentActionMedians(events: readonly LogEvent[], t0: number, node: string): Record<string, number> {
+  const by = new Map<string, number[]>();
+  for (const e of events) {
+    if (e.node !== node || e.time < t0 || typeof e.event !== 'string' || !e.event.startsWith('agent-') || typeof e.resource !== 'string') continue;
+    const ms = num(e.durationMs);
+    if (ms === null || e.intervalMs) continue; // recurring monitors are not part of a takeover
+    const k = `${e.resource} ${e.event.slice('agent-'.length)}`;
+    by.set(k, [...(by.get(k) ?? []), ms]);
+  }
+  return Object.fromEntries([...by].map(([k, xs]) => [k, Math.round(xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? 0)]));
+}

@@ -109,8 +109,20 @@ export function floorTable(floors: ReadonlyArray<{ profile: string; node: string
  * (t0 → peer-down) + race (peer-down → the last ownership won) + floor + harness overhead (the
  * rest), per run and as medians, then the issue's acceptance: last ≤ detect + race + 1.2 × floor.
  */
-export function floorLines(runs: readonly RunRecord[], floors: ReadonlyArray<{ profile: string; samples: ReadonlyArray<{ startMs: number; failed: string[] }> }>): string[] {
+export function floorLines(runs: readonly RunRecord[], floors: ReadonlyArray<{ profile: string; samples: ReadonlyArray<{ startMs: number; failed: string[]; actionMs?: Record<string, number> }> }>): string[] {
   const out: string[] = [];
+  // One agent action's wall time, median over runs/samples: alone with the shell vs under the harness.
+  const actRows: string[][] = [];
+  for (const f of floors) {
+    const rs = runs.filter((r) => r.bed === 'many' && r.profile === f.profile && r.fault === 'power-off' && r.races?.actionMs);
+    const keys = [...new Set(f.samples.flatMap((x) => Object.keys(x.actionMs ?? {})))];
+    for (const k of keys) {
+      const fl = stats(f.samples.map((x) => x.actionMs?.[k]).filter((v): v is number => v !== undefined));
+      const hs = stats(rs.map((r) => r.races?.actionMs[k]).filter((v): v is number => v !== undefined));
+      actRows.push([`${f.profile}: ${k}`, fl ? String(Math.round(fl.median)) : '-', hs ? String(Math.round(hs.median)) : '-']);
+    }
+  }
+  if (actRows.length) out.push(table(['agent action [profile]', 'shell floor, median ms', 'under the harness, median ms'], actRows), '');
   const rows: string[][] = [];
   const verdicts: string[] = [];
   for (const f of floors) {

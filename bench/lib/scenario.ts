@@ -11,7 +11,7 @@ import {
   type Gap,
 } from './analyze.ts';
 import type { Bed } from './bed.ts';
-import { breakdown, failoversAfter, lastInService, manyRaces, notableEvents, type Breakdown } from './breakdown.ts';
+import { agentActionMedians, breakdown, failoversAfter, lastInService, manyRaces, notableEvents, type Breakdown } from './breakdown.ts';
 import type { TestNode } from './cluster.ts';
 import { DEFAULTS } from '../../harness/defaults.ts';
 import { daemonPids, daemonStatus, guardTimes, logOffset, readEvents, stopDaemon, type LogEvent } from './daemon.ts';
@@ -55,7 +55,7 @@ export interface RunRecord {
   /** kind 'many': per hierarchy (config order), client downtime of its VIP and t0 → in service (logs). */
   perHierarchy?: Array<{ hierarchy: string; vipDowntimeMs: number | null; inServiceMs: number | null }>;
   /** kind 'many': t0 → the last ownership won (taker's log), the slowest race, the hierarchy in service last and its breakdown. */
-  races?: { lastAcquiredMs: number | null; raceMaxMs: number | null; lastHierarchy: string | null; last: Breakdown | null };
+  races?: { lastAcquiredMs: number | null; raceMaxMs: number | null; lastHierarchy: string | null; last: Breakdown | null; actionMs: Record<string, number> };
   httpDowntimeMs: number | null;
   /** Failed GETs after t0 (timeouts, refusals, non-2xx), outage or not. */
   httpFailures: number | null;
@@ -300,7 +300,7 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
       ? {
           races: (() => {
             const r = manyRaces(events, t0, bed.hierarchies, owner.name);
-            return { ...r, last: r.lastHierarchy ? breakdown(events, t0, owner.name, r.lastHierarchy) : null };
+            return { ...r, last: r.lastHierarchy ? breakdown(events, t0, owner.name, r.lastHierarchy) : null, actionMs: logs.taker ? agentActionMedians(events, t0, logs.taker) : {} };
           })(),
           perHierarchy: bed.hierarchies.map((h, k) => ({
             hierarchy: h,
