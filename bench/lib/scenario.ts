@@ -71,10 +71,9 @@ export interface RunRecord {
   /**
    * Where the CPU went from t0 until the bench saw every hierarchy in service elsewhere: the whole
    * machine (busy, any process), each surviving daemon itself (schedstat) and its reaped children
-   * (agents, via nice; clock ticks), and this bench process (probes' parsing, status polls), ms;
-   * beforeBusyMsPerS: the machine's busy rate in the 300 ms before t0 (probes running, other load).
+   * (agents, via nice; clock ticks), and this bench process (probes' parsing, status polls), ms.
    */
-  cpu?: { windowMs: number; machineBusyMs: number; benchMs: number; daemons: Record<string, { selfMs: number; childrenMs: number }>; beforeBusyMsPerS?: number };
+  cpu?: { windowMs: number; machineBusyMs: number; benchMs: number; daemons: Record<string, { selfMs: number; childrenMs: number }> };
   /** Hierarchies brought into service on another node after t0. */
   failovers: number;
   /** Failed starts/stops, ownership losses, errors the nodes logged after t0. */
@@ -175,18 +174,15 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
   const sampler = new AddressSampler(cluster, bed.vips[0] as string);
   let stopping: Promise<unknown> | null = null;
   let cpuBefore: CpuSample | null = null;
-  let quietBusyPerS = 0;
   let cpu: RunRecord['cpu'];
   let error: string | undefined;
   let t0 = 0;
   try {
     if (!(await waitAnswering(pings, Date.now() - 1, 5000))) notes.push('VIP did not answer before the fault');
     if (http && !(await waitUntil(() => http.count() > 0, 15_000))) notes.push('HTTP probe did not start');
-    const quiet0 = { at: performance.now(), busy: machineBusyMs() };
     await sleep(300);
 
     cpuBefore = cpuSample(bed, owner);
-    quietBusyPerS = ((cpuBefore.machine - quiet0.busy) * 1000) / (cpuBefore.at - quiet0.at);
     t0 = Date.now();
     switch (fault) {
       case 'power-off':
@@ -222,7 +218,7 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
       await sleep(observeMs);
     } else {
       const tService = await waitTakeover(bed, owner, boundMs);
-      if (tService !== null && cpuBefore) cpu = { ...cpuDelta(cpuBefore, cpuSample(bed, owner)), beforeBusyMsPerS: Math.round(quietBusyPerS) };
+      if (tService !== null && cpuBefore) cpu = cpuDelta(cpuBefore, cpuSample(bed, owner));
       if (tService === null) notes.push(`no takeover within ${boundMs} ms`);
       else if (!(await waitAnswering(pings, tService, 5000))) notes.push('VIP not answering 5 s after the takeover');
       if (fault === 'hang') {
