@@ -90,7 +90,12 @@ export interface RunOptions {
   observeMs?: number;
 }
 
-/** Wait until every hierarchy is in service on a node other than `owner` (by its own status). */
+/**
+ * Wait until every hierarchy is in service on a node other than `owner` (by its own status). Polled
+ * every TAKEOVER_POLL_MS: it only decides when the run moves on (every time measured comes from the
+ * logs and probes), and each status answer costs the daemons CPU in the middle of the takeover.
+ */
+const TAKEOVER_POLL_MS = 200;
 async function waitTakeover(bed: Bed, owner: TestNode, boundMs: number): Promise<number | null> {
   const deadline = Date.now() + boundMs;
   while (Date.now() < deadline) {
@@ -99,7 +104,7 @@ async function waitTakeover(bed: Bed, owner: TestNode, boundMs: number): Promise
     const inService = new Set<string>();
     for (const d of docs) for (const h of d?.hierarchies ?? []) if (h.phase === 'in-service') inService.add(h.name);
     if (bed.hierarchies.every((h) => inService.has(h))) return Date.now();
-    await sleep(50);
+    await sleep(TAKEOVER_POLL_MS);
   }
   return null;
 }
