@@ -6,6 +6,10 @@
 //
 // Options: --quick (or BENCH_QUICK=1) for a short run; --runs N power-offs per profile;
 // --faults a,b; --profiles default,tuned; --beds web,many (many = 20 hierarchies); --footprint S;
+// --floor N (shell-floor samples after each 20-hierarchy phase, default 3; 0 = none);
+// --stress (opt-in: stress-ng in the owner, then in a standby, default profile, web bed; 2 x
+// --stress-seconds, default 300: it does not fit the full run's budget; --faults none runs it alone;
+// --stress-sched shipped|no-boost|rr to compare the daemons' scheduling);
 // --keep (keep work dirs and node logs for a post-mortem).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -14,9 +18,11 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Bed } from './lib/bed.ts';
 import { DEFAULT_PROFILE, TUNED_PROFILE, type TimingProfile } from './lib/config.ts';
+import { measureFloor, type FloorSample } from './lib/floor.ts';
 import { measureFootprint, type Footprint } from './lib/footprint.ts';
-import { breakdownTable, clientTable, footprintTable, summaryLine } from './lib/report.ts';
+import { breakdownTable, clientTable, floorLines, floorTable, footprintTable, summaryLine } from './lib/report.ts';
 import { FAULTS, runFault, type FaultKind, type RunRecord } from './lib/scenario.ts';
+import { applySched, runStressPhase, STRESS_SCHED, stressReport, type StressPhase, type StressSched } from './lib/stress.ts';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const RESULTS = join(HERE, 'results', 'latest.json');
@@ -31,6 +37,10 @@ const { values: args } = parseArgs({
     profiles: { type: 'string', default: 'default,tuned' },
     beds: { type: 'string', default: 'web,many' },
     footprint: { type: 'string' },
+    floor: { type: 'string' },
+    stress: { type: 'boolean', default: false },
+    'stress-seconds': { type: 'string', default: '300' },
+    'stress-sched': { type: 'string', default: 'shipped' },
     keep: { type: 'boolean', default: false },
     out: { type: 'string', default: RESULTS },
   },
@@ -47,9 +57,15 @@ const powerOffRuns = args.runs !== undefined ? Number(args.runs) : quick ? 3 : 1
 if (!Number.isInteger(powerOffRuns) || powerOffRuns < 1) fail(`--runs: expected a whole number >= 1, got "${args.runs}"`);
 const otherRuns = quick ? 1 : 3;
 const manyRuns = quick ? 1 : 3;
+const floorSamples = args.floor !== undefined ? Number(args.floor) : quick ? 1 : 3;
+if (!Number.isInteger(floorSamples) || floorSamples < 0) fail(`--floor: expected a whole number >= 0, got "${args.floor}"`);
 const footprintS = args.footprint !== undefined ? Number(args.footprint) : quick ? 5 : 10;
 if (!(footprintS > 0)) fail(`--footprint: expected seconds > 0, got "${args.footprint}"`);
-const faults = (args.faults ?? FAULTS.join(',')).split(',').map((f) => f.trim());
+const faults = args.faults === 'none' ? [] : (args.faults ?? FAULTS.join(',')).split(',').map((f) => f.trim());
+const stressS = Number(args['stress-seconds']);
+const stressSched = args['stress-sched'] as StressSched;
+if (!(STRESS_SCHED as readonly string[]).includes(stressSched)) fail(`--stress-sched: expected one of ${STRESS_SCHED.join(', ')}, got "${stressSched}"`);
+if (!(stressS > 0)) fail(`--stress-seconds: expected seconds > 0, got "${args['stress-seconds']}"`);
 for (const f of faults) if (!(FAULTS as readonly string[]).includes(f)) fail(`--faults: unknown fault "${f}" (known: ${FAULTS.join(', ')})`);
 const beds = (args.beds ?? '').split(',').map((b) => b.trim());
 for (const b of beds) if (b !== 'web' && b !== 'many') fail(`--beds: unknown bed "${b}" (known: web, many)`);
@@ -64,7 +80,7 @@ const doc = {
   startedAt: new Date(started).toISOString(),
   finishedAt: null as string | null,
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', kernel: release(), node: process.version },
-  options: { quick, powerOffRuns, otherRuns, manyRuns, footprintS, faults, beds, profiles },
+  options: { quick, powerOffRuns, otherRuns, manyRuns, footprintS, floorSamples, faults, beds, profiles },
   method:
     'namespace cluster (3 nodes, 2 comm paths); client pings the VIP every ~9 ms (ping -D -i 0.009) and GETs http://VIP:8080/ every 10 ms; ' +
     'watchers ping the VIP pinned to each node\'s MAC (double-VIP samples = 10 ms slots with 2+ nodes answering); times from t0 = just before the fault',
@@ -74,6 +90,13 @@ const doc = {
   skipped: [] as string[],
   /** 20 hierarchies vs 1 of the same layout, per profile (the issue's 1.3x target). */
   ratios: [] as string[],
+  /** The shell floor, per profile, measured at the end of that profile's 20-hierarchy phase. */
+  floors: [] as Array<{ profile: string; node: string; samples: FloorSample[] }>,
+  /** Last in service = detect + race + floor + overhead, and the acceptance line, per profile. */
+  floorLines: [] as string[],
+  /** --stress: the no-false-failover-under-load scenario. */
+  stress: [] as StressPhase[],
+  stressSched: null as { mode: string; notes: string[] } | null,
 };
 
 function save(): void {
@@ -107,7 +130,7 @@ interface Plan {
   count: number;
 }
 
-async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many', plan: Plan[], withFootprint: boolean, many?: number): Promise<void> {
+async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many', plan: Plan[], withFootprint: boolean, many?: number, floor = 0): Promise<void> {
   if (Date.now() - started > BUDGET_MS) {
     doc.skipped.push(`${label}: time budget used up`);
     return;
@@ -139,6 +162,21 @@ async function phase(label: string, profile: TimingProfile, kind: 'web' | 'many'
         save();
       }
     }
+    if (floor > 0) {
+      // The floor on the node that took the hierarchies over, booted fresh with every node of the
+      // bed powered off: no daemon, no probes, no resources; only the shell and its agents.
+      const last = doc.runs.filter((r) => r.bed === 'many' && r.profile === profile.name && r.taker).pop();
+      const node = bed.cluster.nodes.find((n) => n.name === last?.taker) ?? bed.cluster.nodes[1]!;
+      for (const n of bed.cluster.nodes) {
+        if (n.initPid !== null) bed.cluster.powerOff(n);
+        bed.markDown(n);
+      }
+      await bed.cluster.reboot(node);
+      const samples = await measureFloor(bed, node, floor);
+      doc.floors.push({ profile: profile.name, node: node.name, samples });
+      console.log(`floor on ${node.name} (plain shell, no harness): ${samples.map((x) => `start ${x.startMs.toFixed(0)} ms, stop ${x.stopMs.toFixed(0)} ms${x.failed.length ? ` FAILED ${x.failed.join(', ')}` : ''}`).join('; ')}`);
+      save();
+    }
   } catch (e) {
     // A cluster that cannot be brought back to a settled state ends this phase, not the bench.
     const msg = `${label}: aborted: ${(e as Error).message}`;
@@ -156,14 +194,38 @@ try {
     const isDefault = profile.name === 'default';
     const plan: Plan[] = faults.map((f) => ({ fault: f as FaultKind, count: f === 'power-off' ? powerOffRuns : otherRuns }));
     // Every fault with the shipped defaults; only power-off (the headline number) when tuned.
-    if (beds.includes('web')) {
+    if (beds.includes('web') && faults.length > 0) {
       await phase(`${profile.name} profile`, profile, 'web', isDefault ? plan : plan.filter((p) => p.fault === 'power-off'), isDefault);
     }
     if (beds.includes('many') && faults.includes('power-off')) {
       // The same layout with one hierarchy first: the baseline the 20-hierarchy time is compared to.
       await phase(`1 hierarchy (baseline of 20), ${profile.name} profile`, profile, 'many', [{ fault: 'power-off', count: manyRuns }], false, 1);
-      await phase(`20 hierarchies, ${profile.name} profile`, profile, 'many', [{ fault: 'power-off', count: manyRuns }], false);
+      await phase(`20 hierarchies, ${profile.name} profile`, profile, 'many', [{ fault: 'power-off', count: manyRuns }], false, undefined, floorSamples);
     }
+  }
+  if (args.stress) {
+    // Not bounded by BUDGET_MS: opt-in, and its length is the point (2 x --stress-seconds).
+    console.log(`\n== stress: building the namespace cluster (web bed, profile default), stress-ng ${stressS} s in the owner, then ${stressS} s in a standby`);
+    const bed = await Bed.create({ profile: DEFAULT_PROFILE, kind: 'web', keepWorkDir: args.keep });
+    try {
+      await bed.settle(60_000);
+      doc.stressSched = { mode: stressSched, notes: applySched(bed, stressSched) };
+      console.log(`daemon scheduling: ${stressSched}${doc.stressSched.notes.length ? ` (${doc.stressSched.notes.join('; ')})` : ''}`);
+      for (const role of ['owner', 'standby'] as const) {
+        const p = await runStressPhase(bed, role, stressS);
+        doc.stress.push(p);
+        console.log(`[stress ${p.node} (${role}) ${p.seconds} s] false failovers ${p.falseFailovers.length}, suspect ${p.suspects}, peer-down ${p.peerDowns}, path-down ${p.pathDowns}, freezes ${p.freezes}, longest gap ${p.maxGapMs} ms (${p.maxGapWho}); stress-ng rc ${p.stressRc}`);
+        save();
+      }
+    } catch (e) {
+      doc.skipped.push(`stress: aborted: ${(e as Error).message}`);
+      process.exitCode = 1;
+    } finally {
+      if (args.keep) console.log(`work dir kept: ${bed.cluster.workDir}`);
+      bed.teardown();
+    }
+  } else {
+    doc.skipped.push(`stress: not run (opt-in: --stress; 2 x ${stressS} s does not fit the full run's budget)`);
   }
 } catch (e) {
   console.error(`bench: ${(e as Error).stack ?? String(e)}`);
@@ -191,12 +253,26 @@ for (const profile of profiles) {
     save();
   }
 }
+if (doc.floors.length) {
+  console.log('\nShell floor: 20 hierarchies\' validate-all + start from a plain bash script, all in parallel, on the taking node booted fresh (nothing else running)');
+  console.log(floorTable(doc.floors));
+  doc.floorLines = floorLines(doc.runs, doc.floors);
+  for (const l of doc.floorLines) console.log(l);
+  save();
+}
 console.log('\nBreakdown from the nodes\' logs (taking node; overhead = runs elsewhere - detect - agents)');
 console.log(breakdownTable(doc.runs));
 if (doc.footprint.length) {
   console.log(`\nFootprint (idle, default profile; daemon ${doc.daemon})`);
   console.log(footprintTable(doc.footprint));
 }
+const stressLines = doc.stress.length ? stressReport(doc.stress, `${DEFAULT_PROFILE.name}, daemons ${doc.stressSched?.mode ?? 'shipped'}`) : [];
+if (stressLines.length) {
+  console.log(`\nStress (stress-ng ${doc.stress[0]?.stressArgv.slice(1).join(' ')}; default profile, web bed; daemons: ${doc.stressSched?.mode ?? 'shipped'})`);
+  for (const l of stressLines.slice(0, -1)) console.log(l);
+}
 for (const s of doc.skipped) console.log(`skipped: ${s}`);
 console.log(`results: ${args.out}`);
-console.log(summaryLine(doc.runs));
+// The power-off line stays last; a stress-only run ends with the stress line.
+if (stressLines.length && doc.runs.length > 0) console.log(stressLines[stressLines.length - 1]);
+console.log(doc.runs.length === 0 && stressLines.length ? stressLines[stressLines.length - 1] : summaryLine(doc.runs));

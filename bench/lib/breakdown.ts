@@ -83,3 +83,44 @@ export function notableEvents(events: readonly LogEvent[], t0: number, max = 10)
       return `+${e.time - t0}ms ${e.node} ${e.event}${what ? ` ${what}` : ''}${why ? `: ${why.slice(0, 160)}` : ''}`;
     });
 }
+
+/**
+ * Many hierarchies taken over at once: t0 → the last of them won its ownership on a node other
+ * than `exclude` (the moment its agents could start at the earliest), the slowest race
+ * (acquired.durationMs), and which hierarchy came into service last.
+ */
+export function manyRaces(
+  events: readonly LogEvent[],
+  t0: number,
+  hierarchies: readonly string[],
+  exclude: string,
+): { lastAcquiredMs: number | null; raceMaxMs: number | null; lastHierarchy: string | null } {
+  const sorted = [...events].filter((e) => e.time >= t0 && e.node !== exclude).sort((a, b) => a.time - b.time);
+  let lastAcquired = 0;
+  let raceMax = 0;
+  let last: { h: string; t: number } | null = null;
+  for (const h of hierarchies) {
+    const ins = sorted.find((x) => x.event === 'in-service' && x.hierarchy === h);
+    if (!ins) return { lastAcquiredMs: null, raceMaxMs: null, lastHierarchy: null };
+    const acq = sorted.filter((x) => x.event === 'acquired' && x.hierarchy === h && x.node === ins.node && x.time <= ins.time).pop();
+    if (acq) {
+      lastAcquired = Math.max(lastAcquired, acq.time - t0);
+      raceMax = Math.max(raceMax, num(acq.durationMs) ?? 0);
+    }
+    if (!last || ins.time > last.t) last = { h, t: ins.time };
+  }
+  return { lastAcquiredMs: lastAcquired, raceMaxMs: raceMax, lastHierarchy: last?.h ?? null };
+}
+
+/** Median wall time per resource and action ("vip start") of the agent runs `node` logged after t0. */
+export function agentActionMedians(events: readonly LogEvent[], t0: number, node: string): Record<string, number> {
+  const by = new Map<string, number[]>();
+  for (const e of events) {
+    if (e.node !== node || e.time < t0 || typeof e.event !== 'string' || !e.event.startsWith('agent-') || typeof e.resource !== 'string') continue;
+    const ms = num(e.durationMs);
+    if (ms === null || e.intervalMs) continue; // recurring monitors are not part of a takeover
+    const k = `${e.resource} ${e.event.slice('agent-'.length)}`;
+    by.set(k, [...(by.get(k) ?? []), ms]);
+  }
+  return Object.fromEntries([...by].map(([k, xs]) => [k, Math.round(xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)] ?? 0)]));
+}

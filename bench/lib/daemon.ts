@@ -52,11 +52,18 @@ export function logFileOf(node: TestNode): string {
   return join(node.dir, 'harness.log');
 }
 
+/** PATH of every daemon the bed starts (and so, through agents/runner.ts, of its agents). */
+export const DAEMON_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+
 /** Start `harness start --foreground` (`entry`: see daemonEntry) in the node, as a child of the node's init. */
 export function startDaemon(cluster: NetnsCluster, node: TestNode, clusterFile: string, entry: string, env: NodeJS.ProcessEnv = {}): void {
-  cluster.spawnIn(node, [process.execPath, ...DAEMON_NODE_FLAGS, entry, 'start', '--foreground', '--config', clusterFile, '--node', node.name], {
+  // HARNESS_BENCH_DAEMON_FLAGS: extra Node flags for the daemons, {node} replaced by the node's name
+  // (e.g. "--prof --logfile=/tmp/p/{node}-%t.log --no-logfile-per-isolate": a CPU profile that
+  // survives a power-off; every node's daemon has the same pid in its own pid namespace).
+  const extra = (process.env.HARNESS_BENCH_DAEMON_FLAGS ?? '').split(' ').filter(Boolean).map((f) => f.replaceAll('{node}', node.name));
+  cluster.spawnIn(node, [process.execPath, ...DAEMON_NODE_FLAGS, ...extra, entry, 'start', '--foreground', '--config', clusterFile, '--node', node.name], {
     logFile: logFileOf(node),
-    env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/root', LANG: 'C.UTF-8', ...env },
+    env: { PATH: DAEMON_PATH, HOME: '/root', LANG: 'C.UTF-8', ...env },
   });
 }
 

@@ -135,3 +135,12 @@ export function signal(pid: number, sig: NodeJS.Signals): boolean {
     return false;
   }
 }
+
+/** CPU time the whole machine spent busy (everything but idle and iowait), ms, from /proc/stat. */
+export function machineBusyMs(): number {
+  const cpu = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+  // user nice system idle iowait irq softirq steal guest guest_nice (guest is counted in user)
+  const total = cpu.slice(0, 8).reduce((s, x) => s + x, 0);
+  const idle = (cpu[3] ?? 0) + (cpu[4] ?? 0);
+  return ((total - idle) * 1000) / CLOCK_TICKS_PER_S;
+}

@@ -91,3 +91,87 @@ export function summaryLine(runs: readonly RunRecord[]): string {
   const never = v.length - st.n;
   return `bench power-off: median ${s3(st.median)} s, max ${never ? 'never' : s3(st.max)} s, n=${v.length}`;
 }
+
+/** The shell floor per profile: min / median / max of its samples (ms). */
+export function floorTable(floors: ReadonlyArray<{ profile: string; node: string; samples: ReadonlyArray<{ startMs: number; stopMs: number; machineBusyMs: number; failed: string[] }> }>): string {
+  const m = (xs: number[]): string => {
+    const st = stats(xs);
+    return st ? `${Math.round(st.min)} / ${Math.round(st.median)} / ${Math.round(st.max)}` : '-';
+  };
+  return table(
+    ['profile (phase)', 'node', 'n', 'floor: all started, ms (min/med/max)', 'machine CPU busy meanwhile, ms', 'all stopped again, ms', 'failed actions'],
+    floors.map((f) => [f.profile, f.node, String(f.samples.length), m(f.samples.map((x) => x.startMs)), m(f.samples.map((x) => x.machineBusyMs)), m(f.samples.map((x) => x.stopMs)), String(f.samples.reduce((s, x) => s + x.failed.length, 0))]),
+  );
+}
+
+/**
+ * The 20-hierarchy power-offs against the floor of the same phase: last in service = detect
+ * (t0 → peer-down) + race (peer-down → the last ownership won) + floor + harness overhead (the
+ * rest), per run and as medians, then the issue's acceptance: last ≤ detect + race + 1.2 × floor.
+ */
+export function floorLines(runs: readonly RunRecord[], floors: ReadonlyArray<{ profile: string; samples: ReadonlyArray<{ startMs: number; failed: string[]; actionMs?: Record<string, number> }> }>): string[] {
+  const out: string[] = [];
+  // One agent action's wall time, median over runs/samples: alone with the shell vs under the harness.
+  const actRows: string[][] = [];
+  for (const f of floors) {
+    const rs = runs.filter((r) => r.bed === 'many' && r.profile === f.profile && r.fault === 'power-off' && r.races?.actionMs);
+    const keys = [...new Set(f.samples.flatMap((x) => Object.keys(x.actionMs ?? {})))];
+    for (const k of keys) {
+      const fl = stats(f.samples.map((x) => x.actionMs?.[k]).filter((v): v is number => v !== undefined));
+      const hs = stats(rs.map((r) => r.races?.actionMs[k]).filter((v): v is number => v !== undefined));
+      actRows.push([`${f.profile}: ${k}`, fl ? String(Math.round(fl.median)) : '-', hs ? String(Math.round(hs.median)) : '-']);
+    }
+  }
+  if (actRows.length) out.push(table(['agent action [profile]', 'shell floor, median ms', 'under the harness, median ms'], actRows), '');
+  const rows: string[][] = [];
+  const verdicts: string[] = [];
+  for (const f of floors) {
+    const fst = stats(f.samples.filter((x) => x.failed.length === 0).map((x) => x.startMs));
+    const rs = runs.filter((r) => r.bed === 'many' && r.profile === f.profile && r.fault === 'power-off');
+    if (!fst || rs.length === 0) continue;
+    const floor = fst.median;
+    const per = rs.flatMap((r) => {
+      const last = r.lastInServiceMs;
+      const detect = r.logs.detectMs;
+      const acq = r.races?.lastAcquiredMs ?? null;
+      if (last === null || detect === null || acq === null) return [];
+      const race = acq - detect;
+      const bar = detect + race + 1.2 * floor;
+      rows.push([
+        `${f.profile} #${r.index}`,
+        s3(last),
+        String(Math.round(detect)),
+        String(Math.round(race)),
+        String(r.races?.raceMaxMs ?? '-'),
+        String(Math.round(floor)),
+        String(Math.round(last - detect - race - floor)),
+        `${r.races?.lastHierarchy ?? '-'} (agents ${r.races?.last?.agentsMs ?? '-'})`,
+        r.cpu ? `${r.cpu.machineBusyMs} / ${r.cpu.windowMs}` : '-',
+        r.cpu && r.logs.taker && r.cpu.daemons[r.logs.taker] ? `${r.cpu.daemons[r.logs.taker]!.selfMs} + ${r.cpu.daemons[r.logs.taker]!.childrenMs}` : '-',
+        r.cpu ? String(r.cpu.benchMs) : '-',
+        s3(bar),
+        last <= bar ? 'yes' : 'NO',
+      ]);
+      return [{ last, detect, race, under: last <= bar }];
+    });
+    if (per.length === 0) continue;
+    const med = (xs: number[]): number => stats(xs)?.median ?? 0;
+    const last = med(per.map((p) => p.last));
+    const detect = med(per.map((p) => p.detect));
+    const race = med(per.map((p) => p.race));
+    const bar = detect + race + 1.2 * floor;
+    verdicts.push(
+      `20 hierarchies [${f.profile}]: last in service ${s3(last)} s = detect ${Math.round(detect)} + race ${Math.round(race)} + floor ${Math.round(floor)} + harness overhead ${Math.round(last - detect - race - floor)} ms (medians); ` +
+        `bar detect + race + 1.2 x floor = ${s3(bar)} s: ${last <= bar ? 'PASS' : 'FAIL'} (${per.filter((p) => p.under).length}/${per.length} runs under)`,
+    );
+  }
+  if (rows.length) {
+    out.push(
+      table(
+        ['run', 'last in service, s', 'detect', 'race (to last acquired)', 'slowest race', 'floor (median)', 'harness overhead', 'last hierarchy (its agent ms)', 'machine CPU busy / window ms', 'taker daemon + agents CPU ms', 'bench CPU ms', 'bar, s', 'under'],
+        rows,
+      ),
+    );
+  }
+  return [...out, ...verdicts];
+}

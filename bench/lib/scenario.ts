@@ -11,12 +11,12 @@ import {
   type Gap,
 } from './analyze.ts';
 import type { Bed } from './bed.ts';
-import { breakdown, failoversAfter, lastInService, notableEvents, type Breakdown } from './breakdown.ts';
+import { agentActionMedians, breakdown, failoversAfter, lastInService, manyRaces, notableEvents, type Breakdown } from './breakdown.ts';
 import type { TestNode } from './cluster.ts';
 import { DEFAULTS } from '../../harness/defaults.ts';
 import { daemonPids, daemonStatus, guardTimes, logOffset, readEvents, stopDaemon, type LogEvent } from './daemon.ts';
 import { AddressSampler, HttpProbe, PingProbe, WatcherProbes } from './probes.ts';
-import { signal } from './procs.ts';
+import { CLOCK_TICKS_PER_S, cpuNs, cpuTicks, machineBusyMs, signal } from './procs.ts';
 import { sleep } from './run.ts';
 
 export const FAULTS = ['power-off', 'processes-killed', 'hang', 'path-cut', 'partition', 'graceful-stop'] as const;
@@ -54,6 +54,8 @@ export interface RunRecord {
   lastInServiceMs: number | null;
   /** kind 'many': per hierarchy (config order), client downtime of its VIP and t0 → in service (logs). */
   perHierarchy?: Array<{ hierarchy: string; vipDowntimeMs: number | null; inServiceMs: number | null }>;
+  /** kind 'many': t0 → the last ownership won (taker's log), the slowest race, the hierarchy in service last and its breakdown. */
+  races?: { lastAcquiredMs: number | null; raceMaxMs: number | null; lastHierarchy: string | null; last: Breakdown | null; actionMs: Record<string, number> };
   httpDowntimeMs: number | null;
   /** Failed GETs after t0 (timeouts, refusals, non-2xx), outage or not. */
   httpFailures: number | null;
@@ -66,6 +68,12 @@ export interface RunRecord {
   ownerReleasedMs: number | null;
   /** processes-killed: the old owner's guard, from the daemon's death to hierarchies[0] stopped and released (its log). */
   guardReleasedMs: number | null;
+  /**
+   * Where the CPU went from t0 until the bench saw every hierarchy in service elsewhere: the whole
+   * machine (busy, any process), each surviving daemon itself (schedstat) and its reaped children
+   * (agents, via nice; clock ticks), and this bench process (probes' parsing, status polls), ms.
+   */
+  cpu?: { windowMs: number; machineBusyMs: number; benchMs: number; daemons: Record<string, { selfMs: number; childrenMs: number }> };
   /** Hierarchies brought into service on another node after t0. */
   failovers: number;
   /** Failed starts/stops, ownership losses, errors the nodes logged after t0. */
@@ -82,7 +90,12 @@ export interface RunOptions {
   observeMs?: number;
 }
 
-/** Wait until every hierarchy is in service on a node other than `owner` (by its own status). */
+/**
+ * Wait until every hierarchy is in service on a node other than `owner` (by its own status). Polled
+ * every TAKEOVER_POLL_MS: it only decides when the run moves on (every time measured comes from the
+ * logs and probes), and each status answer costs the daemons CPU in the middle of the takeover.
+ */
+const TAKEOVER_POLL_MS = 200;
 async function waitTakeover(bed: Bed, owner: TestNode, boundMs: number): Promise<number | null> {
   const deadline = Date.now() + boundMs;
   while (Date.now() < deadline) {
@@ -91,7 +104,7 @@ async function waitTakeover(bed: Bed, owner: TestNode, boundMs: number): Promise
     const inService = new Set<string>();
     for (const d of docs) for (const h of d?.hierarchies ?? []) if (h.phase === 'in-service') inService.add(h.name);
     if (bed.hierarchies.every((h) => inService.has(h))) return Date.now();
-    await sleep(50);
+    await sleep(TAKEOVER_POLL_MS);
   }
   return null;
 }
@@ -115,6 +128,40 @@ async function waitUntil(cond: () => boolean, boundMs: number): Promise<boolean>
   return cond();
 }
 
+interface CpuSample {
+  at: number;
+  machine: number;
+  bench: number;
+  daemons: Map<string, { pids: number[]; selfNs: number; childrenTicks: number }>;
+}
+
+function cpuSample(bed: Bed, owner: TestNode): CpuSample {
+  const daemons = new Map<string, { pids: number[]; selfNs: number; childrenTicks: number }>();
+  for (const n of bed.cluster.nodes) {
+    if (n === owner || n.initPid === null) continue;
+    const ps = daemonPids(bed.cluster, n);
+    let selfNs = 0;
+    let childrenTicks = 0;
+    for (const p of ps) {
+      selfNs += cpuNs(p) ?? 0;
+      childrenTicks += cpuTicks(p)?.children ?? 0;
+    }
+    daemons.set(n.name, { pids: ps, selfNs, childrenTicks });
+  }
+  const u = process.cpuUsage();
+  return { at: performance.now(), machine: machineBusyMs(), bench: (u.user + u.system) / 1000, daemons };
+}
+
+function cpuDelta(a: CpuSample, b: CpuSample): NonNullable<RunRecord['cpu']> {
+  const daemons: Record<string, { selfMs: number; childrenMs: number }> = {};
+  for (const [name, x] of a.daemons) {
+    const y = b.daemons.get(name);
+    if (!y) continue;
+    daemons[name] = { selfMs: Math.round((y.selfNs - x.selfNs) / 1e6), childrenMs: Math.round(((y.childrenTicks - x.childrenTicks) * 1000) / CLOCK_TICKS_PER_S) };
+  }
+  return { windowMs: Math.round(b.at - a.at), machineBusyMs: Math.round(b.machine - a.machine), benchMs: Math.round(b.bench - a.bench), daemons };
+}
+
 export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: RunOptions = {}): Promise<RunRecord> {
   const boundMs = opts.boundMs ?? 20_000;
   const observeMs = opts.observeMs ?? 1000;
@@ -131,6 +178,8 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
   const watch = new WatcherProbes(cluster, bed.watchers, bed.vips[0] as string, probeBoundS);
   const sampler = new AddressSampler(cluster, bed.vips[0] as string);
   let stopping: Promise<unknown> | null = null;
+  let cpuBefore: CpuSample | null = null;
+  let cpu: RunRecord['cpu'];
   let error: string | undefined;
   let t0 = 0;
   try {
@@ -138,6 +187,7 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
     if (http && !(await waitUntil(() => http.count() > 0, 15_000))) notes.push('HTTP probe did not start');
     await sleep(300);
 
+    cpuBefore = cpuSample(bed, owner);
     t0 = Date.now();
     switch (fault) {
       case 'power-off':
@@ -173,6 +223,7 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
       await sleep(observeMs);
     } else {
       const tService = await waitTakeover(bed, owner, boundMs);
+      if (tService !== null && cpuBefore) cpu = cpuDelta(cpuBefore, cpuSample(bed, owner));
       if (tService === null) notes.push(`no takeover within ${boundMs} ms`);
       else if (!(await waitAnswering(pings, tService, 5000))) notes.push('VIP not answering 5 s after the takeover');
       if (fault === 'hang') {
@@ -248,6 +299,10 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
     lastInServiceMs: manyLayout ? lastInService(events, t0, bed.hierarchies, owner.name) : null,
     ...(bed.hierarchies.length > 1
       ? {
+          races: (() => {
+            const r = manyRaces(events, t0, bed.hierarchies, owner.name);
+            return { ...r, last: r.lastHierarchy ? breakdown(events, t0, owner.name, r.lastHierarchy) : null, actionMs: logs.taker ? agentActionMedians(events, t0, logs.taker) : {} };
+          })(),
           perHierarchy: bed.hierarchies.map((h, k) => ({
             hierarchy: h,
             vipDowntimeMs: manyDown[k] === undefined || manyDown[k] === null ? null : Math.round(manyDown[k]),
@@ -262,6 +317,7 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
     configuredTwiceAfterTakeoverMs: Math.round(overlapMs(configured, takeoverT, tEnd)),
     ownerReleasedMs,
     guardReleasedMs: fault === 'processes-killed' ? guardTimes(owner, offsets.get(owner.name) ?? 0, hier0).releasedMs : null,
+    ...(cpu ? { cpu } : {}),
     failovers: failovers.length,
     logNotes: notableEvents(events, t0),
     ok,

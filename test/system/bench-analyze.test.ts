@@ -16,7 +16,10 @@ import {
   unionLength,
   type PingReply,
 } from '../../bench/lib/analyze.ts';
-import { breakdown, failoversAfter, lastInService, notableEvents } from '../../bench/lib/breakdown.ts';
+import { breakdown, failoversAfter, lastInService, manyRaces, notableEvents } from '../../bench/lib/breakdown.ts';
+import { floorLines } from '../../bench/lib/report.ts';
+import type { RunRecord } from '../../bench/lib/scenario.ts';
+import { stressReport, type StressPhase } from '../../bench/lib/stress.ts';
 import type { LogEvent } from '../../bench/lib/daemon.ts';
 
 /** Replies every `every` ms in [from, to), seq numbers continuing from `seq0` at `from`. */
@@ -143,4 +146,38 @@ test('breakdown of a failover from the taking node\'s log events', () => {
   assert.equal(lastInService(events, t0, ['web', 'db'], 'n1'), null);
   const bad = [...events, ev('n2', 11_500, 'start-failed', { hierarchy: 'web', resource: 'fs', reason: 'mount failed' })];
   assert.deepEqual(notableEvents(bad, t0), ['+1500ms n2 start-failed web/fs: mount failed']);
+});
+
+test('many hierarchies: the last ownership won, the slowest race, the last in service', () => {
+  const ev = (node: string, time: number, event: string, extra: Record<string, unknown> = {}): LogEvent => ({ node, time, event, ...extra });
+  const events: LogEvent[] = [
+    ev('n2', 10_800, 'peer-down', { peer: 'n1' }),
+    ev('n2', 10_900, 'acquired', { hierarchy: 'h01', durationMs: 90 }),
+    ev('n2', 10_950, 'acquired', { hierarchy: 'h02', durationMs: 140 }),
+    ev('n2', 11_600, 'in-service', { hierarchy: 'h02' }),
+    ev('n2', 11_700, 'in-service', { hierarchy: 'h01' }),
+  ];
+  assert.deepEqual(manyRaces(events, 10_000, ['h01', 'h02'], 'n1'), { lastAcquiredMs: 950, raceMaxMs: 140, lastHierarchy: 'h01' });
+  assert.equal(manyRaces(events, 10_000, ['h01', 'h03'], 'n1').lastHierarchy, null);
+});
+
+test('floor lines: last in service split into detect + race + floor + overhead, against detect + race + 1.2 x floor', () => {
+  const run = { bed: 'many', profile: 'default', fault: 'power-off', index: 1, lastInServiceMs: 1900, logs: { detectMs: 800 }, races: { lastAcquiredMs: 950, raceMaxMs: 140, lastHierarchy: 'h01', last: null } } as unknown as RunRecord;
+  const floors = [{ profile: 'default', samples: [{ startMs: 700, failed: [] }, { startMs: 800, failed: [] }, { startMs: 900, failed: ['h01/vip start rc 1'] }] }];
+  const lines = floorLines([run], floors);
+  // floor = median of the valid samples (750); bar = 800 + 150 + 900 = 1850 < 1900
+  assert.match(lines.at(-1) ?? '', /last in service 1\.900 s = detect 800 \+ race 150 \+ floor 750 \+ harness overhead 200 ms .*bar detect \+ race \+ 1\.2 x floor = 1\.850 s: FAIL \(0\/1 runs under\)/);
+  const ok = floorLines([{ ...run, lastInServiceMs: 1800 } as RunRecord], floors);
+  assert.match(ok.at(-1) ?? '', /: PASS \(1\/1 runs under\)$/);
+});
+
+test('stress report: one row per phase and a summary line', () => {
+  const phase = (node: string, role: 'owner' | 'standby', extra: Partial<StressPhase> = {}): StressPhase => ({
+    node, role, seconds: 300, stressArgv: [], stressRc: 0, stressTail: '', falseFailovers: [], suspects: 0, peerDowns: 0, pathDowns: 0,
+    freezes: 0, longestFreezeMs: 0, maxGapMs: 200, maxGapWho: 'n2 from n1', maxSilenceMs: 150, maxLooseStepMs: 300, polls: 10, after: {}, ...extra,
+  });
+  const lines = stressReport([phase('n1', 'owner'), phase('n2', 'standby', { suspects: 2, peerDowns: 1, falseFailovers: ['web→n2'], maxGapMs: 950 })], 'default');
+  assert.equal(lines.length, 5);
+  assert.match(lines[3] ?? '', /n2 \(standby\)\s+300\s+1: web→n2\s+2\s+1/);
+  assert.equal(lines[4], 'bench stress [default]: false failovers 1, suspect flaps 3, longest heartbeat gap 950 ms, 2 phases x 300 s');
 });
