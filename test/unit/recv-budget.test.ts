@@ -10,6 +10,7 @@ import { Comm } from '../../harness/comm.ts';
 import { encode } from '../../harness/packet.ts';
 import { MemoryHub } from '../../harness/transport.ts';
 import type { ClusterConfig } from '../../hierarchies/model.ts';
+import { DEFAULTS } from '../../harness/defaults.ts';
 
 const opts = (o: Partial<RecvBudgetOptions> = {}): RecvBudgetOptions => ({
   small: { perSecond: 100, burst: 10 },
@@ -151,8 +152,9 @@ test('comm: junk spoofing a peer source is dropped over budget before the HMAC; 
     });
     let d = a.counters().dropped;
     assert.ok(d.overBudget > 90_000, `over budget: ${d.overBudget}`);
-    // Only the large class's burst + rate reached the HMAC: 20 + 5 s x 20/s.
-    assert.ok(d.badMac <= 20 + 5 * 20 + 1, `bad MACs checked: ${d.badMac}`);
+    // Only the large class's burst + rate reached the HMAC.
+    const large = DEFAULTS.recvBudgetLargeBurst + 5 * DEFAULTS.recvBudgetLargePerSec;
+    assert.ok(d.badMac <= large + 1, `bad MACs checked: ${d.badMac}`);
     assert.equal(a.view().b?.state, 'up');
     assert.equal(a.view().b?.paths[0], 'up', 'large junk does not starve the routine heartbeats of that very path');
     // 2. 5 s of small forged heartbeats from b's path-0 address (20k/s): that path competes with
@@ -161,7 +163,7 @@ test('comm: junk spoofing a peer source is dropped over budget before the HMAC; 
       for (let k = 0; k < 20; k++) hub.inject(0, '10.0.1.2:7400', '10.0.1.1:7400', forged);
     });
     d = a.counters().dropped;
-    assert.ok(d.badMac <= 20 + 5 * 20 + 500 + 5 * 500 + 1, `bad MACs checked: ${d.badMac}`);
+    assert.ok(d.badMac <= large + DEFAULTS.recvBudgetSmallBurst + 5 * DEFAULTS.recvBudgetSmallPerSec + 1, `bad MACs checked: ${d.badMac}`);
     assert.equal(a.view().b?.state, 'up', 'b up through its other path');
     assert.equal(changes > 0, true, 'path 0 reported lost');
     // Junk stopped: path 0 back.
