@@ -520,7 +520,8 @@ export class Comm extends EventEmitter<CommEvents> {
   private drop(reason: DropReason, from: string, path: number, detail?: string): void {
     this.c.dropped[reason]++;
     this.emitSafe('drop', reason, from);
-    if (this.shouldLog(`${reason}|${hostOf(from)}`, reason, from)) this.log.warn({ reason, from, path, detail }, `comm: dropped packet (${reason})`);
+    const host = hostOf(from);
+    if (this.shouldLog(`${reason}|${host}`, reason, host)) this.log.warn({ reason, from, path, detail }, `comm: dropped packet (${reason})`);
   }
 
   /** Rate limit: true at most once per DROP_LOG_INTERVAL_MS per key, and within the reason's budget; counts the rest. */
