@@ -225,7 +225,8 @@ try {
     const takenElsewhere = ['n2', 'n3'].reduce((s, n) => s + inWindow(n, w, extraMs).filter((e) => e.event === 'in-service' || e.event === 'acquired').length, 0);
     return {
       suspects: count(w, extraMs, /^comm: node \S+ suspect/),
-      peerDowns: count(w, extraMs, /^comm: node \S+ (down|not heard)/, 'peer-down'),
+      // node.ts's event, once per peer going down (comm.ts logs the same moment again).
+      peerDowns: count(w, extraMs, /(?!)/, 'peer-down'),
       pathDowns: count(w, extraMs, /degraded redundancy/, 'path-down'),
       falseFailovers: takenElsewhere + (w.moved > 0 ? 1 : 0),
       logLinesPerS: perS,
