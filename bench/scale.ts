@@ -295,8 +295,9 @@ function sizes(): void {
     const heard = Object.fromEntries(Array.from({ length: NODES - 1 }, (_, i) => [nodeName(i + 1), 1_796_000_000_000 + i]));
     const base = { cluster: 'local', node: nodeName(0), incarnation: 1_796_000_000_000, path: 0, seq: 123456, heard };
     const key = Buffer.alloc(32, 7);
-    const routine = encode({ ...base, advertVersion: 42, advertDigest: advertDigest(hs) }, key).length;
-    const full = encode({ ...base, advertVersion: 42, advertDigest: advertDigest(hs), hierarchies: hs }, key).length;
+    // Format 3: the doubts ride in every heartbeat, empty on a quiet cluster.
+    const routine = encode({ ...base, advertVersion: 42, advertDigest: advertDigest(hs), doubts: [] }, key).length;
+    const full = encode({ ...base, advertVersion: 42, advertDigest: advertDigest(hs), hierarchies: hs, doubts: [] }, key).length;
     const v1 = encode({ ...base, hierarchies: hs }, key).length;
     console.log(`${String(n).padStart(11)}  ${String(routine).padStart(7)}  ${String(full).padStart(6)}   ${v1}`);
   }

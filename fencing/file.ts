@@ -62,7 +62,7 @@
 // The backend never logs: it throws OwnershipError and the caller decides.
 import { DEFAULTS } from '../harness/defaults.ts';
 import { randomUUID } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, readFileSync } from 'node:fs';
 import { access, link, open, readFile, readlink, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -374,10 +374,12 @@ export class FileBackend implements OwnershipBackend {
     return true;
   }
 
-  /** A file's text, or null when it does not exist. */
+  /** A file's text, or null when it does not exist. Synchronous: a local file of a few hundred
+   *  bytes (see the header: one host) reads in microseconds, where the thread pool's round trips
+   *  (open, stat, read, close) were most of an idle owner's ownership checks. */
   async #readRaw(disk: DiskRef, path: string): Promise<string | null> {
     try {
-      return await readFile(path, 'utf8');
+      return readFileSync(path, 'utf8');
     } catch (err) {
       if (errnoCode(err) === 'ENOENT') return null;
       throw fsError(disk.id, path, 'read', err);

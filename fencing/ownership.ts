@@ -2,10 +2,18 @@
 // we are alive (refresh) and that the disks are still ours (check). The daemon reacts to 'lost'
 // by stopping the hierarchy (or halting, per onLoss) at once.
 //
-// Refresh, every keyRefreshMs: REGISTER rk=current sark=next generation on every disk. This is
-// the disk acting as the last comm path: a challenger that cannot reach us over the network sees
-// our key move and knows we are alive (race.ts: 'owner-alive-on-disk'). REGISTER is conditional
-// on our current key, so a preempted holder gets `conflict` and never re-registers by accident.
+// Refresh, every keyRefreshMs while contested: REGISTER rk=current sark=next generation on every
+// disk. This is the disk acting as the last comm path: a challenger that cannot reach us over the
+// network sees our key move and knows we are alive (race.ts: 'owner-alive-on-disk'). REGISTER is
+// conditional on our current key, so a preempted holder gets `conflict` and never re-registers by
+// accident. Contested (the daemon's `refreshNeeded`): a node that could race us for the hierarchy
+// is not calm with us, i.e. we do not hear it or it says it does not hear us (heartbeat `doubts`,
+// liveness.ts calm). A challenger watches our key only after it stopped hearing us, and it tells
+// us so in its next heartbeat (sent at once) or we stop hearing it too; either way we refresh at
+// once, well inside its liveness window. The refresh goes on for contestHoldMs after the last
+// contest: a challenger's race begun just before it heard us again still watches our key for a
+// whole liveness window (the simulator's one-way-cut found that). An idle cluster so writes
+// nothing to its disks: the key refresh was the main idle cost of an owner, per owned disk.
 //
 // Check, every ownershipCheckMs: READ KEYS and READ RESERVATION on every disk; our key missing
 // or another holder => lost, with the holder's key as `by`.
@@ -49,6 +57,11 @@ export interface OwnershipKeeperOptions {
   /** Every timer and monotonic reading of the keeper (loops, watchdog, release retries); default
    *  the global timers and performance.now(). A simulated clock is injected here. */
   timers?: KeeperTimers;
+  /** Whether a hierarchy's keys must keep moving now (see the file comment); default: always.
+   *  Call reconsider() when its answer may have changed. */
+  refreshNeeded?: (hierarchy: string) => boolean;
+  /** Keys keep moving this long after refreshNeeded() last said so (see the file comment). */
+  contestHoldMs?: number;
 }
 
 /** The timer functions the keeper uses; handles are opaque (whatever setTimeout returned). */
@@ -91,6 +104,8 @@ interface Held {
   epoch: number;
   nextRefreshAt: number;
   nextCheckAt: number;
+  /** timers.now() when refreshNeeded() last said yes (-Infinity: never). */
+  contestedAt: number;
   /** timers.now() when the running operation started, or null when idle. */
   busySince: number | null;
   stopped: boolean;
@@ -136,6 +151,8 @@ export class OwnershipKeeper extends EventEmitter {
   readonly #now: () => number;
   readonly #timers: KeeperTimers;
   readonly #ourPart: number;
+  readonly #refreshNeeded: (hierarchy: string) => boolean;
+  readonly #contestHoldMs: number;
   readonly #held = new Map<string, Held>();
   /** The watchdog's interval handle, or null when it is not running. */
   #watchdog: unknown = null;
@@ -152,6 +169,13 @@ export class OwnershipKeeper extends EventEmitter {
     this.#now = opts.now ?? Date.now;
     this.#timers = opts.timers ?? REAL_TIMERS;
     this.#ourPart = nodePart(nodeKey(opts.cluster, opts.self, 0));
+    this.#refreshNeeded = opts.refreshNeeded ?? (() => true);
+    this.#contestHoldMs = opts.contestHoldMs ?? 0;
+  }
+
+  /** refreshNeeded() may have changed: every loop looks again (a newly contested key moves at once). */
+  reconsider(): void {
+    for (const h of this.#held.values()) h.wake();
   }
 
   /** Start keeping a hierarchy whose disks acquire() just took with `key`. */
@@ -178,6 +202,7 @@ export class OwnershipKeeper extends EventEmitter {
       epoch: 0,
       nextRefreshAt: m + this.#refreshMs,
       nextCheckAt: m + this.#checkMs,
+      contestedAt: -Infinity,
       busySince: null,
       stopped: false,
       wake: () => undefined,
@@ -188,7 +213,6 @@ export class OwnershipKeeper extends EventEmitter {
       // #run handles its own errors; this is a last resort so the daemon never crashes.
       this.#declareLost(h, null, `ownership loop failed: ${describe(err)}`);
     });
-    this.#ensureWatchdog();
   }
 
   /** Hand the disks over (our key becomes the released marker on every disk) and stop keeping the hierarchy. */
@@ -275,21 +299,32 @@ export class OwnershipKeeper extends EventEmitter {
 
   async #run(h: Held): Promise<void> {
     while (!h.stopped && h.status !== 'lost') {
-      const wait = Math.min(h.nextCheckAt, h.nextRefreshAt) - this.#timers.now();
+      // Uncontested, no refresh is due: nextRefreshAt stays where it was, so the first round after
+      // contest comes at once (it is overdue) and goes before a check.
+      const refreshAt = this.#contested(h) ? h.nextRefreshAt : Infinity;
+      const wait = Math.min(h.nextCheckAt, refreshAt) - this.#timers.now();
       if (wait > 0) await this.#sleep(h, wait);
       if (gone(h)) return;
       const t = this.#timers.now();
+      const refreshDue = t >= h.nextRefreshAt && this.#contested(h);
       // The most overdue goes first. Never "check first whenever due": with slow I/O (a check
       // longer than ownershipCheckMs) that would starve the refresh, our key would look frozen
       // and a challenger would preempt a live holder. (markUnverified sets nextCheckAt = 0.)
-      if (t >= h.nextCheckAt && h.nextCheckAt <= h.nextRefreshAt) {
+      if (t >= h.nextCheckAt && (h.nextCheckAt <= h.nextRefreshAt || !refreshDue)) {
         h.nextCheckAt = t + this.#checkMs;
         await this.#busy(h, () => this.#check(h), 'check');
-      } else if (t >= h.nextRefreshAt) {
+      } else if (refreshDue) {
         h.nextRefreshAt = t + this.#refreshMs;
         await this.#busy(h, () => this.#refresh(h), 'refresh');
       }
     }
+  }
+
+  /** Contested now, or within contestHoldMs (the loop runs at least every refresh while contested, and reconsider() wakes it). */
+  #contested(h: Held): boolean {
+    const t = this.#timers.now();
+    if (this.#refreshNeeded(h.hierarchy)) h.contestedAt = t;
+    return t - h.contestedAt < this.#contestHoldMs || h.contestedAt === t;
   }
 
   #sleep(h: Held, ms: number): Promise<void> {
@@ -309,10 +344,12 @@ export class OwnershipKeeper extends EventEmitter {
   async #busy(h: Held, op: () => Promise<void>, kind: 'check' | 'refresh'): Promise<void> {
     const t0 = this.#timers.now();
     h.busySince = t0;
+    this.#ensureWatchdog();
     try {
       await op();
     } finally {
       h.busySince = null;
+      this.#stopWatchdogIfIdle();
       this.emit('timing', kind, h.hierarchy, this.#timers.now() - t0);
     }
   }
@@ -417,7 +454,8 @@ export class OwnershipKeeper extends EventEmitter {
     this.emit('lost', h.hierarchy, by, detail);
   }
 
-  /** One timer for every hierarchy: an operation stuck in I/O counts as a failed check per interval. */
+  /** One timer for every hierarchy, armed only while an operation runs (an idle node has no timer
+   *  to wake it): an operation stuck in I/O counts as a failed check per interval. */
   #ensureWatchdog(): void {
     if (this.#watchdog !== null) return;
     this.#watchdog = this.#timers.setInterval(() => {
@@ -433,7 +471,7 @@ export class OwnershipKeeper extends EventEmitter {
   }
 
   #stopWatchdogIfIdle(): void {
-    if (this.#held.size === 0 && this.#watchdog !== null) {
+    if (this.#watchdog !== null && ![...this.#held.values()].some((h) => h.busySince !== null)) {
       this.#timers.clearInterval(this.#watchdog);
       this.#watchdog = null;
     }

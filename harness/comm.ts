@@ -75,6 +75,10 @@ export interface CommEvents {
   change: [];
   path: [node: string, path: number, state: 'up' | 'down'];
   drop: [reason: DropReason, from: string];
+  /** Who is calm with us (calm()) may have changed. */
+  calm: [];
+  /** Once per heartbeat interval, after the heartbeats went out (the daemon's own tick can ride on it). */
+  tick: [];
 }
 
 export interface CommOptions {
@@ -144,8 +148,10 @@ export class Comm extends EventEmitter<CommEvents> {
   private tickCount = 0;
   private phase: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   private readonly own = new OwnAdvert();
-  /** Peers whose last authentic heartbeat was of wire format 1 (previous release): they get format 1. */
-  private readonly formatOne = new Set<string>();
+  /** Peers whose last authentic heartbeat was of an earlier wire format (1 or 2): they get that format. */
+  private readonly olderFormat = new Map<string, 1 | 2>();
+  /** Our doubts as last sent (joined names): a change goes out at once. */
+  private doubtsSent = '';
   /** Answers due this loop turn (see queueAnswer): path -> peers, with our advert or only our `want`. */
   private readonly answers = { advert: new Map<number, Set<string>>(), want: new Map<number, Set<string>>(), queued: false };
   private sendQueued = false;
@@ -346,14 +352,16 @@ export class Comm extends EventEmitter<CommEvents> {
 
   // --- sending ---------------------------------------------------------------------------------
 
-  /** A format-2 heartbeat (with the advert when `carry`); format 1 (every peer of the previous release) always carries it. */
-  private heartbeat(path: number, seq: number, own: OwnAdvert, carry: boolean, format: 1 | 2 = 2): Heartbeat {
+  /** A format-3 heartbeat (with the advert when `carry`); format 2 without our doubts; format 1 always carries the advert. */
+  private heartbeat(path: number, seq: number, own: OwnAdvert, carry: boolean, format: 1 | 2 | 3 = 3): Heartbeat {
     const heard = this.liveness.heard();
     const base = { cluster: this.cluster.cluster, node: this.selfName, incarnation: this.incarnation, path, seq, heard, ...(own.leaving ? { leaving: true } : {}) };
     // Format 1 without the meta: the previous release does not know that field.
     if (format === 1) return { ...base, hierarchies: own.hierarchies as Record<string, HierarchyAdvert> };
     const want = this.liveness.wanted();
-    return { ...base, ...own.summary(carry), ...(want.length > 0 ? { want } : {}) };
+    const hb: Heartbeat = { ...base, ...own.summary(carry), ...(want.length > 0 ? { want } : {}) };
+    if (format === 3) hb.doubts = this.liveness.doubts(this.now());
+    return hb;
   }
 
   /**
@@ -363,7 +371,7 @@ export class Comm extends EventEmitter<CommEvents> {
    * do not depend on the receiver, so one encode per path serves all peers, and the seq is per
    * round (same on every path).
    */
-  private sendRound(all: boolean): void {
+  private sendRound(all: boolean, carry = all): void {
     this.seq++;
     const stride = Math.min(this.timers.pathStride, this.selfAddrs.length);
     const turn = this.tickCount % stride;
@@ -373,15 +381,15 @@ export class Comm extends EventEmitter<CommEvents> {
       const to = onTurn ? this.peers : wantsAll;
       if (to.length === 0) continue;
       // News and start carry the advert; routine heartbeats only its summary.
-      this.sendTo(p, to, this.seq, all);
+      this.sendTo(p, to, this.seq, carry);
     }
   }
 
   /** One heartbeat on path `p` to `to`: one encode per format, the same bytes for every peer. */
   private sendTo(p: number, to: readonly Peer[], seq: number, carry: boolean): void {
-    const bufs: Partial<Record<1 | 2, Buffer | null>> = {};
+    const bufs: Partial<Record<1 | 2 | 3, Buffer | null>> = {};
     for (const peer of to) {
-      const format = this.formatOne.has(peer.name) ? 1 : 2;
+      const format = this.olderFormat.get(peer.name) ?? 3;
       let buf = bufs[format];
       if (buf === undefined) {
         try {
@@ -495,10 +503,12 @@ export class Comm extends EventEmitter<CommEvents> {
     // Authentic and fresh: the peer's own traffic does not spend its budget.
     this.recvBudget.refund(ip, msg.length, this.now());
     // Speak the format the peer speaks, decided on any authentic fresh packet, echo or not: a
-    // node of the previous release cannot read format 2, so it never hears us, and its packets
-    // never echo us, until we speak format 1 to it.
-    if (hb.advertVersion === undefined) this.formatOne.add(srcNode);
-    else this.formatOne.delete(srcNode);
+    // node of an earlier release cannot read our format, so it never hears us, and its packets
+    // never echo us, until we speak its format to it.
+    if (hb.advertVersion === undefined) this.olderFormat.set(srcNode, 1);
+    else if (hb.doubts === undefined) this.olderFormat.set(srcNode, 2);
+    else this.olderFormat.delete(srcNode);
+    if (res.ok && res.doubtChanged) this.emitSafe('calm');
     if (!res.ok) {
       this.c.unconfirmed++;
       this.report(res.changes);
@@ -598,6 +608,7 @@ export class Comm extends EventEmitter<CommEvents> {
       this.tickCount++;
       this.sendRound(false);
       this.evaluateSoon(lagMs);
+      this.emitSafe('tick');
     } catch (err) {
       this.log.error({ err }, 'comm: tick failed (continuing)');
     }
@@ -660,6 +671,31 @@ export class Comm extends EventEmitter<CommEvents> {
   private report(changes: LivenessChange[]): void {
     for (const ch of changes) this.reportOne(ch);
     if (changesView(changes)) this.emitSafe('change');
+    if (changes.some((ch) => ch.kind === 'state' || ch.kind === 'suspect')) this.doubtsMoved();
+  }
+
+  /**
+   * Our doubts changed: a peer we newly doubt hears it at once, on every path (it may hold disks we
+   * are about to watch: its keys must start moving), and the keeper looks again. Only those peers:
+   * on a saturated machine doubts flap, and a round to every peer each time fed the saturation.
+   */
+  private doubtsMoved(): void {
+    const list = this.liveness.doubts(this.now());
+    const doubts = list.join(',');
+    if (doubts === this.doubtsSent) return;
+    const before = new Set(this.doubtsSent.split(','));
+    this.doubtsSent = doubts;
+    const newly = list.filter((n) => !before.has(n)).flatMap((n) => this.peerByName.get(n) ?? []);
+    if (this.phase === 'running' && newly.length > 0) {
+      this.seq++;
+      for (const p of this.selfAddrs.keys()) this.sendTo(p, newly, this.seq, false);
+    }
+    this.emitSafe('calm');
+  }
+
+  /** Neither we nor that peer doubt the other (liveness.ts calm): it cannot be racing us for a disk. */
+  calm(node: string): boolean {
+    return this.liveness.calm(node, this.now());
   }
 
   private reportOne(ch: LivenessChange): void {

@@ -50,6 +50,10 @@ export const DEFAULTS = {
   ownershipCheckMs: 500,
   /** A challenger must see the holder's key frozen this long before it preempts. */
   livenessWindowMs: 700,
+  /** A holder moves its keys only while contested (a node that may race it for the hierarchy does
+   *  not hear it, or is not heard: heartbeat `doubts`), and for this many liveness windows after:
+   *  a race begun just before the challenger heard us again still watches a whole window. */
+  contestHoldWindows: 2,
   /** During the liveness watch a challenger re-reads the holder's key this often. */
   keyPollMs: 100,
   /** The keeper declares ownership lost after this many consecutive check rounds without a good read
@@ -131,7 +135,9 @@ export const DEFAULTS = {
   /** How long `harness hierarchy|node ...` waits for the cluster to reach the requested state
    *  (--timeout overrides): a switchover of slow agents takes their stop and start timeouts. */
   adminWaitMs: 120_000,
-  /** Longest the main loop sleeps between two decisions even with nothing happening. */
+  /** Longest the main loop sleeps between two looks at its sensors (freezes, the keeper's verdicts)
+   *  even with nothing happening; the heartbeat tick serves when it comes at least this often. The
+   *  reducer's own periodic tick (slow time-based changes) is once a second. */
   tickMs: 200,
   /** A main-loop gap longer than this means this process was frozen (SIGSTOP, VM pause):
    *  ownership is unverified until re-read from disk. */

@@ -18,6 +18,8 @@
 //   heard()                     node -> incarnation echo map for our outgoing heartbeats
 //   wantsEveryPath(now)         peers not heard on every path lately (they get every path)
 //   wanted()                    peers whose current advert we miss (the `want` of our heartbeats)
+//   doubts(now)                 peers we do not hear lately (the `doubts` of our heartbeats)
+//   calm(node, now)             that peer is up, not suspect, and its last heartbeat did not doubt us
 // `changed` is true when the view moved (incarnation, leaving and advert included); 'degraded' and
 // 'recovered' changes are log-only and do not count.
 //
@@ -112,6 +114,8 @@ export interface HeartbeatIn {
   advertDigest?: string;
   /** Format 2: nodes whose advert the sender misses. */
   want?: string[];
+  /** Format 3: peers the sender does not hear lately; absent from an earlier release (may doubt us). */
+  doubts?: string[];
 }
 
 export interface PathRx {
@@ -149,6 +153,8 @@ export interface PeerLiveness {
   metaKey: string;
   /** Local count of advert changes (the view moved). */
   advertVersion: number;
+  /** Its last accepted heartbeat named us among its doubts; null: it did not say (an earlier release). */
+  doubtsUs: boolean | null;
   shown: { state: PeerState; suspect: boolean; incarnation: number | null; leaving: boolean; advertVersion: number };
 }
 
@@ -192,6 +198,8 @@ export type ReceiveResult =
       request?: boolean;
       /** We just found we miss the sender's current advert: ask it now (later heartbeats keep asking). */
       need?: boolean;
+      /** Whether the sender doubts us changed with this heartbeat (calm() may have moved). */
+      doubtChanged?: boolean;
     }
   | { ok: false; reason: 'replayed' | 'unconfirmed'; detail: string; changed: boolean; changes: LivenessChange[] };
 
@@ -242,6 +250,7 @@ export class Liveness {
       meta: null,
       metaKey: '',
       advertVersion: 0,
+      doubtsUs: null,
       shown: { state: 'unknown', suspect: false, incarnation: null, leaving: false, advertVersion: 0 },
     }));
   }
@@ -260,6 +269,25 @@ export class Liveness {
   /** Peers whose current advert we miss: the `want` of our outgoing heartbeats. */
   wanted(): string[] {
     return this.peers.filter((p) => p.missing).map((p) => p.name);
+  }
+
+  /** Peers we do not hear lately (suspect, down or unknown): the `doubts` of our heartbeats. */
+  doubts(now: number): string[] {
+    return this.peers.filter((peer) => !this.heardWell(peer, now)).map((p) => p.name);
+  }
+
+  /**
+   * True when neither side doubts the other: we hear the peer (up, not suspect) and its last
+   * heartbeat said it hears us. Only then can it not be watching our key on a disk to preempt it.
+   */
+  calm(node: string, now: number): boolean {
+    const peer = this.peers.find((x) => x.name === node);
+    return peer !== undefined && peer.doubtsUs === false && this.heardWell(peer, now);
+  }
+
+  private heardWell(peer: PeerLiveness, now: number): boolean {
+    const d = this.derivePeer(peer, now);
+    return d.state === 'up' && !d.suspect;
   }
 
   /** Peers not heard on every path lately: a broken path must not halve how often they hear us. */
@@ -331,8 +359,12 @@ export class Liveness {
     } else {
       peer.missing = false;
     }
+    const doubtsUs = hb.doubts === undefined ? null : hb.doubts.includes(this.self);
+    const doubtChanged = doubtsUs !== peer.doubtsUs;
+    peer.doubtsUs = doubtsUs;
     const changes = this.evaluatePeer(peer, now);
     const out: ReceiveResult = { ok: true, changed: changesView(changes), changes };
+    if (doubtChanged) out.doubtChanged = true;
     if (previous !== null && hb.incarnation > previous) out.restartedFrom = previous;
     if (hb.want?.includes(this.self)) out.request = true;
     if (need) out.need = true;

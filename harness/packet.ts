@@ -2,8 +2,8 @@
 //
 // Envelope (all integers big-endian):
 //   0..2  magic "HBT"
-//   3     format version: 2 (this release sends it), 1 (the previous release: still read, and sent
-//         to a peer that speaks only 1, so nodes of two consecutive releases interoperate)
+//   3     format version: 3 (this release sends it); 2 and 1 (earlier releases: still read, and sent
+//         to a peer that speaks only those, so nodes of consecutive releases interoperate)
 //   4     flags   (bit 0: body is deflate-raw compressed)
 //   5..   body    (JSON, see WireBody; compressed when that makes it smaller and it is big)
 //   last 32 bytes: HMAC-SHA256(key, everything before it)
@@ -21,6 +21,9 @@
 // copy does not match asks for it (`w`: the nodes whose advert the sender misses), and the owner
 // answers at once; the version orders copies that crossed on different paths. A routine
 // heartbeat is then a few hundred bytes whatever the hierarchy count (one Ethernet frame).
+// Format 3 adds `x`, the peers the sender doubts (not heard lately: suspect, down or unknown). A
+// holder refreshes its keys on disk only while a peer that could race it doubts it, or it doubts
+// that peer (ownership.ts): an idle cluster then writes nothing to its disks.
 // The advert is the hierarchies and the node's meta (admin map, configuration fingerprint). A new
 // advert field goes into AdvertWire (advertToWire and fromWire): the digest covers the whole
 // object, so it rides the same change/request path with nothing else to change.
@@ -73,6 +76,8 @@ export interface Heartbeat {
   heard?: Record<string, number>;
   /** Absent from a sender of an earlier release. */
   meta?: NodeMeta;
+  /** Format 3: the peers the sender does not hear lately (suspect, down or unknown). Absent: format 1 or 2. */
+  doubts?: string[];
 }
 
 export type DecodeFailure = 'truncated' | 'bad-magic' | 'bad-mac' | 'malformed' | 'wrong-cluster' | 'too-large';
@@ -80,7 +85,7 @@ export type DecodeResult = { ok: true; hb: Heartbeat } | { ok: false; reason: De
 
 const MAGIC = Buffer.from('HBT', 'ascii');
 /** Wire format this release sends; it reads this one and the one before. */
-export const WIRE_VERSION = 2;
+export const WIRE_VERSION = 3;
 const OLDEST_VERSION = 1;
 const FLAG_DEFLATE = 0x01;
 const HEADER_BYTES = MAGIC.length + 2;
@@ -131,6 +136,8 @@ interface WireBody {
   d?: string;
   w?: string[];
   a?: AdvertWire;
+  /** Format 3: the peers the sender doubts. */
+  x?: string[];
 }
 
 // A KeyObject per key buffer, made once: building one from raw bytes on every packet was a
@@ -164,6 +171,7 @@ export function encode(hb: Heartbeat, key: Buffer): Buffer {
     wire.d = hb.advertDigest;
     if (hb.want !== undefined && hb.want.length > 0) wire.w = [...hb.want];
     if (hb.hierarchies !== undefined) wire.a = advertToWire(hb.hierarchies, hb.meta);
+    if (hb.doubts !== undefined) wire.x = [...hb.doubts];
   }
   if (!v2 && hb.meta !== undefined) wire.m = { a: hb.meta.admin, f: hb.meta.config };
   let body = Buffer.from(JSON.stringify(wire), 'utf8');
@@ -184,7 +192,7 @@ export function encode(hb: Heartbeat, key: Buffer): Buffer {
   }
   const out = Buffer.allocUnsafe(total);
   MAGIC.copy(out, 0);
-  out[MAGIC.length] = v2 ? WIRE_VERSION : OLDEST_VERSION;
+  out[MAGIC.length] = hb.doubts !== undefined ? 3 : v2 ? 2 : OLDEST_VERSION;
   out[MAGIC.length + 1] = flags;
   body.copy(out, HEADER_BYTES);
   mac(key, out.subarray(0, total - MAC_BYTES)).copy(out, total - MAC_BYTES);
@@ -317,6 +325,10 @@ function checkHeartbeat(hb: Heartbeat): string | null {
     const why = checkMeta(metaToWire(hb.meta));
     if (why) return `meta: ${why}`;
   }
+  if (hb.doubts !== undefined) {
+    if (hb.doubts.length > MAX_DOUBTS || !hb.doubts.every(isName)) return `doubts: at most ${MAX_DOUBTS} node names`;
+    if (hb.advertVersion === undefined) return 'doubts need an advertVersion (format 3)';
+  }
   if (hb.advertVersion === undefined) {
     if (hb.hierarchies === undefined) return 'format 1 (no advertVersion) must carry the hierarchies';
     if (hb.advertDigest !== undefined || hb.want !== undefined) return 'advertDigest and want need an advertVersion (format 2)';
@@ -341,7 +353,10 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 const WIRE_KEYS: Record<number, Set<string>> = {
   1: new Set(['c', 'n', 'i', 'p', 's', 'l', 'h', 'e', 'm']),
   2: new Set(['c', 'n', 'i', 'p', 's', 'l', 'e', 'v', 'd', 'w', 'a']),
+  3: new Set(['c', 'n', 'i', 'p', 's', 'l', 'e', 'v', 'd', 'w', 'a', 'x']),
 };
+/** Names a format-3 `doubts` list may carry: a cluster's nodes, with room. */
+export const MAX_DOUBTS = 256;
 const ADVERT_KEYS = new Set(['h', 'm']);
 /** Entries of an admin map a heartbeat may carry (see DEFAULTS.adminMaxEntries: the same bound). */
 export const MAX_ADMIN_ENTRIES = 8192;
@@ -374,7 +389,7 @@ function fromWire(v: unknown, version: number): Heartbeat | null {
   const keys = WIRE_KEYS[version];
   if (!keys) return null;
   for (const k of Object.keys(v)) if (!keys.has(k)) return null;
-  const { c, n, i, p, s, l, h, e, m, v: av, d, w, a } = v;
+  const { c, n, i, p, s, l, h, e, m, v: av, d, w, a, x } = v;
   if (e !== undefined && (!isPlainObject(e) || !Object.entries(e).every(([name, inc]) => isName(name) && isCount(inc)))) return null;
   if (!isName(c) || !isName(n) || !isCount(i) || !isPath(p) || !isCount(s)) return null;
   if (l !== undefined && l !== 1) return null;
@@ -394,6 +409,11 @@ function fromWire(v: unknown, version: number): Heartbeat | null {
     hb.advertVersion = av;
     hb.advertDigest = d;
     if (w !== undefined) hb.want = [...(w as string[])];
+    if (version >= 3) {
+      // Always present in format 3 (empty: nobody doubted): its absence would read as "may doubt you".
+      if (!Array.isArray(x) || x.length > MAX_DOUBTS || !x.every(isName)) return null;
+      hb.doubts = [...(x as string[])];
+    }
     if (a !== undefined) {
       if (!isPlainObject(a) || !Object.keys(a).every((k) => ADVERT_KEYS.has(k))) return null;
       const hs = hierarchiesFromWire(a.h);

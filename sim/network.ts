@@ -26,6 +26,8 @@ export class SimNetwork {
   baseDelayMs = 0.2;
   /** Last packets delivered on each link (`from>to`), for replay: a recording of what `to` saw. */
   readonly #recorded = new Map<string, HeartbeatIn[]>();
+  /** The last packet on each link that carried the advert. */
+  readonly #recordedAdvert = new Map<string, HeartbeatIn>();
   sent = 0;
   delivered = 0;
 
@@ -104,12 +106,18 @@ export class SimNetwork {
     if (!rec) this.#recorded.set(link, (rec = []));
     if (rec.length >= 8) rec.shift();
     rec.push(hb);
+    // An attacker records everything: the last packet that carried the advert too (a replay of
+    // summaries alone leaves the sender 'unknown', the weaker attack).
+    if (hb.hierarchies !== undefined) this.#recordedAdvert.set(link, hb);
   }
 
-  /** Deliver `from`'s recorded packets to `to` again (they are authentic, only old). */
+  /** Deliver `from`'s recorded packets to `to` again (they are authentic, only old): the last advert-carrying one, then the last few. */
   replay(from: string, to: string): number {
-    const rec = this.#recorded.get(`${from}>${to}`) ?? [];
-    for (const hb of rec) this.#clock.setTimeout(() => this.#deliver(to, hb), this.baseDelayMs);
-    return rec.length;
+    const link = `${from}>${to}`;
+    const advert = this.#recordedAdvert.get(link);
+    const rec = this.#recorded.get(link) ?? [];
+    const all = advert && !rec.includes(advert) ? [advert, ...rec] : rec;
+    for (const hb of all) this.#clock.setTimeout(() => this.#deliver(to, hb), this.baseDelayMs);
+    return all.length;
   }
 }

@@ -102,6 +102,8 @@ interface Proc {
   lastTick: number;
   ticks: number;
   viewKey: string;
+  /** Our doubts as last sent (see comm.ts doubtsMoved). */
+  doubtsSent: string;
   generation: number;
   watchTimer: SimTimer | null;
   exiting: boolean;
@@ -168,6 +170,8 @@ export class SimNode {
       ownershipCheckMs: this.#timers.ownershipCheckMs,
       now: () => this.clock.now(),
       timers,
+      refreshNeeded: (h) => this.contested(h),
+      contestHoldMs: DEFAULTS.contestHoldWindows * this.#timers.livenessWindowMs,
     });
     const liveness = new Liveness({ self: this.name, selfIncarnation: this.#lastIncarnation, peers: this.c.nodes.filter((n) => n !== this.name), paths: this.c.paths, timers: commTimers(this.c) });
     liveness.start(now);
@@ -192,6 +196,7 @@ export class SimNode {
       lastTick: now,
       ticks: 0,
       viewKey: '',
+      doubtsSent: '',
       generation: Math.floor((now + this.wallOffsetMs) / 1000) & 0x7fffffff,
       watchTimer: null,
       exiting: false,
@@ -567,7 +572,9 @@ export class SimNode {
   /** As comm.ts: judge the peers, and wake exactly at the next threshold if it comes before the next round. */
   private evaluate(p: Proc): void {
     const now = this.clock.now();
-    if (changesView(p.liveness.evaluate(now))) this.peersChanged(p);
+    const changes = p.liveness.evaluate(now);
+    if (changes.some((ch) => ch.kind === 'state' || ch.kind === 'suspect')) this.doubtsMoved(p);
+    if (changesView(changes)) this.peersChanged(p);
     if (this.p !== p) return;
     const next = p.liveness.nextDeadline(now);
     if (next === null || next - now >= this.c.heartbeatIntervalMs || p.deadlineArmed) return;
@@ -579,14 +586,14 @@ export class SimNode {
   }
 
   /** As comm.ts sendRound: paths take turns, except toward peers not heard on every path, and news (which carries the advert). */
-  private send(p: Proc, all: boolean): void {
+  private send(p: Proc, all: boolean, carry = all): void {
     const stride = Math.min(this.#stride, this.c.paths);
     const turn = p.round % stride;
     const wantsAll = all ? null : new Set(p.liveness.wantsEveryPath(this.clock.now()));
     p.seq++;
     for (let path = 0; path < this.c.paths; path++) {
       const onTurn = all || path % stride === turn;
-      const hb = this.heartbeat(p, path, all);
+      const hb = this.heartbeat(p, path, carry);
       for (const to of this.c.nodes) {
         if (to === this.name || !(onTurn || wantsAll?.has(to))) continue;
         this.hooks.net.send(this.name, to, hb);
@@ -596,7 +603,35 @@ export class SimNode {
 
   private heartbeat(p: Proc, path: number, carry: boolean): HeartbeatIn {
     const want = p.liveness.wanted();
-    return { node: this.name, path, incarnation: p.incarnation, seq: p.seq, heard: p.liveness.heard(), leaving: p.own.leaving, ...p.own.summary(carry), ...(want.length > 0 ? { want } : {}) };
+    const doubts = p.liveness.doubts(this.clock.now());
+    return { node: this.name, path, incarnation: p.incarnation, seq: p.seq, heard: p.liveness.heard(), leaving: p.own.leaving, ...p.own.summary(carry), ...(want.length > 0 ? { want } : {}), doubts };
+  }
+
+  /** As harness/node.ts contested(): a node that could race us for it is not calm with us. */
+  private contested(hierarchy: string): boolean {
+    const p = this.p;
+    const h = this.c.hierarchies.find((x) => x.name === hierarchy);
+    if (!p || !h) return true;
+    const now = this.clock.now();
+    return Object.keys(h.priorities).some((n) => n !== this.name && !p.liveness.calm(n, now));
+  }
+
+  /** As comm.ts doubtsMoved(): a peer we newly doubt hears at once, and the keeper looks again. */
+  private doubtsMoved(p: Proc): void {
+    const list = p.liveness.doubts(this.clock.now());
+    const doubts = list.join(',');
+    if (doubts === p.doubtsSent) return;
+    const before = new Set(p.doubtsSent.split(','));
+    p.doubtsSent = doubts;
+    const newly = list.filter((n) => !before.has(n));
+    if (newly.length > 0) {
+      p.seq++;
+      for (let path = 0; path < this.c.paths; path++) {
+        const hb = this.heartbeat(p, path, false);
+        for (const to of newly) this.hooks.net.send(this.name, to, hb);
+      }
+    }
+    p.keeper.reconsider();
   }
 
   /** As comm.ts queueAnswer: our advert to a peer that asked, or our `want` to one whose advert we miss, on the path it came on. */
@@ -615,6 +650,8 @@ export class SimNode {
     this.hooks.net.record(hb.node, this.name, hb);
     const r = p.liveness.receive(hb, this.clock.now());
     if (r.ok && (r.request || r.need)) this.answer(p, hb.node, hb.path, r.request === true);
+    if (r.ok && r.doubtChanged) p.keeper.reconsider();
+    if (r.changes.some((ch) => ch.kind === 'state' || ch.kind === 'suspect')) this.doubtsMoved(p);
     if (r.changed) this.peersChanged(p);
   }
 

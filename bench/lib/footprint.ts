@@ -1,8 +1,11 @@
 // Per-node footprint of the harness on an idle cluster: resident memory of the daemon and its
 // guard, and their CPU over a window. "Agents" is the CPU of reaped children (recurring
-// monitors), counted apart: it is what the configured monitors cost, not the daemon.
+// monitors), counted apart: it is what the configured monitors cost, not the daemon. Starting a
+// monitor also costs the daemon (spawn, reading its output): a second window with the running
+// hierarchies in maintenance (monitors off, everything else as before) measures the daemon apart
+// from its monitors, the issue's "daemon apart from agent monitors".
 import type { Bed } from './bed.ts';
-import { daemonPids, guardPids } from './daemon.ts';
+import { daemonPids, guardPids, HARNESS_TS } from './daemon.ts';
 import { CLOCK_TICKS_PER_S, cpuNs, cpuTicks, rssBytes } from './procs.ts';
 import { sleep } from './run.ts';
 
@@ -17,9 +20,31 @@ export interface Footprint {
   /** CPU of reaped children (agent monitors) over the same window, percent of one core. */
   agentCpuPercent: number;
   windowS: number;
+  /** Measured with the hierarchies in maintenance: no monitors (the daemon apart from them). */
+  monitorsPaused?: boolean;
 }
 
+/** The footprint, then again with every running hierarchy in maintenance (monitors paused). */
 export async function measureFootprint(bed: Bed, windowS: number, running: Map<string, string>): Promise<Footprint[]> {
+  const normal = await measureWindow(bed, windowS, running);
+  const owners = [...new Set(running.values())];
+  const node = bed.cluster.nodes.find((n) => n.name === owners[0]);
+  if (!node || owners.length === 0) return normal;
+  const admin = (h: string, onOff: 'on' | 'off') =>
+    bed.cluster.exec(node, [process.execPath, HARNESS_TS, 'hierarchy', h, 'maintenance', onOff, '--config', bed.clusterFile, '--node', node.name], { timeoutMs: 30_000 });
+  const hs = [...running.keys()];
+  try {
+    for (const h of hs) await admin(h, 'on');
+    await sleep(3000); // the CLI's own start-up, and the requests' echo on every node, pass first
+    const paused = await measureWindow(bed, windowS, running);
+    return [...normal, ...paused.filter((f) => f.running.length > 0).map((f) => ({ ...f, monitorsPaused: true }))];
+  } finally {
+    for (const h of hs) await admin(h, 'off');
+    await sleep(3000);
+  }
+}
+
+async function measureWindow(bed: Bed, windowS: number, running: Map<string, string>): Promise<Footprint[]> {
   const nodes = bed.cluster.nodes.filter((n) => bed.daemonsUp.has(n.name));
   const pidsOf = new Map(nodes.map((n) => [n.name, [...daemonPids(bed.cluster, n), ...guardPids(bed.cluster, n)]]));
   // self: exact on-CPU nanoseconds (schedstat); children: reaped agents, only known in ticks.

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Comm, type CommEvents } from '../../harness/comm.ts';
-import { decode, encode, type Heartbeat } from '../../harness/packet.ts';
+import { advertDigest, decode, encode, type Heartbeat } from '../../harness/packet.ts';
 import { MemoryHub, parseAddress } from '../../harness/transport.ts';
 import type { ClusterConfig } from '../../hierarchies/model.ts';
 
@@ -226,5 +226,66 @@ test('comm: junk from many source ports is logged within a budget per reason, an
     assert.equal(a.counters().dropped.unknownNode, 3000);
   } finally {
     await a.stop();
+  }
+});
+
+test('comm: doubts: calm both ways once each hears the other; a node that stops hearing its peer tells it at once; a format-2 peer gets format 2 and is never calm', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval', 'setTimeout', 'Date'], now: 1_000_000 });
+  const hub = new MemoryHub();
+  const c = cluster(['a', 'b', 'old']);
+  let cutAtoB = false;
+  const a = new Comm({ cluster: c, self: 'a', key: KEY, log: capture().log, incarnation: 1, now: () => Date.now(), transport: hub.transport(), dropSend: (_p, to) => cutAtoB && to === 'b' });
+  const b = new Comm({ cluster: c, self: 'b', key: KEY, log: capture().log, incarnation: 2, now: () => Date.now(), transport: hub.transport() });
+  // "old" speaks format 2 (the previous release): no doubts.
+  const old = hub.transport();
+  const formatsToOld: number[] = [];
+  old.onPacket((_p, bytes, src) => {
+    if (src === '10.0.1.1:7400' || src === '10.0.2.1:7400') formatsToOld.push(bytes[3] ?? 0);
+  });
+  await old.bind(0, parseAddress('10.0.1.3:7400', 'old'));
+  await old.bind(1, parseAddress('10.0.2.3:7400', 'old'));
+  let calmEvents = 0;
+  a.on('calm', () => calmEvents++);
+  try {
+    a.setAdvert({});
+    b.setAdvert({});
+    await a.start();
+    await b.start();
+    let seq = 0;
+    const oldSays = () => {
+      for (const p of [0, 1]) {
+        const bytes = encode({ cluster: 'test', node: 'old', incarnation: 5, path: p, seq: ++seq, heard: { a: 1 }, advertVersion: 1, advertDigest: advertDigest({}), ...(seq <= 2 ? { hierarchies: {} } : {}) }, KEY);
+        old.send(p, parseAddress(`10.0.${p + 1}.1:7400`, 'a'), bytes, () => {});
+      }
+    };
+    for (let i = 0; i < 6; i++) {
+      oldSays();
+      await advance(t, I);
+    }
+    assert.equal(a.calm('b'), true, 'a and b hear each other');
+    assert.equal(b.calm('a'), true);
+    assert.equal(a.view().old?.state, 'up');
+    assert.equal(a.calm('old'), false, 'a format-2 peer may be watching our keys: never calm');
+    assert.equal(formatsToOld.at(-1), 2, `a speaks format 2 to it (${formatsToOld.join(',')})`);
+    // b stops hearing a: once b suspects a, a knows within a millisecond, not a heartbeat later.
+    cutAtoB = true;
+    const cutAt = Date.now();
+    const before = calmEvents;
+    let doubtedAt = 0;
+    let suspectAt = 0;
+    for (let i = 0; i < 2 * DEAD && !doubtedAt; i++) {
+      if (i % I === 0) oldSays();
+      await advance(t, 1);
+      if (!suspectAt && b.view().a?.suspect) suspectAt = Date.now();
+      if (!a.calm('b')) doubtedAt = Date.now();
+    }
+    assert.ok(suspectAt > cutAt && doubtedAt > 0, 'b suspected a, and a learned that b does not hear it');
+    assert.ok(doubtedAt - suspectAt <= 1, `a knew ${doubtedAt - suspectAt} ms after b suspected it (not at b's next heartbeat)`);
+    assert.ok(calmEvents > before, "a told its keeper ('calm')");
+    assert.ok(a.view().b?.state === 'up' && !a.view().b?.suspect, 'a still hears b: only b doubts a');
+  } finally {
+    await a.stop();
+    await b.stop();
+    await old.close();
   }
 });

@@ -375,3 +375,30 @@ test('liveness: a format-1 sender (previous release) carries its advert in every
   assert.deepEqual(l.view(150).b?.advert, WEB2);
   assert.deepEqual(l.wanted(), []);
 });
+
+test('liveness: doubts and calm: a peer is calm only while we hear it and its last heartbeat said it hears us; an earlier release never is', () => {
+  const l = mk(['b']);
+  assert.deepEqual(l.doubts(0), ['b'], 'in the grace, not heard yet: doubted');
+  let r = l.receive(hb('b', 0, 1, { doubts: ['a'] }), 10);
+  assert.ok(r.ok && r.doubtChanged, 'first word: it doubts us');
+  assert.deepEqual(l.doubts(10), [], 'we hear it');
+  assert.equal(l.calm('b', 10), false, 'it does not hear us yet');
+  r = l.receive(hb('b', 0, 2, { doubts: [] }), 160);
+  assert.ok(r.ok && r.doubtChanged);
+  assert.equal(l.calm('b', 160), true);
+  r = l.receive(hb('b', 1, 3, { doubts: [] }), 310);
+  assert.ok(r.ok && !r.doubtChanged, 'the same word again is no change');
+  // Silent until suspect (here the relaxed threshold, the paths having taken turns): we doubt
+  // it, so it is not calm whatever it said last.
+  const suspectAt = Array.from({ length: 1000 }, (_, i) => 310 + i).find((t) => l.derive('b', t).suspect)!;
+  assert.ok(suspectAt > 310 + timers.suspectAfterMs - 1 && suspectAt < 310 + DEAD);
+  assert.equal(l.calm('b', suspectAt - 1), true);
+  assert.equal(l.calm('b', suspectAt), false);
+  assert.deepEqual(l.doubts(suspectAt), ['b']);
+  // A heartbeat without doubts (format 2, an earlier release): it may be watching our keys.
+  r = l.receive(hb('b', 0, 4), 1100);
+  assert.ok(r.ok && r.doubtChanged);
+  assert.deepEqual(l.doubts(1100), []);
+  assert.equal(l.calm('b', 1100), false);
+  assert.equal(l.calm('nobody', 1100), false);
+});

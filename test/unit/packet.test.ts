@@ -96,7 +96,7 @@ test('wrong cluster (same key) is told apart from a bad MAC', () => {
 test('garbage and unknown versions are bad-magic; decode never throws', () => {
   assert.deepEqual(decode(Buffer.from('GET / HTTP/1.1\r\n\r\n'), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
   assert.deepEqual(decode(Buffer.from([0x00]), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
-  assert.deepEqual(decode(seal('{}', KEY, 0, 3), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
+  assert.deepEqual(decode(seal('{}', KEY, 0, 4), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
   assert.deepEqual(decode(seal('{}', KEY, 0, 0), KEY, 'prod'), { ok: false, reason: 'bad-magic' });
   const real = encode(hb(), KEY);
   for (let i = 0; i < 3000; i++) {
@@ -242,6 +242,32 @@ test('format 1: recorded packets of the previous release decode, and encode repr
   assert.equal(big[4], 1, 'deflated');
 });
 
+/**
+ * Format-2 heartbeats recorded from the previous release (main at 34afbde, before format 3) with
+ * KEY: a routine one (summary, echo, want), then one carrying the advert with its meta. They must
+ * keep decoding (no doubts: such a peer may be watching our keys), and a format-2 peer must be
+ * sent exactly this kind of packet.
+ */
+const RECORDED_V2 = [
+  'SEJUAgB7ImMiOiJwcm9kIiwibiI6ImFscGhhIiwiaSI6MTc2MDAwMDAwMDAwMCwicCI6MSwicyI6NDMsImUiOnsiYmV0YSI6MTc2MDAwMDAwMDEyM30sInYiOjUsImQiOiI0YWVlZGNiZDdmMTk3ZTY2IiwidyI6WyJnYW1tYSJdfdtFL892mcafKVqz8alO++6tqgvGENjftAqiVdL7KSj0',
+  'SEJUAgB7ImMiOiJwcm9kIiwibiI6ImFscGhhIiwiaSI6MTc2MDAwMDAwMDAwMCwicCI6MSwicyI6NDQsImUiOnsiYmV0YSI6MTc2MDAwMDAwMDEyM30sInYiOjUsImQiOiI0YWVlZGNiZDdmMTk3ZTY2IiwidyI6WyJnYW1tYSJdLCJhIjp7ImgiOnsiZGIiOlsxLDAsMF0sIndlYiI6WzAsNywxLCI0OGExMDAwMDAwMDAwMDA3Il19LCJtIjp7ImEiOnt9LCJmIjoiYzBmZmVlIn19fVdoj6T0LXmwmfyJBAtNSGpJAVGsQZGmKx32lJoKoIu7',
+];
+
+test('format 2: recorded packets of the previous release decode without doubts, and encode reproduces them byte for byte', () => {
+  const [routine, carrying] = RECORDED_V2.map((b) => Buffer.from(b, 'base64'));
+  assert.ok(routine && carrying);
+  const r = decode(routine, KEY, 'prod');
+  assert.ok(r.ok);
+  const expected: Heartbeat = { cluster: 'prod', node: 'alpha', incarnation: 1_760_000_000_000, path: 1, seq: 43, heard: { beta: 1_760_000_000_123 }, advertVersion: 5, advertDigest: '4aeedcbd7f197e66', want: ['gamma'] };
+  assert.deepEqual(r.hb, expected);
+  assert.equal(r.hb.doubts, undefined);
+  assert.deepEqual(encode(expected, KEY), routine);
+  const rc = decode(carrying, KEY, 'prod');
+  assert.ok(rc.ok && rc.hb.meta?.config === 'c0ffee' && rc.hb.hierarchies?.web?.state === 'in-service');
+  assert.deepEqual(encode(rc.hb, KEY), carrying);
+  assert.equal(carrying[3], 2);
+});
+
 function thousand(): Record<string, HierarchyAdvert> {
   const h: Record<string, HierarchyAdvert> = {};
   for (let i = 0; i < 1000; i++) h[`h${String(i).padStart(4, '0')}`] = { state: i % 3 === 0 ? 'in-service' : 'out-of-service', epoch: i, eligible: true, ...(i % 3 === 0 ? { ownerKey: (0x48a1_0000_0000n + BigInt(i)).toString(16) } : {}) };
@@ -257,7 +283,7 @@ test('format 2: a routine heartbeat fits one Ethernet frame at 1000 hierarchies 
   delete routine.hierarchies;
   const buf = encode(routine, KEY);
   assert.ok(buf.length <= UNFRAGMENTED_BYTES, `routine heartbeat ${buf.length} bytes`);
-  assert.equal(buf[3], WIRE_VERSION);
+  assert.equal(buf[3], 2, 'no doubts: format 2, what a peer of the previous release reads');
   assert.deepEqual(decode(buf, KEY, 'prod'), { ok: true, hb: routine });
   // The same size with 20 or 1000 hierarchies: only the summary travels.
   const few = Object.fromEntries(Object.entries(hs).slice(0, 20));
@@ -272,6 +298,31 @@ test('format 2: a routine heartbeat fits one Ethernet frame at 1000 hierarchies 
   // Insertion order does not change the digest (sorted canonical form).
   assert.equal(advertDigest(Object.fromEntries(Object.entries(hs).reverse())), summary.advertDigest);
   assert.notEqual(advertDigest({ ...hs, h0001: { state: 'failed', epoch: 1, eligible: true } }), summary.advertDigest);
+});
+
+test('format 3: the doubts travel (empty included), fit one frame with 31 peers, and a format-2 body may not carry them', () => {
+  const heard: Record<string, number> = {};
+  for (let i = 1; i <= 31; i++) heard[`node${String(i).padStart(2, '0')}`] = 1_796_000_000_000 + i;
+  const summary = { advertVersion: 17, advertDigest: advertDigest(thousand()) };
+  const routine = hb({ heard, ...summary, want: Object.keys(heard), doubts: Object.keys(heard) });
+  delete routine.hierarchies;
+  const buf = encode(routine, KEY);
+  assert.equal(buf[3], WIRE_VERSION);
+  assert.equal(WIRE_VERSION, 3);
+  assert.ok(buf.length <= UNFRAGMENTED_BYTES, `every peer doubted: ${buf.length} bytes`);
+  assert.deepEqual(decode(buf, KEY, 'prod'), { ok: true, hb: routine });
+  const calm = hb({ ...summary, doubts: [] });
+  delete calm.hierarchies;
+  const rc = decode(encode(calm, KEY), KEY, 'prod');
+  assert.ok(rc.ok);
+  assert.deepEqual(rc.hb.doubts, [], 'an empty list is kept: absent would mean "may doubt you"');
+  assert.throws(() => encode(hb({ doubts: ['b'] }), KEY), /need an advertVersion/);
+  assert.throws(() => encode(hb({ ...summary, doubts: [''] }), KEY), /doubts/);
+  const body = { c: 'prod', n: 'alpha', i: 1, p: 0, s: 1, v: 1, d: advertDigest({}) };
+  assert.deepEqual(decode(seal(JSON.stringify({ ...body, x: [] }), KEY, 0, 2), KEY, 'prod'), { ok: false, reason: 'malformed' }, 'doubts in format 2');
+  assert.deepEqual(decode(seal(JSON.stringify(body), KEY, 0, 3), KEY, 'prod'), { ok: false, reason: 'malformed' }, 'format 3 without doubts');
+  assert.deepEqual(decode(seal(JSON.stringify({ ...body, x: 'b' }), KEY, 0, 3), KEY, 'prod'), { ok: false, reason: 'malformed' });
+  assert.deepEqual(decode(seal(JSON.stringify({ ...body, x: Array.from({ length: 257 }, (_, i) => `n${i}`) }), KEY, 0, 3), KEY, 'prod'), { ok: false, reason: 'malformed' });
 });
 
 test('format 2: a carried advert must match its digest; fields are checked', () => {

@@ -40,7 +40,7 @@ function world(ids: string[] = ['web/d']) {
 }
 
 /** n1 holds the disks (as after acquire) and a keeper on the sim clock keeps them. */
-async function keeping(w: ReturnType<typeof world>, timing = { keyRefreshMs: REFRESH, ownershipCheckMs: CHECK }) {
+async function keeping(w: ReturnType<typeof world>, timing: { keyRefreshMs: number; ownershipCheckMs: number; refreshNeeded?: (h: string) => boolean; contestHoldMs?: number } = { keyRefreshMs: REFRESH, ownershipCheckMs: CHECK }) {
   const key = nodeKey(CLUSTER, 'n1', 100);
   for (const d of w.disks) {
     await w.be('n1').registerIgnore(d, key);
@@ -72,6 +72,28 @@ test('keeper on sim time: the key moves every keyRefreshMs exactly, checks every
   assert.equal(losses.length, 0);
   keeper.stop();
   assert.equal(w.clock.pending(), 0, 'stop() leaves no timer behind (loop and watchdog)');
+});
+
+test('uncontested, the key stays put (checks go on); contested, it moves at once and every keyRefreshMs; it keeps moving contestHoldMs after the contest ends', async () => {
+  const w = world();
+  let contested = false;
+  const { keeper, losses } = await keeping(w, { keyRefreshMs: REFRESH, ownershipCheckMs: CHECK, refreshNeeded: () => contested, contestHoldMs: 1400 });
+  await w.clock.runFor(2000);
+  assert.deepEqual(at(w.ops, 'n1', 'reregister'), [], 'calm: no REGISTER at all');
+  assert.deepEqual(at(w.ops, 'n1', 'readKeys'), [500, 1000, 1500, 2000], 'the checks go on');
+  await w.clock.runFor(30);
+  contested = true;
+  keeper.reconsider();
+  await w.clock.runFor(1000);
+  assert.deepEqual(at(w.ops, 'n1', 'reregister'), [2030, 2280, 2530, 2780, 3030], 'at once on contest, then every refresh');
+  contested = false;
+  keeper.reconsider();
+  await w.clock.runFor(3000);
+  // Last evaluated as contested at 3030: the hold runs to 4430, the last refresh is the one before.
+  assert.deepEqual(at(w.ops, 'n1', 'reregister').filter((t) => t > 3030), [3280, 3530, 3780, 4030, 4280]);
+  assert.deepEqual(losses, []);
+  assert.equal(keeper.get('web').state, 'owned');
+  keeper.stop();
 });
 
 test('keeper on sim time with disk latency: refreshes still keep pace and nothing is lost', async () => {
