@@ -35,9 +35,11 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from '../hierarchies/model.ts';
 import { changesView, cleanAdvert, commTimers, Liveness, type LivenessChange, type PeerInfo } from './liveness.ts';
-import { decode, encode, UNFRAGMENTED_BYTES, type DecodeFailure, type Heartbeat, type HierarchyAdvert, type NodeMeta } from './packet.ts';
+import { decode, encode, MAX_DATAGRAM_BYTES, UNFRAGMENTED_BYTES, type DecodeFailure, type Heartbeat, type HierarchyAdvert, type NodeMeta } from './packet.ts';
 import { OwnAdvert } from './advert.ts';
 import { parseAddress, UdpTransport, type PathAddress, type Transport } from './transport.ts';
+import { RecvBudget } from './recv-budget.ts';
+import { DEFAULTS } from './defaults.ts';
 
 export { commTimers };
 export type { PathState, PeerInfo, PeerState } from './liveness.ts';
@@ -62,6 +64,8 @@ export interface CommCounters {
     wrongPath: number;
     replayed: number;
     self: number;
+    /** From a configured peer's source IP, over that source's budget before the HMAC (recv-budget.ts). */
+    overBudget: number;
   };
 }
 
@@ -101,7 +105,10 @@ const DECODE_REASON: Record<DecodeFailure, DropReason> = {
   'too-large': 'tooLarge',
 };
 
-/** Drops (and send errors) are logged at most once per second per (reason, source); quiet entries are forgotten. */
+/**
+ * Drops (and send errors) are logged at most once per second per (reason, source IP: not port, or
+ * one host using 1024 source ports gets 1024 lines); quiet entries are forgotten.
+ */
 const DROP_LOG_INTERVAL_MS = 1_000;
 const DROP_LOG_FORGET_MS = 10_000;
 /** Bound on remembered (reason, source) pairs: a spoofed-source flood must not grow memory. */
@@ -156,9 +163,11 @@ export class Comm extends EventEmitter<CommEvents> {
     receivedBytes: 0,
     unconfirmed: 0,
     sendErrors: 0,
-    dropped: { truncated: 0, badMagic: 0, badMac: 0, malformed: 0, wrongCluster: 0, tooLarge: 0, unknownNode: 0, wrongPath: 0, replayed: 0, self: 0 },
+    dropped: { truncated: 0, badMagic: 0, badMac: 0, malformed: 0, wrongCluster: 0, tooLarge: 0, unknownNode: 0, wrongPath: 0, replayed: 0, self: 0, overBudget: 0 },
   };
   private readonly dropLog = new Map<string, { last: number; suppressed: number; what: string; from: string }>();
+  /** What a packet from a peer's source may cost before it is known authentic (recv-budget.ts). */
+  private readonly recvBudget: RecvBudget;
   private lastDropSweep = 0;
 
   constructor(opts: CommOptions) {
@@ -211,6 +220,18 @@ export class Comm extends EventEmitter<CommEvents> {
     this.peers = cluster.nodes.filter((n) => n.name !== self).map((n) => ({ name: n.name, addrs: parsed.get(n.name) ?? [] }));
     for (const p of this.peers) this.peerByName.set(p.name, p);
     this.liveness = new Liveness({ self, selfIncarnation: this.incarnation, peers: this.peers.map((p) => p.name), paths: pathCount, timers: this.timers });
+    // A source IP shared by several configured addresses (nodes on one host, ports apart) gets a
+    // bucket that much bigger: one bucket per IP, as many tokens as per address.
+    const perIp = new Map<string, number>();
+    for (const key of this.anyPath.keys()) perIp.set(hostOf(key), (perIp.get(hostOf(key)) ?? 0) + 1);
+    this.recvBudget = new RecvBudget({
+      small: { perSecond: DEFAULTS.recvBudgetSmallPerSec, burst: DEFAULTS.recvBudgetSmallBurst },
+      large: { perSecond: DEFAULTS.recvBudgetLargePerSec, burst: DEFAULTS.recvBudgetLargeBurst },
+      // A routine heartbeat fits one Ethernet frame (packet.ts); bigger ones are adverts.
+      smallMaxBytes: UNFRAGMENTED_BYTES,
+      maxSources: DEFAULTS.recvBudgetMaxSources,
+      weight: (ip) => perIp.get(ip) ?? 1,
+    });
     this.transport = opts.transport ?? new UdpTransport();
     this.transport.onPacket((p, msg, srcKey, from) => this.onMessage(p, msg, srcKey, from));
     this.transport.onError((p, a, err) => this.log.error({ err, path: p, address: a.text }, 'comm socket error'));
@@ -235,6 +256,7 @@ export class Comm extends EventEmitter<CommEvents> {
       throw err;
     }
     this.phase = 'running';
+    this.logReceiveBuffers();
     this.liveness.start(this.now());
     this.log.info(
       { node: this.selfName, incarnation: this.incarnation, paths: this.selfAddrs.map((a) => a.text), peers: this.peers.map((p) => p.name), ...this.timers },
@@ -242,6 +264,23 @@ export class Comm extends EventEmitter<CommEvents> {
     );
     this.sendRound(true); // peers learn about us at once, not one interval later
     this.timer = setInterval(() => this.tick(), this.timers.tickMs);
+  }
+
+  /** Say what receive buffer each path got; warn when the kernel capped it (junk or a stall then overflows it sooner). */
+  private logReceiveBuffers(): void {
+    for (const p of this.selfAddrs.keys()) {
+      const b = this.transport.receiveBuffer?.(p);
+      if (!b) continue;
+      if (!b.capped) {
+        this.log.info({ path: p, bytes: b.got }, `comm: UDP receive buffer on path ${p}: ${b.got} bytes`);
+        continue;
+      }
+      this.log.warn(
+        { path: p, asked: b.asked, got: b.got, err: b.error },
+        `comm: UDP receive buffer on path ${p} is ${b.got} bytes, not the ${b.asked} asked for: the kernel caps it at net.core.rmem_max ` +
+          `(sysctl -w net.core.rmem_max=${b.asked}); a burst of junk or a stall of this process then overflows it sooner, and real heartbeats are lost with it`,
+      );
+    }
   }
 
   async stop(): Promise<void> {
@@ -431,12 +470,22 @@ export class Comm extends EventEmitter<CommEvents> {
   }
 
   private receive(p: number, msg: Buffer, srcKey: string, from: string): void {
-    // Source first: cheap, and a stranger's packet is not worth an HMAC.
+    // Nothing above the UDP limit is ours (encode refuses it): dropped unread. No tighter size cap
+    // is safe: an advert's admin map (up to DEFAULTS.adminMaxEntries entries) and blocked reasons
+    // do not depend on the configuration's size, so any cluster may send adverts up to the limit.
+    // The receive budget below keeps large packets in their own class instead.
+    if (msg.length > MAX_DATAGRAM_BYTES) return this.drop('tooLarge', from, p, `${msg.length} bytes: over the ${MAX_DATAGRAM_BYTES}-byte UDP limit`);
+    // Source next: cheap, and a stranger's packet is not worth an HMAC.
     const srcNode = this.byPath[p]?.get(srcKey);
     if (srcNode === undefined) {
       const elsewhere = this.anyPath.get(srcKey);
       if (elsewhere) return this.drop('wrongPath', from, p, `source is node ${elsewhere[0]}'s address on path ${elsewhere[1]}, received on path ${p} (cross-wired networks?)`);
       return this.drop('unknownNode', from, p, 'source address is not a configured node address on this path');
+    }
+    // A peer's source, but possibly spoofed: within that source IP's budget, or dropped unread.
+    const ip = hostOf(srcKey);
+    if (!this.recvBudget.take(ip, msg.length, this.now())) {
+      return this.drop('overBudget', from, p, `more unauthenticated ${this.recvBudget.classOf(msg.length)} packets from node ${srcNode}'s address than its budget (a flood spoofing it?)`);
     }
     const r = decode(msg, this.key, this.cluster.cluster);
     if (!r.ok) {
@@ -451,6 +500,8 @@ export class Comm extends EventEmitter<CommEvents> {
 
     const res = this.liveness.receive(hb, this.now());
     if (!res.ok && res.reason === 'replayed') return this.drop('replayed', from, p, res.detail);
+    // Authentic and fresh: the peer's own traffic does not spend its budget.
+    this.recvBudget.refund(ip, msg.length, this.now());
     // Speak the format the peer speaks, decided on any authentic fresh packet, echo or not: a
     // node of an earlier release cannot read our format, so it never hears us, and its packets
     // never echo us, until we speak its format to it.
@@ -479,7 +530,8 @@ export class Comm extends EventEmitter<CommEvents> {
   private drop(reason: DropReason, from: string, path: number, detail?: string): void {
     this.c.dropped[reason]++;
     this.emitSafe('drop', reason, from);
-    if (this.shouldLog(`${reason}|${from}`, reason, from)) this.log.warn({ reason, from, path, detail }, `comm: dropped packet (${reason})`);
+    const host = hostOf(from);
+    if (this.shouldLog(`${reason}|${host}`, reason, host)) this.log.warn({ reason, from, path, detail }, `comm: dropped packet (${reason})`);
   }
 
   /** Rate limit: true at most once per DROP_LOG_INTERVAL_MS per key, and within the reason's budget; counts the rest. */
@@ -697,4 +749,10 @@ export class Comm extends EventEmitter<CommEvents> {
       this.log.error({ err, event }, 'comm: event listener threw (ignored)');
     }
   }
+}
+
+/** The host part of "host:port" or "[v6]:port" (drop logs and the receive budget go by host: one host has 65535 ports). */
+function hostOf(key: string): string {
+  const i = key.lastIndexOf(':');
+  return i < 0 ? key : key.slice(0, i);
 }

@@ -23,6 +23,25 @@ export const DEFAULTS = {
   /** How long a freshly started node waits for peers before treating the silent ones as dead. */
   startupGraceMs: 900,
 
+  /** Receiving, before the HMAC (harness/recv-budget.ts): a packet from a configured peer's source
+   *  address takes a token of that source IP's bucket, and gives it back if it was authentic and
+   *  fresh; so these rates bound only what junk with a spoofed peer source may cost (packets from
+   *  any other source are dropped before, on a map lookup). Small class (a routine heartbeat, at
+   *  most one Ethernet frame): 500/s costs ~1.5 ms of CPU a second per spoofed source (HMAC ~2 µs
+   *  plus the packet's handling); a peer sends ~7/s per path. */
+  recvBudgetSmallPerSec: 500,
+  /** Burst of the small class: a quiet source may send this many at once. */
+  recvBudgetSmallBurst: 500,
+  /** Large class (adverts: on news, on request, at start; a previous-release peer's every
+   *  heartbeat): a 60 KiB packet's HMAC is ~30-60 µs, so 20/s is ~1 ms a second per spoofed
+   *  source. Authentic adverts give their token back, so a failover's news does not spend it. */
+  recvBudgetLargePerSec: 20,
+  /** Burst of the large class. */
+  recvBudgetLargeBurst: 20,
+  /** Source IPs tracked by the receive budget; past it the least recently seen is forgotten. Only
+   *  configured peers' addresses are tracked, so this bounds memory, it is not a working limit. */
+  recvBudgetMaxSources: 1024,
+
   /** Owner refreshes its key generation on disk this often (the disk as the last comm path).
    *  keyRefreshMs and livenessWindowMs are for the default dead time and scale down with a shorter
    *  cluster dead time (ownershipTimers below). */

@@ -31,6 +31,18 @@ export interface Transport {
   send(path: number, to: PathAddress, bytes: Buffer, done: (err: Error | null) => void): void;
   /** Release every endpoint; nothing is reported after it resolves. */
   close(): Promise<void>;
+  /** The receive buffer asked for and the one the kernel gave a bound path, both in bytes (UDP only). */
+  receiveBuffer?(path: number): ReceiveBuffer | undefined;
+}
+
+export interface ReceiveBuffer {
+  asked: number;
+  /** What the kernel holds for data: Linux reports twice what it grants (the other half is its bookkeeping). */
+  got: number;
+  /** Less than asked: the kernel capped it (net.core.rmem_max on Linux), or setting it failed. */
+  capped: boolean;
+  /** Why setting it failed, if it did. */
+  error?: string;
 }
 
 /** Parse "ip:port" or "[ipv6]:port"; host names are refused (a heartbeat must not wait on DNS). */
@@ -56,6 +68,7 @@ const RECV_BUFFER_BYTES = 4 * 1024 * 1024;
 /** One UDP socket per path, bound to this node's address on it. */
 export class UdpTransport implements Transport {
   private readonly sockets = new Map<number, Socket>();
+  private readonly buffers = new Map<number, ReceiveBuffer>();
   private packet: PacketHandler = () => {};
   private error: (path: number, address: PathAddress, err: Error) => void = () => {};
 
@@ -80,11 +93,8 @@ export class UdpTransport implements Transport {
         sock.on('error', (err) => this.error(path, a, err));
         // Room for bursts (31 peers' adverts at once at start; a stall's backlog; junk) so real
         // heartbeats are not dropped by the kernel. The kernel caps it at net.core.rmem_max.
-        try {
-          sock.setRecvBufferSize(RECV_BUFFER_BYTES);
-        } catch {
-          /* the default buffer still works */
-        }
+        // Comm logs what it got (receiveBuffer): capped, a flood or a stall overflows it sooner.
+        this.buffers.set(path, setReceiveBuffer(sock, RECV_BUFFER_BYTES));
         sock.on('message', (msg, rinfo) => {
           const from = rinfo.family === 'IPv6' ? `[${rinfo.address}]:${rinfo.port}` : `${rinfo.address}:${rinfo.port}`;
           this.packet(path, msg, `${rinfo.address}:${rinfo.port}`, from);
@@ -99,6 +109,10 @@ export class UdpTransport implements Transport {
     const sock = this.sockets.get(path);
     if (!sock) throw new Error(`udp transport: path ${path} is not bound`);
     sock.send(bytes, to.port, to.host, (err) => done(err ?? null));
+  }
+
+  receiveBuffer(path: number): ReceiveBuffer | undefined {
+    return this.buffers.get(path);
   }
 
   async close(): Promise<void> {
@@ -117,6 +131,25 @@ export class UdpTransport implements Transport {
       ),
     );
   }
+}
+
+/** Ask for `asked` bytes of receive buffer and read back what the kernel granted. */
+function setReceiveBuffer(sock: Socket, asked: number): ReceiveBuffer {
+  let error: string | undefined;
+  try {
+    sock.setRecvBufferSize(asked);
+  } catch (err) {
+    error = (err as Error).message; // the default buffer still works
+  }
+  let reported = 0;
+  try {
+    reported = sock.getRecvBufferSize();
+  } catch {
+    /* unknown: reported as 0, i.e. capped */
+  }
+  // Linux doubles the value set (SO_RCVBUF: half of it is kernel bookkeeping), capped at rmem_max.
+  const got = process.platform === 'linux' ? Math.floor(reported / 2) : reported;
+  return { asked, got, capped: got < asked, ...(error ? { error } : {}) };
 }
 
 // --- in memory -----------------------------------------------------------------------------------

@@ -426,7 +426,7 @@ test('forged, misrouted and replayed packets are dropped and counted; the node i
     for (const bufs of Object.values(expect)) for (const buf of bufs) await send(g0, buf, b0);
     await send(g1, encode(gHb({ seq: 9, path: 1 }), KEY), b0); // g's path-1 address, into b's path-0 socket
     await send(stranger, encode(gHb({ seq: 10 }), KEY), b0);
-    const want = { badMac: 1, badMagic: 2, truncated: 1, wrongCluster: 1, unknownNode: 3, self: 1, wrongPath: 2, replayed: 2, malformed: 0, tooLarge: 0 };
+    const want = { badMac: 1, badMagic: 2, truncated: 1, wrongCluster: 1, unknownNode: 3, self: 1, wrongPath: 2, replayed: 2, malformed: 0, tooLarge: 0, overBudget: 0 };
     await waitFor('all drops counted', () => Object.values(b.counters().dropped).reduce((x, y) => x + y, 0) >= 13, 1_000);
     assert.deepEqual(b.counters().dropped, want);
     assert.equal(drops.length, 13);
