@@ -734,7 +734,7 @@ export class Comm extends EventEmitter<CommEvents> {
         }
         return;
       case 'suspect':
-        if (ch.suspect && ch.state === 'up') this.log.info({ node, silentMs: Math.round(ch.silentMs) }, `comm: node ${node} suspect (silent on every path)`);
+        if (ch.suspect && ch.state === 'up') this.log.info({ event: 'peer-suspect', node, silentMs: Math.round(ch.silentMs) }, `comm: node ${node} suspect (silent on every path)`);
         return;
       case 'info':
         return;

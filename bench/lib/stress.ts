@@ -1,7 +1,7 @@
 // No false failover under load (issue 12 item 5): stress-ng on both cores and the disk, run in
 // the owner node for S seconds, then in a standby for S seconds, on a settled cluster. Counts
 // false failovers (a hierarchy brought into service on a node other than the one it ran on),
-// suspect flaps (the nodes' own log lines: comm's "suspect (silent on every path)", `peer-down`,
+// suspect flaps (the nodes' own log lines: comm's `peer-suspect` ("suspect (silent on every path)"), `peer-down`,
 // `path-down`, `freeze-detected`) and the longest heartbeat gap any node saw.
 //
 // The gap comes from the daemons' status (`nodes[].lastHeardMs`: when that daemon last took in a
@@ -208,7 +208,7 @@ export async function runStressPhase(bed: Bed, role: 'owner' | 'standby', second
     stressRc: res.code,
     stressTail: `${res.stdout}${res.stderr}`.trim().split('\n').slice(-6).join('\n'),
     falseFailovers: moved,
-    suspects: count(events, (e) => typeof e.msg === 'string' && SUSPECT.test(e.msg)),
+    suspects: count(events, (e) => e.event === 'peer-suspect' || (typeof e.msg === 'string' && SUSPECT.test(e.msg))),
     peerDowns: count(events, (e) => e.event === 'peer-down'),
     pathDowns: count(events, (e) => e.event === 'path-down'),
     freezes: freezes.length,
