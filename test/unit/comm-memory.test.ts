@@ -1,56 +1,18 @@
 // Comm over the in-memory transport with mocked timers and clock: the whole Comm (encode, HMAC,
 // checks, ticks, the deadline timer) without sockets or real time. The clock moves 1 ms at a
 // time, and every packet sent is delivered before the next step.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { Comm, type CommEvents } from '../../harness/comm.ts';
 import { advertDigest, decode, encode, type Heartbeat } from '../../harness/packet.ts';
 import { MemoryHub, parseAddress } from '../../harness/transport.ts';
-import type { ClusterConfig } from '../../hierarchies/model.ts';
+import { advance, capture, memoryCluster } from './lib/memory-comm.ts';
 
 const KEY = Buffer.from('test-key-0123456789abcdef-test-key', 'ascii');
 const I = 150;
 const DEAD = 900;
 
-function cluster(names: string[]): ClusterConfig {
-  return {
-    file: '/test/cluster.yaml',
-    cluster: 'test',
-    nodes: names.map((name, i) => ({ name, addresses: [`10.0.1.${i + 1}:7400`, `10.0.2.${i + 1}:7400`], controlSocket: `/nonexistent/${name}.sock` })),
-    heartbeatIntervalMs: I,
-    deadTimeMs: DEAD,
-    authKeyFile: '/nonexistent/authkey',
-    stateDir: '/nonexistent/state',
-    hierarchyDir: '/nonexistent/hierarchies',
-    ownership: { backend: 'file', dir: '/nonexistent/own' },
-    agentDirs: [],
-    ocfRoot: '/usr/lib/ocf',
-    maxParallelHierarchies: 16,
-    onStop: 'stop',
-    haltCommand: 'true',
-  };
-}
-
-function capture(): { log: pino.Logger; lines: Array<{ level: number; msg: string; [k: string]: unknown }> } {
-  const lines: Array<{ level: number; msg: string }> = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as { level: number; msg: string });
-      cb();
-    },
-  });
-  return { log: pino({ level: 'debug' }, sink), lines };
-}
-
-/** Move the mocked clock 1 ms at a time; after each step every queued delivery happens. */
-async function advance(t: TestContext, ms: number): Promise<void> {
-  for (let i = 0; i < ms; i++) {
-    t.mock.timers.tick(1);
-    await new Promise((r) => setImmediate(r)); // real: after every microtask (deliveries)
-  }
-}
+const cluster = (names: string[]) => memoryCluster(names, I, DEAD);
 
 test('comm over the memory transport: up on both paths, a lost path, then a peer stopped: suspect, down at the dead time', async (t) => {
   t.mock.timers.enable({ apis: ['setInterval', 'setTimeout', 'Date'], now: 1_000_000 });

@@ -1,15 +1,13 @@
 // harness/recv-budget.ts: the token buckets in front of the HMAC, with the clock passed in (no
 // timers, no sockets); and Comm using them against a spoofed-source flood over the memory
 // transport with a mocked clock.
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
-import pino from 'pino';
 import { RecvBudget, type RecvBudgetOptions } from '../../harness/recv-budget.ts';
 import { Comm } from '../../harness/comm.ts';
 import { encode } from '../../harness/packet.ts';
 import { MemoryHub } from '../../harness/transport.ts';
-import type { ClusterConfig } from '../../hierarchies/model.ts';
+import { advance, capture, memoryCluster } from './lib/memory-comm.ts';
 import { DEFAULTS } from '../../harness/defaults.ts';
 
 const opts = (o: Partial<RecvBudgetOptions> = {}): RecvBudgetOptions => ({
@@ -91,43 +89,7 @@ test('recv budget: an IP shared by several configured addresses gets that many t
 const KEY = Buffer.from('test-key-0123456789abcdef-test-key', 'ascii');
 const I = 150;
 
-function cluster(names: string[]): ClusterConfig {
-  return {
-    file: '/test/cluster.yaml',
-    cluster: 'test',
-    nodes: names.map((name, i) => ({ name, addresses: [`10.0.1.${i + 1}:7400`, `10.0.2.${i + 1}:7400`], controlSocket: `/nonexistent/${name}.sock` })),
-    heartbeatIntervalMs: I,
-    deadTimeMs: 900,
-    authKeyFile: '/nonexistent/authkey',
-    stateDir: '/nonexistent/state',
-    hierarchyDir: '/nonexistent/hierarchies',
-    ownership: { backend: 'file', dir: '/nonexistent/own' },
-    agentDirs: [],
-    ocfRoot: '/usr/lib/ocf',
-    maxParallelHierarchies: 16,
-    onStop: 'stop',
-    haltCommand: 'true',
-  };
-}
-
-function capture(): { log: pino.Logger; lines: Array<{ level: number; msg: string; [k: string]: unknown }> } {
-  const lines: Array<{ level: number; msg: string }> = [];
-  const sink = new Writable({
-    write(chunk, _enc, cb) {
-      for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l) as { level: number; msg: string });
-      cb();
-    },
-  });
-  return { log: pino({ level: 'debug' }, sink), lines };
-}
-
-async function advance(t: TestContext, ms: number, each?: () => void): Promise<void> {
-  for (let i = 0; i < ms; i++) {
-    each?.();
-    t.mock.timers.tick(1);
-    await new Promise((r) => setImmediate(r));
-  }
-}
+const cluster = (names: string[]) => memoryCluster(names, I);
 
 test('comm: junk spoofing a peer source is dropped over budget before the HMAC; the peer stays up; large junk does not starve its routine heartbeats', async (t) => {
   t.mock.timers.enable({ apis: ['setInterval', 'setTimeout', 'Date'], now: 1_000_000 });
