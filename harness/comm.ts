@@ -698,6 +698,11 @@ export class Comm extends EventEmitter<CommEvents> {
     return this.liveness.calm(node, this.now());
   }
 
+  /** One of these nodes is not calm with us (liveness.ts contested). */
+  contested(nodes: Iterable<string>): boolean {
+    return this.liveness.contested(nodes, this.now());
+  }
+
   private reportOne(ch: LivenessChange): void {
     const node = ch.node;
     switch (ch.kind) {

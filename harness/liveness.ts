@@ -20,6 +20,7 @@
 //   wanted()                    peers whose current advert we miss (the `want` of our heartbeats)
 //   doubts(now)                 peers we do not hear lately (the `doubts` of our heartbeats)
 //   calm(node, now)             that peer is up, not suspect, and its last heartbeat did not doubt us
+//   contested(nodes, now)       one of those nodes is not calm with us
 // `changed` is true when the view moved (incarnation, leaving and advert included); 'degraded' and
 // 'recovered' changes are log-only and do not count.
 //
@@ -283,6 +284,13 @@ export class Liveness {
   calm(node: string, now: number): boolean {
     const peer = this.peers.find((x) => x.name === node);
     return peer !== undefined && peer.doubtsUs === false && this.heardWell(peer, now);
+  }
+
+  /** One of these nodes (a hierarchy's list; this node is skipped) is not calm with us: it may be
+   *  watching our keys to preempt them, so they must keep moving (fencing/ownership.ts). */
+  contested(nodes: Iterable<string>, now: number): boolean {
+    for (const n of nodes) if (n !== this.self && !this.calm(n, now)) return true;
+    return false;
   }
 
   private heardWell(peer: PeerLiveness, now: number): boolean {

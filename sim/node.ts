@@ -611,9 +611,7 @@ export class SimNode {
   private contested(hierarchy: string): boolean {
     const p = this.p;
     const h = this.c.hierarchies.find((x) => x.name === hierarchy);
-    if (!p || !h) return true;
-    const now = this.clock.now();
-    return Object.keys(h.priorities).some((n) => n !== this.name && !p.liveness.calm(n, now));
+    return !p || !h || p.liveness.contested(Object.keys(h.priorities), this.clock.now());
   }
 
   /** As comm.ts doubtsMoved(): a peer we newly doubt hears at once, and the keeper looks again. */
