@@ -471,7 +471,8 @@ test('a restarted peer (new incarnation) is accepted at once', async () => {
     b2 = new Comm({ cluster: c, self: 'b', key: KEY, log: capture().log, incarnation: inc1 + 1 });
     await b2.start();
     await waitFor('a sees the new incarnation', () => peer(a, 'b').incarnation === inc1 + 1, 1_000);
-    assert.equal(peer(a, 'b').state, 'up');
+    // 'unknown' until the new incarnation's advert arrives (asked for at once: one round trip).
+    await waitFor('b up again, its advert in hand', () => peer(a, 'b').state === 'up', 1_000);
     assert.equal(a.counters().dropped.replayed, 0);
     assert.ok((logs.a ?? []).some((l) => /peer restarted/.test(l.msg)));
   } finally {
