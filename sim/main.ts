@@ -7,6 +7,8 @@
 //  --mutant NAME    the same run with a deliberately broken safety rule (harness/core/mutants.ts):
 //                   stops at the first violation, which it must find (exit 1 = caught).
 //  --list-mutants   the mutants' names, one per line and nothing else.
+//  --check-scope    also run every reducer step deciding every hierarchy: a scoped step that
+//                   comes out different is a failure (harness/core/scope.ts).
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { MUTANTS, type MutantName } from '../harness/core/mutants.ts';
@@ -20,7 +22,7 @@ function arg(name: string): string | undefined {
 
 async function replay(seed: number, mutant: MutantName | null): Promise<number> {
   console.log(describeSchedule(seed).join('\n'));
-  const r = await runSeed(seed, { trace: true, mutant });
+  const r = await runSeed(seed, { trace: true, mutant, checkScope });
   const hs = new Set(r.violations.map((v) => /\b(h\d+)\b/.exec(v.detail)?.[1]).filter((x) => x !== undefined));
   for (const l of r.trace) {
     if (hs.size > 0 && l.node !== '*' && l.node !== '!' && ![...hs].some((h) => l.text.startsWith(`${h}:`) || l.text.startsWith(`${h}/`))) continue;
@@ -46,7 +48,7 @@ async function many(count: number, from: number, mutant: MutantName | null): Pro
     Array.from({ length: jobs }, (_, w) =>
       new Promise<void>((resolve, reject) => {
         const mine = seeds.filter((_, i) => i % jobs === w);
-        const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: { seeds: mine, mutant, stopAtFirst: mutant !== null } });
+        const worker = new Worker(new URL('./worker.ts', import.meta.url), { workerData: { seeds: mine, mutant, stopAtFirst: mutant !== null, checkScope } });
         workers.push(worker);
         worker.on('message', (m: { done?: true; seed: number; violations: Violation[]; faults: Record<string, number>; branches: Record<string, number>; overlaps: Record<string, number>; steps: number }) => {
           if (m.done) return resolve();
@@ -91,5 +93,6 @@ if (mutantArg !== undefined && !(mutantArg in MUTANTS)) {
   process.exit(2);
 }
 const mutant = (mutantArg ?? null) as MutantName | null;
+const checkScope = process.argv.includes('--check-scope');
 const seedArg = arg('--seed');
 process.exitCode = seedArg !== undefined ? await replay(Number(seedArg), mutant) : await many(Number(arg('--seeds') ?? DEFAULT_SEEDS), Number(arg('--from') ?? 1), mutant);

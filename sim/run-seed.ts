@@ -1,5 +1,6 @@
 // One random schedule, run and checked: the unit of the simulation tier.
 import { setMutant, type MutantName } from '../harness/core/mutants.ts';
+import { setScopeCheck } from '../harness/core/step.ts';
 import { randomSchedule } from './schedule.ts';
 import { SETTLE_WINDOW_MS, World, type RunResult } from './world.ts';
 import { describeFault } from './faults.ts';
@@ -8,8 +9,9 @@ import { describeFault } from './faults.ts';
 /** Schedules per run of the tier (`npm run test:sim`). */
 export const DEFAULT_SEEDS = 10_000;
 
-export async function runSeed(seed: number, opts: { mutant?: MutantName | null; trace?: boolean } = {}): Promise<RunResult & { nodes: number; hierarchies: number }> {
+export async function runSeed(seed: number, opts: { mutant?: MutantName | null; trace?: boolean; checkScope?: boolean } = {}): Promise<RunResult & { nodes: number; hierarchies: number }> {
   setMutant(opts.mutant ?? null);
+  setScopeCheck(opts.checkScope ?? false);
   try {
     const o = randomSchedule(seed);
     o.trace = opts.trace ?? false;
@@ -19,6 +21,7 @@ export async function runSeed(seed: number, opts: { mutant?: MutantName | null; 
     return { ...r, nodes: o.cluster.nodes.length, hierarchies: o.cluster.hierarchies.length };
   } finally {
     setMutant(null);
+    setScopeCheck(false);
   }
 }
 

@@ -3,9 +3,9 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { runSeed } from './run-seed.ts';
 import type { MutantName } from '../harness/core/mutants.ts';
 
-const { seeds, mutant, stopAtFirst } = workerData as { seeds: number[]; mutant: MutantName | null; stopAtFirst: boolean };
+const { seeds, mutant, stopAtFirst, checkScope } = workerData as { seeds: number[]; mutant: MutantName | null; stopAtFirst: boolean; checkScope: boolean };
 for (const seed of seeds) {
-  const r = await runSeed(seed, { mutant });
+  const r = await runSeed(seed, { mutant, checkScope });
   parentPort!.postMessage({ seed, violations: r.violations, faults: r.faults, branches: r.branches, overlaps: r.overlaps, steps: r.steps, nodes: r.nodes });
   if (stopAtFirst && r.violations.length > 0) break;
 }

@@ -4,12 +4,14 @@
 // what to do next); this file applies events to the state, asks decide() what to do and turns
 // its answer into effects, in the order the executor must run them (the guard's plan before the
 // start it covers).
+import { isDeepStrictEqual } from 'node:util';
 import type { HierarchyConfig, NodeName } from '../../hierarchies/model.ts';
 import { advertedState, decide, initialRuntime, selfEligible, staleCopyElsewhere, type Action, type DecideInput, type PeerView } from '../decide.ts';
-import type { ActionEffect, ActionResult, CoreSettings, Effect, Event, GuardPlan, HierarchyState, NodeState } from './types.ts';
+import type { ActionEffect, ActionResult, AdvertOut, CoreSettings, Effect, Event, GuardPlan, HierarchyState, NodeState } from './types.ts';
 import { mutant } from './mutants.ts';
 import { clearVersion, entryOf, hierarchyKey, maxVersion, mergeAdmin, moveTarget, unmanaged, writeAdmin, type AdminDoc } from './admin.ts';
 import { adminRequest } from './admin-requests.ts';
+import { scopeOf, type Scope } from './scope.ts';
 
 /** Back-off after a failed acquire, per reason: a live owner is re-checked slowly. */
 export const ACQUIRE_BACKOFF_MS: Record<string, number> = {
@@ -57,34 +59,70 @@ export function initialState(self: NodeName, hierarchies: HierarchyConfig[], set
     adminStop: [],
     admin,
     nextActionId: 1,
-    sent: { advert: '', guard: '', watch: '' },
+    sent: { started: false, guarded: false, adverts: {}, blocked: {}, leaving: false, guard: {}, watch: [] },
+    nextDeadline: Infinity,
+    deferred: false,
     left: false,
   };
 }
 
-/** Copy deep enough that nothing the reducer writes is shared with the input state. */
-function copy(s: NodeState): NodeState {
-  const h: Record<string, HierarchyState> = {};
-  for (const [k, v] of Object.entries(s.h)) {
-    h[k] = { ...v, resources: { ...v.resources }, monitorFailures: [...v.monitorFailures], failures: [...v.failures], action: v.action && { ...v.action } };
+/**
+ * Copy deep enough that nothing the reducer writes is shared with the input state: the
+ * hierarchies in scope (the only ones this step may write), the rest shared as they are.
+ */
+function copy(s: NodeState, scope: Scope): NodeState {
+  const h: Record<string, HierarchyState> = scope === 'all' ? {} : { ...s.h };
+  for (const k of scope === 'all' ? Object.keys(s.h) : scope) {
+    const v = s.h[k];
+    if (v) h[k] = copyHierarchy(v);
   }
   return { ...s, h, pending: { ...s.pending }, adminStop: [...s.adminStop], sent: { ...s.sent } };
 }
 
+function copyHierarchy(v: HierarchyState): HierarchyState {
+  return { ...v, resources: { ...v.resources }, monitorFailures: [...v.monitorFailures], failures: [...v.failures], action: v.action && { ...v.action } };
+}
+
+/** The scope grows to every hierarchy mid-step (the admin map moved): copy the ones still shared. */
+function widen(s: NodeState, scope: Scope): 'all' {
+  if (scope !== 'all') for (const k of Object.keys(s.h)) if (!scope.has(k)) s.h[k] = copyHierarchy(s.h[k]!);
+  return 'all';
+}
+
 class Out {
   readonly fx: Effect[] = [];
+  /** The hierarchies this step decides (definition order), and whether that is all of them. */
+  hs: HierarchyConfig[] = [];
+  all = false;
   log(level: Extract<Effect, { kind: 'log' }>['level'], event: string, msg: string, fields: Record<string, unknown> = {}): void {
     this.fx.push({ kind: 'log', level, event, msg, fields });
   }
 }
 
 export function step(prev: NodeState, ev: Event): { state: NodeState; effects: Effect[] } {
-  const s = copy(prev);
+  const r = stepIn(prev, ev, scopeOf(prev, ev));
+  if (checkScope) {
+    const why = differs(r, stepIn(prev, ev, 'all'));
+    if (why) throw new Error(`scoped step differs from the full one on ${ev.type} at ${ev.now}: ${why}`);
+  }
+  return r;
+}
+
+let checkScope = false;
+/** Tests and the simulator: every step is also run deciding every hierarchy, and must come out the same. */
+export function setScopeCheck(on: boolean): void {
+  checkScope = on;
+}
+
+function stepIn(prev: NodeState, ev: Event, first: Scope): { state: NodeState; effects: Effect[] } {
+  let scope = first;
+  const s = copy(prev, scope);
   s.now = ev.now;
   const out = new Out();
   if (!s.left) {
     apply(s, ev, out);
-    react(s, out);
+    if (s.admin !== prev.admin) scope = widen(s, scope);
+    react(s, out, scope);
   }
   if (s.admin !== prev.admin) out.fx.push({ kind: 'admin-state', doc: s.admin });
   return { state: s, effects: out.fx };
@@ -96,17 +134,20 @@ function apply(s: NodeState, ev: Event, out: Out): void {
   switch (ev.type) {
     case 'tick':
       return;
-    case 'peers':
+    case 'peers': {
+      const before = s.peers;
       s.peers = ev.peers;
       // A node learns the cluster's admin map from the first heartbeat it hears, before it decides.
       for (const [node, v] of Object.entries(ev.peers)) {
-        if (!v.admin) continue;
+        // The same map as last time was merged then: merging it again changes nothing.
+        if (!v.admin || v.admin === before[node]?.admin) continue;
         const m = mergeAdmin(s.admin, v.admin);
         if (m.changed.length === 0) continue;
         s.admin = m.doc;
         out.log('info', 'admin-learned', `admin state from ${node}: ${m.changed.map((k) => `${k}=${JSON.stringify(m.doc[k]!.value)} (${m.doc[k]!.by})`).join(', ')}`, { peer: node, keys: m.changed });
       }
       return;
+    }
     case 'done':
       return finished(s, ev.id, ev.hierarchy, ev.result, out);
     case 'monitor-failed': {
@@ -359,30 +400,24 @@ function monitor(rt: HierarchyState, name: string, on: boolean, out: Out): void 
 
 // --- reaction: decide, launch, advertise --------------------------------------------------------
 
-function react(s: NodeState, out: Out): void {
+function react(s: NodeState, out: Out, scope: Scope): void {
   applyPending(s, out);
-  for (const h of s.hierarchies) {
-    const rt = s.h[h.name]!;
-    // Lost, and nothing of it runs or is in flight here: simply not ours any more; what may be
-    // left of our registration is dropped when the disk answers.
-    if (rt.ownership === 'lost' && !rt.busy && rt.phase === 'out-of-service' && !anyRunning(rt) && !Object.values(rt.resources).some((x) => x === 'failed' || x === 'unknown')) {
-      rt.ownership = 'not-owned';
-      rt.ownerKey = null;
-      if (h.fenced) rt.diskCleanup = true;
-    }
+  out.all = scope === 'all';
+  out.hs = scope === 'all' ? s.hierarchies : s.hierarchies.filter((h) => scope.has(h.name));
+  const adminBefore = s.admin;
+  prepare(s, out.hs, out);
+  if (!out.all && s.admin !== adminBefore) {
+    // An admin transition (a move done) wrote the map: what it says may concern every hierarchy.
+    const rest = s.hierarchies.filter((h) => !(scope as Set<string>).has(h.name));
+    widen(s, scope);
+    prepare(s, rest, out);
+    out.all = true;
+    out.hs = s.hierarchies;
   }
-  for (const h of s.hierarchies) {
-    const rt = s.h[h.name]!;
-    const windowMs = Math.max(...h.resources.map((r) => r.restart.windowMs), 0);
-    rt.failures = rt.failures.filter((t) => s.now - t < windowMs);
-    rt.failuresInWindow = rt.failures.length;
-    rt.utilityOk = rt.utilityPass && rt.diskProblem === null;
-  }
-  for (const h of s.hierarchies) adminTransitions(s, h, s.h[h.name]!, out);
   const input: DecideInput = {
     self: s.self,
     now: s.now,
-    hierarchies: s.hierarchies,
+    hierarchies: out.hs,
     peers: s.peers,
     local: s.h,
     shutdown: s.shutdown,
@@ -393,25 +428,35 @@ function react(s: NodeState, out: Out): void {
   const d = decide(input);
   for (const [name, note] of Object.entries(d.notes)) {
     const rt = s.h[name]!;
+    // In flight: the note says what was launched ('probing', 'failing over') until it is done.
+    if (rt.busy) continue;
     rt.note = rt.diskProblem ? `disk unusable: ${rt.diskProblem}` : rt.phase === 'failed' && rt.failedWhy ? `FAILED: ${rt.failedWhy}` : note;
   }
 
-  let inFlight = Object.values(s.h).filter((rt) => rt.busy).length;
+  let inFlight = 0;
+  for (const k in s.h) if (s.h[k]!.busy) inFlight++;
+  let deferred = false;
   for (const a of d.actions) {
     // Losing ownership does not wait for a slot: the stop (or halt) goes at once.
     const urgent = (a.kind === 'stop' && a.urgent) || a.kind === 'halt';
-    if (inFlight >= s.settings.maxParallelHierarchies && !urgent) continue;
+    if (inFlight >= s.settings.maxParallelHierarchies && !urgent) {
+      deferred = true;
+      continue;
+    }
     launch(s, a, out);
     inFlight++;
   }
+  // Deciding only some hierarchies, one of the others may still wait for a slot.
+  s.deferred = deferred || (!out.all && s.deferred);
 
-  for (const h of s.hierarchies) {
+  for (const h of out.hs) {
     const rt = s.h[h.name]!;
     // Monitors run while H is in service here, owned and managed; never during an action.
     monitor(rt, h.name, rt.phase === 'in-service' && !rt.busy && rt.ownership === 'owned' && !rt.unmanaged, out);
   }
   advertise(s, out);
   watch(s, out);
+  s.nextDeadline = nextDeadline(s);
   if (s.shutdown && allQuiet(s) && !s.left) {
     for (const [name, rt] of Object.entries(s.h)) {
       if (rt.phase === 'failed') out.log('error', 'leaving-failed', `${name}: leaving with it FAILED here (a stop failed, resources may still run): peers will not take it over until this node is back and an admin has cleared it`, { hierarchy: name });
@@ -419,6 +464,45 @@ function react(s: NodeState, out: Out): void {
     s.left = true;
     out.fx.push({ kind: 'leave' });
   }
+}
+
+/** The earliest time a decision may change by time alone: a back-off ends, a failure leaves its window. */
+function nextDeadline(s: NodeState): number {
+  let at = Infinity;
+  for (const h of s.hierarchies) {
+    const rt = s.h[h.name]!;
+    if (rt.acquireBackoffUntil > s.now && rt.acquireBackoffUntil < at) at = rt.acquireBackoffUntil;
+    if (rt.failures.length > 0) {
+      const end = Math.min(...rt.failures) + restartWindowMs(h);
+      if (end < at) at = end;
+    }
+  }
+  return at;
+}
+
+function restartWindowMs(h: HierarchyConfig): number {
+  return Math.max(...h.resources.map((r) => r.restart.windowMs), 0);
+}
+
+/** Before deciding H: ownership lost and nothing left here, failures out of the window, admin transitions. */
+function prepare(s: NodeState, hs: HierarchyConfig[], out: Out): void {
+  for (const h of hs) {
+    const rt = s.h[h.name]!;
+    // Lost, and nothing of it runs or is in flight here: simply not ours any more; what may be
+    // left of our registration is dropped when the disk answers.
+    if (rt.ownership === 'lost' && !rt.busy && rt.phase === 'out-of-service' && !anyRunning(rt) && !Object.values(rt.resources).some((x) => x === 'failed' || x === 'unknown')) {
+      rt.ownership = 'not-owned';
+      rt.ownerKey = null;
+      if (h.fenced) rt.diskCleanup = true;
+    }
+  }
+  for (const h of hs) {
+    const rt = s.h[h.name]!;
+    rt.failures = rt.failures.filter((t) => s.now - t < restartWindowMs(h));
+    rt.failuresInWindow = rt.failures.length;
+    rt.utilityOk = rt.utilityPass && rt.diskProblem === null;
+  }
+  for (const h of hs) adminTransitions(s, h, s.h[h.name]!, out);
 }
 
 /**
@@ -535,6 +619,8 @@ const PHASE_DURING: Partial<Record<ActionEffect['kind'], HierarchyState['phase']
 
 function launchEffect(s: NodeState, rt: HierarchyState, fx: ActionEffect, out: Out): void {
   const id = s.nextActionId++;
+  // Launched by a result rather than by decide(): no note of decide's says so.
+  if (fx.kind === 'unregister') rt.note = 'dropping our registration';
   fx = { ...fx, id };
   const name = fx.hierarchy;
   const starting = fx.kind === 'start' ? fx.levels.flat() : fx.kind === 'restart' ? fx.start.flat() : [];
@@ -552,37 +638,55 @@ function launchEffect(s: NodeState, rt: HierarchyState, fx: ActionEffect, out: O
 
 function advertise(s: NodeState, out: Out): void {
   guard(s, out);
-  const adverts: Extract<Effect, { kind: 'advertise' }>['adverts'] = {};
-  for (const h of s.hierarchies) {
-    const rt = s.h[h.name]!;
-    const d = { state: advertedState(h.name, rt, s), eligible: selfEligible(h, s.self, rt, s) };
-    adverts[h.name] = { ...d, epoch: rt.epoch, ...(rt.ownership === 'owned' && rt.ownerKey ? { ownerKey: rt.ownerKey } : {}) };
-  }
+  const adverts = updated(s.sent.adverts, s, out, (h, rt) => ({ state: advertedState(h.name, rt, s), eligible: selfEligible(h, s.self, rt, s), epoch: rt.epoch, ...(rt.ownership === 'owned' && rt.ownerKey ? { ownerKey: rt.ownerKey } : {}) }), sameAdvert);
+  const blocked = updated(s.sent.blocked, s, out, (_h, rt) => (rt.blocked === null ? undefined : rt.blocked.length > 500 ? `${rt.blocked.slice(0, 497)}...` : rt.blocked), (a, b) => a === b);
   const leaving = s.shutdown !== false && allQuiet(s);
-  const blocked: Record<string, string> = {};
-  for (const h of s.hierarchies) {
-    const why = s.h[h.name]!.blocked;
-    if (why !== null) blocked[h.name] = why.length > 500 ? `${why.slice(0, 497)}...` : why;
-  }
-  const key = JSON.stringify([adverts, leaving, blocked]);
-  if (key === s.sent.advert) return;
-  s.sent.advert = key;
+  if (s.sent.started && adverts === s.sent.adverts && blocked === s.sent.blocked && leaving === s.sent.leaving) return;
+  s.sent = { ...s.sent, started: true, adverts, blocked, leaving };
   out.fx.push({ kind: 'advertise', adverts, leaving, blocked });
 }
 
+function sameAdvert(a: AdvertOut, b: AdvertOut): boolean {
+  return a.state === b.state && a.eligible === b.eligible && a.epoch === b.epoch && a.ownerKey === b.ownerKey;
+}
+
+/**
+ * `map` with the entries of the hierarchies this step decides brought up to date (and, deciding
+ * all, those of hierarchies gone dropped): the same object when nothing changed.
+ */
+function updated<T>(map: Record<string, T>, s: NodeState, out: Out, value: (h: HierarchyConfig, rt: HierarchyState) => T | undefined, same: (a: T, b: T) => boolean): Record<string, T> {
+  let next = map;
+  const set = (k: string, v: T | undefined) => {
+    if (next === map) next = { ...map };
+    if (v === undefined) delete next[k];
+    else next[k] = v;
+  };
+  for (const h of out.hs) {
+    const v = value(h, s.h[h.name]!);
+    const old = map[h.name];
+    if (v === undefined ? old !== undefined : old === undefined || !same(old, v)) set(h.name, v);
+  }
+  if (out.all) for (const k of Object.keys(map)) if (!s.h[k]) set(k, undefined);
+  return next;
+}
+
 function guard(s: NodeState, out: Out): void {
-  const plan: GuardPlan[] = s.hierarchies.map((h) => {
-    const rt = s.h[h.name]!;
-    const starting = mutant('no-guard-before-start') ? [] : rt.action?.starting ?? [];
-    const resources = h.resources.filter((r) => r.kind === 'agent' && (rt.resources[r.name] !== 'stopped' || starting.includes(r.name))).map((r) => r.name);
-    // A stale copy of H still runs on a reachable peer: the guard must not give the disks back either.
-    const stale = staleCopyElsewhere(h, s, rt) !== null;
-    return { name: h.name, resources, owned: h.fenced && (rt.ownership === 'owned' || rt.ownership === 'unverified'), release: starting.length === 0 && !stale };
-  });
-  const key = JSON.stringify(plan);
-  if (key === s.sent.guard) return;
-  s.sent.guard = key;
-  out.fx.push({ kind: 'guard', plan });
+  const plan = updated(
+    s.sent.guard,
+    s,
+    out,
+    (h, rt) => {
+      const starting = mutant('no-guard-before-start') ? [] : rt.action?.starting ?? [];
+      const resources = h.resources.filter((r) => r.kind === 'agent' && (rt.resources[r.name] !== 'stopped' || starting.includes(r.name))).map((r) => r.name);
+      // A stale copy of H still runs on a reachable peer: the guard must not give the disks back either.
+      const stale = staleCopyElsewhere(h, s, rt) !== null;
+      return { name: h.name, resources, owned: h.fenced && (rt.ownership === 'owned' || rt.ownership === 'unverified'), release: starting.length === 0 && !stale };
+    },
+    (a, b) => a.owned === b.owned && a.release === b.release && a.resources.join('\n') === b.resources.join('\n'),
+  );
+  if (s.sent.guarded && plan === s.sent.guard) return;
+  s.sent = { ...s.sent, guarded: true, guard: plan };
+  out.fx.push({ kind: 'guard', plan: s.hierarchies.map((h) => plan[h.name]!) });
 }
 
 /**
@@ -591,18 +695,31 @@ function guard(s: NodeState, out: Out): void {
  */
 function watch(s: NodeState, out: Out): void {
   const peers = Object.values(s.peers) as PeerView[];
-  const list = s.hierarchies
-    .filter((h) => {
-      const rt = s.h[h.name]!;
-      if (!h.fenced || rt.phase !== 'out-of-service' || !h.resources.some((r) => r.kind === 'disk')) return false;
+  const watched = new Set(s.sent.watch);
+  let changed = false;
+  for (const h of out.hs) {
+    const rt = s.h[h.name]!;
+    let on = false;
+    if (h.fenced && rt.phase === 'out-of-service' && h.resources.some((r) => r.kind === 'disk')) {
       const runner = peers.find((p) => p.hierarchies[h.name]?.state === 'in-service' || p.hierarchies[h.name]?.state === 'starting');
       const runsOnReachable = peers.some((p) => p.state === 'up' && !p.suspect && p.hierarchies[h.name]?.state === 'in-service');
-      return runner !== undefined && (runner.suspect === true || runner.state === 'down') && !runsOnReachable;
-    })
-    .map((h) => h.name);
-  const key = list.join('\n');
-  if (key === s.sent.watch) return;
-  s.sent.watch = key;
+      on = runner !== undefined && (runner.suspect === true || runner.state === 'down') && !runsOnReachable;
+    }
+    if (on === watched.has(h.name)) continue;
+    changed = true;
+    if (on) watched.add(h.name);
+    else watched.delete(h.name);
+  }
+  if (out.all) {
+    for (const name of watched) {
+      if (s.h[name]) continue;
+      watched.delete(name);
+      changed = true;
+    }
+  }
+  if (!changed) return;
+  const list = s.hierarchies.filter((h) => watched.has(h.name)).map((h) => h.name);
+  s.sent = { ...s.sent, watch: list };
   out.fx.push({ kind: 'watch', hierarchies: list });
 }
 
@@ -618,4 +735,22 @@ export function allQuiet(s: NodeState): boolean {
     if (rt.ownership === 'owned' && rt.phase !== 'failed' && !kept) return false;
   }
   return true;
+}
+
+/** How two results of one step differ (the scope check), or null. Log lines may come in another order. */
+function differs(a: { state: NodeState; effects: Effect[] }, b: { state: NodeState; effects: Effect[] }): string | null {
+  if (!isDeepStrictEqual(a.state, b.state)) {
+    for (const k of Object.keys(b.state) as (keyof NodeState)[]) {
+      if (k === 'h') {
+        for (const name of Object.keys(b.state.h)) if (!isDeepStrictEqual(a.state.h[name], b.state.h[name])) return `state.h.${name}: ${JSON.stringify(a.state.h[name])} vs ${JSON.stringify(b.state.h[name])}`;
+      }
+      if (!isDeepStrictEqual(a.state[k], b.state[k])) return `state.${k}: ${JSON.stringify(a.state[k])} vs ${JSON.stringify(b.state[k])}`;
+    }
+    return 'state';
+  }
+  const acts = (fx: Effect[]) => fx.filter((e) => e.kind !== 'log');
+  const logs = (fx: Effect[]) => fx.filter((e) => e.kind === 'log').map((e) => JSON.stringify(e)).sort();
+  if (!isDeepStrictEqual(acts(a.effects), acts(b.effects))) return `effects: ${JSON.stringify(acts(a.effects))} vs ${JSON.stringify(acts(b.effects))}`;
+  if (!isDeepStrictEqual(logs(a.effects), logs(b.effects))) return `logs: ${JSON.stringify(logs(a.effects))} vs ${JSON.stringify(logs(b.effects))}`;
+  return null;
 }

@@ -59,10 +59,28 @@ export interface NodeState {
   /** The cluster-wide admin map (admin.ts): replicated in heartbeats, persisted in stateDir. */
   admin: AdminDoc;
   nextActionId: number;
-  /** Fingerprints of the last advert, guard plan and watch list sent out (effects only on change). */
-  sent: { advert: string; guard: string; watch: string };
+  /** The last advert, guard plan and watch list sent out, per hierarchy (effects only on change). */
+  sent: SentState;
+  /** The earliest time something time-driven falls due (a back-off ends, a failure leaves its window). */
+  nextDeadline: number;
+  /** An action waits for a free slot (maxParallelHierarchies): the next finished action re-decides all. */
+  deferred: boolean;
   /** `leave` was emitted: the node is done and going away. */
   left: boolean;
+}
+
+export type AdvertOut = { state: AdvertState; eligible: boolean; epoch: number; ownerKey?: string };
+
+export interface SentState {
+  /** Anything advertised yet / any guard plan written yet (the first always goes out). */
+  started: boolean;
+  guarded: boolean;
+  adverts: Record<string, AdvertOut>;
+  blocked: Record<string, string>;
+  leaving: boolean;
+  guard: Record<string, GuardPlan>;
+  /** Hierarchies watched, in definition order. */
+  watch: string[];
 }
 
 /** The typed outcome of an action, as its `done` event carries it. */
@@ -137,7 +155,7 @@ export type Effect =
   | { kind: 'stop'; id: number; hierarchy: string; levels: string[][]; release: boolean; urgent: boolean; reason: string }
   | { kind: 'halt'; id: number; hierarchy: string; reason: string }
   /** blocked: hierarchies blocked here (OCF rc 6) with the reason, for every node's status. */
-  | { kind: 'advertise'; adverts: Record<string, { state: AdvertState; eligible: boolean; epoch: number; ownerKey?: string }>; leaving: boolean; blocked: Record<string, string> }
+  | { kind: 'advertise'; adverts: Record<string, AdvertOut>; leaving: boolean; blocked: Record<string, string> }
   | { kind: 'guard'; plan: GuardPlan[] }
   | { kind: 'monitor'; hierarchy: string; on: boolean }
   /** Sample these hierarchies' holder keys on disk (the suspect runner's liveness, see race.ts). */

@@ -1,0 +1,75 @@
+// The reducer decides only the hierarchies an event can change (core/scope.ts). These are the
+// cases where that is not the event's own hierarchy: time falling due, and a slot freeing. Each
+// step also runs deciding everything (the scope check) and must come out the same.
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { initialState, setScopeCheck, step } from '../../harness/core/step.ts';
+import type { Effect, Event, EventIn, NodeState } from '../../harness/core/types.ts';
+import { scopeOf } from '../../harness/core/scope.ts';
+import { simHierarchy } from '../../sim/schedule.ts';
+
+before(() => setScopeCheck(true));
+after(() => setScopeCheck(false));
+
+const web = simHierarchy('web', { n1: 1, n2: 2 }, { shape: 'small' });
+// db's first node is n2: once probed, n1 has nothing to do for it.
+const db = simHierarchy('db', { n1: 2, n2: 1 }, { shape: 'small' });
+const idle = { state: 'out-of-service' as const, eligible: true };
+const peers = { n2: { state: 'up' as const, leaving: false, hierarchies: { web: idle, db: idle } } };
+
+function driver(maxParallelHierarchies: number) {
+  let s: NodeState = initialState('n1', [db, web], { maxParallelHierarchies, raceDelayPerRankMs: 300 }, 0);
+  return {
+    get state() {
+      return s;
+    },
+    go(e: EventIn, now: number): Effect[] {
+      const r = step(s, { ...e, now } as Event);
+      s = r.state;
+      return r.effects;
+    },
+  };
+}
+const launched = (fx: Effect[], kind: string) => fx.filter((e) => e.kind === kind).map((e) => (e as { hierarchy: string }).hierarchy);
+const stopped = { app: 'stopped', disk: 'stopped' } as const;
+
+test('scope: a back-off that ended is decided on the next event, whatever hierarchy that event is about', () => {
+  const d = driver(64);
+  const probes = d.go({ type: 'peers', peers }, 10).filter((e) => e.kind === 'probe') as { id: number; hierarchy: string }[];
+  const acquires: { id: number; hierarchy: string }[] = [];
+  for (const p of probes.filter((x) => x.hierarchy === 'web')) {
+    // Nothing runs here after the probe: our registration is dropped first, then the race.
+    const u = d.go({ type: 'done', id: p.id, hierarchy: p.hierarchy, result: { kind: 'probe', resources: { ...stopped }, cannotRun: null } }, 20).find((e) => e.kind === 'unregister') as { id: number };
+    acquires.push(...(d.go({ type: 'done', id: u.id, hierarchy: p.hierarchy, result: { kind: 'unregister' } }, 20).filter((e) => e.kind === 'acquire') as typeof acquires));
+  }
+  const w = acquires.find((a) => a.hierarchy === 'web')!;
+  d.go({ type: 'done', id: w.id, hierarchy: 'web', result: { kind: 'acquire', ok: false, reason: 'lost-race', detail: 'n2 won' } }, 30);
+  assert.equal(d.state.h.web!.acquireBackoffUntil, 330);
+  assert.equal(d.state.nextDeadline, 330);
+  // Before the back-off ends, an event about db decides db alone; after it, web too.
+  assert.deepEqual(scopeOf(d.state, { type: 'utility', hierarchy: 'db', ok: true, now: 329 }), new Set(['db']));
+  assert.equal(scopeOf(d.state, { type: 'utility', hierarchy: 'db', ok: true, now: 330 }), 'all');
+  assert.deepEqual(launched(d.go({ type: 'utility', hierarchy: 'db', ok: true }, 340), 'acquire'), ['web']);
+});
+
+test('scope: an action that waited for a slot is launched when another one finishes', () => {
+  const d = driver(1);
+  const fx = d.go({ type: 'peers', peers }, 10);
+  assert.deepEqual(launched(fx, 'probe'), ['db']);
+  assert.equal(d.state.deferred, true);
+  const probe = fx.find((e) => e.kind === 'probe') as { id: number };
+  // db's probe finds nothing: its registration is dropped (the slot stays taken), then it idles.
+  const u = d.go({ type: 'done', id: probe.id, hierarchy: 'db', result: { kind: 'probe', resources: { ...stopped }, cannotRun: null } }, 20).find((e) => e.kind === 'unregister') as { id: number };
+  const next = d.go({ type: 'done', id: u.id, hierarchy: 'db', result: { kind: 'unregister' } }, 30);
+  assert.deepEqual(launched(next, 'probe'), ['web']);
+  assert.equal(d.state.deferred, false);
+});
+
+test('scope: a peer\'s advert change decides only the hierarchies whose entry changed; its liveness, all', () => {
+  const d = driver(64);
+  d.go({ type: 'peers', peers }, 10);
+  const moved = { n2: { ...peers.n2, hierarchies: { web: { state: 'starting' as const, eligible: true }, db: idle } } };
+  assert.deepEqual(scopeOf(d.state, { type: 'peers', peers: moved, now: 11 }), new Set(['web']));
+  assert.equal(scopeOf(d.state, { type: 'peers', peers: { n2: { ...peers.n2, suspect: true } }, now: 11 }), 'all');
+  assert.equal(scopeOf(d.state, { type: 'peers', peers: {}, now: 11 }), 'all');
+});
