@@ -23,7 +23,7 @@
 // Prints min/median/max tables; every number in bench/results/scale.json. Last line:
 //   bench scale: nodes=N hierarchies=H failover last=X.XXX s idle-cpu=X.X% rss=X MiB
 // (idle-cpu and rss: the median daemon at the full count).
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { LocalCluster } from '../harness/local-cluster.ts';
 import { advertDigest, encode, type HierarchyAdvert } from '../harness/packet.ts';
 import type { StatusDoc } from '../harness/status.ts';
@@ -162,7 +162,11 @@ async function phase(count: number, full: boolean, net: number) {
   const nodes = Array.from({ length: NODES }, (_, i) => nodeName(i));
   const hs: Record<string, string> = {};
   for (let i = 0; i < count; i++) hs[`${hName(i)}.yaml`] = hierarchy(i, nodes);
-  const c = new LocalCluster({ nodes, net, hierarchies: hs, heartbeat: { interval: `${INTERVAL_MS}ms`, deadTime: `${DEAD_MS}ms` } });
+  // The shared ownership directory and the nodes' state on tmpfs: on this VM's ext4 (mounted with
+  // `discard`) 16 daemons' lock-file creates, renames and unlinks queue on the journal, and a
+  // daemon blocked in one such syscall for 450 ms takes itself for frozen (bench/README).
+  const dir = existsSync('/dev/shm') ? mkdtempSync('/dev/shm/harness-scale-') : undefined;
+  const c = new LocalCluster({ nodes, net, hierarchies: hs, heartbeat: { interval: `${INTERVAL_MS}ms`, deadTime: `${DEAD_MS}ms` }, ...(dir ? { dir } : {}) });
   const keep = process.argv.includes('--keep');
   try {
     console.log(`\n${NODES} nodes x ${count} hierarchies (${agent}, monitors every 60 s) in ${c.dir}`);

@@ -14,6 +14,7 @@ import { validateInChild } from '../hierarchies/validate-child.ts';
 import { ConfigError, formatIssue, isError } from '../hierarchies/issues.ts';
 import { locateAgent, BUNDLED_AGENT_DIR, type AgentRef } from '../agents/locate.ts';
 import { Comm } from './comm.ts';
+import type { PeerInfo } from './liveness.ts';
 import { readAuthKey } from './authkey.ts';
 import { createBackend } from '../fencing/index.ts';
 import { acquire, watchHolder, type HolderWatch } from '../fencing/race.ts';
@@ -550,11 +551,20 @@ export class NodeDaemon {
     }
   }
 
+  /** Per peer, its advert as the reducer sees it, rebuilt only when the advert changed. */
+  private readonly peerHierarchies = new Map<string, { advert: PeerInfo['advert']; hs: PeerView['hierarchies'] }>();
   private peerViews(): Record<string, PeerView> {
     const out: Record<string, PeerView> = {};
     for (const [node, p] of Object.entries(this.comm.view())) {
-      const hs: PeerView['hierarchies'] = {};
-      for (const [name, a] of Object.entries(p.advert ?? {})) hs[name] = { state: a.state, eligible: a.eligible };
+      // The same object while unchanged: the reducer skips such a peer's entries by identity.
+      let cached = this.peerHierarchies.get(node);
+      if (!cached || cached.advert !== p.advert) {
+        const hs: PeerView['hierarchies'] = {};
+        for (const [name, a] of Object.entries(p.advert ?? {})) hs[name] = { state: a.state, eligible: a.eligible };
+        cached = { advert: p.advert, hs };
+        this.peerHierarchies.set(node, cached);
+      }
+      const hs = cached.hs;
       out[node] = { state: p.state, leaving: p.leaving, suspect: p.suspect, hierarchies: hs, ...(p.meta ? { admin: p.meta.admin, config: p.meta.config, ...(p.meta.blocked ? { blocked: p.meta.blocked } : {}) } : {}) };
     }
     return out;
