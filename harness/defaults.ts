@@ -147,11 +147,13 @@ export const DEFAULTS = {
 export type Defaults = typeof DEFAULTS;
 
 /**
- * Node flags for the long-running daemon process. A 1 MiB young-generation semi-space (V8's
- * default is 16 MiB) costs nothing at a daemon's allocation rate and saves ~5 MiB of resident
- * memory per node. Used wherever a daemon is spawned (CLI `start`, local clusters, the bench).
+ * Node flags for the long-running daemon process, wherever one is spawned (CLI `start`, local
+ * clusters, the bench). The young generation's semi-space may grow to 16 MiB (V8's default): a
+ * 1 MiB cap saved ~5 MiB of resident memory on an idle node, but under a burst (a cold start or
+ * a takeover of hundreds of hierarchies) it promoted short-lived adverts and states to the old
+ * generation and garbage collection took over half the daemon's time (bench/README).
  */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=16'];
 
 export interface OwnershipTimers {
   keyRefreshMs: number;

@@ -14,7 +14,6 @@ import { validateInChild } from '../hierarchies/validate-child.ts';
 import { ConfigError, formatIssue, isError } from '../hierarchies/issues.ts';
 import { locateAgent, BUNDLED_AGENT_DIR, type AgentRef } from '../agents/locate.ts';
 import { Comm } from './comm.ts';
-import type { PeerInfo } from './liveness.ts';
 import { readAuthKey } from './authkey.ts';
 import { createBackend } from '../fencing/index.ts';
 import { acquire, watchHolder, type HolderWatch } from '../fencing/race.ts';
@@ -55,6 +54,8 @@ export interface NodeOptions {
 /** The reducer's clock: monotonic, so a wall-clock jump never stretches a back-off or a failure window. */
 const monoNow = (): number => performance.timeOrigin + performance.now();
 
+
+const NO_HIERARCHIES: PeerView['hierarchies'] = Object.freeze({});
 
 export class NodeDaemon {
   readonly node: string;
@@ -551,20 +552,12 @@ export class NodeDaemon {
     }
   }
 
-  /** Per peer, its advert as the reducer sees it, rebuilt only when the advert changed. */
-  private readonly peerHierarchies = new Map<string, { advert: PeerInfo['advert']; hs: PeerView['hierarchies'] }>();
   private peerViews(): Record<string, PeerView> {
     const out: Record<string, PeerView> = {};
     for (const [node, p] of Object.entries(this.comm.view())) {
-      // The same object while unchanged: the reducer skips such a peer's entries by identity.
-      let cached = this.peerHierarchies.get(node);
-      if (!cached || cached.advert !== p.advert) {
-        const hs: PeerView['hierarchies'] = {};
-        for (const [name, a] of Object.entries(p.advert ?? {})) hs[name] = { state: a.state, eligible: a.eligible };
-        cached = { advert: p.advert, hs };
-        this.peerHierarchies.set(node, cached);
-      }
-      const hs = cached.hs;
+      // The advert itself (frozen, and the same object while unchanged: the reducer skips such a
+      // peer's entries by identity); the reducer reads only each entry's state and eligibility.
+      const hs: PeerView['hierarchies'] = p.advert ?? NO_HIERARCHIES;
       out[node] = { state: p.state, leaving: p.leaving, suspect: p.suspect, hierarchies: hs, ...(p.meta ? { admin: p.meta.admin, config: p.meta.config, ...(p.meta.blocked ? { blocked: p.meta.blocked } : {}) } : {}) };
     }
     return out;
@@ -606,12 +599,26 @@ export class NodeDaemon {
 
   // --- the guard ----------------------------------------------------------------------------------
 
+  /**
+   * Per hierarchy, its plan entry and what it renders to: the reducer hands an unchanged entry
+   * over as the same object, so a plan change renders only the entries that moved.
+   */
+  private readonly guardEntries = new Map<string, { p: GuardPlan; h: HierarchyConfig; g: GuardHierarchy }>();
+
   /** Render the reducer's guard plan: agent stop commands per level, and the disks to release. */
   private updateGuard(plan: GuardPlan[]): void {
+    const byName = new Map(this.state.hierarchies.map((h) => [h.name, h]));
     const out: GuardHierarchy[] = [];
+    const seen = new Set<string>();
     for (const p of plan) {
-      const h = this.state.hierarchies.find((x) => x.name === p.name);
+      const h = byName.get(p.name);
       if (!h) continue;
+      seen.add(p.name);
+      const cached = this.guardEntries.get(p.name);
+      if (cached && cached.p === p && cached.h === h) {
+        out.push(cached.g);
+        continue;
+      }
       const levels = stopLevelsOf(h).map((level) =>
         level.flatMap((name): GuardStop[] => {
           const r = h.resources.find((x) => x.name === name)!;
@@ -623,8 +630,11 @@ export class NodeDaemon {
         }),
       );
       const disks = p.owned ? this.disks(h).map((d) => this.backend.guardDisk(d)) : [];
-      out.push({ name: h.name, levels, disks, release: p.release });
+      const g = { name: h.name, levels, disks, release: p.release };
+      this.guardEntries.set(p.name, { p, h, g });
+      out.push(g);
     }
+    for (const name of this.guardEntries.keys()) if (!seen.has(name)) this.guardEntries.delete(name);
     try {
       this.guard?.update(out, this.guardOwnership);
     } catch (e) {

@@ -20,8 +20,9 @@ export function scopeOf(prev: NodeState, ev: Event): Scope {
     case 'peers':
       return peersScope(prev.peers, ev.peers);
     case 'done':
-      // A slot frees: a hierarchy that waited for one may go now.
-      return prev.deferred ? 'all' : new Set([ev.hierarchy]);
+      // A slot frees: the first hierarchies that waited for one may go now. Only as many as
+      // there are free slots can (they come first, in definition order, as when deciding all).
+      return new Set([ev.hierarchy, ...prev.deferred.slice(0, freeSlots(prev))]);
     case 'monitor-failed':
     case 'ownership':
     case 'disk-unusable':
@@ -59,4 +60,11 @@ function peersScope(prev: Record<string, PeerView>, next: Record<string, PeerVie
 function sameBlocked(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
   if (a === b) return true;
   return JSON.stringify(a ?? {}) === JSON.stringify(b ?? {});
+}
+
+/** Slots free once the finishing action's is given back. */
+function freeSlots(s: NodeState): number {
+  let busy = 0;
+  for (const k in s.h) if (s.h[k]!.busy) busy++;
+  return Math.max(0, s.settings.maxParallelHierarchies - busy + 1);
 }

@@ -61,7 +61,7 @@ export function initialState(self: NodeName, hierarchies: HierarchyConfig[], set
     nextActionId: 1,
     sent: { started: false, guarded: false, adverts: {}, blocked: {}, leaving: false, guard: {}, watch: [] },
     nextDeadline: Infinity,
-    deferred: false,
+    deferred: [],
     left: false,
   };
 }
@@ -435,19 +435,24 @@ function react(s: NodeState, out: Out, scope: Scope): void {
 
   let inFlight = 0;
   for (const k in s.h) if (s.h[k]!.busy) inFlight++;
-  let deferred = false;
+  const skipped = new Set<string>();
   for (const a of d.actions) {
     // Losing ownership does not wait for a slot: the stop (or halt) goes at once.
     const urgent = (a.kind === 'stop' && a.urgent) || a.kind === 'halt';
     if (inFlight >= s.settings.maxParallelHierarchies && !urgent) {
-      deferred = true;
+      skipped.add(a.hierarchy);
       continue;
     }
     launch(s, a, out);
     inFlight++;
   }
-  // Deciding only some hierarchies, one of the others may still wait for a slot.
-  s.deferred = deferred || (!out.all && s.deferred);
+  // Deciding only some hierarchies, the others that waited for a slot still do.
+  if (out.all) s.deferred = s.hierarchies.filter((h) => skipped.has(h.name)).map((h) => h.name);
+  else if (skipped.size > 0 || s.deferred.length > 0) {
+    const decided = new Set(out.hs.map((h) => h.name));
+    const waiting = new Set([...s.deferred.filter((n) => !decided.has(n)), ...skipped]);
+    s.deferred = s.hierarchies.filter((h) => waiting.has(h.name)).map((h) => h.name);
+  }
 
   for (const h of out.hs) {
     const rt = s.h[h.name]!;

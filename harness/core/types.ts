@@ -63,8 +63,8 @@ export interface NodeState {
   sent: SentState;
   /** The earliest time something time-driven falls due (a back-off ends, a failure leaves its window). */
   nextDeadline: number;
-  /** An action waits for a free slot (maxParallelHierarchies): the next finished action re-decides all. */
-  deferred: boolean;
+  /** Hierarchies whose action waits for a free slot (maxParallelHierarchies), in definition order. */
+  deferred: string[];
   /** `leave` was emitted: the node is done and going away. */
   left: boolean;
 }

@@ -56,13 +56,13 @@ test('scope: an action that waited for a slot is launched when another one finis
   const d = driver(1);
   const fx = d.go({ type: 'peers', peers }, 10);
   assert.deepEqual(launched(fx, 'probe'), ['db']);
-  assert.equal(d.state.deferred, true);
+  assert.deepEqual(d.state.deferred, ['web']);
   const probe = fx.find((e) => e.kind === 'probe') as { id: number };
   // db's probe finds nothing: its registration is dropped (the slot stays taken), then it idles.
   const u = d.go({ type: 'done', id: probe.id, hierarchy: 'db', result: { kind: 'probe', resources: { ...stopped }, cannotRun: null } }, 20).find((e) => e.kind === 'unregister') as { id: number };
   const next = d.go({ type: 'done', id: u.id, hierarchy: 'db', result: { kind: 'unregister' } }, 30);
   assert.deepEqual(launched(next, 'probe'), ['web']);
-  assert.equal(d.state.deferred, false);
+  assert.deepEqual(d.state.deferred, []);
 });
 
 test('scope: a peer\'s advert change decides only the hierarchies whose entry changed; its liveness, all', () => {
