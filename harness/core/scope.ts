@@ -18,7 +18,7 @@ export function scopeOf(prev: NodeState, ev: Event): Scope {
   for (const _ in prev.pending) return 'all';
   switch (ev.type) {
     case 'peers':
-      return peersScope(prev.peers, ev.peers);
+      return peersScope(prev, ev.peers);
     case 'done':
       // A slot frees: the first hierarchies that waited for one may go now. Only as many as
       // there are free slots can (they come first, in definition order, as when deciding all).
@@ -37,8 +37,14 @@ export function scopeOf(prev: NodeState, ev: Event): Scope {
   }
 }
 
-/** The hierarchies whose entry changed in some peer's advert; 'all' when anything node-wide did. */
-function peersScope(prev: Record<string, PeerView>, next: Record<string, PeerView>): Scope {
+/**
+ * The hierarchies whose entry changed in some peer's advert. A peer's liveness (up, down,
+ * suspect, leaving) or blocked list moving concerns the hierarchies that list it, and those it
+ * says anything but out-of-service about (it may run, hold or block them); its admin map or
+ * configuration moving, or a peer coming or going, concerns all.
+ */
+function peersScope(s: NodeState, next: Record<string, PeerView>): Scope {
+  const prev = s.peers;
   const names = Object.keys(next);
   if (names.length !== Object.keys(prev).length) return 'all';
   const out = new Set<string>();
@@ -46,7 +52,14 @@ function peersScope(prev: Record<string, PeerView>, next: Record<string, PeerVie
     const a = prev[node];
     const b = next[node]!;
     if (a === b) continue;
-    if (!a || a.state !== b.state || a.leaving !== b.leaving || a.suspect !== b.suspect || a.admin !== b.admin || a.config !== b.config || !sameBlocked(a.blocked, b.blocked)) return 'all';
+    if (!a || a.admin !== b.admin || a.config !== b.config) return 'all';
+    if (a.state !== b.state || a.leaving !== b.leaving || a.suspect !== b.suspect || !sameBlocked(a.blocked, b.blocked)) {
+      for (const h of s.hierarchies) if (h.priorities[node] !== undefined) out.add(h.name);
+      for (const v of [a, b]) {
+        for (const [h, x] of Object.entries(v.hierarchies)) if (x.state !== 'out-of-service') out.add(h);
+        for (const h of Object.keys(v.blocked ?? {})) out.add(h);
+      }
+    }
     if (a.hierarchies === b.hierarchies) continue;
     for (const [h, x] of Object.entries(b.hierarchies)) {
       const y = a.hierarchies[h];

@@ -65,11 +65,19 @@ test('scope: an action that waited for a slot is launched when another one finis
   assert.deepEqual(d.state.deferred, []);
 });
 
-test('scope: a peer\'s advert change decides only the hierarchies whose entry changed; its liveness, all', () => {
-  const d = driver(64);
-  d.go({ type: 'peers', peers }, 10);
-  const moved = { n2: { ...peers.n2, hierarchies: { web: { state: 'starting' as const, eligible: true }, db: idle } } };
-  assert.deepEqual(scopeOf(d.state, { type: 'peers', peers: moved, now: 11 }), new Set(['web']));
-  assert.equal(scopeOf(d.state, { type: 'peers', peers: { n2: { ...peers.n2, suspect: true } }, now: 11 }), 'all');
-  assert.equal(scopeOf(d.state, { type: 'peers', peers: {}, now: 11 }), 'all');
+test('scope: a peer\'s advert change decides only the entries that changed; its liveness, what it is listed for or runs', () => {
+  const solo = simHierarchy('solo', { n1: 1, n3: 2 }, { shape: 'small' });
+  const n2 = { state: 'up' as const, leaving: false, hierarchies: { web: idle, db: idle, solo: idle } };
+  let s: NodeState = initialState('n1', [db, web, solo], { maxParallelHierarchies: 64, raceDelayPerRankMs: 300 }, 0);
+  s = step(s, { type: 'peers', peers: { n2 }, now: 10 }).state;
+  const moved = { n2: { ...n2, hierarchies: { ...n2.hierarchies, web: { state: 'starting' as const, eligible: true } } } };
+  assert.deepEqual(scopeOf(s, { type: 'peers', peers: moved, now: 11 }), new Set(['web']));
+  // n2 turns suspect: the hierarchies that list it, not solo (n2 says it is out of service there).
+  assert.deepEqual(scopeOf(s, { type: 'peers', peers: { n2: { ...n2, suspect: true } }, now: 11 }), new Set(['db', 'web']));
+  // ... unless n2 says it runs solo (listed or not, a copy there counts).
+  const runsSolo = { n2: { ...n2, hierarchies: { ...n2.hierarchies, solo: { state: 'in-service' as const, eligible: false } } } };
+  s = step(s, { type: 'peers', peers: runsSolo, now: 12 }).state;
+  assert.deepEqual(scopeOf(s, { type: 'peers', peers: { n2: { ...runsSolo.n2, state: 'down' } }, now: 13 }), new Set(['db', 'web', 'solo']));
+  assert.equal(scopeOf(s, { type: 'peers', peers: {}, now: 13 }), 'all');
+  assert.equal(scopeOf(s, { type: 'peers', peers: { n2: { ...runsSolo.n2, admin: {} } }, now: 13 }), 'all');
 });
