@@ -12,10 +12,10 @@
 //  - they parse `ocf_is_probe` from CRM_meta_interval, size waits from CRM_meta_timeout and
 //    log to syslog unless told otherwise: we set all of it explicitly.
 
-import type { ChildProcess } from 'node:child_process';
-import { spawnNiced } from './spawn-niced.ts';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { spawnTurn } from '../harness/spawn-turn.ts';
-import { mkdirSync } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
 import { getPriority } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StringDecoder } from 'node:string_decoder';
@@ -310,8 +310,7 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
   if (problem) return failed(`${req.agent.path} ${req.action} (${req.instance}): ${problem}`);
   const rscTmp = req.rscTmp ?? DEFAULT_RSCTMP;
   try {
-    // Synchronous: one local syscall, where the thread pool's round trip cost more per agent.
-    mkdirSync(rscTmp, { recursive: true });
+    await mkdir(rscTmp, { recursive: true });
   } catch (e) {
     return failed(`cannot create HA_RSCTMP ${rscTmp}: ${errorMessage(e)}`);
   }
@@ -323,21 +322,26 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
 
   let child: ChildProcess;
   await spawnTurn();
+  // Through nice(1), so the agent never runs a single instruction at the daemon's boosted priority.
+  const inc = agentNice === undefined ? 0 : agentNice - getPriority();
+  const [file, args] = inc > 0 ? ['nice', ['-n', String(inc), req.agent.path, req.action]] : [req.agent.path, [req.action]];
+  if (inc > 0) {
+    // nice(1) would turn a missing or non-executable agent into exit 126/127: say it as a direct spawn would.
+    try {
+      await access(req.agent.path, fsConstants.X_OK);
+    } catch (e) {
+      return failed(`${req.agent.path}: ${errorMessage(e)}`);
+    }
+  }
   try {
     // node:child_process directly, not execa: execa's own setup cost ~0.7 ms of the daemon's CPU
-    // per spawn on top of the fork, and none of its features is used here. At the agents' nice
-    // value from the first instruction (spawn-niced.ts).
-    child = spawnNiced(
-      req.agent.path,
-      [req.action],
-      {
-        env: buildAgentEnv(req), // only this: the daemon's environment (HA_LOGFILE, OCF_* of a shell...) must not leak in
-        stdio: ['ignore', 'pipe', 'pipe'], // we read the pipes ourselves and do not wait for EOF, see the header
-        detached: true, // setsid(): the agent leads its own process group, which we kill on timeout
-        cwd: '/',
-      },
-      agentNice,
-    );
+    // per spawn on top of the fork, and none of its features is used here.
+    child = spawn(file, args, {
+      env: buildAgentEnv(req), // only this: the daemon's environment (HA_LOGFILE, OCF_* of a shell...) must not leak in
+      stdio: ['ignore', 'pipe', 'pipe'], // we read the pipes ourselves and do not wait for EOF, see the header
+      detached: true, // setsid(): the agent leads its own process group, which we kill on timeout
+      cwd: '/',
+    });
   } catch (e) {
     return failed(`${req.agent.path}: ${errorMessage(e)}`);
   }
