@@ -82,7 +82,7 @@ const doc = {
   machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? '?', kernel: release(), node: process.version },
   options: { quick, powerOffRuns, otherRuns, manyRuns, footprintS, floorSamples, faults, beds, profiles },
   method:
-    'namespace cluster (3 nodes, 2 comm paths); client pings the VIP every ~9 ms (ping -D -i 0.009) and GETs http://VIP:8080/ every 10 ms; ' +
+    'namespace cluster (3 nodes, 2 comm paths); client pings the VIP every ~9 ms (ping -D -i 0.009; the many-hierarchy bed every ~16 ms, -i 0.01, without busy-waiting) and GETs http://VIP:8080/ every 10 ms; ' +
     'watchers ping the VIP pinned to each node\'s MAC (double-VIP samples = 10 ms slots with 2+ nodes answering); times from t0 = just before the fault',
   daemon: null as string | null,
   footprint: [] as Footprint[],

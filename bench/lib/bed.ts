@@ -11,6 +11,9 @@ import { createLoopDisk, sweepStaleLoops } from './disk.ts';
 import { addWatchers } from './probes.ts';
 import { sleep } from './run.ts';
 
+/** Directory of workDir holding the file ownership backend's state (a tmpfs, see Bed.create). */
+const OWNERSHIP_DIR = 'ownership';
+
 export interface BedOptions {
   profile: TimingProfile;
   /** 'web': the full stack (disk, Filesystem, Dummy, IPaddr2, webserver); 'many': N Dummy+IPaddr2 hierarchies. */
@@ -65,7 +68,9 @@ export class Bed {
   /** Build everything and start a daemon on every node; does not wait for the cluster to settle. */
   static async create(opts: BedOptions): Promise<Bed> {
     sweepStaleLoops();
-    const cluster = await NetnsCluster.create({ nodes: opts.nodes ?? 3, paths: 2, keepWorkDir: opts.keepWorkDir });
+    // The file backend's directory on a tmpfs, as the README advises (every operation creates and
+    // removes a lock and a temp file; on ext4 that churn slows every creation down).
+    const cluster = await NetnsCluster.create({ nodes: opts.nodes ?? 3, paths: 2, keepWorkDir: opts.keepWorkDir, tmpfsDirs: [OWNERSHIP_DIR] });
     try {
       const client = cluster.addStation('cl', [CLIENT_ADDRESS, GATEWAY_ADDRESS]);
       let hierarchies: HierarchyDoc[];
@@ -93,7 +98,7 @@ export class Bed {
         nodes: cluster.nodes,
         paths: cluster.paths,
         privateMount: cluster.privateMount,
-        ownershipDir: join(cluster.workDir, 'ownership'),
+        ownershipDir: join(cluster.workDir, OWNERSHIP_DIR),
         profile: opts.profile,
         hierarchies,
       });

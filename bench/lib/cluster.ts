@@ -29,6 +29,8 @@ export interface ClusterOptions {
   workDir?: string;
   /** Keep workDir after teardown (logs for a post-mortem). */
   keepWorkDir?: boolean;
+  /** Directories of workDir (relative names) that get a tmpfs of their own, mounted before the nodes boot so every node sees it. */
+  tmpfsDirs?: string[];
 }
 
 export interface TestNode {
@@ -91,6 +93,7 @@ export class NetnsCluster {
     c.unregister = onCleanup(`namespace cluster ${c.prefix}`, () => c.teardown());
     try {
       mkdirSync(c.privateMount, { recursive: true });
+      for (const d of opts.tmpfsDirs ?? []) c.mountTmpfs(join(c.workDir, d));
       c.addNetns(c.bridgeNs);
       for (let p = 0; p < c.paths; p++) {
         c.ip(c.bridgeNs, 'link', 'add', `br${p}`, 'type', 'bridge');
@@ -344,6 +347,13 @@ export class NetnsCluster {
     runSync(['ip', 'netns', 'add', name]);
     this.namespaces.push(name);
     this.ip(name, 'link', 'set', 'lo', 'up');
+  }
+
+  /** A tmpfs at `dir` on the host: nodes booted from now on see it (their mount namespaces copy the host's). */
+  private mountTmpfs(dir: string): void {
+    mkdirSync(dir, { recursive: true });
+    runSync(['mount', '-t', 'tmpfs', '-o', 'mode=0755,size=16m', 'tmpfs', dir]);
+    this.onTeardown(`tmpfs ${dir}`, () => void runSync(['umount', '-l', dir], { allowFail: true }));
   }
 
   /** Run `fn` during teardown, before the namespaces go (loop devices, mounts...). */
