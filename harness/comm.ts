@@ -302,17 +302,19 @@ export class Comm extends EventEmitter<CommEvents> {
     const next = Object.freeze(Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Object.freeze(cleanAdvert(v))])));
     const leaving = opts.leaving === true;
     const trial = new OwnAdvert();
+    trial.meta = this.own.meta; // before set(): one digest, of the advert as it will be
     trial.set(next, leaving);
-    if (this.own.meta) trial.setMeta(this.own.meta);
     this.checkEncodable(trial);
     if (this.own.set(next, leaving)) this.sendNews();
   }
 
   /** Set the node-level news (admin map, configuration fingerprint): part of the advert, a change goes out at once. */
   setMeta(meta: NodeMeta): void {
+    // Frozen: the advert's digest is remembered per (hierarchies, meta) object (packet.ts).
+    meta = Object.freeze({ ...meta });
     const trial = new OwnAdvert();
+    trial.meta = meta;
     trial.set(this.own.hierarchies, this.own.leaving);
-    trial.setMeta(meta);
     this.checkEncodable(trial);
     if (this.own.setMeta(meta)) this.sendNews();
   }

@@ -148,8 +148,8 @@ export function addWatchers(cluster: NetnsCluster, vip: string): Map<string, Sta
 export class WatcherProbes {
   private readonly probes: Map<string, PingProbe>;
 
-  constructor(cluster: NetnsCluster, watchers: ReadonlyMap<string, Station>, vip: string, boundS: number) {
-    this.probes = new Map([...watchers].map(([node, s]) => [node, PingProbe.start(cluster, s.netns, vip, boundS)]));
+  constructor(cluster: NetnsCluster, watchers: ReadonlyMap<string, Station>, vip: string, boundS: number, intervalS = PING_INTERVAL_S) {
+    this.probes = new Map([...watchers].map(([node, s]) => [node, PingProbe.start(cluster, s.netns, vip, boundS, intervalS)]));
   }
 
   /** Reply times per node. */

@@ -173,11 +173,15 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
   const offsets = new Map(cluster.nodes.map((n) => [n.name, logOffset(n)]));
 
   const probeBoundS = Math.ceil((boundMs + 30_000) / 1000);
-  // The many-hierarchy layout (1 or 20 VIPs alike, so the two compare) pings without busy-waiting.
+  // The many-hierarchy layout (1 or 20 VIPs alike, so the two compare) pings without busy-waiting,
+  // its watchers too: three busy-waiting watchers took ~0.8 of this machine's 2 cores from the
+  // agents of a takeover that is compared to a floor measured without them. Their replies ~16 ms
+  // apart still form one answering interval (gaps up to 3 slots), so two nodes answering at once
+  // is still seen.
   const pingEvery = bed.httpUrl === null ? PING_INTERVAL_QUIET_S : PING_INTERVAL_S;
   const pings = bed.vips.map((v) => PingProbe.start(cluster, bed.client.netns, v, probeBoundS, pingEvery));
   const http = bed.httpUrl ? HttpProbe.start(cluster, bed.client.netns, bed.httpUrl, probeBoundS) : null;
-  const watch = new WatcherProbes(cluster, bed.watchers, bed.vips[0] as string, probeBoundS);
+  const watch = new WatcherProbes(cluster, bed.watchers, bed.vips[0] as string, probeBoundS, pingEvery);
   const sampler = new AddressSampler(cluster, bed.vips[0] as string);
   let stopping: Promise<unknown> | null = null;
   let cpuBefore: CpuSample | null = null;

@@ -364,3 +364,18 @@ test('format 2: a hierarchy blocked by OCF rc 6 travels with its reason (every n
   const long = { ...meta, blocked: { web: 'x'.repeat(513) } };
   assert.throws(() => encode(hb({ hierarchies: hs, meta: long, advertVersion: 2, advertDigest: advertDigest(hs, long) }), KEY), /blocked: "web": a hierarchy name and a reason of at most 512 characters/);
 });
+
+test('advert digest: remembered for a frozen advert, recomputed for one that can change in place', () => {
+  const entry = { state: 'in-service' as const, epoch: 3, eligible: true };
+  const open: Record<string, HierarchyAdvert> = { web: { ...entry } };
+  const before = advertDigest(open);
+  open.web!.epoch = 4;
+  assert.notEqual(advertDigest(open), before);
+  const frozen = Object.freeze({ web: Object.freeze({ ...entry }) });
+  assert.equal(advertDigest(frozen), before);
+  assert.equal(advertDigest(frozen), before);
+  // The meta is part of it: another meta, another digest, for the same frozen hierarchies.
+  const meta = Object.freeze({ admin: {}, config: 'abc' });
+  assert.notEqual(advertDigest(frozen, meta), before);
+  assert.equal(advertDigest(frozen), before);
+});
