@@ -429,8 +429,7 @@ function react(s: NodeState, out: Out, scope: Scope): void {
   for (const [name, note] of Object.entries(d.notes)) {
     const rt = s.h[name]!;
     // In flight: the note says what was launched ('probing', 'failing over') until it is done.
-    if (rt.busy) continue;
-    rt.note = rt.diskProblem ? `disk unusable: ${rt.diskProblem}` : rt.phase === 'failed' && rt.failedWhy ? `FAILED: ${rt.failedWhy}` : note;
+    setNote(rt, rt.busy ? rt.note : note);
   }
 
   let inFlight = 0;
@@ -469,6 +468,11 @@ function react(s: NodeState, out: Out, scope: Scope): void {
     s.left = true;
     out.fx.push({ kind: 'leave' });
   }
+}
+
+/** What status says about H: an unusable disk or a FAILED hierarchy says so above anything else. */
+function setNote(rt: HierarchyState, note: string): void {
+  rt.note = rt.diskProblem ? `disk unusable: ${rt.diskProblem}` : rt.phase === 'failed' && rt.failedWhy ? `FAILED: ${rt.failedWhy}` : note;
 }
 
 /** The earliest time a decision may change by time alone: a back-off ends, a failure leaves its window. */
@@ -625,7 +629,7 @@ const PHASE_DURING: Partial<Record<ActionEffect['kind'], HierarchyState['phase']
 function launchEffect(s: NodeState, rt: HierarchyState, fx: ActionEffect, out: Out): void {
   const id = s.nextActionId++;
   // Launched by a result rather than by decide(): no note of decide's says so.
-  if (fx.kind === 'unregister') rt.note = 'dropping our registration';
+  if (fx.kind === 'unregister') setNote(rt, 'dropping our registration');
   fx = { ...fx, id };
   const name = fx.hierarchy;
   const starting = fx.kind === 'start' ? fx.levels.flat() : fx.kind === 'restart' ? fx.start.flat() : [];

@@ -81,3 +81,14 @@ test('scope: a peer\'s advert change decides only the entries that changed; its 
   assert.equal(scopeOf(s, { type: 'peers', peers: {}, now: 13 }), 'all');
   assert.equal(scopeOf(s, { type: 'peers', peers: { n2: { ...runsSolo.n2, admin: {} } }, now: 13 }), 'all');
 });
+
+test('note: an unusable disk shows above the action in flight (a registration being dropped)', () => {
+  const d = driver(64);
+  const probe = d.go({ type: 'peers', peers }, 10).find((e) => e.kind === 'probe' && e.hierarchy === 'web') as { id: number };
+  const fx = d.go({ type: 'done', id: probe.id, hierarchy: 'web', result: { kind: 'probe', resources: { ...stopped }, cannotRun: null } }, 20);
+  assert.ok(fx.some((e) => e.kind === 'unregister'));
+  assert.equal(d.state.h.web!.note, 'dropping our registration');
+  d.go({ type: 'disk-unusable', hierarchy: 'web', detail: '/dev/sdz: no such device' }, 30);
+  assert.equal(d.state.h.web!.busy, true);
+  assert.equal(d.state.h.web!.note, 'disk unusable: /dev/sdz: no such device');
+});
