@@ -4,8 +4,8 @@
 //
 // A hierarchy's decision depends on its own runtime, on the peers' entries for it, and on
 // node-wide inputs (peer liveness, the admin map, shutdown, settings, time). An event that moves
-// a node-wide input is 'all'; so is the periodic tick, so a missed dependency costs at most a
-// tick, never a decision (tested: a scoped step equals the full one, over simulated schedules).
+// a node-wide input is 'all'; so is the periodic tick, so a missed dependency would delay a
+// decision by at most a tick (tested: a scoped step equals the full one, over simulated schedules).
 import type { PeerView } from '../decide.ts';
 import type { Event, NodeState } from './types.ts';
 
