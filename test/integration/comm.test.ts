@@ -12,6 +12,7 @@ import { Writable } from 'node:stream';
 import pino from 'pino';
 import { Comm, type CommEvents, type PeerInfo } from '../../harness/comm.ts';
 import { encode, type Heartbeat } from '../../harness/packet.ts';
+import { commCluster } from '../lib/comm-cluster.ts';
 import type { ClusterConfig } from '../../hierarchies/model.ts';
 import { DEFAULTS } from '../../harness/defaults.ts';
 
@@ -26,26 +27,8 @@ let portSeq = 20_000 + Math.floor(Math.random() * 30_000);
 function cluster(names: string[], o: { paths?: number; hb?: number; dead?: number } = {}): ClusterConfig {
   const paths = o.paths ?? 2;
   const port = portSeq++;
-  return {
-    file: '/test/cluster.yaml',
-    cluster: 'test',
-    nodes: names.map((name, i) => ({
-      name,
-      addresses: Array.from({ length: paths }, (_, p) => `127.${NET}.${p + 1}.${i + 1}:${port}`),
-      controlSocket: `/nonexistent/${name}.sock`,
-    })),
-    heartbeatIntervalMs: o.hb ?? DEFAULTS.heartbeatIntervalMs,
-    deadTimeMs: o.dead ?? DEFAULTS.deadTimeMs,
-    authKeyFile: '/nonexistent/authkey',
-    stateDir: '/nonexistent/state',
-    hierarchyDir: '/nonexistent/hierarchies',
-    ownership: { backend: 'file', dir: '/nonexistent/own' },
-    agentDirs: [],
-    ocfRoot: '/usr/lib/ocf',
-    maxParallelHierarchies: 16,
-    onStop: 'stop',
-    haltCommand: 'true',
-  };
+  const nodes = names.map((name, i) => ({ name, addresses: Array.from({ length: paths }, (_, p) => `127.${NET}.${p + 1}.${i + 1}:${port}`) }));
+  return commCluster(nodes, o.hb ?? DEFAULTS.heartbeatIntervalMs, o.dead ?? DEFAULTS.deadTimeMs);
 }
 
 function addr(c: ClusterConfig, node: string, path: number): { host: string; port: number } {

@@ -5,25 +5,11 @@ import type { TestContext } from 'node:test';
 import { Writable } from 'node:stream';
 import pino from 'pino';
 import type { ClusterConfig } from '../../../hierarchies/model.ts';
+import { commCluster } from '../../lib/comm-cluster.ts';
 
 /** Every node on two paths (10.0.1.x and 10.0.2.x), the shipped heartbeat timings. */
 export function memoryCluster(names: string[], heartbeatIntervalMs = 150, deadTimeMs = 900): ClusterConfig {
-  return {
-    file: '/test/cluster.yaml',
-    cluster: 'test',
-    nodes: names.map((name, i) => ({ name, addresses: [`10.0.1.${i + 1}:7400`, `10.0.2.${i + 1}:7400`], controlSocket: `/nonexistent/${name}.sock` })),
-    heartbeatIntervalMs,
-    deadTimeMs,
-    authKeyFile: '/nonexistent/authkey',
-    stateDir: '/nonexistent/state',
-    hierarchyDir: '/nonexistent/hierarchies',
-    ownership: { backend: 'file', dir: '/nonexistent/own' },
-    agentDirs: [],
-    ocfRoot: '/usr/lib/ocf',
-    maxParallelHierarchies: 16,
-    onStop: 'stop',
-    haltCommand: 'true',
-  };
+  return commCluster(names.map((name, i) => ({ name, addresses: [`10.0.1.${i + 1}:7400`, `10.0.2.${i + 1}:7400`] })), heartbeatIntervalMs, deadTimeMs);
 }
 
 /** A debug-level logger whose lines are kept, parsed. */
