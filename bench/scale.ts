@@ -63,6 +63,7 @@ function hierarchy(i: number, nodes: string[]): string {
   const prio = Array.from({ length: Math.min(k, nodes.length) }, (_, j) => `${nodes[(i + j) % nodes.length]}: ${j + 1}`).join(', ');
   return `hierarchy: ${hName(i)}
 priority: { ${prio} }
+probe: listed
 resources:
   - name: disk
     disk: { paths: [] }

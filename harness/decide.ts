@@ -551,12 +551,21 @@ export function advertedState(name: string, rt: HierarchyRuntime, input: Pick<De
   return state === 'out-of-service' && (input.adminStop.includes(name) || isStopped(input.admin, name)) ? 'held' : state;
 }
 
-/** A fresh runtime for a hierarchy this node just learned about. */
-export function initialRuntime(h: HierarchyConfig): HierarchyRuntime {
+/** Does this node probe H? Not when H is `probe: listed` and this node is not in its list. */
+export function probesHere(h: HierarchyConfig, self: NodeName): boolean {
+  return h.probe === 'everywhere' || h.priorities[self] !== undefined;
+}
+
+/**
+ * A fresh runtime for a hierarchy this node just learned about: unprobed, or known stopped where
+ * it is not probed (nothing to unregister either: this node never runs it).
+ */
+export function initialRuntime(h: HierarchyConfig, self: NodeName): HierarchyRuntime {
+  const probed = probesHere(h, self);
   const resources: Record<string, ResourceState> = {};
-  for (const r of h.resources) resources[r.name] = r.kind === 'disk' ? 'stopped' : 'unknown';
+  for (const r of h.resources) resources[r.name] = r.kind === 'disk' || !probed ? 'stopped' : 'unknown';
   return {
-    phase: 'unprobed',
+    phase: probed ? 'unprobed' : 'out-of-service',
     busy: false,
     ownership: 'not-owned',
     resources,

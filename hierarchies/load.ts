@@ -575,6 +575,7 @@ function toHierarchy(src: Source, h: HierarchyFile): HierarchyConfig {
     fenced: (h.fencing ?? 'disk') === 'disk',
     onLoss: h.onLoss ?? 'stop',
     onStopFailure: h.onStopFailure ?? 'block',
+    probe: h.probe ?? 'everywhere',
     resources: h.resources.map((r, i) => toResource(src, r, i)),
     utilityChecks: (h.utilityChecks ?? []).map((u) => ({ kind: 'ping' as const, target: u.ping })),
   };

@@ -101,6 +101,12 @@ export interface HierarchyConfig {
   onLoss: 'stop' | 'halt';
   /** What to do when a stop fails or times out: keep ownership and mark failed, or halt the node. */
   onStopFailure: 'block' | 'halt';
+  /**
+   * Which nodes probe H at start-up (and after a clear or maintenance): `everywhere` (a copy may
+   * have been started anywhere), or only the `listed` nodes of its priority list: the admin's
+   * promise that H never runs elsewhere, as Pacemaker's resource-discovery=exclusive.
+   */
+  probe: 'everywhere' | 'listed';
   resources: ResourceConfig[];
   utilityChecks: UtilityCheck[];
 }

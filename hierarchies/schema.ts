@@ -159,6 +159,7 @@ export const HierarchyFileSchema = z.strictObject({
   fencing: z.enum(['disk', 'none']).optional(),
   onLoss: z.enum(['stop', 'halt']).optional(),
   onStopFailure: z.enum(['block', 'halt']).optional(),
+  probe: z.enum(['everywhere', 'listed']).optional(),
   utilityChecks: z.array(z.strictObject({ ping: pingTarget })).optional(),
   resources: z.array(ResourceSchema).min(1, { error: 'expected at least one resource' }),
 });

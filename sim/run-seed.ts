@@ -30,7 +30,7 @@ export function describeSchedule(seed: number): string[] {
   const o = randomSchedule(seed);
   const lines = [
     `seed ${seed}: ${o.cluster.nodes.length} nodes (${o.cluster.paths} path${o.cluster.paths > 1 ? 's' : ''}), faults stop at ${o.quietAt} ms`,
-    ...o.cluster.hierarchies.map((h) => `  ${h.name}: ${Object.entries(h.priorities).sort((a, b) => a[1] - b[1]).map(([n]) => n).join(' > ')}; ${h.resources.map((r) => r.name).join(', ')}; ${h.fenced ? 'fenced' : 'NOT fenced'}, switchback ${h.switchback}, onLoss ${h.onLoss}`),
+    ...o.cluster.hierarchies.map((h) => `  ${h.name}: ${Object.entries(h.priorities).sort((a, b) => a[1] - b[1]).map(([n]) => n).join(' > ')}; ${h.resources.map((r) => r.name).join(', ')}; ${h.fenced ? 'fenced' : 'NOT fenced'}, switchback ${h.switchback}, onLoss ${h.onLoss}, probe ${h.probe}`),
     ...(o.broken?.length ? [`  broken: ${o.broken.join(', ')}`] : []),
     ...(o.notInstalled?.length ? [`  not installed: ${o.notInstalled.join(', ')}`] : []),
     ...o.timeline.map((t) => `  ${(t.at / 1000).toFixed(3)} s  ${describeFault(t.fault)}`),

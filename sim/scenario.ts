@@ -61,6 +61,7 @@ const Hierarchy = z
     switchback: z.enum(['intelligent', 'automatic']).default('intelligent'),
     fencing: z.enum(['disk', 'none']).default('disk'),
     onLoss: z.enum(['stop', 'halt']).default('stop'),
+    probe: z.enum(['everywhere', 'listed']).default('everywhere'),
     /** Utility checks: a node must reach these (ping) to be eligible; `utility-fails` simulates a failure. */
     ping: z.array(z.string().min(1)).default([]),
     resources: z.array(Resource).min(1),
@@ -240,6 +241,7 @@ function toHierarchy(h: z.infer<typeof Hierarchy>, file: string): HierarchyConfi
     fenced: h.fencing === 'disk',
     onLoss: h.onLoss,
     onStopFailure: 'block',
+    probe: h.probe,
     resources,
     utilityChecks: h.ping.map((target) => ({ kind: 'ping' as const, target })),
   };

@@ -23,7 +23,7 @@ function resource(name: string, kind: 'agent' | 'disk', requires: string[], max:
 }
 
 /** A hierarchy app -> (ip, fs -> disk), or a smaller one. */
-export function simHierarchy(name: string, priorities: Record<string, number>, opts: { fenced?: boolean; switchback?: 'intelligent' | 'automatic'; onLoss?: 'stop' | 'halt'; shape?: 'full' | 'small'; maxRestarts?: number; utility?: boolean } = {}): HierarchyConfig {
+export function simHierarchy(name: string, priorities: Record<string, number>, opts: { fenced?: boolean; switchback?: 'intelligent' | 'automatic'; onLoss?: 'stop' | 'halt'; shape?: 'full' | 'small'; maxRestarts?: number; utility?: boolean; probe?: 'everywhere' | 'listed' } = {}): HierarchyConfig {
   const fenced = opts.fenced ?? true;
   const max = opts.maxRestarts ?? 2;
   const rs =
@@ -38,6 +38,7 @@ export function simHierarchy(name: string, priorities: Record<string, number>, o
     fenced,
     onLoss: opts.onLoss ?? 'stop',
     onStopFailure: 'block',
+    probe: opts.probe ?? 'everywhere',
     resources: rs,
     utilityChecks: opts.utility ? [{ kind: 'ping', target: 'gateway' }] : [],
   };
@@ -59,6 +60,7 @@ export function randomSchedule(seed: number): WorldOptions {
         shape: rng.chance(0.5) ? 'full' : 'small',
         onLoss: rng.chance(0.1) ? 'halt' : 'stop',
         utility: rng.chance(0.5),
+        probe: rng.chance(0.3) ? 'listed' : 'everywhere',
       }),
     );
   }

@@ -6,7 +6,7 @@
 // start it covers).
 import { isDeepStrictEqual } from 'node:util';
 import type { HierarchyConfig, NodeName } from '../../hierarchies/model.ts';
-import { advertedState, decide, initialRuntime, selfEligible, staleCopyElsewhere, type Action, type DecideInput, type PeerView } from '../decide.ts';
+import { advertedState, decide, initialRuntime, probesHere, selfEligible, staleCopyElsewhere, type Action, type DecideInput, type PeerView } from '../decide.ts';
 import type { ActionEffect, ActionResult, AdvertOut, CoreSettings, Effect, Event, GuardPlan, HierarchyState, NodeState } from './types.ts';
 import { mutant } from './mutants.ts';
 import { clearVersion, entryOf, hierarchyKey, maxVersion, mergeAdmin, moveTarget, unmanaged, writeAdmin, type AdminDoc } from './admin.ts';
@@ -21,11 +21,11 @@ export const ACQUIRE_BACKOFF_MS: Record<string, number> = {
   error: 2000,
 };
 
-export function initialHierarchy(h: HierarchyConfig): HierarchyState {
+export function initialHierarchy(h: HierarchyConfig, self: NodeName): HierarchyState {
   return {
-    ...initialRuntime(h),
+    ...initialRuntime(h, self),
     failures: [],
-    note: 'probing',
+    note: probesHere(h, self) ? 'probing' : 'not probed here (probe: listed)',
     diskProblem: null,
     utilityPass: true,
     fencedBy: null,
@@ -42,7 +42,7 @@ export function initialHierarchy(h: HierarchyConfig): HierarchyState {
 
 /** A hierarchy as this node starts with it: a `clear` or maintenance from before is not news. */
 function startingHierarchy(h: HierarchyConfig, self: NodeName, admin: AdminDoc): HierarchyState {
-  return { ...initialHierarchy(h), clearSeen: clearVersion(admin, h.name), unmanaged: unmanaged(admin, h.name, self) };
+  return { ...initialHierarchy(h, self), clearSeen: clearVersion(admin, h.name), unmanaged: unmanaged(admin, h.name, self) };
 }
 
 /** `admin`: the map persisted in stateDir (peers' newer entries are merged as they are heard). */
@@ -528,7 +528,7 @@ function adminTransitions(s: NodeState, h: HierarchyConfig, rt: HierarchyState, 
     out.log('warn', 'maintenance', `${name}: MAINTENANCE: unmanaged here (no monitors, no recovery, resources left as they are)`, { hierarchy: name });
   } else if (!um && rt.unmanaged) {
     rt.unmanaged = false;
-    reprobe(rt, h);
+    reprobe(rt, h, s.self);
     out.log('info', 'maintenance', `${name}: maintenance over: probing before managing it again`, { hierarchy: name });
   }
   const cv = clearVersion(s.admin, name);
@@ -542,7 +542,7 @@ function adminTransitions(s: NodeState, h: HierarchyConfig, rt: HierarchyState, 
     rt.fencedBy = null;
     rt.acquireBackoffUntil = 0;
     rt.clearCheck = true;
-    reprobe(rt, h);
+    reprobe(rt, h, s.self);
     out.log('info', 'cleared', `${name}: cleared by an admin: failures forgotten, probing`, { hierarchy: name });
   }
   if (rt.phase === 'unprobed') return;
@@ -573,7 +573,8 @@ function adminTransitions(s: NodeState, h: HierarchyConfig, rt: HierarchyState, 
   }
 }
 
-function reprobe(rt: HierarchyState, h: HierarchyConfig): void {
+function reprobe(rt: HierarchyState, h: HierarchyConfig, self: NodeName): void {
+  if (!probesHere(h, self)) return;
   // Unknown until the probe answers: advertised as possibly running meanwhile (decide.ts advertState).
   for (const r of h.resources) if (r.kind === 'agent') rt.resources[r.name] = 'unknown';
   rt.phase = 'unprobed';

@@ -135,6 +135,7 @@ resources:
   assert.equal(h.fenced, true);
   assert.equal(h.onLoss, 'stop');
   assert.equal(h.onStopFailure, 'block');
+  assert.equal(h.probe, 'everywhere');
   assert.deepEqual(h.utilityChecks, []);
   assert.deepEqual(h.resources[0], {
     name: 'data',
@@ -169,6 +170,7 @@ switchback: automatic
 fencing: none
 onLoss: halt
 onStopFailure: halt
+probe: listed
 utilityChecks: [ { ping: 192.168.77.1 } ]
 resources:
   - name: a
@@ -189,6 +191,7 @@ resources:
   assert.equal(h.fenced, false);
   assert.equal(h.onLoss, 'halt');
   assert.equal(h.onStopFailure, 'halt');
+  assert.equal(h.probe, 'listed');
   assert.deepEqual(h.utilityChecks, [{ kind: 'ping', target: '192.168.77.1' }]);
   const [a, b] = h.resources;
   assert.deepEqual(a?.timeouts, { startMs: 20_000, stopMs: 60_000, monitorMs: 500 });

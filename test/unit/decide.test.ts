@@ -29,6 +29,7 @@ function hier(name: string, prio: Record<string, number>, extra: Partial<Hierarc
     switchback: 'intelligent',
     fenced: true,
     onLoss: 'stop',
+    probe: 'everywhere',
     onStopFailure: 'block',
     resources: [res('disk', [], 'disk'), res('fs', ['disk']), res('ip'), res('app', ['fs', 'ip'])],
     utilityChecks: [],
@@ -39,7 +40,7 @@ function hier(name: string, prio: Record<string, number>, extra: Partial<Hierarc
 const H = hier('web', { n1: 1, n2: 2, n3: 3 });
 
 function rt(over: Partial<HierarchyRuntime> = {}): HierarchyRuntime {
-  const base = initialRuntime(H);
+  const base = initialRuntime(H, 'n1');
   base.phase = 'out-of-service';
   for (const k of Object.keys(base.resources)) base.resources[k] = 'stopped';
   return { ...base, ...over };
@@ -84,7 +85,7 @@ const cases: Array<{ name: string; in: DecideInput; expect: string | null; delay
   { name: 'monitor failure past budget: fail over (stop + release)', in: input('n1', { n2: up({ web: idle }) }, running({ monitorFailures: ['fs'], failuresInWindow: 3 })), expect: 'stop' },
   { name: 'OCF hard error (cannot run here) within budget: fail over at once, no restart', in: input('n1', { n2: up({ web: idle }) }, running({ monitorFailures: ['fs'], failuresInWindow: 1, cannotRun: 'fs: not-installed (rc 5)' })), expect: 'stop' },
   { name: 'after failing over, local failures make n1 ineligible', in: input('n1', { n2: down, n3: down }, rt({ failuresInWindow: 3 })), expect: null },
-  { name: 'unprobed: probe first', in: input('n1', {}, initialRuntime(H)), expect: 'probe' },
+  { name: 'unprobed: probe first', in: input('n1', {}, initialRuntime(H, 'n1')), expect: 'probe' },
   { name: 'found running at probe: claim ownership without delay', in: input('n2', { n1: down }, running({ ownership: 'not-owned', wasRunning: true })), expect: 'acquire', delay: 0 },
   { name: 'found running but ownership refused: stop it', in: input('n2', { n1: up({ web: active }) }, running({ ownership: 'not-owned', acquireBackoffUntil: 5000 })), expect: 'stop' },
   { name: 'busy hierarchy: nothing', in: input('n1', { n2: down }, rt({ busy: true })), expect: null },
@@ -164,6 +165,6 @@ test('advert: admin stop advertises held once out of service', () => {
 });
 
 test('advert: unprobed hierarchy is advertised as starting so peers wait', () => {
-  const d = decide(input('n1', {}, initialRuntime(H)));
+  const d = decide(input('n1', {}, initialRuntime(H, 'n1')));
   assert.equal(d.advert.web?.state, 'starting');
 });

@@ -23,6 +23,7 @@ function h(deps: Record<string, string[]>): HierarchyConfig {
     switchback: 'intelligent',
     fenced: false,
     onLoss: 'stop',
+    probe: 'everywhere',
     onStopFailure: 'block',
     resources,
     utilityChecks: [],
