@@ -205,7 +205,13 @@ export class SimNode {
     p.own.setMeta({ admin: this.#admin, config: 'sim' });
     this.p = p;
     this.stoppedCleanly = false;
-    keeper.on('lost', (h: string, by: Key | null, detail: string) => this.dispatch({ type: 'ownership', hierarchy: h, state: 'lost', by: by === null ? null : formatKey(by), detail }));
+    // Only while this incarnation lives: a dead one's keeper can still settle a call that hung
+    // (its backend times it out 10 s later) and count it as a failed check. A real process is gone
+    // with its keeper; delivering that verdict to the next incarnation stopped a healthy owner
+    // (seed 889: 'ownership LOST' at 14.048 s for a readKeys the powered-off n2 began at 4.048 s).
+    keeper.on('lost', (h: string, by: Key | null, detail: string) => {
+      if (this.p === p) this.dispatch({ type: 'ownership', hierarchy: h, state: 'lost', by: by === null ? null : formatKey(by), detail });
+    });
     p.intervals.add(timers.setInterval(() => this.heartbeatRound(), this.c.heartbeatIntervalMs));
     p.intervals.add(timers.setInterval(() => this.tick(), DEFAULTS.tickMs));
     if (!this.utilityOk) this.tellUtility();
