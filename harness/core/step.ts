@@ -710,7 +710,8 @@ function watch(s: NodeState, out: Out): void {
   for (const h of out.hs) {
     const rt = s.h[h.name]!;
     let on = false;
-    if (h.fenced && rt.phase === 'out-of-service' && h.resources.some((r) => r.kind === 'disk')) {
+    // Only a node that may take H over watches its holder: the watch is for its race.
+    if (h.fenced && rt.phase === 'out-of-service' && h.priorities[s.self] !== undefined && h.resources.some((r) => r.kind === 'disk')) {
       const runner = peers.find((p) => p.hierarchies[h.name]?.state === 'in-service' || p.hierarchies[h.name]?.state === 'starting');
       const runsOnReachable = peers.some((p) => p.state === 'up' && !p.suspect && p.hierarchies[h.name]?.state === 'in-service');
       on = runner !== undefined && (runner.suspect === true || runner.state === 'down') && !runsOnReachable;
