@@ -299,7 +299,16 @@ export class Comm extends EventEmitter<CommEvents> {
    * over the UDP limit): better to fail the caller than to go silent to every peer.
    */
   setAdvert(h: Record<string, HierarchyAdvert>, opts: { leaving?: boolean } = {}): void {
-    const next = Object.freeze(Object.fromEntries(Object.entries(h).map(([k, v]) => [k, Object.freeze(cleanAdvert(v))])));
+    // An unchanged entry stays the same frozen object: its wire form is remembered (packet.ts).
+    const prev = this.own.hierarchies;
+    const next = Object.freeze(
+      Object.fromEntries(
+        Object.entries(h).map(([k, v]) => {
+          const p = Object.hasOwn(prev, k) ? prev[k] : undefined;
+          return [k, p && p.state === v.state && p.epoch === v.epoch && p.eligible === v.eligible && p.ownerKey === v.ownerKey ? p : Object.freeze(cleanAdvert(v))];
+        }),
+      ),
+    );
     const leaving = opts.leaving === true;
     const trial = new OwnAdvert();
     trial.meta = this.own.meta; // before set(): one digest, of the advert as it will be

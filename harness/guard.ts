@@ -166,8 +166,9 @@ export class Guard {
    * starts awaits written() (node.ts: every start and restart).
    */
   update(hierarchies: GuardHierarchy[], own: GuardOwnership): void {
-    const work = hierarchies.filter((h) => h.disks.length > 0 || h.levels.some((l) => l.length > 0));
-    this.pending = work.length === 0 ? null : renderStopScript(work, own);
+    // Rendered when written: of a burst of updates, only the last is rendered (at 500 hierarchies
+    // a render is a few hundred microseconds).
+    this.pending = { hierarchies, own };
     this.dirty = true;
     this.chain = this.chain.then(() => this.flush());
   }
@@ -177,7 +178,7 @@ export class Guard {
     return this.chain;
   }
 
-  private pending: string | null = null;
+  private pending: { hierarchies: GuardHierarchy[]; own: GuardOwnership } | null = null;
   private dirty = false;
   private stopped = false;
   private chain: Promise<void> = Promise.resolve();
@@ -185,8 +186,10 @@ export class Guard {
   private async flush(): Promise<void> {
     if (!this.dirty || this.stopped) return;
     this.dirty = false;
-    const text = this.pending;
+    const p = this.pending;
     try {
+      const work = p ? p.hierarchies.filter((h) => h.disks.length > 0 || h.levels.some((l) => l.length > 0)) : [];
+      const text = work.length === 0 ? null : renderStopScript(work, p!.own);
       if (text === null) rmSync(this.script, { force: true });
       // The rename is on this thread and checks `stopped` first: nothing lands after stop() or halt().
       else await writeFileAtomicAsync(this.script, text, { mode: 0o700 }, () => !this.stopped);

@@ -267,10 +267,10 @@ export class NodeDaemon {
           return this.log[fx.level]({ event: fx.event, ...fx.fields }, fx.msg);
         case 'advertise':
           this.lastAdverts = fx.adverts;
-          this.comm.setAdvert(fx.adverts, { leaving: fx.leaving });
-          if (JSON.stringify(fx.blocked) !== JSON.stringify(this.blocked)) {
-            this.blocked = fx.blocked;
-            this.comm.setMeta(this.meta());
+          this.advertPending = fx;
+          if (!this.advertQueued) {
+            this.advertQueued = true;
+            setImmediate(() => this.flushAdvert());
           }
           return;
         case 'guard':
@@ -315,6 +315,30 @@ export class NodeDaemon {
           this.answers.get(fx.askId)?.(fx);
           this.answers.delete(fx.askId);
           return;
+      }
+    } catch (e) {
+      this.log.error({ event: 'effect-error', effect: fx.kind, err: (e as Error).stack ?? String(e) }, `effect ${fx.kind} failed: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * The reducer's latest advert goes out once per turn of the event loop, after every event of
+   * that turn: a burst of results (a cold start's probes ending together) is one advert change
+   * for the peers to decode, not one per result. A turn is well under a millisecond.
+   */
+  private advertPending?: Extract<Effect, { kind: 'advertise' }>;
+  private advertQueued = false;
+  private flushAdvert(): void {
+    this.advertQueued = false;
+    const fx = this.advertPending;
+    this.advertPending = undefined;
+    // Leaving: finishShutdown() has sent the last advert, marked leaving.
+    if (!fx || this.finishing) return;
+    try {
+      this.comm.setAdvert(fx.adverts, { leaving: fx.leaving });
+      if (JSON.stringify(fx.blocked) !== JSON.stringify(this.blocked)) {
+        this.blocked = fx.blocked;
+        this.comm.setMeta(this.meta());
       }
     } catch (e) {
       this.log.error({ event: 'effect-error', effect: fx.kind, err: (e as Error).stack ?? String(e) }, `effect ${fx.kind} failed: ${(e as Error).message}`);
@@ -604,10 +628,12 @@ export class NodeDaemon {
    * over as the same object, so a plan change renders only the entries that moved.
    */
   private readonly guardEntries = new Map<string, { p: GuardPlan; h: HierarchyConfig; g: GuardHierarchy }>();
+  private guardByName: { list: readonly HierarchyConfig[] | null; map: Map<string, HierarchyConfig> } = { list: null, map: new Map() };
 
   /** Render the reducer's guard plan: agent stop commands per level, and the disks to release. */
   private updateGuard(plan: GuardPlan[]): void {
-    const byName = new Map(this.state.hierarchies.map((h) => [h.name, h]));
+    if (this.guardByName.list !== this.state.hierarchies) this.guardByName = { list: this.state.hierarchies, map: new Map(this.state.hierarchies.map((h) => [h.name, h])) };
+    const byName = this.guardByName.map;
     const out: GuardHierarchy[] = [];
     const seen = new Set<string>();
     for (const p of plan) {

@@ -230,14 +230,27 @@ function deepFrozen(hs: Record<string, HierarchyAdvert>): boolean {
   return true;
 }
 
+/** Per frozen entry: an unchanged hierarchy's entry is the same object from advert to advert (comm.ts setAdvert). */
+const tupleCache = new WeakMap<HierarchyAdvert, HierarchiesWire[string]>();
+
+function tupleOf(a: HierarchyAdvert): HierarchiesWire[string] {
+  const cached = tupleCache.get(a);
+  if (cached) return cached;
+  const base: HierarchiesWire[string] = [STATES.indexOf(a.state), a.epoch, a.eligible ? 1 : 0];
+  const tuple = Object.freeze(a.ownerKey === undefined ? base : [...base, a.ownerKey]) as HierarchiesWire[string];
+  if (Object.isFrozen(a)) tupleCache.set(a, tuple);
+  return tuple;
+}
+
 function hierarchiesToWireNow(hs: Record<string, HierarchyAdvert>, sorted: boolean): HierarchiesWire {
   const h: HierarchiesWire = {};
   // Sorted in format 2: the digest is of these bytes, so equal adverts must serialize alike.
   // (Format 1 keeps the caller's order: byte for byte what the previous release sent.)
   for (const name of sorted ? Object.keys(hs).sort() : Object.keys(hs)) {
-    const a = hs[name] as HierarchyAdvert;
-    const tuple: HierarchiesWire[string] = [STATES.indexOf(a.state), a.epoch, a.eligible ? 1 : 0];
-    Object.defineProperty(h, name, { value: a.ownerKey === undefined ? tuple : [...tuple, a.ownerKey], enumerable: true, writable: true, configurable: true });
+    const tuple = tupleOf(hs[name] as HierarchyAdvert);
+    // A name "__proto__" stays a name (defineProperty); the others by plain assignment, much faster.
+    if (name === '__proto__') Object.defineProperty(h, name, { value: tuple, enumerable: true, writable: true, configurable: true });
+    else h[name] = tuple;
   }
   return h;
 }
