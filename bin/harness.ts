@@ -278,7 +278,8 @@ const HIERARCHY_HELP = `
   move [<node>]          switch over to <node> (default: the best eligible other node)
   stop | start           take out of service cluster-wide (held) / put back
   maintenance on|off     unmanaged: no monitors, no recovery, resources left as they are;
-                         off = every node probes it, then it is managed again
+                         off = every node probes it (the listed ones with probe: listed),
+                         then it is managed again
   clear                  forget failures and FAILED after the cause is fixed (re-probes first)
 
 Works from any node; the request reaches every node and survives restarts. Waits for the

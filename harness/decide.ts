@@ -553,7 +553,7 @@ export function advertedState(name: string, rt: HierarchyRuntime, input: Pick<De
 
 /** Does this node probe H? Not when H is `probe: listed` and this node is not in its list. */
 export function probesHere(h: HierarchyConfig, self: NodeName): boolean {
-  return h.probe === 'everywhere' || h.priorities[self] !== undefined;
+  return h.probe !== 'listed' || h.priorities[self] !== undefined;
 }
 
 /**

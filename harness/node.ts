@@ -307,6 +307,8 @@ export class NodeDaemon {
           void this.finishShutdown();
           return;
         case 'admin-state':
+          // The same step's advert goes with it, in one news round.
+          this.flushAdvert();
           // On disk before it goes out: what peers learn from us survives our own restart.
           saveAdmin(this.stateDir, fx.doc);
           this.comm.setMeta(this.meta());
@@ -332,16 +334,20 @@ export class NodeDaemon {
     this.advertQueued = false;
     const fx = this.advertPending;
     this.advertPending = undefined;
-    // Leaving: finishShutdown() has sent the last advert, marked leaving.
+    // Leaving: finishShutdown() sends the last advert, marked leaving.
     if (!fx || this.finishing) return;
+    this.applyAdvert(fx.adverts, fx.leaving, fx.blocked);
+  }
+
+  private applyAdvert(adverts: Extract<Effect, { kind: 'advertise' }>['adverts'], leaving: boolean, blocked: Extract<Effect, { kind: 'advertise' }>['blocked']): void {
     try {
-      this.comm.setAdvert(fx.adverts, { leaving: fx.leaving });
-      if (JSON.stringify(fx.blocked) !== JSON.stringify(this.blocked)) {
-        this.blocked = fx.blocked;
+      this.comm.setAdvert(adverts, { leaving });
+      if (JSON.stringify(blocked) !== JSON.stringify(this.blocked)) {
+        this.blocked = blocked;
         this.comm.setMeta(this.meta());
       }
     } catch (e) {
-      this.log.error({ event: 'effect-error', effect: fx.kind, err: (e as Error).stack ?? String(e) }, `effect ${fx.kind} failed: ${(e as Error).message}`);
+      this.log.error({ event: 'effect-error', effect: 'advertise', err: (e as Error).stack ?? String(e) }, `effect advertise failed: ${(e as Error).message}`);
     }
   }
 
@@ -732,7 +738,9 @@ export class NodeDaemon {
     this.finishing = true;
     // Tell peers we are leaving (several times, UDP may drop one) so they take over at once.
     // Keep the adverts: a hierarchy held by `--mode stop` must stay held in the peers' memory.
-    this.comm.setAdvert(this.lastAdverts, { leaving: true });
+    const last = this.advertPending;
+    this.advertPending = undefined;
+    this.applyAdvert(this.lastAdverts, true, last?.blocked ?? this.blocked);
     await new Promise((r) => setTimeout(r, 3 * (this.config.cluster.heartbeatIntervalMs ?? DEFAULTS.heartbeatIntervalMs)));
     await this.close();
     this.log.info({ event: 'node-stopped' }, `node ${this.node} stopped`);

@@ -594,7 +594,10 @@ function applyPending(s: NodeState, out: Out): void {
   for (const [name, h] of Object.entries(s.pending)) {
     const rt = s.h[name];
     const idle = !rt || (!rt.busy && (rt.phase === 'out-of-service' || rt.phase === 'unprobed') && rt.ownership === 'not-owned' && !anyRunning(rt));
-    if (!idle) continue;
+    // A definition this node will not probe (probe: listed, not listed) takes over only from a
+    // state known stopped: a copy the old definition's probe would find must be found first.
+    const unknownHere = rt && h && !probesHere(h, s.self) && (rt.phase !== 'out-of-service' || Object.values(rt.resources).some((st) => st !== 'stopped'));
+    if (!idle || unknownHere) continue;
     delete s.pending[name];
     changed = true;
     const list = s.hierarchies.filter((x) => x.name !== name);

@@ -55,3 +55,25 @@ test('probe: listed: a clear re-probes on the listed nodes only', () => {
   assert.deepEqual(about(clear('web', 2), 'probe'), []);
   assert.equal(d.state.h.web!.phase, 'out-of-service');
 });
+
+test('probe: listed: a reload that drops this node waits until the old definition has probed here', () => {
+  // One probe at a time: db is probed first, web waits for the slot, still unknown here.
+  const mine = simHierarchy('web', { n1: 1, n2: 2 }, { shape: 'small' });
+  let s: NodeState = initialState('n1', [everywhere, mine], { maxParallelHierarchies: 1, raceDelayPerRankMs: 300 }, 0);
+  const go = (e: EventIn, now: number) => {
+    const r = step(s, { ...e, now } as Event);
+    s = r.state;
+    return r.effects;
+  };
+  const probe = go({ type: 'peers', peers }, 10).find((e) => e.kind === 'probe') as { id: number; hierarchy: string };
+  assert.equal(probe.hierarchy, 'db');
+  assert.equal(s.h.web!.phase, 'unprobed');
+  go({ type: 'config', hierarchies: [everywhere, listed] }, 20);
+  assert.equal(s.h.web!.phase, 'unprobed', 'the new definition waits: a copy may run here');
+  assert.ok(s.pending.web, 'pending');
+  // The old definition's probe runs once the slot frees; nothing runs here: the new one applies.
+  const u = go({ type: 'done', id: probe.id, hierarchy: 'db', result: { kind: 'probe', resources: { app: 'stopped', disk: 'stopped' }, cannotRun: null } }, 30).find((e) => e.kind === 'unregister') as { id: number };
+  const next = go({ type: 'done', id: u.id, hierarchy: 'db', result: { kind: 'unregister' } }, 40);
+  const webProbe = next.find((e) => e.kind === 'probe' && (e as { hierarchy: string }).hierarchy === 'web') as { id: number } | undefined;
+  assert.ok(webProbe, 'web is probed under its old definition');
+});
