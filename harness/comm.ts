@@ -35,7 +35,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { ClusterConfig } from '../hierarchies/model.ts';
 import { changesView, cleanAdvert, commTimers, Liveness, type LivenessChange, type PeerInfo } from './liveness.ts';
-import { decode, encode, MAX_DATAGRAM_BYTES, UNFRAGMENTED_BYTES, type DecodeFailure, type Heartbeat, type HierarchyAdvert, type NodeMeta } from './packet.ts';
+import { decode, encode, MAX_DATAGRAM_BYTES, sameHierarchyAdvert, UNFRAGMENTED_BYTES, type DecodeFailure, type Heartbeat, type HierarchyAdvert, type NodeMeta } from './packet.ts';
 import { OwnAdvert } from './advert.ts';
 import { parseAddress, UdpTransport, type PathAddress, type Transport } from './transport.ts';
 import { RecvBudget } from './recv-budget.ts';
@@ -305,7 +305,7 @@ export class Comm extends EventEmitter<CommEvents> {
       Object.fromEntries(
         Object.entries(h).map(([k, v]) => {
           const p = Object.hasOwn(prev, k) ? prev[k] : undefined;
-          return [k, p && p.state === v.state && p.epoch === v.epoch && p.eligible === v.eligible && p.ownerKey === v.ownerKey ? p : Object.freeze(cleanAdvert(v))];
+          return [k, p && sameHierarchyAdvert(p, v) ? p : Object.freeze(cleanAdvert(v))];
         }),
       ),
     );

@@ -46,7 +46,7 @@
 
 import { DEFAULTS } from './defaults.ts';
 import { mutant } from './core/mutants.ts';
-import type { HierarchyAdvert, NodeMeta } from './packet.ts';
+import { sameHierarchyAdvert, type HierarchyAdvert, type NodeMeta } from './packet.ts';
 
 export type PeerState = 'up' | 'down' | 'unknown'; // unknown = never heard yet and still inside startup grace
 export type PathState = 'up' | 'down' | 'unknown';
@@ -574,8 +574,7 @@ export function sameAdverts(a: Record<string, HierarchyAdvert>, b: Record<string
   for (const k of ka) {
     const x = a[k];
     const y = Object.hasOwn(b, k) ? b[k] : undefined;
-    if (!x || !y) return false;
-    if (x.state !== y.state || x.epoch !== y.epoch || x.eligible !== y.eligible || x.ownerKey !== y.ownerKey) return false;
+    if (!x || !y || !sameHierarchyAdvert(x, y)) return false;
   }
   return true;
 }

@@ -48,6 +48,11 @@ export interface HierarchyAdvert {
   ownerKey?: string;
 }
 
+/** Two adverts of one hierarchy say the same. */
+export function sameHierarchyAdvert(a: HierarchyAdvert, b: HierarchyAdvert): boolean {
+  return a.state === b.state && a.epoch === b.epoch && a.eligible === b.eligible && a.ownerKey === b.ownerKey;
+}
+
 export interface Heartbeat {
   cluster: string;
   node: string;
