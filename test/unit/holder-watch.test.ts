@@ -3,20 +3,19 @@
 // its reads (every keyPollMs, for every hierarchy of a quiet peer) would load the shared disks.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { initialState, step } from '../../harness/core/step.ts';
-import type { Effect, Event, EventIn, NodeState } from '../../harness/core/types.ts';
+import type { Effect, EventIn } from '../../harness/core/types.ts';
+import { reducerDriver } from './lib/reducer-driver.ts';
 import { simHierarchy } from '../../sim/schedule.ts';
 
 const web = simHierarchy('web', { n2: 1, n1: 2 }, { shape: 'small' });
 
 function watchesOf(self: string): string[][] {
-  let s: NodeState = initialState(self, [web], { maxParallelHierarchies: 64, raceDelayPerRankMs: 300 }, 0);
+  const d = reducerDriver(self, [web], { maxParallelHierarchies: 64, raceDelayPerRankMs: 300 });
   const fx: Effect[] = [];
   const go = (e: EventIn, now: number) => {
-    const r = step(s, { ...e, now } as Event);
-    s = r.state;
-    fx.push(...r.effects);
-    return r.effects;
+    const effects = d.go(e, now);
+    fx.push(...effects);
+    return effects;
   };
   const running = { web: { state: 'in-service' as const, eligible: true } };
   const probe = go({ type: 'peers', peers: { n2: { state: 'up', leaving: false, hierarchies: running } } }, 10).find((e) => e.kind === 'probe') as { id: number };

@@ -3,8 +3,8 @@
 // step also runs deciding everything (the scope check) and must come out the same.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { initialState, setScopeCheck, step } from '../../harness/core/step.ts';
-import type { Effect, Event, EventIn, NodeState } from '../../harness/core/types.ts';
+import { setScopeCheck } from '../../harness/core/step.ts';
+import { hierarchiesOf as launched, reducerDriver } from './lib/reducer-driver.ts';
 import { scopeOf } from '../../harness/core/scope.ts';
 import { simHierarchy } from '../../sim/schedule.ts';
 
@@ -17,20 +17,7 @@ const db = simHierarchy('db', { n1: 2, n2: 1 }, { shape: 'small' });
 const idle = { state: 'out-of-service' as const, eligible: true };
 const peers = { n2: { state: 'up' as const, leaving: false, hierarchies: { web: idle, db: idle } } };
 
-function driver(maxParallelHierarchies: number) {
-  let s: NodeState = initialState('n1', [db, web], { maxParallelHierarchies, raceDelayPerRankMs: 300 }, 0);
-  return {
-    get state() {
-      return s;
-    },
-    go(e: EventIn, now: number): Effect[] {
-      const r = step(s, { ...e, now } as Event);
-      s = r.state;
-      return r.effects;
-    },
-  };
-}
-const launched = (fx: Effect[], kind: string) => fx.filter((e) => e.kind === kind).map((e) => (e as { hierarchy: string }).hierarchy);
+const driver = (maxParallelHierarchies: number) => reducerDriver('n1', [db, web], { maxParallelHierarchies, raceDelayPerRankMs: 300 });
 const stopped = { app: 'stopped', disk: 'stopped' } as const;
 
 test('scope: a back-off that ended is decided on the next event, whatever hierarchy that event is about', () => {
@@ -68,18 +55,18 @@ test('scope: an action that waited for a slot is launched when another one finis
 test('scope: a peer\'s advert change decides only the entries that changed; its liveness, what it is listed for or runs', () => {
   const solo = simHierarchy('solo', { n1: 1, n3: 2 }, { shape: 'small' });
   const n2 = { state: 'up' as const, leaving: false, hierarchies: { web: idle, db: idle, solo: idle } };
-  let s: NodeState = initialState('n1', [db, web, solo], { maxParallelHierarchies: 64, raceDelayPerRankMs: 300 }, 0);
-  s = step(s, { type: 'peers', peers: { n2 }, now: 10 }).state;
+  const d = reducerDriver('n1', [db, web, solo], { maxParallelHierarchies: 64, raceDelayPerRankMs: 300 });
+  d.go({ type: 'peers', peers: { n2 } }, 10);
   const moved = { n2: { ...n2, hierarchies: { ...n2.hierarchies, web: { state: 'starting' as const, eligible: true } } } };
-  assert.deepEqual(scopeOf(s, { type: 'peers', peers: moved, now: 11 }), new Set(['web']));
+  assert.deepEqual(scopeOf(d.state, { type: 'peers', peers: moved, now: 11 }), new Set(['web']));
   // n2 turns suspect: the hierarchies that list it, not solo (n2 says it is out of service there).
-  assert.deepEqual(scopeOf(s, { type: 'peers', peers: { n2: { ...n2, suspect: true } }, now: 11 }), new Set(['db', 'web']));
+  assert.deepEqual(scopeOf(d.state, { type: 'peers', peers: { n2: { ...n2, suspect: true } }, now: 11 }), new Set(['db', 'web']));
   // ... unless n2 says it runs solo (listed or not, a copy there counts).
   const runsSolo = { n2: { ...n2, hierarchies: { ...n2.hierarchies, solo: { state: 'in-service' as const, eligible: false } } } };
-  s = step(s, { type: 'peers', peers: runsSolo, now: 12 }).state;
-  assert.deepEqual(scopeOf(s, { type: 'peers', peers: { n2: { ...runsSolo.n2, state: 'down' } }, now: 13 }), new Set(['db', 'web', 'solo']));
-  assert.equal(scopeOf(s, { type: 'peers', peers: {}, now: 13 }), 'all');
-  assert.equal(scopeOf(s, { type: 'peers', peers: { n2: { ...runsSolo.n2, admin: {} } }, now: 13 }), 'all');
+  d.go({ type: 'peers', peers: runsSolo }, 12);
+  assert.deepEqual(scopeOf(d.state, { type: 'peers', peers: { n2: { ...runsSolo.n2, state: 'down' } }, now: 13 }), new Set(['db', 'web', 'solo']));
+  assert.equal(scopeOf(d.state, { type: 'peers', peers: {}, now: 13 }), 'all');
+  assert.equal(scopeOf(d.state, { type: 'peers', peers: { n2: { ...runsSolo.n2, admin: {} } }, now: 13 }), 'all');
 });
 
 test('note: an unusable disk shows above the action in flight (a registration being dropped)', () => {
