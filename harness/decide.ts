@@ -17,7 +17,7 @@
 import type { HierarchyConfig, NodeName } from '../hierarchies/model.ts';
 import { levels, stopLevels, dependents } from '../hierarchies/tree.ts';
 import { mutant } from './core/mutants.ts';
-import { hierarchyInMaintenance, isStandby, isStopped, moveTarget, nodeInMaintenance, unmanaged, type AdminDoc } from './core/admin.ts';
+import { hierarchyInMaintenance, isStandby, isStopped, moveTarget, nodeInMaintenance, setAnywhere, unmanaged, type AdminDoc } from './core/admin.ts';
 
 /** What a node advertises (and what we advertise) for one hierarchy. */
 /** `held`: out of service on an admin's request; peers must not take it over. */
@@ -294,6 +294,7 @@ export function effectiveHierarchy(h: HierarchyConfig, admin: AdminDoc): Hierarc
  * running it is (even when that node is down: status says so, loudly).
  */
 function maintenanceBlocks(h: HierarchyConfig, input: DecideInput): string | null {
+  if (!setAnywhere(input.admin, 'h', 'maintenance') && !setAnywhere(input.admin, 'n', 'maintenance')) return null;
   const runners = Object.entries(input.peers).filter(([, v]) => {
     const st = v.hierarchies[h.name]?.state;
     return st !== undefined && ACTIVE.has(st) && st !== 'held';

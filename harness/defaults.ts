@@ -139,6 +139,11 @@ export const DEFAULTS = {
    *  even with nothing happening; the heartbeat tick serves when it comes at least this often. The
    *  reducer's own periodic tick (slow time-based changes) is once a second. */
   tickMs: 200,
+  /** The reducer decides every hierarchy at least this often (on its periodic tick), a safety net
+   *  under the steps that decide only what their event touches (core/scope.ts). Every second it
+   *  was a tenth of an idle daemon's CPU at 1000 hierarchies; the simulator checks that a scoped
+   *  step decides as the full one would, so the net is for what it has not met. */
+  fullDecideMs: 10_000,
   /** A main-loop gap longer than this means this process was frozen (SIGSTOP, VM pause):
    *  ownership is unverified until re-read from disk. */
   freezeDetectMs: 450,

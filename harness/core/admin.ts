@@ -71,22 +71,39 @@ export function entryOf(doc: AdminDoc, key: string): AdminEntry | undefined {
   return Object.hasOwn(doc, key) ? doc[key] : undefined;
 }
 
+// The settings a map holds for any hierarchy or node ("h/move", "n/maintenance"), per map: the
+// reducer asks about every hierarchy it decides, and most maps set nothing for most of them (a
+// 1000-hierarchy step built and looked up six keys per hierarchy). Maps are never changed in
+// place (mergeAdmin copies), so the answer holds for the map's life.
+const settingsOf = new WeakMap<AdminDoc, Set<string>>();
+
+/** Does any entry of the map set `setting` (not removed) for some hierarchy ('h') or node ('n')? */
+export function setAnywhere(doc: AdminDoc, kind: 'h' | 'n', setting: HierarchySetting | NodeSetting): boolean {
+  let set = settingsOf.get(doc);
+  if (set === undefined) {
+    set = new Set();
+    for (const k in doc) if (doc[k]!.value !== null) set.add(`${k[0]}/${k.slice(k.lastIndexOf('/') + 1)}`);
+    settingsOf.set(doc, set);
+  }
+  return set.has(`${kind}/${setting}`);
+}
+
 function on(doc: AdminDoc, key: string): boolean {
   return entryOf(doc, key)?.value === true;
 }
 
 /** Held out of service cluster-wide (`hierarchy <h> stop`). */
 export function isStopped(doc: AdminDoc, h: string): boolean {
-  return on(doc, hierarchyKey(h, 'stop'));
+  return setAnywhere(doc, 'h', 'stop') && on(doc, hierarchyKey(h, 'stop'));
 }
 export function hierarchyInMaintenance(doc: AdminDoc, h: string): boolean {
-  return on(doc, hierarchyKey(h, 'maintenance'));
+  return setAnywhere(doc, 'h', 'maintenance') && on(doc, hierarchyKey(h, 'maintenance'));
 }
 export function isStandby(doc: AdminDoc, n: NodeName): boolean {
-  return on(doc, nodeKeyOf(n, 'standby'));
+  return setAnywhere(doc, 'n', 'standby') && on(doc, nodeKeyOf(n, 'standby'));
 }
 export function nodeInMaintenance(doc: AdminDoc, n: NodeName): boolean {
-  return on(doc, nodeKeyOf(n, 'maintenance'));
+  return setAnywhere(doc, 'n', 'maintenance') && on(doc, nodeKeyOf(n, 'maintenance'));
 }
 /** H is unmanaged on node n: its own maintenance, or n's. */
 export function unmanaged(doc: AdminDoc, h: string, n: NodeName): boolean {
@@ -94,11 +111,13 @@ export function unmanaged(doc: AdminDoc, h: string, n: NodeName): boolean {
 }
 /** The node an admin moved H to, or null. */
 export function moveTarget(doc: AdminDoc, h: string): NodeName | null {
+  if (!setAnywhere(doc, 'h', 'move')) return null;
   const v = entryOf(doc, hierarchyKey(h, 'move'))?.value;
   return typeof v === 'string' ? v : null;
 }
 /** Version of the last `clear` of H (0: never). */
 export function clearVersion(doc: AdminDoc, h: string): number {
+  if (!setAnywhere(doc, 'h', 'clear')) return 0;
   const e = entryOf(doc, hierarchyKey(h, 'clear'));
   return e && e.value !== null ? e.v : 0;
 }

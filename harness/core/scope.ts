@@ -4,9 +4,11 @@
 //
 // A hierarchy's decision depends on its own runtime, on the peers' entries for it, and on
 // node-wide inputs (peer liveness, the admin map, shutdown, settings, time). An event that moves
-// a node-wide input is 'all'; so is the periodic tick, so a missed dependency would delay a
-// decision by at most a tick (tested: a scoped step equals the full one, over simulated schedules).
+// a node-wide input is 'all'; so is a periodic tick once every DEFAULTS.fullDecideMs, so a missed
+// dependency would delay a decision by at most that (tested: a scoped step equals the full one,
+// over simulated schedules).
 import type { PeerView } from '../decide.ts';
+import { DEFAULTS } from '../defaults.ts';
 import type { Event, NodeState } from './types.ts';
 
 export type Scope = 'all' | Set<string>;
@@ -30,6 +32,7 @@ export function scopeOf(prev: NodeState, ev: Event): Scope {
     case 'holder-released':
       return new Set([ev.hierarchy]);
     case 'tick':
+      return ev.now - prev.fullAt >= DEFAULTS.fullDecideMs ? 'all' : new Set();
     case 'admin':
     case 'config':
     case 'shutdown':

@@ -63,6 +63,7 @@ export function initialState(self: NodeName, hierarchies: HierarchyConfig[], set
     nextDeadline: Infinity,
     deferred: [],
     left: false,
+    fullAt: -Infinity,
   };
 }
 
@@ -123,6 +124,7 @@ function stepIn(prev: NodeState, ev: Event, first: Scope): { state: NodeState; e
     apply(s, ev, out);
     if (s.admin !== prev.admin) scope = widen(s, scope);
     react(s, out, scope);
+    if (out.all) s.fullAt = s.now;
   }
   if (s.admin !== prev.admin) out.fx.push({ kind: 'admin-state', doc: s.admin });
   return { state: s, effects: out.fx };
@@ -752,7 +754,9 @@ export function allQuiet(s: NodeState): boolean {
 }
 
 /** How two results of one step differ (the scope check), or null. Log lines may come in another order. */
-function differs(a: { state: NodeState; effects: Effect[] }, b: { state: NodeState; effects: Effect[] }): string | null {
+function differs(scoped: { state: NodeState; effects: Effect[] }, b: { state: NodeState; effects: Effect[] }): string | null {
+  // When the last full decision was is the one thing a full step always changes.
+  const a = { ...scoped, state: { ...scoped.state, fullAt: b.state.fullAt } };
   if (!isDeepStrictEqual(a.state, b.state)) {
     for (const k of Object.keys(b.state) as (keyof NodeState)[]) {
       if (k === 'h') {

@@ -67,6 +67,8 @@ export interface NodeState {
   deferred: string[];
   /** `leave` was emitted: the node is done and going away. */
   left: boolean;
+  /** Time of the last step that decided every hierarchy (scope.ts: the tick's safety net). */
+  fullAt: number;
 }
 
 export type AdvertOut = { state: AdvertState; eligible: boolean; epoch: number; ownerKey?: string };
