@@ -12,8 +12,9 @@
 //  - they parse `ocf_is_probe` from CRM_meta_interval, size waits from CRM_meta_timeout and
 //    log to syslog unless told otherwise: we set all of it explicitly.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { spawnTurn } from '../harness/spawn-turn.ts';
+import { agentSpawner } from '../harness/agent-spawner.ts';
 import { accessSync, constants as fsConstants, mkdirSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -107,6 +108,25 @@ export function setAgentNice(nice: number | undefined): void {
 /** How much nicer than the daemon other helpers it runs must be (alert agents): 0 when not boosted. */
 export function agentNiceIncrement(): number {
   return agentNice === undefined ? 0 : Math.max(0, agentNice - getPriority());
+}
+
+/**
+ * Fork agents through the agent spawner (harness/spawn-helper.ts) rather than from this process:
+ * the daemon turns it on, where a fork of its own large heap cost its loop 3-6 ms per agent. A
+ * one-shot command (agent-test) forks directly.
+ */
+let viaSpawner = false;
+export function useAgentSpawner(on: boolean): void {
+  viaSpawner = on;
+}
+
+/** What the runner uses of a child process: a ChildProcess, or a run of the agent spawner. */
+interface AgentProcess {
+  pid?: number | undefined;
+  stdout: Readable | null;
+  stderr: Readable | null;
+  once(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
+  once(event: 'error', listener: (err: Error) => void): unknown;
 }
 
 /** After SIGKILL, how long we wait for the group leader to be reaped before giving up on it. */
@@ -321,8 +341,9 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
   const err = new StreamCapture((line) => log?.debug({ ...fields, stream: 'stderr' }, line));
   let lastDataAt = performance.now();
 
-  let child: ChildProcess;
-  await spawnTurn();
+  let child: AgentProcess;
+  // A fork here blocks the loop: one per turn, so timers run between two (spawn-turn.ts).
+  if (!viaSpawner) await spawnTurn();
   // Through nice(1), so the agent never runs a single instruction at the daemon's boosted priority.
   const inc = agentNice === undefined ? 0 : agentNice - getPriority();
   const [file, args] = inc > 0 ? ['nice', ['-n', String(inc), req.agent.path, req.action]] : [req.agent.path, [req.action]];
@@ -335,14 +356,19 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
     }
   }
   try {
+    // Only this environment: the daemon's (HA_LOGFILE, OCF_* of a shell...) must not leak in.
+    const env = buildAgentEnv(req);
     // node:child_process directly, not execa: execa's own setup cost ~0.7 ms of the daemon's CPU
-    // per spawn on top of the fork, and none of its features is used here.
-    child = spawn(file, args, {
-      env: buildAgentEnv(req), // only this: the daemon's environment (HA_LOGFILE, OCF_* of a shell...) must not leak in
-      stdio: ['ignore', 'pipe', 'pipe'], // we read the pipes ourselves and do not wait for EOF, see the header
-      detached: true, // setsid(): the agent leads its own process group, which we kill on timeout
-      cwd: '/',
-    });
+    // per spawn on top of the fork, and none of its features is used here. The spawner forks the
+    // same way (spawn-helper.ts).
+    child = viaSpawner
+      ? agentSpawner().spawn(file, args, env)
+      : spawn(file, args, {
+          env,
+          stdio: ['ignore', 'pipe', 'pipe'], // we read the pipes ourselves and do not wait for EOF, see the header
+          detached: true, // setsid(): the agent leads its own process group, which we kill on timeout
+          cwd: '/',
+        });
   } catch (e) {
     return failed(`${req.agent.path}: ${errorMessage(e)}`);
   }

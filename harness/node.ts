@@ -34,7 +34,7 @@ import { Guard, isClientFacing, type GuardHierarchy, type GuardOwnership, type G
 import { watchHierarchies } from './reload.ts';
 import { nextIncarnation } from './incarnation.ts';
 import type { FSWatcher } from 'chokidar';
-import { buildAgentEnv, setAgentNice } from '../agents/runner.ts';
+import { buildAgentEnv, setAgentNice, useAgentSpawner } from '../agents/runner.ts';
 import { stopLevels as stopLevelsOf } from '../hierarchies/tree.ts';
 import { initialState, step } from './core/step.ts';
 import { keeperEvents } from './core/keeper-events.ts';
@@ -124,6 +124,8 @@ export class NodeDaemon {
     // starve behind busy peers on a shared host (the scsi tier's three nodes on two emulated
     // vCPUs: 60 s without reaching its first step); its agents still run at the original nice.
     this.raisePriority();
+    // Agents are forked by a small helper from now on (spawn-helper.ts), which inherits the priority just set.
+    useAgentSpawner(true);
     const { config, issues, ms } = await validateInChild(this.configFile, undefined, this.agentNice);
     const errors = issues.filter(isError);
     this.log.info({ event: 'config-checked', durationMs: ms, errors: errors.length }, `configuration checked in ${ms} ms`);
