@@ -97,6 +97,21 @@ function cpuNs(pid: number): number {
   }
   return sum;
 }
+/** The daemon's agent spawner (harness/spawn-helper.ts, its child): it forks the agents, so its CPU is the harness's. */
+function spawnerOf(pid: number): number[] {
+  try {
+    const kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    return kids.filter((k) => {
+      try {
+        return readFileSync(`/proc/${k}/cmdline`, 'utf8').includes('spawn-helper');
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return [];
+  }
+}
 function rssMiB(pid: number): number {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
@@ -160,6 +175,8 @@ interface Idle {
   coldStartMs: number;
   cpuPct: number[];
   rssMiB: number[];
+  /** The agent spawner's (its CPU is in cpuPct). */
+  spawnerRssMiB: number[];
   bytesPerSec: number[];
   packetsPerSec: number[];
   decisionsP50: number[];
@@ -187,17 +204,20 @@ async function phase(count: number, full: boolean, net: number) {
     // Idle window.
     const pids = new Map(nodes.map((n) => [n, c.procs.get(n)?.pid ?? 0]));
     const before = await statuses(c, nodes);
-    const cpu0 = new Map(nodes.map((n) => [n, cpuNs(pids.get(n)!)]));
+    const harness = new Map(nodes.map((n) => [n, [pids.get(n)!, ...spawnerOf(pids.get(n)!)]]));
+    const cpuOf = (n: string) => harness.get(n)!.reduce((sum, p) => sum + cpuNs(p), 0);
+    const cpu0 = new Map(nodes.map((n) => [n, cpuOf(n)]));
     const w0 = performance.now();
     await sleep(IDLE_S * 1000);
-    const cpu1 = new Map(nodes.map((n) => [n, cpuNs(pids.get(n)!)]));
+    const cpu1 = new Map(nodes.map((n) => [n, cpuOf(n)]));
     const w1 = performance.now();
     const after = await statuses(c, nodes);
     const win = w1 - w0;
-    const idle: Idle = { hierarchies: count, coldStartMs, cpuPct: [], rssMiB: [], bytesPerSec: [], packetsPerSec: [], decisionsP50: [], decisionsP99: [] };
+    const idle: Idle = { hierarchies: count, coldStartMs, cpuPct: [], rssMiB: [], spawnerRssMiB: [], bytesPerSec: [], packetsPerSec: [], decisionsP50: [], decisionsP99: [] };
     for (const n of nodes) {
       idle.cpuPct.push(((cpu1.get(n)! - cpu0.get(n)!) / 1e6 / win) * 100);
       idle.rssMiB.push(rssMiB(pids.get(n)!));
+      for (const p of harness.get(n)!.slice(1)) idle.spawnerRssMiB.push(rssMiB(p));
       const a = before.get(n)?.counters as Counters | undefined;
       const b = after.get(n)?.counters as Counters | undefined;
       // The status requests' own bytes are not heartbeats: the counters count only heartbeats.
@@ -212,8 +232,9 @@ async function phase(count: number, full: boolean, net: number) {
     }
     console.log(HEAD);
     console.log(row(`cold start to all ${count} in service, s`, [coldStartMs], sec));
-    console.log(row('idle CPU per daemon, % of a core', idle.cpuPct, (v) => v.toFixed(2)));
+    console.log(row('idle CPU, daemon + spawner, % of core', idle.cpuPct, (v) => v.toFixed(2)));
     console.log(row('RSS per daemon, MiB', idle.rssMiB, (v) => v.toFixed(1)));
+    console.log(row('RSS per agent spawner, MiB', idle.spawnerRssMiB, (v) => v.toFixed(1)));
     console.log(row('heartbeat bytes/s per node (in + out)', idle.bytesPerSec, (v) => v.toFixed(0)));
     console.log(row('heartbeat packets/s per node (in + out)', idle.packetsPerSec, (v) => v.toFixed(1)));
     console.log(row('decision round p50 per node, ms', idle.decisionsP50, (v) => v.toFixed(3)));

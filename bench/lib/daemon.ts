@@ -105,6 +105,14 @@ export function guardPids(cluster: NetnsCluster, node: TestNode): number[] {
     .map((p) => p.pid);
 }
 
+/** The daemon's agent spawner (harness/spawn-helper.ts): it forks the agents, so its CPU is the harness's. */
+export function spawnerPids(cluster: NetnsCluster, node: TestNode): number[] {
+  return cluster
+    .processes(node)
+    .filter((p) => p.argv.some((a) => /\/harness\/spawn-helper\.(ts|js)$/.test(a)))
+    .map((p) => p.pid);
+}
+
 export interface LogEvent {
   /** epoch ms (pino `time`). */
   time: number;

@@ -1,11 +1,11 @@
-// Per-node footprint of the harness on an idle cluster: resident memory of the daemon and its
-// guard, and their CPU over a window. "Agents" is the CPU of reaped children (recurring
+// Per-node footprint of the harness on an idle cluster: resident memory of the daemon, its guard
+// and its agent spawner, and their CPU over a window. "Agents" is the CPU of reaped children (recurring
 // monitors), counted apart: it is what the configured monitors cost, not the daemon. Starting a
 // monitor also costs the daemon (spawn, reading its output): a second window with the running
 // hierarchies in maintenance (monitors off, everything else as before) measures the daemon apart
 // from its monitors, the "daemon apart from agent monitors".
 import type { Bed } from './bed.ts';
-import { daemonPids, guardPids, HARNESS_TS } from './daemon.ts';
+import { daemonPids, guardPids, HARNESS_TS, spawnerPids } from './daemon.ts';
 import { CLOCK_TICKS_PER_S, cpuNs, cpuTicks, rssBytes } from './procs.ts';
 import { sleep } from './run.ts';
 
@@ -15,7 +15,7 @@ export interface Footprint {
   running: string[];
   peers: number;
   rssMiB: number;
-  /** Daemon + guard CPU, percent of one core. */
+  /** Daemon + guard + agent spawner CPU, percent of one core. */
   cpuPercent: number;
   /** CPU of reaped children (agent monitors) over the same window, percent of one core. */
   agentCpuPercent: number;
@@ -46,7 +46,7 @@ export async function measureFootprint(bed: Bed, windowS: number, running: Map<s
 
 async function measureWindow(bed: Bed, windowS: number, running: Map<string, string>): Promise<Footprint[]> {
   const nodes = bed.cluster.nodes.filter((n) => bed.daemonsUp.has(n.name));
-  const pidsOf = new Map(nodes.map((n) => [n.name, [...daemonPids(bed.cluster, n), ...guardPids(bed.cluster, n)]]));
+  const pidsOf = new Map(nodes.map((n) => [n.name, [...daemonPids(bed.cluster, n), ...guardPids(bed.cluster, n), ...spawnerPids(bed.cluster, n)]]));
   // self: exact on-CPU nanoseconds (schedstat); children: reaped agents, only known in ticks.
   const ticks = (pids: number[]): { selfNs: number; children: number } =>
     pids.reduce(

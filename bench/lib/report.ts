@@ -78,7 +78,7 @@ export function breakdownTable(runs: readonly RunRecord[]): string {
 
 export function footprintTable(fp: readonly Footprint[]): string {
   return table(
-    ['node', 'running', 'peers', 'RSS MiB', 'CPU % (daemon+guard)', 'CPU % (agents)', 'window s'],
+    ['node', 'running', 'peers', 'RSS MiB', 'CPU % (daemon+guard+spawner)', 'CPU % (agents)', 'window s'],
     fp.map((f) => [f.node, (f.running.join(',') || '-') + (f.monitorsPaused ? ' (maintenance: no monitors)' : ''), String(f.peers), f.rssMiB.toFixed(1), f.cpuPercent.toFixed(2), f.agentCpuPercent.toFixed(2), f.windowS.toFixed(1)]),
   );
 }
