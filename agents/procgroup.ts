@@ -50,3 +50,53 @@ export function processState(pid: number): string | null {
     return null;
   }
 }
+
+/** Field 22 of /proc/<pid>/stat (start time): with the pid, it names one process for its whole life, where the pid alone is reused. */
+export function startTimeOf(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/** Is the process that had this pid and start time still there (and not a zombie)? */
+export function sameProcessAlive(pid: number, startTime: string): boolean {
+  const state = processState(pid);
+  return state !== null && state !== 'Z' && state !== 'X' && startTimeOf(pid) === startTime;
+}
+
+/** CLOCK_MONOTONIC in ms: one clock for every process of the machine (deadlines handed between processes). */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint() / 1_000_000n);
+}
+
+/**
+ * The group leaders (pid = process group) whose environment sets `name` to one of `values`: an
+ * agent tagged at its spawn, found again when whoever forked it could not say its pid. Zombies
+ * do not count; what forked from the leader carries the tag too, but leads no group of its own.
+ */
+export function leadersByEnv(name: string, values: ReadonlySet<string>): Map<string, number> {
+  const found = new Map<string, number>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return found;
+  }
+  for (const e of entries) {
+    if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
+    try {
+      const stat = readFileSync(`/proc/${e}/stat`, 'latin1');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (fields[2] !== e || fields[0] === 'Z' || fields[0] === 'X') continue;
+      for (const kv of readFileSync(`/proc/${e}/environ`, 'latin1').split('\0')) {
+        if (kv.startsWith(`${name}=`) && values.has(kv.slice(name.length + 1))) found.set(kv.slice(name.length + 1), Number(e));
+      }
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  return found;
+}

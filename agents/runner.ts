@@ -123,6 +123,8 @@ export function useAgentSpawner(on: boolean): void {
 /** What the runner uses of a child process: a ChildProcess, or a run of the agent spawner. */
 interface AgentProcess {
   pid?: number | undefined;
+  /** The spawner's run: resolves once it is known whether the agent started (pid set, or 'error'). */
+  known?: () => Promise<void>;
   stdout: Readable | null;
   stderr: Readable | null;
   once(event: 'exit', listener: (code: number | null, signal: NodeJS.Signals | null) => void): unknown;
@@ -362,7 +364,7 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
     // per spawn on top of the fork, and none of its features is used here. The spawner forks the
     // same way (spawn-helper.ts).
     child = viaSpawner
-      ? agentSpawner().spawn(file, args, env)
+      ? agentSpawner().spawn(file, args, env, req.timeoutMs)
       : spawn(file, args, {
           env,
           stdio: ['ignore', 'pipe', 'pipe'], // we read the pipes ourselves and do not wait for EOF, see the header
@@ -390,6 +392,12 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
   });
 
   let exit: Exit | undefined = await within(exited, req.timeoutMs);
+  if (exit === undefined && child.pid === undefined && child.known) {
+    // Through the spawner the pid comes in a message: until it has, whether the agent started is
+    // not known, and a run must not be given up as not started while it may run.
+    await child.known();
+    if (child.pid === undefined) exit = await exited; // the spawner said it never started
+  }
   let timedOut = false;
   const pgid = child.pid;
   if (exit === undefined && pgid !== undefined) {

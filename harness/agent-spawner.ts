@@ -7,34 +7,58 @@
 // which the helper inherits and the runner's nice(1) wrapper counts from) and again after it
 // died. Its IPC channel is unref'd: it never keeps a process alive, and it exits when the daemon
 // does.
+//
+// A run is never reported as not started when it may have been: until the helper says 'spawned'
+// (with the pid) or 'error' (not started), whether the agent runs is unknown. When the helper
+// dies, the runs it left unanswered are looked up by the tag in their environment; those found,
+// and those it had started, are watched until their leader is gone, then reported with an
+// unknown exit status. A helper that does not answer a run past its timeout is killed, which
+// comes to the same.
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { extname } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { leadersByEnv, monotonicMs, sameProcessAlive, startTimeOf } from '../agents/procgroup.ts';
 
 const HELPER = fileURLToPath(new URL(`./spawn-helper${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 /** The helper holds only the runs in flight: a small heap, so that its own forks stay cheap. */
-const HELPER_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=64'];
+const HELPER_NODE_FLAGS = ['--max-semi-space-size=1', '--max-old-space-size=128'];
+/** The variable that tags each agent run (`<daemon pid>.<run id>`), so it can be found in /proc. */
+export const RUN_TAG = 'HARNESS_AGENT_RUN';
+/** After the helper died, a fork it had begun has certainly reached exec (and its tag) by then. */
+const SETTLE_MS = 200;
+/** How often an orphaned run's leader is looked at. */
+const WATCH_MS = 100;
+/** A helper that has not said whether it started a run this long after the run's timeout is stuck. */
+const ANSWER_MS = 2_000;
 
 type Reply =
-  | { t: 'spawned'; id: number; pid: number }
+  | { t: 'spawned'; id: number; pid: number; startTime?: string }
   | { t: 'data'; id: number; fd: 1 | 2; data: Uint8Array }
   | { t: 'end'; id: number; fd: 1 | 2; dropped: number }
   | { t: 'exit'; id: number; code: number | null; signal: NodeJS.Signals | null }
   | { t: 'error'; id: number; message: string; code?: string };
 
-/** One agent run through the helper: what the runner uses of a ChildProcess. */
+/** One agent run through the helper: what the runner uses of a ChildProcess, and `known()`. */
 export class SpawnedAgent extends EventEmitter {
   pid: number | undefined;
+  startTime: string | undefined;
   readonly stdout = new PassThrough();
   readonly stderr = new PassThrough();
   /** Both streams closed: by the runner (it stopped reading) or after the agent's side ended. */
   closed = false;
   exited = false;
+  /** Not started, for sure ('error' was emitted). */
+  failed = false;
+  private readonly answered: Promise<void>;
+  private answer!: () => void;
+  private readonly stuck: () => void;
 
-  constructor(onClosed: () => void) {
+  constructor(onClosed: () => void, stuck: () => void) {
     super();
+    this.stuck = stuck;
+    this.answered = new Promise((resolve) => (this.answer = resolve));
     let open = 2;
     for (const s of [this.stdout, this.stderr]) {
       s.once('close', () => {
@@ -44,78 +68,136 @@ export class SpawnedAgent extends EventEmitter {
       });
     }
   }
+
+  /** Resolves once it is known whether the agent started: `pid` set, or 'error' emitted. */
+  known(): Promise<void> {
+    if (this.pid !== undefined || this.failed) return Promise.resolve();
+    const t = setTimeout(this.stuck, ANSWER_MS);
+    return this.answered.finally(() => clearTimeout(t));
+  }
+
+  started(pid: number, startTime: string | undefined): void {
+    this.pid = pid;
+    this.startTime = startTime;
+    this.answer();
+  }
+
+  notStarted(e: Error): void {
+    this.failed = true;
+    this.answer();
+    this.emit('error', e);
+  }
+}
+
+interface Run {
+  id: number;
+  agent: SpawnedAgent;
+  helper: ChildProcess;
+  tag: string;
 }
 
 class AgentSpawner {
   private helper: ChildProcess | undefined;
   private nextId = 1;
-  private readonly runs = new Map<number, SpawnedAgent>();
+  private readonly runs = new Map<number, Run>();
 
-  spawn(file: string, args: string[], env: Record<string, string>): SpawnedAgent {
+  spawn(file: string, args: string[], env: Record<string, string>, timeoutMs: number): SpawnedAgent {
     const helper = this.helper ?? this.start();
     const id = this.nextId++;
-    const run = new SpawnedAgent(() => {
-      // The pipes may end before the exit is reported: the run is done when both happened.
-      // A helper gone reports nothing more.
-      if (run.exited || run.pid === undefined || this.helper !== helper) this.runs.delete(id);
-      if (this.helper === helper && helper.connected) helper.send({ t: 'close', id });
-    });
-    this.runs.set(id, run);
-    helper.send({ t: 'spawn', id, file, args, env }, (err) => {
-      if (err) this.fail(id, `cannot hand the run to the agent spawner: ${err.message}`);
-    });
-    return run;
+    const tag = `${process.pid}.${id}`;
+    const agent = new SpawnedAgent(
+      () => {
+        // The pipes may end before the exit is reported: the run is done when both happened.
+        if (agent.exited || agent.failed) this.runs.delete(id);
+        if (helper.connected) helper.send({ t: 'close', id });
+      },
+      () => {
+        if (this.helper === helper) helper.kill('SIGKILL');
+      },
+    );
+    this.runs.set(id, { id, agent, helper, tag });
+    // A failed send means a dying helper: its 'exit' settles the run.
+    helper.send({ t: 'spawn', id, file, args, env: { ...env, [RUN_TAG]: tag }, deadline: monotonicMs() + timeoutMs }, () => undefined);
+    return agent;
   }
 
   private start(): ChildProcess {
-    const helper = fork(HELPER, [], { execArgv: HELPER_NODE_FLAGS, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // Detached, as the guard: signals to the daemon's process group (a Ctrl-C) are not for it.
+    const helper = fork(HELPER, [], { execArgv: HELPER_NODE_FLAGS, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true });
     helper.on('message', (m: Reply) => this.reply(m));
-    helper.once('exit', (code, signal) => {
-      if (this.helper === helper) this.helper = undefined;
-      // A run not yet forked never will be. One already forked runs on, unwatched: the runner's
-      // timeout ends its group and reports it as timed out.
-      for (const [id, run] of this.runs) {
-        if (run.pid === undefined) this.fail(id, `the agent spawner exited (${signal ?? `code ${code}`}) before starting it`);
-        else if (run.closed) this.runs.delete(id);
-      }
-    });
-    helper.on('error', () => undefined); // a failed send says so in its callback; a dead helper, in 'exit'
+    helper.once('exit', (code, signal) => this.lost(helper, signal ?? `code ${code}`));
+    helper.on('error', () => undefined); // a failed send is settled by 'exit'
     helper.unref();
     (helper.channel as { unref?: () => void } | undefined)?.unref?.();
     this.helper = helper;
     return helper;
   }
 
-  private fail(id: number, message: string): void {
-    const run = this.runs.get(id);
-    if (!run || run.pid !== undefined) return;
-    this.runs.delete(id);
-    run.emit('error', new Error(message));
+  /** The helper died: settle every run it had, from what /proc still shows. */
+  private lost(helper: ChildProcess, how: string): void {
+    if (this.helper === helper) this.helper = undefined;
+    const mine = [...this.runs.entries()].filter(([, r]) => r.helper === helper);
+    const why = `the agent spawner exited (${how})`;
+    for (const [, r] of mine) if (r.agent.pid !== undefined && !r.agent.exited) this.orphan(r, why);
+    const unanswered = mine.filter(([, r]) => r.agent.pid === undefined && !r.agent.failed);
+    for (const [id, r] of mine) if (r.agent.closed && (r.agent.exited || r.agent.failed)) this.runs.delete(id);
+    if (unanswered.length === 0) return;
+    setTimeout(() => {
+      const found = leadersByEnv(RUN_TAG, new Set(unanswered.map(([, r]) => r.tag)));
+      for (const [id, r] of unanswered) {
+        const pid = found.get(r.tag);
+        if (pid === undefined) {
+          this.runs.delete(id);
+          r.agent.notStarted(new Error(`not started: ${why} before starting it`));
+          continue;
+        }
+        r.agent.started(pid, startTimeOf(pid));
+        this.orphan(r, why);
+      }
+    }, SETTLE_MS).unref();
+  }
+
+  /** A run whose helper is gone: its output is lost; it ends when its leader does, exit status unknown. */
+  private orphan(r: Run, why: string): void {
+    const a = r.agent;
+    if (!a.stderr.writableEnded && !a.stderr.destroyed) a.stderr.end(`\n[harness: ${why} while this agent ran: its output stops here and its exit status is unknown]\n`);
+    if (!a.stdout.writableEnded && !a.stdout.destroyed) a.stdout.end();
+    const look = (): void => {
+      if (a.startTime !== undefined && sameProcessAlive(a.pid!, a.startTime)) {
+        setTimeout(look, WATCH_MS).unref();
+        return;
+      }
+      a.exited = true;
+      if (a.closed) this.runs.delete(r.id);
+      a.emit('exit', null, null);
+    };
+    look();
   }
 
   private reply(m: Reply): void {
     const run = this.runs.get(m.id);
     if (!run) return;
+    const a = run.agent;
     switch (m.t) {
       case 'spawned':
-        run.pid = m.pid;
+        a.started(m.pid, m.startTime);
         return;
       case 'data':
-        (m.fd === 1 ? run.stdout : run.stderr).write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
+        (m.fd === 1 ? a.stdout : a.stderr).write(Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength));
         return;
       case 'end':
-        (m.fd === 1 ? run.stdout : run.stderr).end(m.dropped > 0 ? `\n[harness: ${m.dropped} more bytes not read]` : undefined);
+        (m.fd === 1 ? a.stdout : a.stderr).end(m.dropped > 0 ? `\n[harness: ${m.dropped} more bytes not read]` : undefined);
         return;
       case 'exit':
-        run.exited = true;
-        if (run.closed) this.runs.delete(m.id);
-        run.emit('exit', m.code, m.signal);
+        a.exited = true;
+        if (a.closed) this.runs.delete(m.id);
+        a.emit('exit', m.code, m.signal);
         return;
       case 'error': {
-        this.runs.delete(m.id);
         const e: NodeJS.ErrnoException = new Error(m.message);
         if (m.code !== undefined) e.code = m.code;
-        run.emit('error', e);
+        if (a.closed) this.runs.delete(m.id);
+        a.notStarted(e);
         return;
       }
     }

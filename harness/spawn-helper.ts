@@ -7,15 +7,16 @@
 // block only itself. It keeps no state beyond the runs in flight, so the daemon simply starts a
 // new one if it dies.
 //
-// Messages in: {t:'spawn', id, file, args, env} and {t:'close', id} (the daemon stopped reading:
-// close our ends of the pipes, as the runner does for a direct spawn). Out: spawned (pid), data,
-// end, exit, error (the spawn itself failed).
+// Messages in: {t:'spawn', id, file, args, env, deadline} and {t:'close', id} (the daemon stopped
+// reading: close our ends of the pipes, as the runner does for a direct spawn). Out: spawned (pid
+// and start time), data, end, exit, error (not started: the spawn failed or came too late).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { monotonicMs, startTimeOf } from '../agents/procgroup.ts';
 
 /** Output forwarded per stream of one run; the runner keeps 1 MiB, and the rest is counted only. */
 const MAX_FORWARD_BYTES = 2 << 20;
 
-type Request = { t: 'spawn'; id: number; file: string; args: string[]; env: Record<string, string> } | { t: 'close'; id: number };
+type Request = { t: 'spawn'; id: number; file: string; args: string[]; env: Record<string, string>; deadline: number } | { t: 'close'; id: number };
 
 const runs = new Map<number, ChildProcess>();
 
@@ -25,6 +26,11 @@ function send(m: object): void {
 }
 
 function start(m: Extract<Request, { t: 'spawn' }>): void {
+  // Queued here past its timeout: the runner has given up on it, so it must not start now.
+  if (monotonicMs() > m.deadline) {
+    send({ t: 'error', id: m.id, message: 'not started: its timeout passed while it waited for the agent spawner', code: 'ETIMEDOUT' });
+    return;
+  }
   let child: ChildProcess;
   try {
     child = spawn(m.file, m.args, { env: m.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true, cwd: '/' });
@@ -33,7 +39,8 @@ function start(m: Extract<Request, { t: 'spawn' }>): void {
     return;
   }
   runs.set(m.id, child);
-  if (child.pid !== undefined) send({ t: 'spawned', id: m.id, pid: child.pid });
+  // Read before this loop can reap it: the process is ours until then.
+  if (child.pid !== undefined) send({ t: 'spawned', id: m.id, pid: child.pid, startTime: startTimeOf(child.pid) });
   for (const [fd, stream] of [[1, child.stdout], [2, child.stderr]] as const) {
     let forwarded = 0;
     let dropped = 0;
@@ -70,5 +77,8 @@ process.on('message', (m: Request) => {
     child?.stderr?.destroy();
   }
 });
-// The daemon exited or let go of us. The agents run on in their own sessions, as they would have.
+// The daemon's own signals are not ours: a Ctrl-C on `harness start --foreground` reaches the
+// whole group, and the daemon's graceful stops that follow need this process (it is in a session
+// of its own too, as the guard is). It ends when the daemon does: the channel closes.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT'] as const) process.on(sig, () => undefined);
 process.on('disconnect', () => process.exit(0));
