@@ -75,10 +75,12 @@ export function monotonicMs(): number {
 /**
  * The group leaders (pid = process group) whose environment sets `name` to one of `values`: an
  * agent tagged at its spawn, found again when whoever forked it could not say its pid. Zombies
- * do not count; what forked from the leader carries the tag too, but leads no group of its own.
+ * do not count. What the agent forked carries the tag too; a daemon it started with setsid even
+ * leads a group of its own, but started later: of several, the earliest is the agent.
  */
 export function leadersByEnv(name: string, values: ReadonlySet<string>): Map<string, number> {
   const found = new Map<string, number>();
+  const since = new Map<string, number>();
   let entries: string[];
   try {
     entries = readdirSync('/proc');
@@ -92,7 +94,13 @@ export function leadersByEnv(name: string, values: ReadonlySet<string>): Map<str
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (fields[2] !== e || fields[0] === 'Z' || fields[0] === 'X') continue;
       for (const kv of readFileSync(`/proc/${e}/environ`, 'latin1').split('\0')) {
-        if (kv.startsWith(`${name}=`) && values.has(kv.slice(name.length + 1))) found.set(kv.slice(name.length + 1), Number(e));
+        const v = kv.slice(name.length + 1);
+        if (!kv.startsWith(`${name}=`) || !values.has(v)) continue;
+        const start = Number(fields[19]);
+        if (!(start >= (since.get(v) ?? Infinity))) {
+          found.set(v, Number(e));
+          since.set(v, start);
+        }
       }
     } catch {
       // gone, or not ours to read

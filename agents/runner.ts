@@ -111,9 +111,12 @@ export function agentNiceIncrement(): number {
 }
 
 /**
- * Fork agents through the agent spawner (harness/spawn-helper.ts) rather than from this process:
- * the daemon turns it on, where a fork of its own large heap cost its loop 3-6 ms per agent. A
- * one-shot command (agent-test) forks directly.
+ * Fork monitors (recurring and probes) through the agent spawner (harness/spawn-helper.ts) rather
+ * than from this process: the daemon turns it on, where a fork of its own large heap cost its
+ * loop 3-6 ms per agent, and monitors are nearly all of an idle daemon's forks and of a cold
+ * start's. Only monitors: they change nothing, so the spawner's own failures (it dies, it
+ * stalls) can cost at most a spurious monitor failure or a probe retried; a start or a stop, whose
+ * outcome says what runs where, is forked here. A one-shot command (agent-test) forks directly.
  */
 let viaSpawner = false;
 export function useAgentSpawner(on: boolean): void {
@@ -344,8 +347,9 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
   let lastDataAt = performance.now();
 
   let child: AgentProcess;
+  const spawner = viaSpawner && req.action === 'monitor';
   // A fork here blocks the loop: one per turn, so timers run between two (spawn-turn.ts).
-  if (!viaSpawner) await spawnTurn();
+  if (!spawner) await spawnTurn();
   // Through nice(1), so the agent never runs a single instruction at the daemon's boosted priority.
   const inc = agentNice === undefined ? 0 : agentNice - getPriority();
   const [file, args] = inc > 0 ? ['nice', ['-n', String(inc), req.agent.path, req.action]] : [req.agent.path, [req.action]];
@@ -363,7 +367,7 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
     // node:child_process directly, not execa: execa's own setup cost ~0.7 ms of the daemon's CPU
     // per spawn on top of the fork, and none of its features is used here. The spawner forks the
     // same way (spawn-helper.ts).
-    child = viaSpawner
+    child = spawner
       ? agentSpawner().spawn(file, args, env, req.timeoutMs)
       : spawn(file, args, {
           env,

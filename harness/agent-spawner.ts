@@ -8,12 +8,15 @@
 // died. Its IPC channel is unref'd: it never keeps a process alive, and it exits when the daemon
 // does.
 //
-// A run is never reported as not started when it may have been: until the helper says 'spawned'
-// (with the pid) or 'error' (not started), whether the agent runs is unknown. When the helper
-// dies, the runs it left unanswered are looked up by the tag in their environment; those found,
-// and those it had started, are watched until their leader is gone, then reported with an
-// unknown exit status. A helper that does not answer a run past its timeout is killed, which
-// comes to the same.
+// The runner sends only monitors here (runner.ts says why). Until the helper says 'spawned' (with
+// the pid) or 'error' (not started), whether the agent runs is unknown, and the runner waits.
+// When the helper dies (settled once its channel has drained too), the runs it left unanswered
+// are looked up by the tag in their environment; those found, and those it had started, are
+// watched until their leader is gone, then reported with an unknown exit status; those not found
+// are reported not started (one that ran and ended within SETTLE_MS is counted so too: for a
+// monitor, a failure reported where there was none). A helper that answers nothing for
+// ANSWER_MS while a run waits past its timeout is stuck, and killed, which comes to the same. Its
+// death also ends the pipes of the agents it had started: one that writes after it dies of SIGPIPE.
 import { fork, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { extname } from 'node:path';
@@ -100,10 +103,20 @@ class AgentSpawner {
   private helper: ChildProcess | undefined;
   private nextId = 1;
   private readonly runs = new Map<number, Run>();
+  /** When each helper was last heard from (any message). */
+  private readonly heard = new WeakMap<ChildProcess, number>();
 
   spawn(file: string, args: string[], env: Record<string, string>, timeoutMs: number): SpawnedAgent {
-    const helper = this.helper ?? this.start();
     const id = this.nextId++;
+    let helper: ChildProcess;
+    try {
+      helper = this.helper ?? this.start();
+    } catch (e) {
+      // No helper (fork failed: EAGAIN, EMFILE...): nothing was started, and the next run tries again.
+      const agent = new SpawnedAgent(() => undefined, () => undefined);
+      process.nextTick(() => agent.notStarted(new Error(`not started: cannot start the agent spawner: ${(e as Error).message}`)));
+      return agent;
+    }
     const tag = `${process.pid}.${id}`;
     const agent = new SpawnedAgent(
       () => {
@@ -112,7 +125,8 @@ class AgentSpawner {
         if (helper.connected) helper.send({ t: 'close', id });
       },
       () => {
-        if (this.helper === helper) helper.kill('SIGKILL');
+        // Stuck, not merely busy: nothing heard from it for as long.
+        if (this.helper === helper && performance.now() - (this.heard.get(helper) ?? 0) >= ANSWER_MS) helper.kill('SIGKILL');
       },
     );
     this.runs.set(id, { id, agent, helper, tag });
@@ -124,9 +138,27 @@ class AgentSpawner {
   private start(): ChildProcess {
     // Detached, as the guard: signals to the daemon's process group (a Ctrl-C) are not for it.
     const helper = fork(HELPER, [], { execArgv: HELPER_NODE_FLAGS, serialization: 'advanced', stdio: ['ignore', 'inherit', 'inherit', 'ipc'], detached: true });
-    helper.on('message', (m: Reply) => this.reply(m));
-    helper.once('exit', (code, signal) => this.lost(helper, signal ?? `code ${code}`));
-    helper.on('error', () => undefined); // a failed send is settled by 'exit'
+    helper.on('error', () => undefined); // a failed send is settled by 'exit'; a failed fork, below
+    if (helper.pid === undefined || typeof helper.send !== 'function') {
+      if (helper.pid !== undefined) helper.kill('SIGKILL');
+      throw new Error(helper.pid === undefined ? 'fork failed' : 'no IPC channel');
+    }
+    this.heard.set(helper, performance.now());
+    helper.on('message', (m: Reply) => {
+      this.heard.set(helper, performance.now());
+      this.reply(m);
+    });
+    // Settled once it is dead and its channel drained: messages it sent before dying come first.
+    let ends = 0;
+    let how = '';
+    const end = (): void => {
+      if (++ends === 2) this.lost(helper, how);
+    };
+    helper.once('exit', (code, signal) => {
+      how = signal ?? `code ${code}`;
+      end();
+    });
+    helper.once('disconnect', end);
     helper.unref();
     (helper.channel as { unref?: () => void } | undefined)?.unref?.();
     this.helper = helper;
@@ -136,6 +168,7 @@ class AgentSpawner {
   /** The helper died: settle every run it had, from what /proc still shows. */
   private lost(helper: ChildProcess, how: string): void {
     if (this.helper === helper) this.helper = undefined;
+    helper.removeAllListeners('message');
     const mine = [...this.runs.entries()].filter(([, r]) => r.helper === helper);
     const why = `the agent spawner exited (${how})`;
     for (const [, r] of mine) if (r.agent.pid !== undefined && !r.agent.exited) this.orphan(r, why);
