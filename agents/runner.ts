@@ -112,15 +112,16 @@ export function agentNiceIncrement(): number {
 
 /**
  * Fork monitors (recurring and probes) through the agent spawner (harness/spawn-helper.ts) rather
- * than from this process: the daemon turns it on, where a fork of its own large heap cost its
- * loop 3-6 ms per agent, and monitors are nearly all of an idle daemon's forks and of a cold
- * start's. Only monitors: they change nothing, so the spawner's own failures (it dies, it
- * stalls) can cost at most a spurious monitor failure or a probe retried; a start or a stop, whose
- * outcome says what runs where, is forked here. A one-shot command (agent-test) forks directly.
+ * than from this process once it is larger than `aboveRssMiB` (DEFAULTS.spawnerAboveRssMiB says
+ * why): the daemon turns it on, where a fork of its own large heap cost its loop 3-6 ms per
+ * agent, and monitors are nearly all of an idle daemon's forks and of a cold start's. Only
+ * monitors: they change nothing, so the spawner's own failures (it dies, it stalls) can cost at
+ * most a spurious monitor failure or a probe retried; a start or a stop, whose outcome says what
+ * runs where, is forked here. A one-shot command (agent-test) forks directly.
  */
-let viaSpawner = false;
-export function useAgentSpawner(on: boolean): void {
-  viaSpawner = on;
+let spawnerAboveRss: number | undefined;
+export function useAgentSpawner(on: boolean, aboveRssMiB: number = DEFAULTS.spawnerAboveRssMiB): void {
+  spawnerAboveRss = on ? aboveRssMiB * 2 ** 20 : undefined;
 }
 
 /** What the runner uses of a child process: a ChildProcess, or a run of the agent spawner. */
@@ -347,7 +348,7 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
   let lastDataAt = performance.now();
 
   let child: AgentProcess;
-  const spawner = viaSpawner && req.action === 'monitor';
+  const spawner = spawnerAboveRss !== undefined && req.action === 'monitor' && process.memoryUsage.rss() > spawnerAboveRss;
   // A fork here blocks the loop: one per turn, so timers run between two (spawn-turn.ts).
   if (!spawner) await spawnTurn();
   // Through nice(1), so the agent never runs a single instruction at the daemon's boosted priority.

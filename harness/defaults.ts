@@ -83,6 +83,12 @@ export const DEFAULTS = {
   fencedStopTimeoutMs: 5_000,
   /** After SIGTERM to an agent's process group, wait this long before SIGKILL. */
   killGraceMs: 2_000,
+  /** Above this resident size the daemon forks its monitors through its agent spawner
+   *  (harness/spawn-helper.ts), below it itself. A fork costs the forking process in proportion
+   *  to its memory (one Dummy monitor: 1.3 ms of the daemon's CPU at 77 MiB, 3.1 ms at 207 MiB,
+   *  6.3 ms at 382 MiB), the spawner's round trip about 3 ms in all (1 ms of it the daemon's): a
+   *  small daemon forks for less, a large one (hundreds of hierarchies) saves its loop. */
+  spawnerAboveRssMiB: 200,
   /** Policy `halt` (onLoss, onStopFailure): what the guard runs, at once, without stopping anything
    *  first: an immediate reboot, as LifeKeeper's lkscsid and VCS's panic do. A node whose disk was
    *  taken must not run one more instruction of its resources. `haltCommand` in cluster.yaml. */

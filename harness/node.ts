@@ -124,7 +124,7 @@ export class NodeDaemon {
     // starve behind busy peers on a shared host (the scsi tier's three nodes on two emulated
     // vCPUs: 60 s without reaching its first step); its agents still run at the original nice.
     this.raisePriority();
-    // Agents are forked by a small helper from now on (spawn-helper.ts), which inherits the priority just set.
+    // A large daemon's monitors are forked by a small helper (spawn-helper.ts), which inherits the priority just set.
     useAgentSpawner(true);
     const { config, issues, ms } = await validateInChild(this.configFile, undefined, this.agentNice);
     const errors = issues.filter(isError);

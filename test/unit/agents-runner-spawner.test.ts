@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { runAgent, useAgentSpawner, type RunRequest } from '../../agents/runner.ts';
 import { leadersByEnv, processState } from '../../agents/procgroup.ts';
 
-useAgentSpawner(true);
+useAgentSpawner(true, 0); // whatever this process's size
 await import('./agents-runner.test.ts');
 
 /** This process's children running the spawner's helper. */
