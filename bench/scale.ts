@@ -234,7 +234,8 @@ async function phase(count: number, full: boolean, net: number) {
     console.log(row(`cold start to all ${count} in service, s`, [coldStartMs], sec));
     console.log(row('idle CPU, daemon + spawner, % of core', idle.cpuPct, (v) => v.toFixed(2)));
     console.log(row('RSS per daemon, MiB', idle.rssMiB, (v) => v.toFixed(1)));
-    console.log(row('RSS per agent spawner, MiB', idle.spawnerRssMiB, (v) => v.toFixed(1)));
+    // Only a daemon above DEFAULTS.spawnerAboveRssMiB has one.
+    console.log(idle.spawnerRssMiB.length > 0 ? row(`RSS per agent spawner (${idle.spawnerRssMiB.length} nodes), MiB`, idle.spawnerRssMiB, (v) => v.toFixed(1)) : 'agent spawner: none (every daemon below spawnerAboveRssMiB forks its monitors itself)');
     console.log(row('heartbeat bytes/s per node (in + out)', idle.bytesPerSec, (v) => v.toFixed(0)));
     console.log(row('heartbeat packets/s per node (in + out)', idle.packetsPerSec, (v) => v.toFixed(1)));
     console.log(row('decision round p50 per node, ms', idle.decisionsP50, (v) => v.toFixed(3)));
