@@ -15,6 +15,19 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
 }
 
 /**
+ * The fields of /proc/<pid>/stat after the command name (0: state, 2: process group, 19: start
+ * time), or null when the process is gone. The name may hold spaces and ')': split after the last.
+ */
+export function statFields(pid: number | string): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  } catch {
+    return null;
+  }
+}
+
+/**
  * True while some process of group `pgid` is still alive. Zombies do not count: in containers
  * PID 1 often never reaps orphans, and a `kill(-pgid, 0)` would report their corpses as alive
  * forever. Reads /proc; without /proc falls back to kill(0), which may over-report.
@@ -28,43 +41,26 @@ export function groupAlive(pgid: number): boolean {
   }
   for (const e of entries) {
     if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue; // only numeric entries are processes
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${e}/stat`, 'latin1');
-    } catch {
-      continue; // exited while we looked
-    }
-    // "pid (comm) state ppid pgrp ...": comm may contain spaces and ')', so split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true;
+    const fields = statFields(e); // null: exited while we looked
+    if (fields && Number(fields[2]) === pgid && fields[0] !== 'Z' && fields[0] !== 'X') return true;
   }
   return false;
 }
 
 /** Process state letter from /proc (R, S, D, Z, ...), or null when the process is gone. */
 export function processState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? null;
-  } catch {
-    return null;
-  }
+  return statFields(pid)?.[0] ?? null;
 }
 
 /** Field 22 of /proc/<pid>/stat (start time): with the pid, it names one process for its whole life, where the pid alone is reused. */
 export function startTimeOf(pid: number): string | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-  } catch {
-    return undefined;
-  }
+  return statFields(pid)?.[19];
 }
 
 /** Is the process that had this pid and start time still there (and not a zombie)? */
 export function sameProcessAlive(pid: number, startTime: string): boolean {
-  const state = processState(pid);
-  return state !== null && state !== 'Z' && state !== 'X' && startTimeOf(pid) === startTime;
+  const f = statFields(pid);
+  return f !== null && f[0] !== 'Z' && f[0] !== 'X' && f[19] === startTime;
 }
 
 /** CLOCK_MONOTONIC in ms: one clock for every process of the machine (deadlines handed between processes). */
@@ -89,10 +85,9 @@ export function leadersByEnv(name: string, values: ReadonlySet<string>): Map<str
   }
   for (const e of entries) {
     if (e.charCodeAt(0) < 48 || e.charCodeAt(0) > 57) continue;
+    const fields = statFields(e);
+    if (!fields || fields[2] !== e || fields[0] === 'Z' || fields[0] === 'X') continue;
     try {
-      const stat = readFileSync(`/proc/${e}/stat`, 'latin1');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (fields[2] !== e || fields[0] === 'Z' || fields[0] === 'X') continue;
       for (const kv of readFileSync(`/proc/${e}/environ`, 'latin1').split('\0')) {
         const v = kv.slice(name.length + 1);
         if (!kv.startsWith(`${name}=`) || !values.has(v)) continue;

@@ -4,21 +4,11 @@
 // each run the leader of its own group). Reads /proc; zombies do not count.
 import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { processState } from '../../agents/procgroup.ts';
+import { processState, statFields } from '../../agents/procgroup.ts';
 
 export interface AgentProcess {
   pid: number;
   cmd: string;
-}
-
-function stateAndPgid(pid: string): { state: string; pgid: number } | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return { state: f[0] ?? '', pgid: Number(f[2]) };
-  } catch {
-    return null;
-  }
 }
 
 function cmdline(pid: string): string {
@@ -35,9 +25,9 @@ export function findResourceProcesses(instance: string, pgids: ReadonlySet<numbe
   const out: AgentProcess[] = [];
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    const st = stateAndPgid(e);
-    if (!st || st.state === 'Z' || st.state === 'X') continue;
-    let mine = pgids.has(st.pgid);
+    const st = statFields(e);
+    if (!st || st[0] === 'Z' || st[0] === 'X') continue;
+    let mine = pgids.has(Number(st[2]));
     if (!mine) {
       try {
         mine = `\0${readFileSync(`/proc/${e}/environ`, 'latin1')}`.includes(marker);
