@@ -120,8 +120,7 @@ class AgentSpawner {
     const tag = `${process.pid}.${id}`;
     const agent = new SpawnedAgent(
       () => {
-        // The pipes may end before the exit is reported: the run is done when both happened.
-        if (agent.exited || agent.failed) this.runs.delete(id);
+        this.settle(id);
         if (helper.connected) helper.send({ t: 'close', id });
       },
       () => {
@@ -173,21 +172,26 @@ class AgentSpawner {
     const why = `the agent spawner exited (${how})`;
     for (const [, r] of mine) if (r.agent.pid !== undefined && !r.agent.exited) this.orphan(r, why);
     const unanswered = mine.filter(([, r]) => r.agent.pid === undefined && !r.agent.failed);
-    for (const [id, r] of mine) if (r.agent.closed && (r.agent.exited || r.agent.failed)) this.runs.delete(id);
     if (unanswered.length === 0) return;
     setTimeout(() => {
       const found = leadersByEnv(RUN_TAG, new Set(unanswered.map(([, r]) => r.tag)));
       for (const [id, r] of unanswered) {
         const pid = found.get(r.tag);
         if (pid === undefined) {
-          this.runs.delete(id);
           r.agent.notStarted(new Error(`not started: ${why} before starting it`));
+          this.settle(id);
           continue;
         }
         r.agent.started(pid, startTimeOf(pid));
         this.orphan(r, why);
       }
     }, SETTLE_MS).unref();
+  }
+
+  /** A run is done once the runner closed its streams and its end is known (exited, or never started): in either order. */
+  private settle(id: number): void {
+    const a = this.runs.get(id)?.agent;
+    if (a?.closed && (a.exited || a.failed)) this.runs.delete(id);
   }
 
   /** A run whose helper is gone: its output is lost; it ends when its leader does, exit status unknown. */
@@ -201,7 +205,7 @@ class AgentSpawner {
         return;
       }
       a.exited = true;
-      if (a.closed) this.runs.delete(r.id);
+      this.settle(r.id);
       a.emit('exit', null, null);
     };
     look();
@@ -223,14 +227,14 @@ class AgentSpawner {
         return;
       case 'exit':
         a.exited = true;
-        if (a.closed) this.runs.delete(m.id);
+        this.settle(m.id);
         a.emit('exit', m.code, m.signal);
         return;
       case 'error': {
         const e: NodeJS.ErrnoException = new Error(m.message);
         if (m.code !== undefined) e.code = m.code;
-        if (a.closed) this.runs.delete(m.id);
         a.notStarted(e);
+        this.settle(m.id);
         return;
       }
     }

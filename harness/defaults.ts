@@ -147,7 +147,7 @@ export const DEFAULTS = {
   tickMs: 200,
   /** The reducer decides every hierarchy at least this often (on its periodic tick), a safety net
    *  under the steps that decide only what their event touches (core/scope.ts). Every second it
-   *  was a tenth of an idle daemon's CPU at 1000 hierarchies; the simulator checks that a scoped
+   *  was a quarter of an idle daemon's CPU at 1000 hierarchies; the simulator checks that a scoped
    *  step decides as the full one would, so the net is for what it has not met. */
   fullDecideMs: 10_000,
   /** A main-loop gap longer than this means this process was frozen (SIGSTOP, VM pause):
