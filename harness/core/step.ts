@@ -6,7 +6,7 @@
 // start it covers).
 import { isDeepStrictEqual } from 'node:util';
 import type { HierarchyConfig, NodeName } from '../../hierarchies/model.ts';
-import { advertedState, decide, initialRuntime, probesHere, selfEligible, staleCopyElsewhere, type Action, type DecideInput, type PeerView } from '../decide.ts';
+import { advertedState, decide, effectiveHierarchy, initialRuntime, probesHere, selfEligible, staleCopyElsewhere, type Action, type DecideInput, type PeerView } from '../decide.ts';
 import type { ActionEffect, ActionResult, AdvertOut, CoreSettings, Effect, Event, GuardPlan, HierarchyState, NodeState } from './types.ts';
 import { mutant } from './mutants.ts';
 import { clearVersion, entryOf, hierarchyKey, maxVersion, mergeAdmin, moveTarget, unmanaged, writeAdmin, type AdminDoc } from './admin.ts';
@@ -719,7 +719,7 @@ function watch(s: NodeState, out: Out): void {
     if (h.fenced && rt.phase === 'out-of-service' && h.priorities[s.self] !== undefined && h.resources.some((r) => r.kind === 'disk')) {
       const runner = peers.find((p) => p.hierarchies[h.name]?.state === 'in-service' || p.hierarchies[h.name]?.state === 'starting');
       const runsOnReachable = peers.some((p) => p.state === 'up' && !p.suspect && p.hierarchies[h.name]?.state === 'in-service');
-      on = runner !== undefined && (runner.suspect === true || runner.state === 'down') && !runsOnReachable;
+      on = runner !== undefined && (runner.suspect === true || runner.state === 'down') && !runsOnReachable && !outranked(s, h);
     }
     if (on === watched.has(h.name)) continue;
     changed = true;
@@ -737,6 +737,23 @@ function watch(s: NodeState, out: Out): void {
   const list = s.hierarchies.filter((h) => watched.has(h.name)).map((h) => h.name);
   s.sent = { ...s.sent, watch: list };
   out.fx.push({ kind: 'watch', hierarchies: list });
+}
+
+/**
+ * A peer we hear well (up, not suspect, not leaving) that comes before us in H's priorities (as an
+ * admin's move or standby leave them) and is eligible for H takes H over before we could: the race
+ * is its to run, and so is the watch. A third node watched all of a dead runner's hierarchies while
+ * the second took them over, and its reads competed with the takeover's agents.
+ */
+function outranked(s: NodeState, h: HierarchyConfig): boolean {
+  const eh = effectiveHierarchy(h, s.admin);
+  const mine = eh.priorities[s.self];
+  if (mine === undefined) return false;
+  for (const [node, p] of Object.entries(s.peers)) {
+    const prio = eh.priorities[node];
+    if (prio !== undefined && prio < mine && p.state === 'up' && !p.suspect && !p.leaving && p.hierarchies[h.name]?.eligible === true) return true;
+  }
+  return false;
 }
 
 /** Shutdown may finish: nothing in flight, nothing running, nothing owned (a FAILED hierarchy keeps both, and says so). */

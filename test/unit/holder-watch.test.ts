@@ -32,3 +32,36 @@ test('holder watch: a listed node watches the quiet runner on disk', () => {
 test('holder watch: a node outside the priority list does not', () => {
   assert.deepEqual(watchesOf('n3'), []);
 });
+
+// Three nodes: n1 runs it, n2 comes next, n3 last. n3 watches only when n2 could not take over first.
+const three = simHierarchy('web', { n1: 1, n2: 2, n3: 3 }, { shape: 'small' });
+
+function thirdNodeWatches(n2: { suspect: boolean; eligible: boolean }): string[][] {
+  const d = reducerDriver('n3', [three], { maxParallelHierarchies: 64, raceDelayPerRankMs: 300 });
+  const fx: Effect[] = [];
+  const go = (e: EventIn, now: number) => {
+    const effects = d.go(e, now);
+    fx.push(...effects);
+    return effects;
+  };
+  const running = { web: { state: 'in-service' as const, eligible: true } };
+  const second = { web: { state: 'out-of-service' as const, eligible: n2.eligible } };
+  const peers = (n1Suspect: boolean) => ({
+    n1: { state: 'up' as const, leaving: false, suspect: n1Suspect, hierarchies: running },
+    n2: { state: 'up' as const, leaving: false, suspect: n2.suspect, hierarchies: second },
+  });
+  const probe = go({ type: 'peers', peers: peers(false) }, 10).find((e) => e.kind === 'probe') as { id: number };
+  const u = go({ type: 'done', id: probe.id, hierarchy: 'web', result: { kind: 'probe', resources: { app: 'stopped', disk: 'stopped' }, cannotRun: null } }, 20).find((e) => e.kind === 'unregister') as { id: number };
+  go({ type: 'done', id: u.id, hierarchy: 'web', result: { kind: 'unregister' } }, 30);
+  go({ type: 'peers', peers: peers(true) }, 40);
+  return fx.filter((e) => e.kind === 'watch').map((e) => (e as { hierarchies: string[] }).hierarchies);
+}
+
+test('holder watch: not while a node ahead of us that we hear well may take it over', () => {
+  assert.deepEqual(thirdNodeWatches({ suspect: false, eligible: true }), []);
+});
+
+test('holder watch: yes when the node ahead of us is quiet too, or cannot run it', () => {
+  assert.deepEqual(thirdNodeWatches({ suspect: true, eligible: true }), [['web']]);
+  assert.deepEqual(thirdNodeWatches({ suspect: false, eligible: false }), [['web']]);
+});
