@@ -27,6 +27,7 @@ import { Monitors } from './monitors.ts';
 import { serveControl, setControlGroup, type ControlRequest } from './control.ts';
 import { applyLive, clusterChanges } from './config-change.ts';
 import { UtilityChecks } from './utility.ts';
+import { setOtherThreadsNice } from './thread-priority.ts';
 import { DEFAULTS, ownershipTimers, type OwnershipTimers } from './defaults.ts';
 import type { Logger } from './log.ts';
 import { buildStatus, type FailoverRecord } from './status.ts';
@@ -524,7 +525,8 @@ export class NodeDaemon {
       setPriority(boosted);
       setAgentNice(base);
       this.agentNice = base;
-      this.log.info({ event: 'priority', nice: boosted, agentNice: base }, `daemon runs at nice ${boosted}, agents at ${base}`);
+      const others = setOtherThreadsNice(boosted);
+      this.log.info({ event: 'priority', nice: boosted, agentNice: base, threads: others.threads + 1, threadsNotSet: others.failed }, `daemon runs at nice ${boosted} (${others.threads + 1 - others.failed} of its ${others.threads + 1} threads), agents at ${base}`);
     } catch (e) {
       this.log.warn({ event: 'priority', err: (e as Error).message }, `cannot raise the daemon's priority (needs root or CAP_SYS_NICE): heartbeats compete with agents for CPU`);
     }

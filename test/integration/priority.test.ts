@@ -3,7 +3,7 @@
 // real processes: the daemon's nice value, and the nice value a real agent sees for itself.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { getPriority } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,6 +67,13 @@ test('the daemon runs boosted, its agents at the original nice value', { skip: !
   await c.waitFor('h in service', async () => (await c.tryStatus('n1'))?.hierarchies[0]?.phase === 'in-service', 30_000, 100);
   const daemonNice = Number(readFileSync(`/proc/${p.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
   assert.equal(daemonNice, Math.max(-20, base - DEFAULTS.daemonPriorityBoost));
+  // Every thread (nice is per thread): V8's helpers, which the main thread waits on, too.
+  const threads = readdirSync(`/proc/${p.pid}/task`).map((tid) => {
+    const stat = readFileSync(`/proc/${p.pid}/task/${tid}/stat`, 'utf8');
+    return { name: readFileSync(`/proc/${p.pid}/task/${tid}/comm`, 'utf8').trim(), nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
+  });
+  assert.ok(threads.length > 1, 'a Node process has helper threads');
+  assert.deepEqual(threads.filter((t) => t.nice !== daemonNice), [], 'every thread of the daemon runs boosted');
   assert.equal(Number(readFileSync(out, 'utf8').trim()), base, 'the agent runs at the nice value the daemon started with');
   // The configuration check ran boosted too (it must not starve behind busy peers on a shared
   // host), and ran the agent's meta-data at the original value.
