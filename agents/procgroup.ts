@@ -16,7 +16,7 @@ export function signalGroup(pgid: number, signal: NodeJS.Signals | 0): boolean {
 
 /**
  * The fields of /proc/<pid>/stat after the command name (0: state, 2: process group, 19: start
- * time), or null when the process is gone. The name may hold spaces and ')': split after the last.
+ * time; 3: session), or null when the process is gone. The name may hold spaces and ')': split after the last.
  */
 export function statFields(pid: number | string): string[] | null {
   try {

@@ -143,6 +143,8 @@ interface AgentProcess {
 const REAP_MS = 1_000;
 /** How often the group is checked for survivors during the kill grace. */
 const GROUP_POLL_MS = 50;
+/** After SIGKILL: how often to look whether the group is gone (it takes a few ms). */
+const KILLED_POLL_MS = 5;
 /** Output kept per stream (meta-data of the largest stock agents is ~60 KiB). */
 const MAX_CAPTURE_BYTES = 1 << 20;
 
@@ -427,7 +429,11 @@ export async function runAgent(req: RunRequest, log?: Logger): Promise<RunResult
     if (exit === undefined || groupAlive(pgid)) {
       log?.warn({ ...fields, graceMs: grace }, 'agent process group still alive after grace: SIGKILL');
       signalGroup(pgid, 'SIGKILL');
+      const reapBy = performance.now() + REAP_MS;
       exit ??= await within(exited, REAP_MS);
+      // Its other members take a moment to die too: the run ends with the group gone (the drain
+      // below no longer waits on the pipes they held).
+      while (groupAlive(pgid) && performance.now() < reapBy) await sleep(KILLED_POLL_MS);
     }
   }
 

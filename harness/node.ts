@@ -27,7 +27,7 @@ import { Monitors } from './monitors.ts';
 import { serveControl, setControlGroup, type ControlRequest } from './control.ts';
 import { applyLive, clusterChanges } from './config-change.ts';
 import { UtilityChecks } from './utility.ts';
-import { setOtherThreadsNice } from './thread-priority.ts';
+import { setAutogroupNice, setOtherThreadsNice } from './thread-priority.ts';
 import { DEFAULTS, ownershipTimers, type OwnershipTimers } from './defaults.ts';
 import type { Logger } from './log.ts';
 import { buildStatus, type FailoverRecord } from './status.ts';
@@ -525,8 +525,18 @@ export class NodeDaemon {
       setPriority(boosted);
       setAgentNice(base);
       this.agentNice = base;
-      const others = setOtherThreadsNice(boosted);
-      this.log.info({ event: 'priority', nice: boosted, agentNice: base, threads: others.threads + 1, threadsNotSet: others.failed }, `daemon runs at nice ${boosted} (${others.threads + 1 - others.failed} of its ${others.threads + 1} threads), agents at ${base}`);
+      let others = { threads: 0, failed: 0 };
+      let group: number | string;
+      try {
+        others = setOtherThreadsNice(boosted);
+        group = setAutogroupNice(boosted);
+      } catch (e) {
+        group = (e as Error).message;
+      }
+      this.log.info(
+        { event: 'priority', nice: boosted, agentNice: base, threads: others.threads + 1, threadsNotSet: others.failed, autogroupNice: group },
+        `daemon runs at nice ${boosted} (${others.threads + 1 - others.failed} of its ${others.threads + 1} threads; its session's autogroup: ${typeof group === 'number' ? `nice ${group}` : `not set, ${group}`}), agents at ${base}`,
+      );
     } catch (e) {
       this.log.warn({ event: 'priority', err: (e as Error).message }, `cannot raise the daemon's priority (needs root or CAP_SYS_NICE): heartbeats compete with agents for CPU`);
     }

@@ -3,7 +3,8 @@
 // real processes: the daemon's nice value, and the nice value a real agent sees for itself.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { getPriority } from 'node:os';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -79,4 +80,26 @@ test('the daemon runs boosted, its agents at the original nice value', { skip: !
   // host), and ran the agent's meta-data at the original value.
   assert.equal(Number(readFileSync(join(agents, 'check-nice.txt'), 'utf8').trim()), daemonNice, 'the configuration check runs at the daemon\'s priority');
   assert.equal(Number(readFileSync(join(agents, 'meta-nice.txt'), 'utf8').trim()), base, 'meta-data runs at the agents\' nice value');
+});
+
+// Autogroup scheduling (sched(7)) shares CPU between sessions first: every agent leads its own
+// session, so the daemon's session must carry the boost too. Only a session leader changes it.
+test('the daemon\'s session gets the boosted nice value in the kernel\'s autogroup, only when it leads it', { skip: (!root && 'needs root (raising priority)') || (!existsSync('/proc/self/autogroup') && 'kernel without autogroup') }, async () => {
+  const script = `import { setAutogroupNice } from ${JSON.stringify(new URL('../../harness/thread-priority.ts', import.meta.url).href)};
+const r = setAutogroupNice(-3);
+process.stdout.write(JSON.stringify({ r, now: (await import('node:fs')).readFileSync('/proc/self/autogroup', 'utf8').trim() }));`;
+  const run = (detached: boolean) =>
+    new Promise<{ r: number | string; now: string }>((resolve, reject) => {
+      const p = spawn(process.execPath, ['--input-type=module', '-e', script], { detached, stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      p.stdout.on('data', (c: Buffer) => (out += c));
+      p.on('error', reject);
+      p.on('close', () => resolve(JSON.parse(out)));
+    });
+  const leader = await run(true);
+  assert.equal(leader.r, -3);
+  assert.match(leader.now, / nice -3$/);
+  const member = await run(false);
+  assert.equal(member.r, 'not a session leader');
+  assert.doesNotMatch(member.now, / nice -3$/, 'the shared session is left alone');
 });
