@@ -15,7 +15,7 @@ import { failoversAfter } from './breakdown.ts';
 import type { TestNode } from './cluster.ts';
 import { daemonPids, daemonStatus, logOffset, readEvents, type LogEvent } from './daemon.ts';
 import { runSync, sleep } from './run.ts';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 
 const GAP_POLL_MS = 50;
 /** The bench raises its own priority to the daemons' while polling (root): a starved poller would merge gaps. */
@@ -120,8 +120,8 @@ function count(events: readonly LogEvent[], f: (e: LogEvent) => boolean): number
 /**
  * Scheduling of the daemons for a comparison run (applied from the host once the cluster settled):
  * 'shipped' leaves them as they start (nice boost, DEFAULTS.daemonPriorityBoost); 'no-boost' puts
- * every thread of every process of the nodes that runs below nice 0 back to 0 (what a daemon
- * without root or CAP_SYS_NICE gets); 'rr' adds SCHED_RR 10 to every thread of each daemon, with
+ * every thread of every process of the nodes that runs below nice 0 back to 0, and the daemons'
+ * session autogroups too (what a daemon without root or CAP_SYS_NICE gets); 'rr' adds SCHED_RR 10 to every thread of each daemon, with
  * reset-on-fork so that what it spawns from then on starts SCHED_OTHER (chrt -R).
  */
 export const STRESS_SCHED = ['shipped', 'no-boost', 'rr'] as const;
@@ -153,7 +153,17 @@ export function applySched(bed: Bed, mode: StressSched): string[] {
           }
         }
       }
-      notes.push(`${n.name}: ${threads} threads reniced to 0`);
+      // And its session's autogroup (harness/thread-priority.ts): where the kernel shares CPU
+      // between sessions first, that is the boost that ranks the daemon above its agents.
+      const groups = daemonPids(bed.cluster, n).filter((pid) => {
+        try {
+          writeFileSync(`/proc/${pid}/autogroup`, '0');
+          return true;
+        } catch {
+          return false;
+        }
+      }).length;
+      notes.push(`${n.name}: ${threads} threads reniced to 0, ${groups} autogroup(s) to 0`);
     } else if (mode === 'rr') {
       for (const pid of daemonPids(bed.cluster, n)) {
         runSync(['chrt', '-r', '-R', '-a', '-p', '10', String(pid)]);
