@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LocalCluster } from '../../harness/local-cluster.ts';
 import { DEFAULTS } from '../../harness/defaults.ts';
+import { statFields } from '../../agents/procgroup.ts';
 
 const root = process.getuid?.() === 0;
 const agents = mkdtempSync(join(tmpdir(), 'priority-agents-'));
@@ -69,10 +70,10 @@ test('the daemon runs boosted, its agents at the original nice value', { skip: !
   const daemonNice = Number(readFileSync(`/proc/${p.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
   assert.equal(daemonNice, Math.max(-20, base - DEFAULTS.daemonPriorityBoost));
   // Every thread (nice is per thread): V8's helpers, which the main thread waits on, too.
-  const threads = readdirSync(`/proc/${p.pid}/task`).map((tid) => {
-    const stat = readFileSync(`/proc/${p.pid}/task/${tid}/stat`, 'utf8');
-    return { name: readFileSync(`/proc/${p.pid}/task/${tid}/comm`, 'utf8').trim(), nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
-  });
+  const threads = readdirSync(`/proc/${p.pid}/task`).map((tid) => ({
+    name: readFileSync(`/proc/${p.pid}/task/${tid}/comm`, 'utf8').trim(),
+    nice: Number(statFields(`${p.pid}/task/${tid}`)?.[16]),
+  }));
   assert.ok(threads.length > 1, 'a Node process has helper threads');
   assert.deepEqual(threads.filter((t) => t.nice !== daemonNice), [], 'every thread of the daemon runs boosted');
   assert.equal(Number(readFileSync(out, 'utf8').trim()), base, 'the agent runs at the nice value the daemon started with');
