@@ -115,10 +115,11 @@ export const DEFAULTS = {
   /** A utility ping not answered within this counts as a failure. */
   utilityCheckTimeoutMs: 400,
 
-  /** The daemon lowers its nice value by this much, on every thread (when allowed: root or
-   *  CAP_SYS_NICE); agents keep the original one. A failover is a CPU storm of agents (20 IPaddr2 starts are ~1 CPU-second): at
-   *  equal priority they delayed the daemon's heartbeats and key refreshes past a short dead time,
-   *  and peers took the hierarchies away again. Corosync runs SCHED_RR for the same reason. */
+  /** The daemon lowers its nice value by this much, on every thread and its session's autogroup
+   *  (when allowed: root or CAP_SYS_NICE); agents keep the original one. A failover is a CPU storm
+   *  of agents (20 IPaddr2 starts are ~1 CPU-second): at equal priority they delayed the daemon's
+   *  heartbeats and key refreshes past a short dead time, and peers took the hierarchies away
+   *  again. Corosync runs SCHED_RR for the same reason. */
   daemonPriorityBoost: 10,
   /** Hierarchies brought into / out of service concurrently on one node. Generous on purpose: much
    *  of a takeover is waiting (the frozen-key window, agents sleeping), and a hierarchy queued

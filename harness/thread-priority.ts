@@ -27,8 +27,8 @@ export function setOtherThreadsNice(nice: number): { threads: number; failed: nu
  * With the kernel's autogroup scheduling on (sched(7); the default of many distributions), CPU
  * time is shared between sessions first and by nice value only within one: every agent leads its
  * own session (it is forked detached, so its process group can be killed), so the daemon's nice
- * value alone ranked it no higher than any one of them. This gives the daemon's session (its
- * guard with it) the same nice value, when the daemon leads its session (systemd starts it so,
+ * value alone ranked it no higher than any one of them. This gives the daemon's session the same
+ * nice value, when the daemon leads its session (systemd starts it so,
  * `harness start` detaches it so): a daemon run in the foreground of someone's shell must not
  * raise that whole session. Tasks in a cgroup of the cpu controller other than the root are not
  * autogrouped, and there the per-thread values apply. Returns the value read back, or a reason.
@@ -45,7 +45,6 @@ export function setAutogroupNice(nice: number): number | string {
   if (autogroupNice(before) !== nice) writeFileSync(file, String(nice));
   return autogroupNice(readFileSync(file, 'utf8')) ?? 'unreadable';
 }
-
 
 /** "/autogroup-42 nice -10" -> -10. */
 function autogroupNice(text: string): number | null {
