@@ -4,25 +4,34 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Effect, EventIn } from '../../harness/core/types.ts';
+import type { PeerView } from '../../harness/decide.ts';
 import { reducerDriver } from './lib/reducer-driver.ts';
 import { simHierarchy } from '../../sim/schedule.ts';
 
 const web = simHierarchy('web', { n2: 1, n1: 2 }, { shape: 'small' });
+const running = { web: { state: 'in-service' as const, eligible: true } };
 
-function watchesOf(self: string): string[][] {
-  const d = reducerDriver(self, [web], { maxParallelHierarchies: 64, raceDelayPerRankMs: 300 });
+/**
+ * The watch effects `self` emits for H: it hears the peers as `peers(false)`, probes H (stopped
+ * here), then hears them as `peers(true)` (the runner gone quiet).
+ */
+function watches(self: string, h: typeof web, peers: (quiet: boolean) => Record<string, PeerView>): string[][] {
+  const d = reducerDriver(self, [h], { maxParallelHierarchies: 64, raceDelayPerRankMs: 300 });
   const fx: Effect[] = [];
   const go = (e: EventIn, now: number) => {
     const effects = d.go(e, now);
     fx.push(...effects);
     return effects;
   };
-  const running = { web: { state: 'in-service' as const, eligible: true } };
-  const probe = go({ type: 'peers', peers: { n2: { state: 'up', leaving: false, hierarchies: running } } }, 10).find((e) => e.kind === 'probe') as { id: number };
+  const probe = go({ type: 'peers', peers: peers(false) }, 10).find((e) => e.kind === 'probe') as { id: number };
   const u = go({ type: 'done', id: probe.id, hierarchy: 'web', result: { kind: 'probe', resources: { app: 'stopped', disk: 'stopped' }, cannotRun: null } }, 20).find((e) => e.kind === 'unregister') as { id: number };
   go({ type: 'done', id: u.id, hierarchy: 'web', result: { kind: 'unregister' } }, 30);
-  go({ type: 'peers', peers: { n2: { state: 'up', leaving: false, suspect: true, hierarchies: running } } }, 40);
+  go({ type: 'peers', peers: peers(true) }, 40);
   return fx.filter((e) => e.kind === 'watch').map((e) => (e as { hierarchies: string[] }).hierarchies);
+}
+
+function watchesOf(self: string): string[][] {
+  return watches(self, web, (quiet) => ({ n2: { state: 'up', leaving: false, suspect: quiet, hierarchies: running } }));
 }
 
 test('holder watch: a listed node watches the quiet runner on disk', () => {
@@ -37,24 +46,11 @@ test('holder watch: a node outside the priority list does not', () => {
 const three = simHierarchy('web', { n1: 1, n2: 2, n3: 3 }, { shape: 'small' });
 
 function thirdNodeWatches(n2: { suspect: boolean; eligible: boolean }): string[][] {
-  const d = reducerDriver('n3', [three], { maxParallelHierarchies: 64, raceDelayPerRankMs: 300 });
-  const fx: Effect[] = [];
-  const go = (e: EventIn, now: number) => {
-    const effects = d.go(e, now);
-    fx.push(...effects);
-    return effects;
-  };
-  const running = { web: { state: 'in-service' as const, eligible: true } };
   const second = { web: { state: 'out-of-service' as const, eligible: n2.eligible } };
-  const peers = (n1Suspect: boolean) => ({
-    n1: { state: 'up' as const, leaving: false, suspect: n1Suspect, hierarchies: running },
-    n2: { state: 'up' as const, leaving: false, suspect: n2.suspect, hierarchies: second },
-  });
-  const probe = go({ type: 'peers', peers: peers(false) }, 10).find((e) => e.kind === 'probe') as { id: number };
-  const u = go({ type: 'done', id: probe.id, hierarchy: 'web', result: { kind: 'probe', resources: { app: 'stopped', disk: 'stopped' }, cannotRun: null } }, 20).find((e) => e.kind === 'unregister') as { id: number };
-  go({ type: 'done', id: u.id, hierarchy: 'web', result: { kind: 'unregister' } }, 30);
-  go({ type: 'peers', peers: peers(true) }, 40);
-  return fx.filter((e) => e.kind === 'watch').map((e) => (e as { hierarchies: string[] }).hierarchies);
+  return watches('n3', three, (quiet) => ({
+    n1: { state: 'up', leaving: false, suspect: quiet, hierarchies: running },
+    n2: { state: 'up', leaving: false, suspect: n2.suspect, hierarchies: second },
+  }));
 }
 
 test('holder watch: not while a node ahead of us that we hear well may take it over', () => {
