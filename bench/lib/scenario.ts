@@ -179,12 +179,12 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
   // apart still form one answering interval (gaps up to 3 slots), so two nodes answering at once
   // is still seen.
   // Its VIP pingers every 50 ms, and its address sampler too (PING_INTERVAL_MANY_S says why).
-  const many = bed.httpUrl === null;
-  const pingEvery = many ? PING_INTERVAL_QUIET_S : PING_INTERVAL_S;
-  const pings = bed.vips.map((v) => PingProbe.start(cluster, bed.client.netns, v, probeBoundS, many ? PING_INTERVAL_MANY_S : pingEvery));
+  const manyLayout = bed.httpUrl === null;
+  const pingEvery = manyLayout ? PING_INTERVAL_QUIET_S : PING_INTERVAL_S;
+  const pings = bed.vips.map((v) => PingProbe.start(cluster, bed.client.netns, v, probeBoundS, manyLayout ? PING_INTERVAL_MANY_S : pingEvery));
   const http = bed.httpUrl ? HttpProbe.start(cluster, bed.client.netns, bed.httpUrl, probeBoundS) : null;
   const watch = new WatcherProbes(cluster, bed.watchers, bed.vips[0] as string, probeBoundS, pingEvery);
-  const sampler = new AddressSampler(cluster, bed.vips[0] as string, many ? PING_INTERVAL_MANY_S * 1000 : 10);
+  const sampler = new AddressSampler(cluster, bed.vips[0] as string, manyLayout ? PING_INTERVAL_MANY_S * 1000 : 10);
   let stopping: Promise<unknown> | null = null;
   let cpuBefore: CpuSample | null = null;
   let cpu: RunRecord['cpu'];
@@ -259,7 +259,6 @@ export async function runFault(bed: Bed, fault: FaultKind, index: number, opts: 
   const failovers = failoversAfter(events, t0, owner.name);
   // Per-VIP times for the many-hierarchy layout, also when it holds a single hierarchy (baseline):
   // pinged every 50 ms, one lost reply must not count as an outage there.
-  const manyLayout = bed.httpUrl === null;
   const gapMs = manyLayout ? Math.max(GAP_MS, 3 * PING_INTERVAL_MANY_S * 1000) : GAP_MS;
   const down = pingDowntime(replies[0] ?? [], t0, tEnd, gapMs);
   const manyDown = manyLayout ? replies.map((r) => pingDowntime(r, t0, tEnd, gapMs).downtimeMs) : [];

@@ -14,8 +14,9 @@ import type { Bed } from './bed.ts';
 import { failoversAfter } from './breakdown.ts';
 import type { TestNode } from './cluster.ts';
 import { daemonPids, daemonStatus, logOffset, readEvents, type LogEvent } from './daemon.ts';
+import { statFields } from '../../agents/procgroup.ts';
 import { runSync, sleep } from './run.ts';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 
 const GAP_POLL_MS = 50;
 /** The bench raises its own priority to the daemons' while polling (root): a starved poller would merge gaps. */
@@ -121,8 +122,9 @@ function count(events: readonly LogEvent[], f: (e: LogEvent) => boolean): number
  * Scheduling of the daemons for a comparison run (applied from the host once the cluster settled):
  * 'shipped' leaves them as they start (nice boost, DEFAULTS.daemonPriorityBoost); 'no-boost' puts
  * every thread of every process of the nodes that runs below nice 0 back to 0, and the daemons'
- * session autogroups too (what a daemon without root or CAP_SYS_NICE gets); 'rr' adds SCHED_RR 10 to every thread of each daemon, with
- * reset-on-fork so that what it spawns from then on starts SCHED_OTHER (chrt -R).
+ * session autogroups too (what a daemon without root or CAP_SYS_NICE gets); 'rr' adds SCHED_RR 10
+ * to every thread of each daemon, with reset-on-fork so that what it spawns from then on starts
+ * SCHED_OTHER (chrt -R).
  */
 export const STRESS_SCHED = ['shipped', 'no-boost', 'rr'] as const;
 export type StressSched = (typeof STRESS_SCHED)[number];
@@ -142,8 +144,7 @@ export function applySched(bed: Bed, mode: StressSched): string[] {
         }
         for (const tid of tids) {
           try {
-            const st = readFileSync(`/proc/${p.pid}/task/${tid}/stat`, 'utf8');
-            const nice = Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[16]);
+            const nice = Number(statFields(`${p.pid}/task/${tid}`)?.[16]);
             if (nice < 0) {
               setPriority(Number(tid), 0);
               threads++;

@@ -67,7 +67,7 @@ test('the daemon runs boosted, its agents at the original nice value', { skip: !
   const base = getPriority();
   const p = c.start('n1');
   await c.waitFor('h in service', async () => (await c.tryStatus('n1'))?.hierarchies[0]?.phase === 'in-service', 30_000, 100);
-  const daemonNice = Number(readFileSync(`/proc/${p.pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+  const daemonNice = Number(statFields(p.pid!)?.[16]);
   assert.equal(daemonNice, Math.max(-20, base - DEFAULTS.daemonPriorityBoost));
   // Every thread (nice is per thread): V8's helpers, which the main thread waits on, too.
   const threads = readdirSync(`/proc/${p.pid}/task`).map((tid) => ({
