@@ -12,6 +12,9 @@
 # ends, the key freezes, and peers preempt as they would a dead node. The refresh loop also ends at
 # the script's deadline (the sum of its stop timeouts) and when the guard itself dies, so a hung or
 # killed guard cannot hold a hierarchy for ever.
+# A hierarchy's refresh and its release exclude each other (hg_lock): a refresh in flight would
+# otherwise move the key under the release (conflict: "release FAILED") or revive the released
+# marker after it (peers then wait for the liveness window and preempt).
 #
 # Two backends, the same PR rules as fencing/file.ts and fencing/scsi.ts:
 #   scsi: REGISTER rk=current sark=next (conditional: a preempted path answers conflict and is
@@ -21,6 +24,9 @@
 
 HG_DIR=
 HG_HOLDS=0
+HG_IDX=
+HG_ERR=
+HG_DEADLINE=
 HG_MAIN=$$
 HG_REFRESHER=
 
@@ -41,7 +47,19 @@ hg_hold() {
 	_i=$1; shift
 	for _d in "$@"; do printf '%s\n' "$_d" >>"$HG_DIR/hold.$_i"; done
 	HG_HOLDS=$((HG_HOLDS + 1))
+	HG_IDX="$HG_IDX $_i"
 }
+
+# hg_lock INDEX / hg_unlock INDEX — one hierarchy's refresh or release at a time (mkdir is atomic).
+# Waits no longer than the deadline: the refresher has stopped by then, so nothing else holds it.
+hg_lock() {
+	until mkdir "$HG_DIR/lock.$1" 2>/dev/null; do
+		[ -n "$HG_DEADLINE" ] && [ "$(hg_ms)" -gt "$((HG_DEADLINE + 1000))" ] && return 1
+		sleep 0.005
+	done
+}
+hg_unlock() { rmdir "$HG_DIR/lock.$1" 2>/dev/null; }
+hg_released() { [ -e "$HG_DIR/released.$1" ]; }
 
 # --- the key of this node as the disks print it: 0x<node part><8-digit generation> ------------
 hg_next_key() { # KEY -> same node part, generation + 1 (wrapping at 2^32, skipping the released marker)
@@ -56,27 +74,38 @@ hg_is_mine() { # KEY: does it carry our node part?
 }
 
 # --- scsi -------------------------------------------------------------------------------------
-hg_sg() { # sg_persist, once more after a unit attention (6) or not ready (2)
-	timeout -s KILL 5 sg_persist -n "$@" 2>/dev/null
+hg_sg() { # sg_persist, once more after a unit attention (6) or not ready (2); stderr kept in HG_SG_ERR
+	_ef=$(mktemp "$HG_DIR/sg.XXXXXXXX" 2>/dev/null) || _ef=/dev/null
+	timeout -s KILL 5 sg_persist -n "$@" </dev/null 2>"$_ef"
 	_rc=$?
-	case $_rc in 2 | 6) timeout -s KILL 5 sg_persist -n "$@" 2>/dev/null; _rc=$? ;; esac
+	case $_rc in 2 | 6) timeout -s KILL 5 sg_persist -n "$@" </dev/null 2>"$_ef"; _rc=$? ;; esac
+	HG_SG_ERR="exit $_rc: $(head -c 300 "$_ef" 2>/dev/null | tr '\n' ' ')"
+	[ "$_ef" = /dev/null ] || rm -f "$_ef"
 	return $_rc
 }
-hg_scsi_refresh() { # PATHS (one disk)
-	for _p in $1; do
-		for _k in $(hg_sg --in --read-keys "$_p" | awk '$1 ~ /^0x/ { print $1 }'); do
-			hg_is_mine "$_k" || continue
-			hg_sg --out --register "--param-rk=$_k" "--param-sark=$(hg_next_key "$_k")" "$_p" >/dev/null && break
-		done
+# hg_scsi_rekey OP PATH — move our registration through PATH to the next generation (refresh) or to
+# the released marker (release). Registered through this path under none of our keys (preempted,
+# or never): nothing to do. A released key is never refreshed back to life, nor released again
+# (another path of this node may already show the marker: skipped, this path's key is tried).
+hg_scsi_rekey() {
+	_keys=$(hg_sg --in --read-keys "$2") || { HG_ERR="$2: read keys: $HG_SG_ERR"; return 1; }
+	_tried=
+	for _k in $(printf '%s\n' "$_keys" | awk '$1 ~ /^0x/ { print $1 }'); do
+		hg_is_mine "$_k" || continue
+		[ "$_k" = "$(hg_released_key)" ] && continue
+		if [ "$1" = refresh ]; then _sark=$(hg_next_key "$_k"); else _sark=$(hg_released_key); fi
+		# Each path holds its own registration: try each of our listed keys until one is this path's.
+		hg_sg --out --register "--param-rk=$_k" "--param-sark=$_sark" "$2" >/dev/null && return 0
+		_tried="$_tried $_k ($HG_SG_ERR)"
 	done
+	[ -z "$_tried" ] && return 0
+	HG_ERR="$2: register to $_sark refused for our keys$_tried"
+	return 1
 }
-hg_scsi_release() { # PATHS (one disk): hand over, never unreserve (fencing/keys.ts RELEASED_GENERATION)
-	for _p in $1; do
-		for _k in $(hg_sg --in --read-keys "$_p" | awk '$1 ~ /^0x/ { print $1 }'); do
-			hg_is_mine "$_k" || continue
-			hg_sg --out --register "--param-rk=$_k" "--param-sark=$(hg_released_key)" "$_p" >/dev/null && break
-		done
-	done
+hg_scsi_op() { # OP PATHS (one disk)
+	_sok=0
+	for _p in $2; do hg_scsi_rekey "$1" "$_p" || _sok=1; done
+	return $_sok
 }
 
 # --- file (fencing/file.ts: pretty-printed JSON, lock file created O_EXCL, renamed into place) ---
@@ -119,6 +148,7 @@ hg_file_op() { # OP STATE; OP = refresh | release. Rewrites the state file as fe
 			if (!(me in key)) exit 3
 			if (op == "refresh") {
 				g = substr(key[me], length(key[me]) - 7)
+				if (g == "ffffffff") exit 3 # released: never refreshed back to life
 				v = 0; for (i = 1; i <= 8; i++) v = v * 16 + index("0123456789abcdef", substr(g, i, 1)) - 1
 				v = (v + 1) % 4294967296; if (v == 4294967295) v = 0
 				key[me] = sprintf("0x%s%08x", part, v)
@@ -150,27 +180,29 @@ hg_file_op() { # OP STATE; OP = refresh | release. Rewrites the state file as fe
 
 hg_disk_op() { # OP DISK
 	case $HG_BACKEND in
-	scsi) if [ "$1" = refresh ]; then hg_scsi_refresh "$2"; else hg_scsi_release "$2"; fi ;;
-	file) hg_file_op "$1" "$2" ;;
+	scsi) hg_scsi_op "$1" "$2" ;;
+	file) hg_file_op "$1" "$2" || { HG_ERR="$2: $1 of the state file failed (lock busy or not published)"; return 1; } ;;
 	esac
+}
+
+# hg_refresh INDEX — one refresh of a held hierarchy's disks, unless it is released already.
+hg_refresh() {
+	hg_lock "$1" || return 1
+	hg_released "$1" || while IFS= read -r _d; do hg_disk_op refresh "$_d"; done <"$HG_DIR/hold.$1"
+	hg_unlock "$1"
 }
 
 # Background: refresh every held, unreleased hierarchy's disks until the deadline, or until the
 # guard (HG_MAIN) is gone.
 hg_refresher() {
 	while [ "$(hg_ms)" -lt "$HG_DEADLINE" ] && kill -0 "$HG_MAIN" 2>/dev/null; do
-		for _h in "$HG_DIR"/hold.*; do
-			[ -f "$_h" ] && [ ! -e "$_h.released" ] || continue
-			while IFS= read -r _d; do hg_disk_op refresh "$_d"; done <"$_h"
-		done
+		for _i in $HG_IDX; do hg_refresh "$_i"; done
 		sleep "$HG_REFRESH"
 	done
 }
 hg_begin() {
 	[ "$HG_HOLDS" -gt 0 ] || return 0
-	for _h in "$HG_DIR"/hold.*; do
-		while IFS= read -r _d; do hg_disk_op refresh "$_d"; done <"$_h"
-	done
+	for _i in $HG_IDX; do hg_refresh "$_i"; done
 	# The bound runs from here: the first hold's own time is not taken from the stops.
 	HG_DEADLINE=$(($(hg_ms) + HG_BOUND * 1000))
 	hg_refresher &
@@ -194,14 +226,29 @@ hg_stop() {
 hg_release() {
 	[ -f "$HG_DIR/hold.$1" ] || return 0
 	if [ -e "$HG_DIR/failed.$1" ]; then
+		hg_stop_refreshing "$1"
 		hg_log "$2: a stop failed: keeping its disks (peers preempt once the key freezes)"
-		: >"$HG_DIR/hold.$1.released" # stop refreshing it
 		return 0
 	fi
-	: >"$HG_DIR/hold.$1.released"
-	_ok=1
+	if ! hg_lock "$1"; then
+		hg_log "$2: stopped, release FAILED: its refresh did not finish by the deadline (peers preempt once the key freezes)"
+		return 0
+	fi
+	: >"$HG_DIR/released.$1"
+	_ok=1 HG_ERR=
 	while IFS= read -r _d; do hg_disk_op release "$_d" || _ok=0; done <"$HG_DIR/hold.$1"
-	if [ $_ok = 1 ]; then hg_log "$2: stopped and released ($(($(hg_ms) - HG_T0)) ms after the daemon died)"; else hg_log "$2: stopped, release FAILED (peers preempt once the key freezes)"; fi
+	hg_unlock "$1"
+	if [ $_ok = 1 ]; then hg_log "$2: stopped and released ($(($(hg_ms) - HG_T0)) ms after the daemon died)"; else hg_log "$2: stopped, release FAILED (peers preempt once the key freezes): $HG_ERR"; fi
+}
+
+# hg_stop_refreshing INDEX — the key of INDEX freezes: no refresh starts after this returns.
+hg_stop_refreshing() {
+	if hg_lock "$1"; then
+		: >"$HG_DIR/released.$1"
+		hg_unlock "$1"
+	else
+		: >"$HG_DIR/released.$1" # past the deadline: the refresher has ended anyway
+	fi
 }
 
 # hg_keep INDEX NAME: a start of NAME was in flight when the daemon died. An orphaned agent may
@@ -209,7 +256,7 @@ hg_release() {
 # ends, the key freezes, and peers preempt as they would a dead node (scsi: that fences it).
 hg_keep() {
 	[ -f "$HG_DIR/hold.$1" ] || return 0
-	: >"$HG_DIR/hold.$1.released"
+	hg_stop_refreshing "$1"
 	hg_log "$2: a start was in flight: keeping its disks (peers preempt once the key freezes)"
 }
 
