@@ -88,7 +88,11 @@ function spawnChildComm(c: ClusterConfig): ReturnType<typeof spawn> {
     const o = JSON.parse(process.env.COMM_CHILD);
     const comm = new Comm({ cluster: o.cluster, self: 'child', key: Buffer.from(o.key, 'hex'), log: pino({ level: 'warn' }) });
     await comm.start();
+    // The longest gap between two of its own ticks (each sends a heartbeat): how long it was silent.
+    let lastTick = performance.now(), maxTickGapMs = 0;
+    comm.on('tick', () => { const t = performance.now(); maxTickGapMs = Math.max(maxTickGapMs, t - lastTick); lastTick = t; });
     process.on('message', async (m) => {
+      if (m.type === 'gap') process.send({ type: 'gap', maxTickGapMs });
       if (m.type === 'cpu') {
         const c0 = process.cpuUsage(); const t0 = performance.now();
         await new Promise((r) => setTimeout(r, m.ms));
@@ -559,9 +563,14 @@ test('a peer in a child process: up, idle CPU measured, SIGKILL -> down within d
 test('a stall of this process does not make a live peer look dead: queued heartbeats are read first', async () => {
   // The peer lives in another process and keeps sending while this one is blocked; after the
   // stall, the overdue timers fire before the socket is read — peers must be judged after it.
-  const c = cluster(['a', 'child'], { hb: 50, dead: 300 });
-  const { comms, stop } = await startAll(c, ['a']);
+  // The stall (1.5 dead times) outlasts the dead time, so judging first would see the child dead;
+  // the child itself has most of a dead time to send one heartbeat in, even on a busy machine
+  // (a 300 ms dead time here once failed in CI; the child's own tick gaps are in the message).
+  const c = cluster(['a', 'child'], { hb: 100, dead: 1_000 });
+  const { comms, logs, stop } = await startAll(c, ['a']);
   const child = spawnChildComm(c);
+  const messages: Array<Record<string, unknown>> = [];
+  child.on('message', (m) => messages.push(m as Record<string, unknown>));
   const a = comms.a as Comm;
   const seenDown: number[] = [];
   a.on('change', () => {
@@ -574,7 +583,7 @@ test('a stall of this process does not make a live peer look dead: queued heartb
       // the overdue timers, before the socket is polled.
       await new Promise<void>((resolve) =>
         setImmediate(() => {
-          const until = performance.now() + 3 * c.deadTimeMs;
+          const until = performance.now() + 1.5 * c.deadTimeMs;
           while (performance.now() < until) {
             /* blocked: timers overdue, heartbeats queue up in the socket */
           }
@@ -583,7 +592,11 @@ test('a stall of this process does not make a live peer look dead: queued heartb
       );
       await new Promise((r) => setTimeout(r, 2 * c.heartbeatIntervalMs));
     }
-    assert.deepEqual(seenDown, [], 'the child was never reported down');
+    child.send({ type: 'gap' });
+    await waitFor('gap report', () => messages.some((m) => m.type === 'gap'), 5_000);
+    const gap = (messages.find((m) => m.type === 'gap') as { maxTickGapMs: number }).maxTickGapMs;
+    const downs = logs.a?.filter((l) => /down/.test(l.msg)).map((l) => JSON.stringify(l)) ?? [];
+    assert.deepEqual(seenDown, [], `the child was reported down; its longest gap between its own heartbeats was ${gap.toFixed(0)} ms (dead time ${c.deadTimeMs} ms); a said (${logs.a?.length} lines):\n${downs.join('\n')}`);
     assert.equal(peer(a, 'child').state, 'up');
   } finally {
     child.kill('SIGKILL');
