@@ -136,10 +136,14 @@ export class Guard {
     while (isGuard()) {
       if (performance.now() - t0 > maxMs) {
         this.log.error({ event: 'guard-previous', pid }, `the earlier guard (pid ${pid}) still runs after ${maxMs} ms: killing it`);
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          /* gone */
+        // Its whole process group (it leads its own session): the per-hierarchy subshells and the
+        // key refresher must not go on next to this daemon, which uses the same node key part.
+        for (const target of [-pid, pid]) {
+          try {
+            process.kill(target, 'SIGKILL');
+          } catch {
+            /* gone, or not a group leader */
+          }
         }
         break;
       }
