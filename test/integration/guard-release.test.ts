@@ -1,7 +1,8 @@
 // The guard's release against its own background refresh (guard-lib.sh), on the file backend:
 // a release that lands while the refresher is between its "still held?" check and its write must
 // not be undone by that write, nor fail on a key the refresher just moved (the scsi tier saw
-// "release FAILED" that way). The refresher is paused inside one refresh; the release is run then.
+// "release FAILED" that way), and one hierarchy's release must not hold up another's refresh.
+// Then the scsi error paths, with an sg_persist stand-in (real LIO: test/scsi/tests/guard-lib).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
