@@ -23,8 +23,12 @@ before(async () => {
   if (!skip) await wipe(0);
 });
 
-/** Run the guard's shell as node1 holding disk 0 (both paths): HOOKS after hg_init, then BODY. */
-function guard(t: string, hooks: string, body: string) {
+/** Run the guard's shell as node1, registered and reserving disk 0 (both paths): HOOKS after
+ *  hg_init, then BODY, with $T a fresh directory. */
+async function guard(hooks: string, body: string) {
+  await scsi.registerIgnore(diskRef('node1'), K);
+  await scsi.reserve(diskRef('node1'), K);
+  const t = mkdtempSync(join(tmpdir(), 'guard-lib-'));
   const script = `
     T=$1
     . '${GUARD_LIB}'
@@ -53,11 +57,7 @@ async function assertReleasedAndTaken(stderr: string, peerKey: bigint): Promise<
 }
 
 test('guard on two paths: a release during a paused refresh waits for it, releases both paths, is never revived; a peer takes the disk', { skip, timeout: bound(120_000) }, async () => {
-  await scsi.registerIgnore(diskRef('node1'), K);
-  await scsi.reserve(diskRef('node1'), K);
-  const t = mkdtempSync(join(tmpdir(), 'guard-lib-'));
-  const r = guard(
-    t,
+  const r = await guard(
     `hg_disk_op() {
       if [ "$1" = refresh ] && [ -e "$T/slow" ] && mkdir "$T/paused" 2>/dev/null; then
         sleep 1; hg_scsi_op "$@"; _r=$?; : >"$T/resumed"; return $_r
@@ -77,13 +77,9 @@ test('guard on two paths: a release during a paused refresh waits for it, releas
 });
 
 test('guard on two paths: the refresher leaves the key alone while a release is between reading the keys and moving them', { skip, timeout: bound(120_000) }, async () => {
-  await scsi.registerIgnore(diskRef('node1'), K);
-  await scsi.reserve(diskRef('node1'), K);
-  const t = mkdtempSync(join(tmpdir(), 'guard-lib-'));
   // The release pauses after it read the keys, before it moves them (the refresher runs every
   // 50 ms, so 1 s is 20 chances for it to move the key the release is about to name).
-  const r = guard(
-    t,
+  const r = await guard(
     `hg_sg() {
       case "$*" in *"--param-sark=$HG_RELEASED_KEY"*) mkdir "$T/paused" 2>/dev/null && sleep 1 ;; esac
       { _e=$(timeout -s KILL 5 sg_persist -n "$@" </dev/null 2>&1 1>&3 3>&-); _rc=$?; } 3>&1
