@@ -1,7 +1,7 @@
 // What a changed cluster.yaml may change in a running daemon. Pure.
 //
 // Live (applied on reload): agentDirs, ocfRoot, controlGroup, hierarchyDir,
-// maxParallelHierarchies, onStop, haltCommand.
+// maxParallelHierarchies, onStop, haltCommand; startupGrace (it counts at the next start).
 //
 // Needs a restart (refused; the daemon keeps running on the configuration it started with):
 //   - cluster, nodes (names, addresses, control sockets), stateDir: who we are and who our
@@ -16,7 +16,7 @@
 //     configuration differs meanwhile).
 import type { ClusterConfig } from '../hierarchies/model.ts';
 
-export const LIVE_FIELDS = ['agentDirs', 'ocfRoot', 'controlGroup', 'hierarchyDir', 'maxParallelHierarchies', 'onStop', 'haltCommand'] as const;
+export const LIVE_FIELDS = ['agentDirs', 'ocfRoot', 'controlGroup', 'hierarchyDir', 'maxParallelHierarchies', 'onStop', 'haltCommand', 'startupGraceMs'] as const;
 export const RESTART_FIELDS = ['cluster', 'nodes', 'stateDir', 'authKeyFile', 'ownership', 'heartbeatIntervalMs', 'deadTimeMs'] as const;
 
 export type LiveField = (typeof LIVE_FIELDS)[number];

@@ -20,7 +20,10 @@ export const DEFAULTS = {
   suspectAfterMs: 300,
   /** A single path silent this long is logged as lost (degraded redundancy), peer stays up. */
   pathDeadTimeMs: 900,
-  /** How long a freshly started node waits for peers before treating the silent ones as dead. */
+  /** How long a freshly started node waits for peers before treating the silent ones as dead: the
+   *  dead time, unless cluster.yaml `heartbeat.startupGrace` says. A node that starts later than
+   *  this after its peers finds its hierarchies taken (intelligent switchback keeps them there):
+   *  when the nodes are started together, set it to cover how far apart they come up. */
   startupGraceMs: 900,
 
   /** Receiving, before the HMAC (harness/recv-budget.ts): a packet from a configured peer's source

@@ -67,7 +67,7 @@ export interface PeerInfo {
 }
 
 /** The comm timers derived from the cluster's heartbeat interval and dead time. */
-export function commTimers(c: { heartbeatIntervalMs: number; deadTimeMs: number }) {
+export function commTimers(c: { heartbeatIntervalMs: number; deadTimeMs: number; startupGraceMs?: number }) {
   return {
     heartbeatIntervalMs: c.heartbeatIntervalMs,
     deadTimeMs: c.deadTimeMs,
@@ -75,7 +75,7 @@ export function commTimers(c: { heartbeatIntervalMs: number; deadTimeMs: number 
     // disk, so the frozen-key window overlaps most of the dead time (2 missed heartbeats here).
     suspectAfterMs: c.deadTimeMs / 3,
     pathDeadTimeMs: c.deadTimeMs,
-    startupGraceMs: c.deadTimeMs,
+    startupGraceMs: c.startupGraceMs ?? c.deadTimeMs,
     /** Send period and routine re-evaluation; threshold crossings between two ticks get a precise
      *  one-shot timer (nextDeadline), so detection stays at deadTimeMs + event-loop lag while an idle
      *  node wakes up only once per heartbeat (idle CPU). */

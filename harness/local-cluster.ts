@@ -23,7 +23,7 @@ export interface LocalClusterOptions {
   nodes?: string[];
   /** hierarchy file name -> YAML text; `{port}` etc. are the caller's business. */
   hierarchies: Record<string, string>;
-  heartbeat?: { interval: string; deadTime: string };
+  heartbeat?: { interval: string; deadTime: string; startupGrace?: string };
   /** Second octet of the 127.x.y.z addresses, to keep concurrent clusters apart. */
   net?: number;
   basePort?: number;
@@ -61,7 +61,7 @@ export class LocalCluster {
     const hb = opts.heartbeat ?? { interval: '150ms', deadTime: '900ms' };
     const cluster = [
       `cluster: local`,
-      `heartbeat: { interval: ${hb.interval}, deadTime: ${hb.deadTime} }`,
+      `heartbeat: { interval: ${hb.interval}, deadTime: ${hb.deadTime}${hb.startupGrace ? `, startupGrace: ${hb.startupGrace}` : ''} }`,
       `authKeyFile: ./authkey`,
       `stateDir: ./state/{node}`,
       `hierarchyDir: ./hierarchies`,

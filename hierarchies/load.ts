@@ -356,6 +356,11 @@ function clusterChecks(src: Source, c: ClusterFile, dir: string, authKey: boolea
       ),
     );
   }
+  const grace = c.heartbeat?.startupGrace;
+  if (grace !== undefined && grace < dead) {
+    // Shorter, a starting node would take peers for dead before it could have heard them die.
+    issues.push(issueAt(src, ['heartbeat', 'startupGrace'], `startupGrace (${grace}ms) must be at least deadTime (${dead}ms)`));
+  }
 
   checkPlaceholders(src, ['stateDir'], c.stateDir, issues);
   if (authKey) {
@@ -434,6 +439,7 @@ export function loadCluster(clusterFile: string, opts: { authKey?: boolean } = {
     haltCommand: c.haltCommand ?? DEFAULTS.haltCommand,
     alerts: (c.alerts ?? []).map((a) => ({ path: resolve(dir, a.path), timeoutMs: a.timeout ?? DEFAULTS.alertTimeoutMs, ...(a.recipient !== undefined ? { recipient: a.recipient } : {}) })),
   };
+  if (c.heartbeat?.startupGrace !== undefined) cluster.startupGraceMs = c.heartbeat.startupGrace;
   if (c.controlGroup !== undefined) cluster.controlGroup = c.controlGroup;
   if (c.metrics) cluster.metricsListen = c.metrics.listen;
   return cluster;

@@ -22,6 +22,9 @@ export interface ClusterConfig {
   nodes: NodeConfig[];
   heartbeatIntervalMs: number;
   deadTimeMs: number;
+  /** How long a starting node waits to hear its peers before it takes the silent ones for dead;
+   *  the dead time unless `heartbeat.startupGrace` says (then at least the dead time). */
+  startupGraceMs?: number;
   /** Path of the shared HMAC key file (must be mode 0600). */
   authKeyFile: string;
   /** State directory template, may contain `{node}`; use NodeConfig.stateDir for a given node. */

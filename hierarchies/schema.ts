@@ -85,7 +85,7 @@ export const ClusterFileSchema = z.strictObject({
       }),
     )
     .min(1, { error: 'expected at least one node' }),
-  heartbeat: z.strictObject({ interval: positiveDuration.optional(), deadTime: positiveDuration.optional() }).optional(),
+  heartbeat: z.strictObject({ interval: positiveDuration.optional(), deadTime: positiveDuration.optional(), startupGrace: positiveDuration.optional() }).optional(),
   authKeyFile: path,
   stateDir: path.optional(),
   hierarchyDir: path.optional(),

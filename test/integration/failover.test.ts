@@ -21,6 +21,9 @@ let c: LocalCluster;
 before(async () => {
   c = new LocalCluster({
     net: 81,
+    // Started together, the three come up up to ~1 s apart on a loaded machine: past the default
+    // grace (the dead time) the first one up takes the late one's hierarchy, by design.
+    heartbeat: { interval: '150ms', deadTime: '900ms', startupGrace: '10s' },
     hierarchies: {
       'alpha.yaml': hierarchy('alpha', ['n1', 'n2', 'n3'], hasDummy ? 'ocf:heartbeat:Dummy' : 'ocf:harness:hang'),
       'beta.yaml': hierarchy('beta', ['n2', 'n3', 'n1'], 'ocf:harness:hang'),

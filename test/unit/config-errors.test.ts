@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError, loadConfig, loadHierarchies, loadCluster } from '../../hierarchies/load.ts';
 import type { ConfigIssue } from '../../hierarchies/load.ts';
+import { commTimers } from '../../harness/liveness.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'harness-config-errors-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -268,6 +269,14 @@ test('deadTime < 3 * interval', () => {
   // Only the interval given: the default deadTime (900ms) is too short for it.
   const g = fixture({ cluster: CLUSTER + 'heartbeat:\n  interval: 1s\n' });
   expectIssue(() => loadCluster(g), g, 10, 'heartbeat.interval', /deadTime \(900ms\)/);
+});
+
+test('startupGrace: at least the dead time; the comm grace follows it, and the dead time without it', () => {
+  const f = fixture({ cluster: CLUSTER + 'heartbeat: { interval: 100ms, deadTime: 600ms, startupGrace: 500ms }\n' });
+  expectIssue(() => loadCluster(f), f, 9, 'heartbeat.startupGrace', /startupGrace \(500ms\) must be at least deadTime \(600ms\)/);
+  const g = loadCluster(fixture({ cluster: CLUSTER + 'heartbeat: { interval: 100ms, deadTime: 600ms, startupGrace: 10s }\n' }));
+  assert.equal(commTimers(g).startupGraceMs, 10_000);
+  assert.equal(commTimers(loadCluster(fixture({ cluster: CLUSTER + 'heartbeat: { interval: 100ms, deadTime: 600ms }\n' }))).startupGraceMs, 600);
 });
 
 test('nodes with different address counts', () => {
