@@ -49,8 +49,7 @@ export const DEFAULTS = {
    *  keyRefreshMs and livenessWindowMs are for the default dead time and scale down with a shorter
    *  cluster dead time (ownershipTimers below). */
   keyRefreshMs: 250,
-  /** Owner re-reads the keys and the holder on every path this often (one READ FULL STATUS per
-   *  path: with SCSI a `sg_persist` process each); a missing key = fenced. <= 2 s. */
+  /** Owner re-reads the keys on every path this often; a missing key = fenced. <= 2 s. */
   ownershipCheckMs: 500,
   /** A challenger must see the holder's key frozen this long before it preempts. */
   livenessWindowMs: 700,
