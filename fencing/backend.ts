@@ -40,16 +40,6 @@ export interface ReservationState {
   type: number | null;
 }
 
-/** The keys and the reservation read in one snapshot (READ FULL STATUS). */
-export interface DiskStatus {
-  generation: number;
-  /** Every registration's key, as READ KEYS lists them (one per path of each registrant). */
-  keys: Key[];
-  /** As READ RESERVATION says: the holder's key, or null when nobody holds it. */
-  holder: Key | null;
-  type: number | null;
-}
-
 export type OwnershipErrorCode =
   | 'conflict' // reservation conflict (sg_persist 24)
   | 'unit-attention' // retry after clearing (sg_persist 6)
@@ -92,8 +82,6 @@ export interface OwnershipBackend {
   preemptAbort(disk: DiskRef, key: Key, victim: Key): Promise<void>;
   readKeys(disk: DiskRef): Promise<KeyList>;
   readReservation(disk: DiskRef): Promise<ReservationState>;
-  /** Keys and reservation at once: the holder's check, every ownershipCheckMs, is one command, not two. */
-  readStatus(disk: DiskRef): Promise<DiskStatus>;
   /** RELEASE the reservation (when held) and unregister on every path. */
   release(disk: DiskRef, key: Key): Promise<void>;
   /** The disk as the guard's shell functions name it (harness/guard-lib.sh): a state file, or the paths. */

@@ -67,7 +67,7 @@ import { access, readFile, readlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { OwnershipError } from './backend.ts';
-import type { DiskRef, DiskStatus, Key, KeyList, OwnershipBackend, OwnershipErrorCode, ReservationState } from './backend.ts';
+import type { DiskRef, Key, KeyList, OwnershipBackend, OwnershipErrorCode, ReservationState } from './backend.ts';
 import { formatKey, parseKey } from './keys.ts';
 
 /** Write Exclusive: only the holder writes (a registered non-holder is blocked too). */
@@ -342,19 +342,14 @@ export class FileBackend implements OwnershipBackend {
   }
 
   async readKeys(disk: DiskRef): Promise<KeyList> {
-    const { generation, keys } = await this.readStatus(disk);
-    return { generation, keys };
+    const s = await this.#read(disk, this.statePath(disk));
+    return { generation: s.generation, keys: [...s.registrations.values()] };
   }
 
   async readReservation(disk: DiskRef): Promise<ReservationState> {
-    const { generation, holder, type } = await this.readStatus(disk);
-    return { generation, holder, type };
-  }
-
-  async readStatus(disk: DiskRef): Promise<DiskStatus> {
     const s = await this.#read(disk, this.statePath(disk));
     const holder = s.holder === null ? null : (s.registrations.get(s.holder) ?? null);
-    return { generation: s.generation, keys: [...s.registrations.values()], holder, type: holder === null ? null : s.type };
+    return { generation: s.generation, holder, type: holder === null ? null : s.type };
   }
 
   async release(disk: DiskRef, key: Key): Promise<void> {

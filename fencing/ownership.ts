@@ -15,8 +15,8 @@
 // whole liveness window (the simulator's one-way-cut found that). An idle cluster so writes
 // nothing to its disks: the key refresh was the main idle cost of an owner, per owned disk.
 //
-// Check, every ownershipCheckMs: READ FULL STATUS (keys and reservation in one command) on every
-// disk; our key missing or another holder => lost, with the holder's key as `by`.
+// Check, every ownershipCheckMs: READ KEYS and READ RESERVATION on every disk; our key missing
+// or another holder => lost, with the holder's key as `by`.
 //
 // Rules that keep it safe:
 //  - refresh and check of one hierarchy run one at a time (a check must not race our own
@@ -388,7 +388,7 @@ export class OwnershipKeeper extends EventEmitter {
       holder = (await this.#backend.readReservation(disk)).holder;
     } catch (readErr) {
       // Cannot tell "preempted" from "our last REGISTER applied unseen": the next check decides
-      // (it reads keys and reservation together, and knows the pending key), at most ownershipCheckMs away.
+      // (it reads keys and reservation, and knows the pending key), at most ownershipCheckMs away.
       this.#log.warn({ hierarchy: h.hierarchy, disk: disk.id, err: describe(readErr) }, 'ownership: refresh refused and the reservation cannot be read; the next check decides');
       return;
     }
@@ -405,12 +405,13 @@ export class OwnershipKeeper extends EventEmitter {
     try {
       for (const [i, disk] of h.disks.entries()) {
         const mine = h.diskKeys[i] ?? h.key;
-        const res = await this.#backend.readStatus(disk);
+        const keys = await this.#backend.readKeys(disk);
+        const res = await this.#backend.readReservation(disk);
         if (gone(h)) return;
         // A refresh whose answer was lost may have moved this disk to the pending key already.
         const pending = h.pending;
         const ours = res.holder !== null && (res.holder === mine || res.holder === pending) ? res.holder : mine;
-        if (!res.keys.includes(ours)) {
+        if (!keys.keys.includes(ours)) {
           this.#declareLost(h, res.holder, `our key ${formatKey(mine)} is no longer registered on ${disk.id} (holder: ${res.holder === null ? 'nobody' : formatKey(res.holder)})`);
           return;
         }

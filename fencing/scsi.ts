@@ -23,9 +23,9 @@ import { execa } from 'execa';
 import { spawnTurn } from '../harness/spawn-turn.ts';
 import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { DiskRef, DiskStatus, Key, KeyList, OwnershipBackend, OwnershipErrorCode, ReservationState } from './backend.ts';
+import type { DiskRef, Key, KeyList, OwnershipBackend, OwnershipErrorCode, ReservationState } from './backend.ts';
 import { OwnershipError } from './backend.ts';
-import { classifyExit, lastLine, normalizeWwn, parseLunIdentity, parseReadFullStatus, parseReadKeys, parseReadReservation } from './sg-parse.ts';
+import { classifyExit, lastLine, normalizeWwn, parseLunIdentity, parseReadKeys, parseReadReservation } from './sg-parse.ts';
 
 /** The reservation type we take: 1 = Write Exclusive (see the header). */
 export const RESERVATION_TYPE = 1;
@@ -70,8 +70,6 @@ export class ScsiBackend implements OwnershipBackend {
   readonly #sgPersist: string;
   readonly #sgVpd: string;
   readonly #timeoutMs: number;
-  /** Disks whose device refused READ FULL STATUS: their status is READ KEYS + READ RESERVATION. */
-  readonly #noFullStatus = new Set<string>();
 
   constructor(opts: ScsiBackendOptions = {}) {
     this.#log = opts.log;
@@ -162,26 +160,6 @@ export class ScsiBackend implements OwnershipBackend {
   async readReservation(disk: DiskRef): Promise<ReservationState> {
     const states = await this.#readEveryPath(disk, ['--in', '--read-reservation'], parseReadReservation);
     return newest(states);
-  }
-
-  /**
-   * READ FULL STATUS: keys and holder in one command per path, one consistent snapshot. A device
-   * without it (optional before SPC-4) answers ILLEGAL REQUEST: that disk is read with READ KEYS
-   * and READ RESERVATION from then on.
-   */
-  async readStatus(disk: DiskRef): Promise<DiskStatus> {
-    if (!this.#noFullStatus.has(disk.id)) {
-      try {
-        return newest(await this.#readEveryPath(disk, ['--in', '--read-full-status'], parseReadFullStatus));
-      } catch (err) {
-        if (!(err instanceof OwnershipError) || err.code !== 'unsupported') throw err;
-        this.#noFullStatus.add(disk.id);
-        this.#log?.info({ disk: disk.id, err: err.message }, 'scsi: the device refuses READ FULL STATUS: checks read keys and reservation apart');
-      }
-    }
-    const keys = await this.readKeys(disk);
-    const res = await this.readReservation(disk);
-    return { generation: Math.max(keys.generation, res.generation), keys: keys.keys, holder: res.holder, type: res.type };
   }
 
   async release(disk: DiskRef, key: Key): Promise<void> {

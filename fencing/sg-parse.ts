@@ -4,7 +4,7 @@
 // The rule: anything we do not recognise line by line is `garbled`, with the raw text attached.
 // A parser that skips what it does not understand would one day read "no keys" out of an error
 // message and let two nodes write to one disk.
-import type { DiskStatus, KeyList, OwnershipErrorCode, ReservationState } from './backend.ts';
+import type { KeyList, OwnershipErrorCode, ReservationState } from './backend.ts';
 import { OwnershipError } from './backend.ts';
 
 /** Where the text came from, for error messages: the disk id and the device path. */
@@ -94,64 +94,6 @@ export function parseReadReservation(stdout: string, src: Source): ReservationSt
   const type = RESERVATION_TYPE_NAMES.indexOf(scope[1]);
   if (type < 0) throw garbled(src, what, stdout);
   return { generation: parseGeneration(held[1]), holder: BigInt(key[1]), type };
-}
-
-/** Types under which every registrant holds the reservation: READ RESERVATION then says key 0. */
-const ALL_REGISTRANTS_TYPES: ReadonlySet<number> = new Set([7, 8]);
-
-/**
- * `sg_persist -n -i -s DEV` (READ FULL STATUS): one descriptor per registration, each
- *
- *       Key=0x…
- *         All target ports bit set | All target ports bit clear + Relative port address: 0x…
- *         << Reservation holder >> + scope: …,  type: … | not reservation holder
- *         (the initiator's transport id: free text, indented deeper)
- *
- * Keys as READ KEYS lists them, holder and type as READ RESERVATION says them.
- */
-export function parseReadFullStatus(stdout: string, src: Source): DiskStatus {
-  const what = 'sg_persist --read-full-status';
-  const bad = (): OwnershipError => garbled(src, what, stdout);
-  const ls = lines(stdout);
-  const head = new RegExp(`^${GENERATION}$`).exec(ls[0]?.trim() ?? '');
-  if (head?.[1] === undefined) throw bad();
-  const generation = parseGeneration(head[1]);
-  if (ls[1]?.trim() === 'No full status descriptors') {
-    if (ls.length !== 2) throw bad();
-    return { generation, keys: [], holder: null, type: null };
-  }
-  const keys: bigint[] = [];
-  const holders: { key: bigint; type: number }[] = [];
-  let i = 1;
-  const at = (re: RegExp): RegExpExecArray | null => {
-    const m = re.exec(ls[i] ?? '');
-    if (m) i++;
-    return m;
-  };
-  while (i < ls.length) {
-    const key = at(/^ {4}Key=(0x[0-9a-fA-F]{1,16})$/);
-    if (key?.[1] === undefined) throw bad();
-    keys.push(BigInt(key[1]));
-    if (!at(/^ {6}All target ports bit set$/) && !(at(/^ {6}All target ports bit clear$/) && at(/^ {6}Relative port address: 0x[0-9a-fA-F]+$/))) throw bad();
-    if (at(/^ {6}<< Reservation holder >>$/)) {
-      const scope = at(/^ {6}scope: [^,]+,\s+type: (.+)$/);
-      const type = scope?.[1] === undefined ? -1 : RESERVATION_TYPE_NAMES.indexOf(scope[1]);
-      if (type < 0) throw bad();
-      holders.push({ key: keys[keys.length - 1] as bigint, type });
-    } else if (!at(/^ {6}not reservation holder$/)) {
-      throw bad();
-    }
-    // The transport id: deeper than the descriptor's own lines, up to the next descriptor.
-    while (i < ls.length && /^ {6}/.test(ls[i] ?? '') && !/^ {6}(All target ports|Relative port|<< Reservation|not reservation|scope:)/.test(ls[i] ?? '')) i++;
-  }
-  if (keys.length === 0) throw bad();
-  const first = holders[0];
-  if (first === undefined) return { generation, keys, holder: null, type: null };
-  if (!holders.every((h) => h.type === first.type)) throw bad();
-  if (ALL_REGISTRANTS_TYPES.has(first.type)) return { generation, keys, holder: 0n, type: first.type };
-  // Any other type has one holder, the registration that reserved.
-  if (!holders.every((h) => h.key === first.key)) throw bad();
-  return { generation, keys, holder: first.key, type: first.type };
 }
 
 /**

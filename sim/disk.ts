@@ -46,7 +46,7 @@
 //    is lost (the keeper's "answer lost in transit" case).
 import { DEFAULTS } from '../harness/defaults.ts';
 import { OwnershipError } from '../fencing/backend.ts';
-import type { DiskRef, DiskStatus, Key, KeyList, OwnershipBackend, ReservationState } from '../fencing/backend.ts';
+import type { DiskRef, Key, KeyList, OwnershipBackend, ReservationState } from '../fencing/backend.ts';
 import { formatKey } from '../fencing/keys.ts';
 import type { SimClock } from './clock.ts';
 
@@ -55,7 +55,7 @@ export const WRITE_EXCLUSIVE = 1;
 const MAX_KEY = (1n << 64n) - 1n;
 
 /** The PR operations a SimBackend issues (for latency functions and the op observer). */
-export type SimOp = 'verify' | 'registerIgnore' | 'reregister' | 'reserve' | 'preemptAbort' | 'readKeys' | 'readReservation' | 'readStatus' | 'release';
+export type SimOp = 'verify' | 'registerIgnore' | 'reregister' | 'reserve' | 'preemptAbort' | 'readKeys' | 'readReservation' | 'release';
 
 /** A copy of a disk's PR state. */
 export interface SimDiskState {
@@ -135,11 +135,6 @@ export class SimDisk {
   readReservation(): ReservationState {
     const holder = this.#holder === null ? null : (this.#registrations.get(this.#holder) ?? null);
     return { generation: this.#generation, holder, type: holder === null ? null : this.#type };
-  }
-
-  /** READ FULL STATUS: both of the above in one snapshot. */
-  readStatus(): DiskStatus {
-    return { ...this.readKeys(), ...this.readReservation() };
   }
 
   /** Write Exclusive (see the header): the holder, or anyone while nobody holds. */
@@ -371,10 +366,6 @@ export class SimBackend implements OwnershipBackend {
 
   async readReservation(disk: DiskRef): Promise<ReservationState> {
     return await this.#call('readReservation', disk, (d) => d.readReservation());
-  }
-
-  async readStatus(disk: DiskRef): Promise<DiskStatus> {
-    return await this.#call('readStatus', disk, (d) => d.readStatus());
   }
 
   async release(disk: DiskRef, key: Key): Promise<void> {

@@ -66,7 +66,6 @@ function wrap(real: OwnershipBackend, over: Partial<OwnershipBackend>): Ownershi
     preemptAbort: (d, k, v) => real.preemptAbort(d, k, v),
     readKeys: (d) => real.readKeys(d),
     readReservation: (d) => real.readReservation(d),
-    readStatus: (d) => real.readStatus(d),
     release: (d, k) => real.release(d, k),
     guardDisk: (d) => real.guardDisk(d),
     ...over,
@@ -218,12 +217,12 @@ test('I/O errors: a transient one is retried; N failed check rounds mean lost (b
   let failReads = 0;
   const real = be('n1');
   const flaky = wrap(real, {
-    readStatus: async (dd) => {
+    readKeys: async (dd) => {
       if (failReads > 0) {
         failReads--;
         throw new OwnershipError('io', dd.id, 'simulated read error');
       }
-      return real.readStatus(dd);
+      return real.readKeys(dd);
     },
   });
   const { keeper, losses } = await owned([d], flaky);
@@ -250,7 +249,7 @@ test('a hung read counts as failed checks: lost after about N check intervals', 
   let hang = false;
   const real = be('n1');
   const stuck = wrap(real, {
-    readStatus: (dd) => (hang ? new Promise(() => undefined) : real.readStatus(dd)),
+    readKeys: (dd) => (hang ? new Promise(() => undefined) : real.readKeys(dd)),
   });
   const { keeper, losses } = await owned([d], stuck);
   try {
@@ -315,9 +314,9 @@ test('a check that was in flight across a freeze does not count: the next one de
   let gated = false;
   const gates: (() => void)[] = [];
   const gatedBackend = wrap(real, {
-    readStatus: async (dd) => {
+    readKeys: async (dd) => {
       if (gated) await new Promise<void>((r) => gates.push(r));
-      return real.readStatus(dd);
+      return real.readKeys(dd);
     },
   });
   const { keeper } = await owned([d], gatedBackend, { keyRefreshMs: 60_000, ownershipCheckMs: CHECK });

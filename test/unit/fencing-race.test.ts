@@ -331,7 +331,6 @@ test('an I/O error half way reports error with detail and gives back what was ta
     preemptAbort: (dd, k, v) => real.preemptAbort(dd, k, v),
     readKeys: (dd) => real.readKeys(dd),
     readReservation: (dd) => real.readReservation(dd),
-    readStatus: (dd) => real.readStatus(dd),
     guardDisk: (dd) => real.guardDisk(dd),
     release: (dd, k) => real.release(dd, k),
   };

@@ -9,7 +9,6 @@ import {
   lastLine,
   normalizeWwn,
   parseLunIdentity,
-  parseReadFullStatus,
   parseReadKeys,
   parseReadReservation,
 } from '../../fencing/sg-parse.ts';
@@ -108,89 +107,6 @@ test('read reservation: garbled outputs', () => {
     '  PR generation=0x2, 2 registered reservation keys follow:\n    0x1\n    0x2\n',
   ];
   for (const raw of bad) assert.throws(() => parseReadReservation(raw, src), isGarbled(raw), JSON.stringify(raw));
-});
-
-// ---- READ FULL STATUS (sg_persist -n -i -s) --------------------------------------------------
-
-test('read full status: none registered', () => {
-  assert.deepEqual(parseReadFullStatus('  PR generation=0x0\n  No full status descriptors\n', src), { generation: 0, keys: [], holder: null, type: null });
-});
-
-// Recorded on the bed's LIO (test/scsi, sg3_utils 1.46): node1 registered through both its
-// paths, node2 through its one, node2 then reserved (type 1).
-const FULL_STATUS_LIO = `  PR generation=0x3
-    Key=0x11
-      All target ports bit clear
-      Relative port address: 0x1
-      not reservation holder
-      Transport Id of initiator:
-        iSCSI world wide unique port id: iqn.2024-06.dev.harness.test:node1,i,0x00023d000004
-    Key=0x11
-      All target ports bit clear
-      Relative port address: 0x1
-      not reservation holder
-      Transport Id of initiator:
-        iSCSI world wide unique port id: iqn.2024-06.dev.harness.test:node1,i,0x00023d000001
-    Key=0x8c3e0a12000004d2
-      All target ports bit clear
-      Relative port address: 0x1
-      HOLDER
-      Transport Id of initiator:
-        iSCSI world wide unique port id: iqn.2024-06.dev.harness.test:node2,i,0x00023d000003
-`;
-
-test('read full status: as recorded on LIO, before and after node2 reserved', () => {
-  const before = FULL_STATUS_LIO.replace('      HOLDER\n', '      not reservation holder\n');
-  const after = FULL_STATUS_LIO.replace('      HOLDER\n', '      << Reservation holder >>\n      scope: LU_SCOPE,  type: Write Exclusive\n');
-  const keys = [0x11n, 0x11n, 0x8c3e0a12000004d2n];
-  assert.deepEqual(parseReadFullStatus(before, src), { generation: 3, keys, holder: null, type: null });
-  assert.deepEqual(parseReadFullStatus(after, src), { generation: 3, keys, holder: 0x8c3e0a12000004d2n, type: 1 });
-});
-
-/** One descriptor as sg_persist prints it (iSCSI transport id). */
-function descriptor(key: string, holder: string | null, port = '      All target ports bit clear\n      Relative port address: 0x1\n'): string {
-  const h = holder === null ? '      not reservation holder\n' : `      << Reservation holder >>\n      scope: LU_SCOPE,  type: ${holder}\n`;
-  return `    Key=${key}\n${port}${h}      Transport Id of initiator:\n        iSCSI world wide unique port id: iqn.2024-06.dev.harness.test:node1,i,0x00023d000004\n`;
-}
-
-test('read full status: registrations without a reservation; a key per registration, duplicates kept', () => {
-  const out = `  PR generation=0x3\n${descriptor('0x11', null)}${descriptor('0x11', null)}${descriptor('0x22', null, '      All target ports bit set\n')}`;
-  assert.deepEqual(parseReadFullStatus(out, src), { generation: 3, keys: [0x11n, 0x11n, 0x22n], holder: null, type: null });
-});
-
-test('read full status: the holder is the registration marked so, with its type', () => {
-  const out = `  PR generation=0x2a\n${descriptor('0x8c3e0a12000004d2', 'Write Exclusive')}${descriptor('0x8c3e0a12000004d2', null)}${descriptor('0x22', null)}`;
-  assert.deepEqual(parseReadFullStatus(out, src), { generation: 0x2a, keys: [0x8c3e0a12000004d2n, 0x8c3e0a12000004d2n, 0x22n], holder: 0x8c3e0a12000004d2n, type: 1 });
-});
-
-test('read full status: an all-registrants reservation reads as READ RESERVATION says it (key 0)', () => {
-  const t = 'Write Exclusive, all registrants';
-  assert.deepEqual(parseReadFullStatus(`  PR generation=0x5\n${descriptor('0x11', t)}${descriptor('0x22', t)}`, src), { generation: 5, keys: [0x11n, 0x22n], holder: 0n, type: 7 });
-});
-
-test('read full status: garbled outputs', () => {
-  const head = '  PR generation=0x2\n';
-  const bad = [
-    '',
-    'sg_persist failed: Unit attention\n',
-    // READ KEYS' header is not READ FULL STATUS's
-    '  PR generation=0x0, there are NO registered reservation keys\n',
-    head,
-    `${head}  No full status descriptors\n${descriptor('0x11', null)}`,
-    `${head}    Key=0x11\n`,
-    `${head}    Key=nope\n      All target ports bit set\n      not reservation holder\n`,
-    `${head}    Key=0x11\n      All target ports bit clear\n      not reservation holder\n`,
-    `${head}    Key=0x11\n      All target ports bit set\n      << Reservation holder >>\n      not reservation holder\n`,
-    `${head}    Key=0x11\n      All target ports bit set\n      << Reservation holder >>\n      scope: LU_SCOPE,  type: Write Mostly\n`,
-    `${head}    Key=0x11\n      All target ports bit set\n      << Reservation holder >>\n      scope: 3  type: Write Exclusive\n`,
-    // two holders of a single-holder type
-    `${head}${descriptor('0x11', 'Write Exclusive')}${descriptor('0x22', 'Write Exclusive')}`,
-    `${head}${descriptor('0x11', 'Write Exclusive, all registrants')}${descriptor('0x22', 'Exclusive Access, all registrants')}`,
-    // a line at the descriptors' own depth that is not one
-    `${head}${descriptor('0x11', null)}    extra\n`,
-    `${head}  Key=0x11\n      All target ports bit set\n      not reservation holder\n`,
-  ];
-  for (const raw of bad) assert.throws(() => parseReadFullStatus(raw, src), isGarbled(raw), JSON.stringify(raw));
 });
 
 // ---- LUN identity (VPD page 0x83) ------------------------------------------------------------

@@ -27,7 +27,7 @@ after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-type Kind = 'registerIgnore' | 'reregister' | 'reserve' | 'preemptAbort' | 'release' | 'readKeys' | 'readReservation' | 'readStatus' | 'verify';
+type Kind = 'registerIgnore' | 'reregister' | 'reserve' | 'preemptAbort' | 'release' | 'readKeys' | 'readReservation' | 'verify';
 interface Op {
   node: string;
   kind: Kind;
@@ -60,9 +60,6 @@ async function apply(be: OwnershipBackend, d: DiskRef, op: Op): Promise<string> 
         break;
       case 'readReservation':
         result = await be.readReservation(d);
-        break;
-      case 'readStatus':
-        result = await be.readStatus(d);
         break;
       case 'verify':
         result = await be.verify(d);
@@ -126,7 +123,6 @@ function randomOp(rng: Rng, mine: (node: string) => Key | undefined): Op {
     'release',
     'readKeys',
     'readReservation',
-    'readStatus',
     'verify',
   ]);
   switch (kind) {

@@ -63,7 +63,7 @@ test('keeper on sim time: the key moves every keyRefreshMs exactly, checks every
   const refreshes = at(w.ops, 'n1', 'reregister');
   // One REGISTER per disk per round, rounds at 250, 500, ... 2000 ms.
   assert.deepEqual(refreshes, [250, 250, 500, 500, 750, 750, 1000, 1000, 1250, 1250, 1500, 1500, 1750, 1750, 2000, 2000]);
-  assert.deepEqual(at(w.ops, 'n1', 'readStatus'), [500, 500, 1000, 1000, 1500, 1500, 2000, 2000]);
+  assert.deepEqual(at(w.ops, 'n1', 'readKeys'), [500, 500, 1000, 1000, 1500, 1500, 2000, 2000]);
   const st = keeper.get('web');
   assert.ok(st.state === 'owned');
   assert.equal(generationOf(st.key) - generationOf(key), 8);
@@ -80,7 +80,7 @@ test('uncontested, the key stays put (checks go on); contested, it moves at once
   const { keeper, losses } = await keeping(w, { keyRefreshMs: REFRESH, ownershipCheckMs: CHECK, refreshNeeded: () => contested, contestHoldMs: 1400 });
   await w.clock.runFor(2000);
   assert.deepEqual(at(w.ops, 'n1', 'reregister'), [], 'calm: no REGISTER at all');
-  assert.deepEqual(at(w.ops, 'n1', 'readStatus'), [500, 1000, 1500, 2000], 'the checks go on');
+  assert.deepEqual(at(w.ops, 'n1', 'readKeys'), [500, 1000, 1500, 2000], 'the checks go on');
   await w.clock.runFor(30);
   contested = true;
   keeper.reconsider();
