@@ -46,6 +46,11 @@ after(async () => {
 test('a monitor answering 6 (not configured) blocks the hierarchy cluster-wide: stopped, started nowhere else, every node says why', async () => {
   for (const n of ['n1', 'n2', 'n3']) c.start(n);
   await c.waitFor('h in service on n1', async () => (await c.runners('h')).join() === 'n1', 30_000, 100);
+  // Every node past its start-up probe: a probe run after the break answers 6 there too, and that
+  // node then rightly says "here" instead of "reported by n1" (a slow start on a loaded machine).
+  for (const n of ['n2', 'n3']) {
+    await c.waitFor(`${n} probed`, async () => (await c.tryStatus(n))?.hierarchies.every((h) => h.phase !== 'unprobed') === true, 30_000, 100);
+  }
   const broken = Date.now();
   writeFileSync(flag, '');
   await c.waitFor('h stopped on n1', async () => (await c.runners('h')).length === 0, 30_000, 100);
