@@ -172,6 +172,11 @@ export class LocalCluster {
     return out;
   }
 
+  /** Until the node answers status with every hierarchy past its start-up probe. */
+  async waitProbed(node: string, timeoutMs = 20_000): Promise<void> {
+    await this.waitFor(`${node} up with every hierarchy probed`, async () => (await this.tryStatus(node))?.hierarchies.every((h) => h.phase !== 'unprobed') === true, timeoutMs, 100);
+  }
+
   async waitFor<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 20_000, everyMs = 50): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {

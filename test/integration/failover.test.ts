@@ -88,7 +88,7 @@ test('b) kill -9 of the master (daemon and agents): priority-2 node takes over',
   assert.equal(s.nodes.find((n) => n.name === 'n1')!.state, 'down');
   // Bring n1 back: intelligent switchback keeps alpha on n2.
   c.start('n1');
-  await c.waitFor('n1 back', async () => (await c.tryStatus('n1'))?.hierarchies.every((h) => h.phase !== 'unprobed'), 20_000, 100);
+  await c.waitProbed('n1', 20_000);
   await new Promise((r) => setTimeout(r, 1500));
   assert.deepEqual(await c.runners('alpha'), ['n2']);
 });

@@ -48,9 +48,7 @@ test('a monitor answering 6 (not configured) blocks the hierarchy cluster-wide: 
   await c.waitFor('h in service on n1', async () => (await c.runners('h')).join() === 'n1', 30_000, 100);
   // Every node past its start-up probe: a probe run after the break answers 6 there too, and that
   // node then rightly says "here" instead of "reported by n1" (a slow start on a loaded machine).
-  for (const n of ['n2', 'n3']) {
-    await c.waitFor(`${n} probed`, async () => (await c.tryStatus(n))?.hierarchies.every((h) => h.phase !== 'unprobed') === true, 30_000, 100);
-  }
+  for (const n of ['n2', 'n3']) await c.waitProbed(n, 30_000);
   const broken = Date.now();
   writeFileSync(flag, '');
   await c.waitFor('h stopped on n1', async () => (await c.runners('h')).length === 0, 30_000, 100);
