@@ -8,6 +8,9 @@ import { diskAndApp } from './fixtures.ts';
 
 const c = new LocalCluster({
   net: 86,
+  // Started together they may come up over a second apart on a loaded machine (failover.test.ts);
+  // 5 s also bounds what the second test's lone restart of n2 waits for the stopped n1.
+  heartbeat: { interval: '150ms', deadTime: '900ms', startupGrace: '5s' },
   hierarchies: {
     'h.yaml': diskAndApp('h', ['n1', 'n2', 'n3']),
   },
