@@ -45,6 +45,8 @@ export interface GuardOwnership {
   initiator: string;
   keyRefreshMs: number;
   fileLockStaleMs: number;
+  /** The stops run this much nicer than the guard (the agents' nice value; 0 when the daemon is not boosted). */
+  agentNiceIncrement?: number;
 }
 
 /** Agents whose resource is what clients reach (an address): the guard stops them first. */
@@ -71,7 +73,7 @@ export function renderStopScript(hierarchies: GuardHierarchy[], own: GuardOwners
     '#!/bin/sh',
     '# Written by the harness daemon: what to stop if it dies. Do not edit.',
     `. ${shq(lib)}`,
-    `hg_init ${own.backend} ${own.nodePart} ${(own.keyRefreshMs / 1000).toFixed(3)} ${bound} ${shq(own.initiator)} ${own.fileLockStaleMs}`,
+    `hg_init ${own.backend} ${own.nodePart} ${(own.keyRefreshMs / 1000).toFixed(3)} ${bound} ${shq(own.initiator)} ${own.fileLockStaleMs} ${own.agentNiceIncrement ?? 0}`,
   ];
   hierarchies.forEach((h, i) => {
     if (h.disks.length) lines.push(`hg_hold ${i} ${h.disks.map(shq).join(' ')}`);

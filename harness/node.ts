@@ -35,7 +35,7 @@ import { Guard, isClientFacing, type GuardHierarchy, type GuardOwnership, type G
 import { watchHierarchies } from './reload.ts';
 import { nextIncarnation } from './incarnation.ts';
 import type { FSWatcher } from 'chokidar';
-import { buildAgentEnv, setAgentNice, useAgentSpawner } from '../agents/runner.ts';
+import { agentNiceIncrement, buildAgentEnv, setAgentNice, useAgentSpawner } from '../agents/runner.ts';
 import { stopLevels as stopLevelsOf } from '../hierarchies/tree.ts';
 import { initialState, step } from './core/step.ts';
 import { keeperEvents } from './core/keeper-events.ts';
@@ -161,6 +161,7 @@ export class NodeDaemon {
       initiator: this.node,
       keyRefreshMs: this.timers.keyRefreshMs,
       fileLockStaleMs: this.timers.fileLockStaleMs,
+      agentNiceIncrement: agentNiceIncrement(),
     };
     this.keeper = new OwnershipKeeper({
       backend: this.backend,

@@ -3,6 +3,7 @@
 // `in-service` (agentMs = time inside agents, startMs, totalMs since the peer was last heard).
 // Pure: takes the parsed events of every node.
 import type { LogEvent } from './daemon.ts';
+import { isReleasedKey, parseKey } from '../../fencing/keys.ts';
 
 export interface Breakdown {
   /** Node that brought the hierarchy into service after t0 (null: nobody did). */
@@ -19,6 +20,18 @@ export interface Breakdown {
   overheadMs: number | null;
   /** overheadMs without the ownership race: the harness's own bookkeeping. */
   overheadExclOwnershipMs: number | null;
+  /** How the taker got the disks: a free disk, a handed-over (released) key, or a preempted live-format (frozen) one. */
+  took: 'free' | 'released' | 'frozen' | null;
+}
+
+function tookFrom(acquired: LogEvent | undefined): Breakdown['took'] {
+  if (!acquired) return null;
+  if (typeof acquired.preempted !== 'string') return 'free';
+  try {
+    return isReleasedKey(parseKey(acquired.preempted)) ? 'released' : 'frozen';
+  } catch {
+    return null;
+  }
 }
 
 const num = (v: unknown): number | null => (typeof v === 'number' && Number.isFinite(v) ? v : null);
@@ -27,7 +40,7 @@ export function breakdown(events: readonly LogEvent[], t0: number, faulted: stri
   const after = events.filter((e) => e.time >= t0).sort((a, b) => a.time - b.time);
   const inService = after.find((e) => e.event === 'in-service' && e.hierarchy === hierarchy && e.node !== faulted);
   if (!inService) {
-    return { taker: null, detectMs: null, ownershipMs: null, agentsMs: null, runsElsewhereMs: null, overheadMs: null, overheadExclOwnershipMs: null };
+    return { taker: null, detectMs: null, ownershipMs: null, agentsMs: null, runsElsewhereMs: null, overheadMs: null, overheadExclOwnershipMs: null, took: null };
   }
   const taker = inService.node;
   const mine = after.filter((e) => e.node === taker && e.time <= inService.time);
@@ -46,6 +59,7 @@ export function breakdown(events: readonly LogEvent[], t0: number, faulted: stri
     runsElsewhereMs,
     overheadMs,
     overheadExclOwnershipMs: overheadMs === null ? null : overheadMs - (ownershipMs ?? 0),
+    took: tookFrom(acquired),
   };
 }
 

@@ -139,7 +139,10 @@ test('breakdown of a failover from the taking node\'s log events', () => {
     ev('n2', 11_700, 'in-service', { hierarchy: 'web', agentMs: 480, acquireMs: 300 }),
   ];
   const b = breakdown(events, t0, 'n1', 'web');
-  assert.deepEqual(b, { taker: 'n2', detectMs: 900, ownershipMs: 300, agentsMs: 480, runsElsewhereMs: 1700, overheadMs: 320, overheadExclOwnershipMs: 20 });
+  assert.deepEqual(b, { taker: 'n2', detectMs: 900, ownershipMs: 300, agentsMs: 480, runsElsewhereMs: 1700, overheadMs: 320, overheadExclOwnershipMs: 20, took: 'free' });
+  const took = (preempted: string) => breakdown(events.map((e) => (e.event === 'acquired' ? { ...e, preempted } : e)), t0, 'n1', 'web').took;
+  assert.equal(took('0x5df6eec3ffffffff'), 'released');
+  assert.equal(took('0x5df6eec36b0fd46e'), 'frozen');
   assert.equal(breakdown(events, t0, 'n1', 'db').taker, null);
   assert.deepEqual(failoversAfter(events, t0, 'n1'), [{ node: 'n2', hierarchy: 'web', time: 11_700 }]);
   assert.equal(lastInService(events, t0, ['web'], 'n1'), 1700);

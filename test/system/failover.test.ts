@@ -2,8 +2,9 @@
 // Filesystem on a loop device, Dummy, IPaddr2, the bundled webserver), a few real faults, and
 // what a client sees. Bounds are far above the targets (the benchmark measures; this catches
 // regressions): a takeover within 10 s, no failover on a single path cut, no VIP answering
-// from two nodes once a peer took over from a node whose daemon was killed (10 times, and 10
-// more under CPU load: the guard holds the disk while it stops, so this must not depend on speed).
+// from two nodes once a peer took over from a node whose daemon was killed, and the peer took the
+// disk handed over, never preempted (10 times, and 10 more under CPU load: the guard holds the
+// disk while it stops, so this must not depend on speed).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -54,6 +55,9 @@ async function processesKilled(runs: number): Promise<void> {
     assert.ok(r.taker !== null && r.taker !== r.owner, `run ${i}: ${explain(r)}`);
     assert.ok(r.vipDowntimeMs !== null && r.vipDowntimeMs < TAKEOVER_BOUND_MS, `run ${i}: ${explain(r)}`);
     assert.equal(r.doubleVip.afterTakeover, 0, `run ${i}: ${explain(r)}`);
+    // The guard held the disk until everything was stopped, then handed it over: a preempted
+    // live key means its refresh fell behind while it may still have been stopping the VIP.
+    assert.equal(r.logs.took, 'released', `run ${i}: ${explain(r)}`);
     times.push(r.vipDowntimeMs);
   }
   console.log(`# processes killed x${runs}: VIP back after ${times.join(', ')} ms, never from two nodes`);

@@ -29,7 +29,8 @@ test('stop script: holds every owned disk before any stop, stops hierarchies in 
   const at = (re: RegExp) => s.findIndex((l) => re.test(l));
   assert.equal(s[2], ". '/lib/guard-lib.sh'");
   // bound: the longest hierarchy's stop timeouts (3 x 5 s) + slack
-  assert.equal(s[3], "hg_init scsi 8c3e0a12 0.250 17 'n1' 600");
+  assert.equal(s[3], "hg_init scsi 8c3e0a12 0.250 17 'n1' 600 0");
+  assert.match(renderStopScript([web], { ...own, agentNiceIncrement: 10 }, '/l.sh'), /^hg_init .* 600 10$/m, "stops run at the agents' nice value");
   assert.ok(at(/^hg_hold 0 '\/dev\/sdb \/dev\/sdc'$/) > 0 && at(/^hg_hold 1 '\/dev\/sdd'$/) > 0);
   assert.ok(at(/^hg_begin$/) > at(/^hg_hold 1/), 'holding starts after every hold is listed');
   assert.ok(at(/^hg_begin$/) < at(/hg_stop/), 'held before the first stop');
@@ -49,7 +50,7 @@ test('stop script: a hierarchy whose start was in flight is stopped but never re
 
 test('stop script: an owned hierarchy with nothing running is only held and released', () => {
   const s = renderStopScript([{ name: 'idle', levels: [[]], disks: ['/d'] }], { ...own, backend: 'file' }, '/l.sh');
-  assert.match(s, /hg_init file .* 2 'n1' 600/);
+  assert.match(s, /hg_init file .* 2 'n1' 600 0/);
   assert.match(s, /hg_hold 0 '\/d'\nhg_begin\n\(\n {2}hg_release 0 'idle'\n\) &/);
 });
 
