@@ -4,6 +4,11 @@
 // monitor also costs the daemon (spawn, reading its output): a second window with the running
 // hierarchies in maintenance (monitors off, everything else as before) measures the daemon apart
 // from its monitors, the issue's "daemon apart from agent monitors".
+// In the same window, a bare Node process that only wakes up as often as the daemons did gives
+// this machine's floor for that many wake-ups (on a virtual machine most of an idle daemon's cost
+// is the wake-up itself, and it drifts by 2x within an hour): the daemon's own work is the rest.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import type { Bed } from './bed.ts';
 import { daemonPids, guardPids, HARNESS_TS, spawnerPids } from './daemon.ts';
 import { CLOCK_TICKS_PER_S, cpuNs, cpuTicks, rssBytes } from './procs.ts';
@@ -22,7 +27,14 @@ export interface Footprint {
   windowS: number;
   /** Measured with the hierarchies in maintenance: no monitors (the daemon apart from them). */
   monitorsPaused?: boolean;
+  /** Voluntary context switches of the daemon's main thread per second: its wake-ups. */
+  wakeupsPerS?: number;
+  /** Not a node: a bare Node process waking up `wakeupsPerS` times a second (the floor, same window). */
+  bareNode?: boolean;
 }
+
+/** Bare-Node wake-ups per second for the floor row: about what an idle daemon does (150 ms heartbeats to 2 peers). */
+const BARE_WAKEUPS_PER_S = 20;
 
 /** The footprint, then again with every running hierarchy in maintenance (monitors paused). */
 export async function measureFootprint(bed: Bed, windowS: number, running: Map<string, string>): Promise<Footprint[]> {
@@ -37,7 +49,7 @@ export async function measureFootprint(bed: Bed, windowS: number, running: Map<s
     for (const h of hs) await admin(h, 'on');
     await sleep(3000); // the CLI's own start-up, and the requests' echo on every node, pass first
     const paused = await measureWindow(bed, windowS, running);
-    return [...normal, ...paused.filter((f) => f.running.length > 0).map((f) => ({ ...f, monitorsPaused: true }))];
+    return [...normal, ...paused.filter((f) => f.running.length > 0 && !f.bareNode).map((f) => ({ ...f, monitorsPaused: true }))];
   } finally {
     for (const h of hs) await admin(h, 'off');
     await sleep(3000);
@@ -57,11 +69,22 @@ async function measureWindow(bed: Bed, windowS: number, running: Map<string, str
       },
       { selfNs: 0, children: 0 },
     );
+  const mainPid = (n: string) => daemonPids(bed.cluster, nodes.find((x) => x.name === n)!)[0];
+  const bare = spawn(process.execPath, ['-e', `setInterval(() => {}, ${Math.round(1000 / BARE_WAKEUPS_PER_S)})`], { stdio: 'ignore' });
+  await sleep(1000); // its start-up is not part of the floor
+  const bareBefore = bare.pid !== undefined ? cpuNs(bare.pid) : null;
   const before = new Map(nodes.map((n) => [n.name, ticks(pidsOf.get(n.name) ?? [])]));
+  const wakeBefore = new Map(nodes.map((n) => [n.name, wakeups(mainPid(n.name))]));
   const t0 = performance.now();
   await sleep(windowS * 1000);
   const seconds = (performance.now() - t0) / 1000;
-  return nodes.map((n) => {
+  const bareAfter = bare.pid !== undefined ? cpuNs(bare.pid) : null;
+  bare.kill('SIGKILL');
+  const floor: Footprint[] =
+    bareBefore !== null && bareAfter !== null
+      ? [{ node: '-', running: [], peers: 0, rssMiB: 0, cpuPercent: ((bareAfter - bareBefore) / 1e9 / seconds) * 100, agentCpuPercent: 0, windowS: seconds, wakeupsPerS: BARE_WAKEUPS_PER_S, bareNode: true }]
+      : [];
+  const perNode = nodes.map((n) => {
     const pids = pidsOf.get(n.name) ?? [];
     const a = before.get(n.name) ?? { selfNs: 0, children: 0 };
     const b = ticks(pids);
@@ -74,6 +97,18 @@ async function measureWindow(bed: Bed, windowS: number, running: Map<string, str
       cpuPercent: ((b.selfNs - a.selfNs) / 1e9 / seconds) * 100,
       agentCpuPercent: ((b.children - a.children) / CLOCK_TICKS_PER_S / seconds) * 100,
       windowS: seconds,
+      wakeupsPerS: (wakeups(mainPid(n.name)) - (wakeBefore.get(n.name) ?? 0)) / seconds,
     };
   });
+  return [...perNode, ...floor];
+}
+
+/** Voluntary context switches of a process's main thread (0 when unknown). */
+function wakeups(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
 }

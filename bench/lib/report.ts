@@ -78,8 +78,12 @@ export function breakdownTable(runs: readonly RunRecord[]): string {
 
 export function footprintTable(fp: readonly Footprint[]): string {
   return table(
-    ['node', 'running', 'peers', 'RSS MiB', 'CPU % (daemon+guard+spawner)', 'CPU % (agents)', 'window s'],
-    fp.map((f) => [f.node, (f.running.join(',') || '-') + (f.monitorsPaused ? ' (maintenance: no monitors)' : ''), String(f.peers), f.rssMiB.toFixed(1), f.cpuPercent.toFixed(2), f.agentCpuPercent.toFixed(2), f.windowS.toFixed(1)]),
+    ['node', 'running', 'peers', 'RSS MiB', 'CPU % (daemon+guard+spawner)', 'CPU % (agents)', 'wake-ups/s', 'window s'],
+    fp.map((f) =>
+      f.bareNode
+        ? ['-', `bare Node, ${f.wakeupsPerS} wake-ups/s (this machine's floor)`, '-', '-', f.cpuPercent.toFixed(2), '-', String(f.wakeupsPerS), f.windowS.toFixed(1)]
+        : [f.node, (f.running.join(',') || '-') + (f.monitorsPaused ? ' (maintenance: no monitors)' : ''), String(f.peers), f.rssMiB.toFixed(1), f.cpuPercent.toFixed(2), f.agentCpuPercent.toFixed(2), f.wakeupsPerS === undefined ? '-' : f.wakeupsPerS.toFixed(1), f.windowS.toFixed(1)],
+    ),
   );
 }
 
