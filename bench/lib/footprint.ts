@@ -4,9 +4,9 @@
 // monitor also costs the daemon (spawn, reading its output): a second window with the running
 // hierarchies in maintenance (monitors off, everything else as before) measures the daemon apart
 // from its monitors, the "daemon apart from agent monitors".
-// In the same window, a bare Node process that only wakes up as often as the daemons did gives
-// this machine's floor for that many wake-ups (on a virtual machine most of an idle daemon's cost
-// is the wake-up itself, and it drifts by 2x within an hour): the daemon's own work is the rest.
+// In the same window, a bare Node process that only wakes up about as often as an idle daemon
+// gives this machine's floor for that many wake-ups (it drifts by 2x within an hour on a virtual
+// machine): the daemon's own work per wake-up is the rest.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Bed } from './bed.ts';
