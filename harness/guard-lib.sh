@@ -231,12 +231,14 @@ hg_disk_op() { # OP DISK
 
 # hg_refresh_now INDEX — one refresh of a held hierarchy's disks, unless it is released already.
 # A failed refresh is logged once per hierarchy (the key may freeze: peers then preempt).
+# Marker files are made with `true >`, never `: >`: a failed redirection on a special builtin
+# ends dash, and a full or broken HG_DIR must not end the stops.
 hg_refresh_now() {
 	hg_released "$1" && return 0
 	while IFS= read -r _d; do
 		hg_disk_op refresh "$_d" && continue
 		[ -e "$HG_DIR/refresh-failed.$1" ] && continue
-		: >"$HG_DIR/refresh-failed.$1"
+		true >"$HG_DIR/refresh-failed.$1"
 		hg_log "hierarchy $1: a key refresh failed (logged once): $HG_ERR"
 	done <"$HG_DIR/hold.$1"
 }
@@ -259,6 +261,8 @@ hg_refresher() {
 	while _ps=$(hg_ms) && [ "$_ps" -lt "$HG_DEADLINE" ] && kill -0 "$HG_MAIN" 2>/dev/null; do
 		for _i in $HG_IDX; do hg_refresh "$_i"; done
 		_w=$((_every - ($(hg_ms) - _ps)))
+		# Never longer than one period (the clock stepped back): a stalled refresh is a preemption.
+		[ "$_w" -gt "$_every" ] && _w=$_every
 		[ "$_w" -gt 0 ] && sleep "$((_w / 1000)).$(printf '%03d' $((_w % 1000)))"
 	done
 }
@@ -282,7 +286,7 @@ hg_stop() {
 		hg_log "stop $_label ok ($(($(hg_ms) - _s)) ms)"
 	else
 		hg_log "stop $_label FAILED ($(($(hg_ms) - _s)) ms)"
-		: >"$HG_DIR/failed.$_i"
+		true >"$HG_DIR/failed.$_i"
 	fi
 }
 
@@ -295,7 +299,7 @@ hg_release() {
 		return 0
 	fi
 	hg_lock "$1"
-	: >"$HG_DIR/released.$1"
+	true >"$HG_DIR/released.$1"
 	_ok=1 _rerr=
 	while IFS= read -r _d; do hg_disk_op release "$_d" || { _ok=0; _rerr="$_rerr${_rerr:+; }$HG_ERR"; }; done <"$HG_DIR/hold.$1"
 	hg_unlock "$1"
@@ -305,7 +309,7 @@ hg_release() {
 # hg_stop_refreshing INDEX — the key of INDEX freezes: no refresh starts after this returns.
 hg_stop_refreshing() {
 	hg_lock "$1"
-	: >"$HG_DIR/released.$1"
+	true >"$HG_DIR/released.$1"
 	hg_unlock "$1"
 }
 

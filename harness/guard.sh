@@ -18,7 +18,7 @@ hg_nice=$(nice 2>/dev/null) && [ "$hg_nice" -lt 0 ] 2>/dev/null && { echo "$hg_n
 # Block until EOF on stdin (the daemon's end of the pipe is gone).
 while IFS= read -r _line; do :; done
 if [ -s "$script" ]; then
-    hg_group=; read -r hg_group </proc/self/autogroup 2>/dev/null
+    hg_group=; { read -r hg_group </proc/self/autogroup; } 2>/dev/null
     echo "harness guard: daemon gone, stopping its hierarchies ($script; nice ${hg_nice:-?}, ${hg_group:-no autogroup})" >&2
     exec /bin/sh "$script"
 fi
