@@ -8,10 +8,9 @@
 // gives this machine's floor for that many wake-ups (it drifts by 2x within an hour on a virtual
 // machine): the daemon's own work per wake-up is the rest.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import type { Bed } from './bed.ts';
 import { daemonPids, guardPids, HARNESS_TS, spawnerPids } from './daemon.ts';
-import { CLOCK_TICKS_PER_S, cpuNs, cpuTicks, rssBytes } from './procs.ts';
+import { CLOCK_TICKS_PER_S, cpuNs, cpuTicks, rssBytes, voluntarySwitches } from './procs.ts';
 import { sleep } from './run.ts';
 
 export interface Footprint {
@@ -69,12 +68,16 @@ async function measureWindow(bed: Bed, windowS: number, running: Map<string, str
       },
       { selfNs: 0, children: 0 },
     );
-  const mainPid = (n: string) => daemonPids(bed.cluster, nodes.find((x) => x.name === n)!)[0];
+  // The daemon's main thread: daemonPids come first in pidsOf.
+  const wakeups = (n: string) => {
+    const pid = pidsOf.get(n)?.[0];
+    return (pid === undefined ? null : voluntarySwitches(pid)) ?? 0;
+  };
   const bare = spawn(process.execPath, ['-e', `setInterval(() => {}, ${Math.round(1000 / BARE_WAKEUPS_PER_S)})`], { stdio: 'ignore' });
   await sleep(1000); // its start-up is not part of the floor
   const bareBefore = bare.pid !== undefined ? cpuNs(bare.pid) : null;
   const before = new Map(nodes.map((n) => [n.name, ticks(pidsOf.get(n.name) ?? [])]));
-  const wakeBefore = new Map(nodes.map((n) => [n.name, wakeups(mainPid(n.name))]));
+  const wakeBefore = new Map(nodes.map((n) => [n.name, wakeups(n.name)]));
   const t0 = performance.now();
   await sleep(windowS * 1000);
   const seconds = (performance.now() - t0) / 1000;
@@ -97,18 +100,9 @@ async function measureWindow(bed: Bed, windowS: number, running: Map<string, str
       cpuPercent: ((b.selfNs - a.selfNs) / 1e9 / seconds) * 100,
       agentCpuPercent: ((b.children - a.children) / CLOCK_TICKS_PER_S / seconds) * 100,
       windowS: seconds,
-      wakeupsPerS: (wakeups(mainPid(n.name)) - (wakeBefore.get(n.name) ?? 0)) / seconds,
+      wakeupsPerS: (wakeups(n.name) - (wakeBefore.get(n.name) ?? 0)) / seconds,
     };
   });
   return [...perNode, ...floor];
 }
 
-/** Voluntary context switches of a process's main thread (0 when unknown). */
-function wakeups(pid: number | undefined): number {
-  if (pid === undefined) return 0;
-  try {
-    return Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  } catch {
-    return 0;
-  }
-}

@@ -94,6 +94,13 @@ export function rssBytes(pid: number): number | null {
   return m ? Number(m[1]) * 1024 : null;
 }
 
+/** Voluntary context switches of a process's main thread (its wake-ups), null when it is gone. */
+export function voluntarySwitches(pid: number): number | null {
+  const s = readOr(`/proc/${pid}/status`);
+  const m = s ? /^voluntary_ctxt_switches:\s+(\d+)/m.exec(s) : null;
+  return m ? Number(m[1]) : null;
+}
+
 /** CPU time in clock ticks: own (utime+stime) and of reaped children (cutime+cstime). */
 export function cpuTicks(pid: number): { self: number; children: number } | null {
   const f = statFields(pid);
