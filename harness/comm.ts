@@ -710,8 +710,8 @@ export class Comm extends EventEmitter<CommEvents> {
   }
 
   /** One of these nodes is not calm with us (liveness.ts contested). */
-  contested(nodes: Iterable<string>): boolean {
-    return this.liveness.contested(nodes, this.now());
+  contested(nodes: Iterable<string>, hierarchy?: string): boolean {
+    return this.liveness.contested(nodes, this.now(), hierarchy);
   }
 
   private reportOne(ch: LivenessChange): void {

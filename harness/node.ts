@@ -574,7 +574,7 @@ export class NodeDaemon {
   /** A node that could race us for this hierarchy is not calm with us: its keys must keep moving (ownership.ts). */
   private contested(hierarchy: string): boolean {
     const h = this.config.hierarchies.find((x) => x.name === hierarchy);
-    return !h || !this.comm || this.comm.contested(Object.keys(h.priorities));
+    return !h || !this.comm || this.comm.contested(Object.keys(h.priorities), hierarchy);
   }
 
   /** Report the keeper's verdicts (owned / unverified after a freeze / lost) that the reducer has not seen. */

@@ -617,7 +617,7 @@ export class SimNode {
   private contested(hierarchy: string): boolean {
     const p = this.p;
     const h = this.c.hierarchies.find((x) => x.name === hierarchy);
-    return !p || !h || p.liveness.contested(Object.keys(h.priorities), this.clock.now());
+    return !p || !h || p.liveness.contested(Object.keys(h.priorities), this.clock.now(), hierarchy);
   }
 
   /** As comm.ts doubtsMoved(): a peer we newly doubt hears at once, and the keeper looks again. */

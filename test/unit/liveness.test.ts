@@ -402,3 +402,20 @@ test('liveness: doubts and calm: a peer is calm only while we hear it and its la
   assert.equal(l.calm('b', 1100), false);
   assert.equal(l.calm('nobody', 1100), false);
 });
+
+test("liveness: contested: a hierarchy's listed node not calm with us; with the hierarchy's name, also a peer whose advert says it may run it", () => {
+  const l = mk(['b', 'c']);
+  // b hears us and says so; c, not in our list for web, advertises web eligible and doubts us.
+  l.receive(hb2(0, 1, 1, 'd1', { hierarchies: WEB1, doubts: [] }), 10);
+  l.receive({ ...hb2(0, 1, 1, 'd2', { hierarchies: WEB2, doubts: ['a'] }), node: 'c' }, 10);
+  assert.equal(l.contested(['a', 'b'], 20), false, 'our list alone: b is calm');
+  assert.equal(l.contested(['a', 'b'], 20, 'web'), true, 'c may race for web: it says it may run it, and it doubts us');
+  assert.equal(l.contested(['a', 'b'], 20, 'db'), false, 'c says nothing about db');
+  // c hears us again: calm everywhere.
+  l.receive({ ...hb2(1, 2, 1, 'd2', { doubts: [] }), node: 'c' }, 30);
+  assert.equal(l.contested(['a', 'b'], 40, 'web'), false);
+  // b (advert: web not eligible) doubts us: contested through the list, not through its advert.
+  l.receive(hb2(1, 2, 1, 'd1', { doubts: ['a'] }), 50);
+  assert.equal(l.contested(['a'], 60, 'web'), false, 'b is not in that list and does not say it may run web');
+  assert.equal(l.contested(['a', 'b'], 60, 'web'), true);
+});
