@@ -48,7 +48,8 @@ export interface AcquireOptions {
   self: string;
   /** Wait this long before reserving a FREE disk (the decision core computes it from the priority rank; 0 for the node that currently runs it). */
   delayMs: number;
-  /** Maps a holder key to a node name (by node part) and says if we can reach that node now. */
+  /** Maps a holder key to a node name (by node part) and says if we can reach that node now (asked
+   *  again at every poll of a liveness watch: the answer must be current, not a snapshot). */
   holderInfo: (key: Key) => { node: string | null; reachable: boolean };
   livenessWindowMs: number;
   /** How often the holder's key is re-read during the liveness watch. Default 100 ms. */
@@ -125,8 +126,8 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
     return backend.readReservation(disk);
   };
 
-  /** Watch a holder's key for the liveness window; 'frozen' or what changed. */
-  const watch = async (disk: DiskRef, victim: Key): Promise<{ frozen: true } | { frozen: false; now: ReservationState }> => {
+  /** Watch a holder's key for the liveness window; 'frozen', what changed, or 'reachable'. */
+  const watch = async (disk: DiskRef, victim: Key): Promise<{ frozen: true } | { frozen: false; now: ReservationState } | 'reachable'> => {
     const start = now();
     // A prior watch that ended on this very key proves it has not moved since its last change.
     const frozenSince = opts.priorWatch && opts.priorWatch.key === victim ? Math.min(start, opts.priorWatch.lastChangeMs) : start;
@@ -136,6 +137,11 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
       await sleep(Math.min(pollMs, left), opts.signal);
       const r = await backend.readReservation(disk);
       if (r.holder !== victim) return { frozen: false, now: r };
+      // We hear it again and it says it runs the hierarchy (our view was older than its news, or
+      // it came back): alive. Its keys move only while it knows of a contest, which may not be
+      // yet, so its frozen key would not prove it dead (the simulator's lost-during-stop with a
+      // slower stop had a racer preempt a live holder this way).
+      if (opts.holderInfo(victim).reachable) return 'reachable';
     }
   };
 
@@ -213,6 +219,9 @@ export async function acquire(backend: OwnershipBackend, disks: DiskRef[], opts:
       }
 
       const seen = await watch(disk, holder);
+      if (seen === 'reachable') {
+        return holderFailure('held-by-reachable', holder, `${disk.id} is held by ${who(holder)}, which we can reach again (it runs the hierarchy): not preempting`);
+      }
       if (!seen.frozen) {
         const h2 = seen.now.holder;
         // Handed over while we watched: its marker carries its node part but is no sign of life.

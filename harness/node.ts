@@ -422,7 +422,6 @@ export class NodeDaemon {
     if (!h.fenced) return { kind: 'acquire', ok: true, key: 'none', generation: this.generation };
     const disks = this.disks(h);
     this.generation = (this.generation + 1) & 0x7fffffff;
-    const views = this.peerViews();
     const priorWatch = this.watches.get(h.name);
     const outcome = await acquire(this.backend, disks, {
       cluster: this.config.cluster.cluster,
@@ -436,7 +435,8 @@ export class NodeDaemon {
       holderInfo: (key: Key) => {
         const part = nodePart(key);
         const node = this.config.cluster.nodes.find((n) => nodePart(nodeKey(this.config.cluster.cluster, n.name, 0)) === part)?.name ?? null;
-        return { node, reachable: node !== null && node !== this.node && holderClaims(views[node], h.name) };
+        // The current view, not one from the start of the race: the watch asks again (race.ts).
+        return { node, reachable: node !== null && node !== this.node && holderClaims(this.peerViews()[node], h.name) };
       },
     });
     const ms = Math.round(performance.now() - t0);

@@ -438,7 +438,6 @@ export class SimNode {
         if (!h.fenced) return { kind: 'acquire', ok: true, key: 'none', generation: p.generation };
         p.generation = (p.generation + 1) & 0x7fffffff;
         const disks = this.disks(h);
-        const views = this.peerViews();
         const outcome = await acquire(p.backend, disks, {
           cluster: this.c.cluster,
           self: this.name,
@@ -448,7 +447,7 @@ export class SimNode {
           priorWatch: p.watches.get(h.name),
           holderInfo: (key: Key) => {
             const node = this.c.nodes.find((n) => nodePart(nodeKey(this.c.cluster, n, 0)) === nodePart(key)) ?? null;
-            return { node, reachable: node !== null && node !== this.name && holderClaims(views[node], h.name) };
+            return { node, reachable: node !== null && node !== this.name && holderClaims(this.peerViews()[node], h.name) };
           },
           sleep: (ms) => this.sleep(p.gen, ms),
           now: () => this.clock.now(),

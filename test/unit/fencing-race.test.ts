@@ -156,6 +156,22 @@ test('live holder (unreachable but refreshing its key): owner-alive-on-disk, nev
   assert.deepEqual((await be('n1').readKeys(d)).keys, [k2]);
 });
 
+test('a frozen key whose holder we hear again during the watch (its news says it runs the hierarchy): held-by-reachable, never preempted', async () => {
+  // Its key stays put: a holder refreshes only once it knows of a contest, which may not be yet.
+  const d = disk();
+  const k2 = await holds('n2', d);
+  const c = clock();
+  const t0 = c.t;
+  const out = await acquire(be('n1'), [d], options('n1', c, { holderInfo: (key) => ({ node: nodeOf(key), reachable: c.t - t0 >= 300 }) }));
+  assert.ok(!out.ok);
+  assert.equal(out.reason, 'held-by-reachable');
+  assert.equal(out.holder, k2);
+  assert.match(out.detail, /reach again/);
+  assert.equal(c.t - t0, 300, 'backed off at the first poll after the news, not at the end of the window');
+  assert.equal((await be('n1').readReservation(d)).holder, k2);
+  assert.deepEqual((await be('n1').readKeys(d)).keys, [k2], 'no registration of ours left');
+});
+
 test('holder hands over while we watch its key: the released marker is taken at once, not read as a live holder', async () => {
   // The dead runner's guard finished its stop and left the reservation under its released marker
   // (same node part as its key) half way through our liveness window.
