@@ -172,6 +172,7 @@ export class NodeDaemon {
       ownershipCheckMs: this.timers.ownershipCheckMs,
       refreshNeeded: (h) => this.contested(h),
       contestHoldMs: DEFAULTS.contestHoldWindows * this.timers.livenessWindowMs,
+      idleCheckMs: DEFAULTS.ownershipIdleCheckMs,
     });
     this.keeper.on('timing', (kind: 'check' | 'refresh', h: string, ms: number) => this.observers?.ownership(kind, h, ms));
     this.keeper.on('lost', (h: string, by: Key | null, detail: string) => this.dispatch({ type: 'ownership', hierarchy: h, state: 'lost', by: by === null ? null : formatKey(by), detail }));

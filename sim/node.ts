@@ -172,6 +172,7 @@ export class SimNode {
       timers,
       refreshNeeded: (h) => this.contested(h),
       contestHoldMs: DEFAULTS.contestHoldWindows * this.#timers.livenessWindowMs,
+      idleCheckMs: DEFAULTS.ownershipIdleCheckMs,
     });
     const liveness = new Liveness({ self: this.name, selfIncarnation: this.#lastIncarnation, peers: this.c.nodes.filter((n) => n !== this.name), paths: this.c.paths, timers: commTimers(this.c) });
     liveness.start(now);
