@@ -204,6 +204,9 @@ export class NodeDaemon {
     this.comm.on('change', () => {
       this.notePeerChanges();
       this.dispatch({ type: 'peers', peers: this.peerViews() });
+      // An advert that now says a doubting peer may run a hierarchy makes that hierarchy contested
+      // (liveness.ts contested) with no change of doubts: the keeper's loops look again.
+      this.keeper.reconsider();
     });
     // The very first heartbeat already says "not probed yet" for every hierarchy: a peer must not
     // mistake our silence about H for "H is not running here".

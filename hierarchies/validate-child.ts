@@ -54,10 +54,17 @@ export function validateInChild(
           const why =
             err && (err as { killed?: boolean }).killed
               ? `did not finish within ${timeoutMs} ms and was killed${at}`
-              : `failed to run (${err ? err.message.split('\n')[0] : 'no output'}${rest ? `: ${rest}` : ''})${at}`;
+              : `failed to run (${err ? `${err.message.split('\n')[0]}${exitOf(err)}` : 'no output'} after ${ms} ms${rest ? `: ${rest}` : ''})${at}`;
           resolve({ issues: [{ file: clusterFile, field: '', message: `configuration check (${process.execPath} ${HARNESS_BIN} validate --json) ${why}` }], ms });
         }
       },
     );
   });
+}
+
+/** ", exit code N" or ", killed by SIGX" for a failed child: the evidence execFile's message leaves out. */
+function exitOf(err: Error & { code?: unknown; signal?: unknown }): string {
+  if (typeof err.signal === 'string' && err.signal !== '') return `, killed by ${err.signal}`;
+  if (typeof err.code === 'number') return `, exit code ${err.code}`;
+  return '';
 }

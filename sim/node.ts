@@ -666,6 +666,7 @@ export class SimNode {
     p.viewKey = key;
     this.hooks.viewed(this, views);
     this.dispatch({ type: 'peers', peers: views });
+    p.keeper.reconsider(); // as harness/node.ts on comm 'change'
   }
 
   peerViews(): Record<string, PeerView> {

@@ -16,6 +16,9 @@ mkdirSync(join(agents, 'test'), { recursive: true });
 // An agent whose meta-data takes 30 s: only the check's own bound ends it.
 writeFileSync(join(agents, 'test', 'slowmeta'), '#!/bin/sh\n[ "$1" = meta-data ] && exec sleep 30\nexit 0\n');
 chmodSync(join(agents, 'test', 'slowmeta'), 0o755);
+// An agent whose meta-data kills the check that asked for it (as the OOM killer would).
+writeFileSync(join(agents, 'test', 'killparent'), '#!/bin/sh\n[ "$1" = meta-data ] && kill -KILL $PPID && exec sleep 5\nexit 0\n');
+chmodSync(join(agents, 'test', 'killparent'), 0o755);
 
 const c = new LocalCluster({ nodes: ['n1', 'n2'], net: 88, extraAgentDirs: [agents], hierarchies: { 'h.yaml': diskAndApp('h', ['n1', 'n2'], { agent: 'ocf:test:slowmeta' }) } });
 after(async () => {
@@ -31,6 +34,19 @@ test('a configuration check that does not finish in time is killed, and says how
   console.log(`# ${msg}`);
   assert.match(msg, /did not finish within 3000 ms and was killed; it was at: meta-data of ocf:test:slowmeta/);
   assert.ok(r.ms >= 3000 && r.ms < 20_000, `took ${r.ms} ms`);
+});
+
+test('a check that dies says how: the signal (or exit code) and how long it ran', async () => {
+  const k = new LocalCluster({ nodes: ['n1', 'n2'], net: 88, extraAgentDirs: [agents], hierarchies: { 'h.yaml': diskAndApp('h', ['n1', 'n2'], { agent: 'ocf:test:killparent' }) } });
+  try {
+    const r = await validateInChild(k.clusterFile, 30_000);
+    assert.equal(r.config, undefined);
+    const msg = r.issues[0]!.message;
+    console.log(`# ${msg}`);
+    assert.match(msg, /failed to run \(Command failed: .*, killed by SIGKILL after \d+ ms\); it was at: meta-data of ocf:test:killparent/);
+  } finally {
+    await k.teardown();
+  }
 });
 
 test('the child reports its steps; a good check returns the config and its duration', async () => {
