@@ -15,15 +15,8 @@
 // whole liveness window (the simulator's one-way-cut found that). An idle cluster so writes
 // nothing to its disks: the key refresh was the main idle cost of an owner, per owned disk.
 //
-// Check, every ownershipCheckMs while contested (and after a failed check or a freeze), every
-// idleCheckMs otherwise: READ KEYS and READ RESERVATION on every disk; our key missing or another
-// holder => lost, with the holder's key as `by`. A peer preempts only a key it saw frozen for a
-// whole liveness window while it could not hear us claim the hierarchy (race.ts asks at every
-// poll), so it doubts us all along, which makes us contested (as above): a preemption by a
-// cluster node meets the fast checks. The slow ones are for what the cluster cannot see (an
-// admin's sg_persist, another cluster on the LUN, our own paths gone), as LifeKeeper's lkscsid
-// checks every 5 s: on SCSI a check is two sg_persist per path, and every 500 ms that was an idle
-// owner's largest cost.
+// Check, every ownershipCheckMs: READ KEYS and READ RESERVATION on every disk; our key missing
+// or another holder => lost, with the holder's key as `by`.
 //
 // Rules that keep it safe:
 //  - refresh and check of one hierarchy run one at a time (a check must not race our own
@@ -69,9 +62,6 @@ export interface OwnershipKeeperOptions {
   refreshNeeded?: (hierarchy: string) => boolean;
   /** Keys keep moving this long after refreshNeeded() last said so (see the file comment). */
   contestHoldMs?: number;
-  /** Checks this far apart while uncontested, verified and the last check good (see the file
-   *  comment); default (and at least) ownershipCheckMs. */
-  idleCheckMs?: number;
 }
 
 /** The timer functions the keeper uses; handles are opaque (whatever setTimeout returned). */
@@ -113,8 +103,7 @@ interface Held {
   /** Bumped by markUnverified(): a check that started before it proves nothing about after. */
   epoch: number;
   nextRefreshAt: number;
-  /** timers.now() when the last check began (the acquire, at first); -Infinity: check at once. */
-  lastCheckAt: number;
+  nextCheckAt: number;
   /** timers.now() when refreshNeeded() last said yes (-Infinity: never). */
   contestedAt: number;
   /** timers.now() when the running operation started, or null when idle. */
@@ -159,7 +148,6 @@ export class OwnershipKeeper extends EventEmitter {
   readonly #log: Logger;
   readonly #refreshMs: number;
   readonly #checkMs: number;
-  readonly #idleCheckMs: number;
   readonly #now: () => number;
   readonly #timers: KeeperTimers;
   readonly #ourPart: number;
@@ -178,7 +166,6 @@ export class OwnershipKeeper extends EventEmitter {
     this.#log = opts.log;
     this.#refreshMs = opts.keyRefreshMs;
     this.#checkMs = opts.ownershipCheckMs;
-    this.#idleCheckMs = Math.max(opts.ownershipCheckMs, opts.idleCheckMs ?? 0);
     this.#now = opts.now ?? Date.now;
     this.#timers = opts.timers ?? REAL_TIMERS;
     this.#ourPart = nodePart(nodeKey(opts.cluster, opts.self, 0));
@@ -214,7 +201,7 @@ export class OwnershipKeeper extends EventEmitter {
       failedChecks: 0,
       epoch: 0,
       nextRefreshAt: m + this.#refreshMs,
-      lastCheckAt: m, // acquire() just read the disks
+      nextCheckAt: m + this.#checkMs,
       contestedAt: -Infinity,
       busySince: null,
       stopped: false,
@@ -293,7 +280,7 @@ export class OwnershipKeeper extends EventEmitter {
       if (h.status === 'lost') continue;
       h.status = 'unverified';
       h.epoch++;
-      h.lastCheckAt = -Infinity;
+      h.nextCheckAt = 0;
       h.wake();
     }
   }
@@ -314,33 +301,23 @@ export class OwnershipKeeper extends EventEmitter {
     while (!h.stopped && h.status !== 'lost') {
       // Uncontested, no refresh is due: nextRefreshAt stays where it was, so the first round after
       // contest comes at once (it is overdue) and goes before a check.
-      const contested = this.#contested(h);
-      const refreshAt = contested ? h.nextRefreshAt : Infinity;
-      const wait = Math.min(this.#checkDue(h, contested), refreshAt) - this.#timers.now();
+      const refreshAt = this.#contested(h) ? h.nextRefreshAt : Infinity;
+      const wait = Math.min(h.nextCheckAt, refreshAt) - this.#timers.now();
       if (wait > 0) await this.#sleep(h, wait);
       if (gone(h)) return;
       const t = this.#timers.now();
-      const nowContested = this.#contested(h);
-      const refreshDue = t >= h.nextRefreshAt && nowContested;
-      const checkAt = this.#checkDue(h, nowContested);
+      const refreshDue = t >= h.nextRefreshAt && this.#contested(h);
       // The most overdue goes first. Never "check first whenever due": with slow I/O (a check
       // longer than ownershipCheckMs) that would starve the refresh, our key would look frozen
-      // and a challenger would preempt a live holder. (markUnverified makes the check due at once.)
-      if (t >= checkAt && (checkAt <= h.nextRefreshAt || !refreshDue)) {
-        h.lastCheckAt = t;
+      // and a challenger would preempt a live holder. (markUnverified sets nextCheckAt = 0.)
+      if (t >= h.nextCheckAt && (h.nextCheckAt <= h.nextRefreshAt || !refreshDue)) {
+        h.nextCheckAt = t + this.#checkMs;
         await this.#busy(h, () => this.#check(h), 'check');
       } else if (refreshDue) {
         h.nextRefreshAt = t + this.#refreshMs;
         await this.#busy(h, () => this.#refresh(h), 'refresh');
       }
     }
-  }
-
-  /** When the next check is due: ownershipCheckMs after the last one while contested, unverified
-   *  or after a failed check; idleCheckMs after it otherwise (a contest wakes the loop: reconsider). */
-  #checkDue(h: Held, contested: boolean): number {
-    const fast = contested || h.failedChecks > 0 || h.status !== 'owned';
-    return h.lastCheckAt + (fast ? this.#checkMs : this.#idleCheckMs);
   }
 
   /** Contested now, or within contestHoldMs (the loop runs at least every refresh while contested, and reconsider() wakes it). */

@@ -49,15 +49,8 @@ export const DEFAULTS = {
    *  keyRefreshMs and livenessWindowMs are for the default dead time and scale down with a shorter
    *  cluster dead time (ownershipTimers below). */
   keyRefreshMs: 250,
-  /** Owner re-reads the keys on every path this often while contested (see contestHoldWindows),
-   *  after a failed check and after a freeze; a missing key = fenced. <= 2 s. */
+  /** Owner re-reads the keys on every path this often; a missing key = fenced. <= 2 s. */
   ownershipCheckMs: 500,
-  /** ... and this often otherwise: no peer that could race it doubts it, so none can be about to
-   *  preempt (fencing/ownership.ts). For what the cluster cannot see (an admin's sg_persist,
-   *  another cluster on the LUN, its own paths gone), as often as LifeKeeper's lkscsid. On SCSI a
-   *  check is two sg_persist per path, ~20 ms of CPU each on this VM: every 500 ms that was ~9 %
-   *  of a core per disk path on an idle owner. */
-  ownershipIdleCheckMs: 5_000,
   /** A challenger must see the holder's key frozen this long before it preempts. */
   livenessWindowMs: 700,
   /** A holder moves its keys only while contested (a node that may race it for the hierarchy does

@@ -172,7 +172,6 @@ export class NodeDaemon {
       ownershipCheckMs: this.timers.ownershipCheckMs,
       refreshNeeded: (h) => this.contested(h),
       contestHoldMs: DEFAULTS.contestHoldWindows * this.timers.livenessWindowMs,
-      idleCheckMs: DEFAULTS.ownershipIdleCheckMs,
     });
     this.keeper.on('timing', (kind: 'check' | 'refresh', h: string, ms: number) => this.observers?.ownership(kind, h, ms));
     this.keeper.on('lost', (h: string, by: Key | null, detail: string) => this.dispatch({ type: 'ownership', hierarchy: h, state: 'lost', by: by === null ? null : formatKey(by), detail }));
@@ -204,9 +203,6 @@ export class NodeDaemon {
     this.comm.on('change', () => {
       this.notePeerChanges();
       this.dispatch({ type: 'peers', peers: this.peerViews() });
-      // An advert that now says a doubting peer may run a hierarchy makes that hierarchy contested
-      // (liveness.ts contested) with no change of doubts: the keeper's loops look again.
-      this.keeper.reconsider();
     });
     // The very first heartbeat already says "not probed yet" for every hierarchy: a peer must not
     // mistake our silence about H for "H is not running here".

@@ -172,7 +172,6 @@ export class SimNode {
       timers,
       refreshNeeded: (h) => this.contested(h),
       contestHoldMs: DEFAULTS.contestHoldWindows * this.#timers.livenessWindowMs,
-      idleCheckMs: DEFAULTS.ownershipIdleCheckMs,
     });
     const liveness = new Liveness({ self: this.name, selfIncarnation: this.#lastIncarnation, peers: this.c.nodes.filter((n) => n !== this.name), paths: this.c.paths, timers: commTimers(this.c) });
     liveness.start(now);
@@ -666,7 +665,6 @@ export class SimNode {
     p.viewKey = key;
     this.hooks.viewed(this, views);
     this.dispatch({ type: 'peers', peers: views });
-    p.keeper.reconsider(); // as harness/node.ts on comm 'change'
   }
 
   peerViews(): Record<string, PeerView> {
