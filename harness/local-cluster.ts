@@ -58,7 +58,10 @@ export class LocalCluster {
     const port = opts.basePort ?? 17400 + Math.floor(Math.random() * 2000) * 2;
     this.addrs = new Map(this.nodes.map((n, i) => [n, [`127.${net}.0.${i + 1}:${port}`, `127.${net}.1.${i + 1}:${port + 1}`]]));
     generateAuthKey(join(this.dir, 'authkey'), { overwrite: true });
-    const hb = opts.heartbeat ?? { interval: '150ms', deadTime: '900ms' };
+    // The nodes here start together, the case startupGrace exists for (harness/defaults.ts): their
+    // spawn and configuration check alone come up to ~1 s apart on a loaded machine, more than the
+    // dead time, and a later first node would find its hierarchies taken by the second.
+    const hb = opts.heartbeat ?? { interval: '150ms', deadTime: '900ms', startupGrace: '5s' };
     const cluster = [
       `cluster: local`,
       `heartbeat: { interval: ${hb.interval}, deadTime: ${hb.deadTime}${hb.startupGrace ? `, startupGrace: ${hb.startupGrace}` : ''} }`,
@@ -182,9 +185,23 @@ export class LocalCluster {
     for (;;) {
       const v = await fn();
       if (v) return v;
-      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}`);
+      if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for: ${what}\n${this.evidence()}`);
       await new Promise((r) => setTimeout(r, everyMs));
     }
+  }
+
+  /** What each node was doing, for a failed wait: is its daemon alive, and its last warnings
+   *  and decisions (the logs are gone with the directory once the test tears down). */
+  evidence(lines = 6): string {
+    const out: string[] = [];
+    for (const n of this.nodes) {
+      const p = this.procs.get(n);
+      const proc = !p ? 'not started' : p.exitCode !== null || p.signalCode !== null ? `daemon exited (${p.signalCode ?? `exit code ${p.exitCode}`})` : `daemon pid ${p.pid} running`;
+      const notable = this.events(n).filter((e) => e.level >= 40 || (e.level >= 30 && e.event !== undefined)).slice(-lines);
+      out.push(`  ${n}: ${proc}`);
+      for (const e of notable) out.push(`    ${new Date(e.time).toISOString().slice(11, 23)} ${e.event ?? (e.level >= 50 ? 'error' : 'warn')}${e.hierarchy ? ` ${e.hierarchy}` : ''}: ${e.msg.slice(0, 300)}`);
+    }
+    return out.join('\n');
   }
 
   /** Graceful stop of one node through its control socket. */
