@@ -8,6 +8,7 @@ import { runAgent, isRunning, type RunResult } from '../agents/runner.ts';
 import { tapOnly } from './log.ts';
 import { DEFAULTS } from './defaults.ts';
 import type { Logger } from './log.ts';
+import type { EarlyValidations } from './early-validate.ts';
 
 export interface ResourceInfo {
   lastAction?: string;
@@ -23,6 +24,8 @@ export interface AgentContext {
   log: Logger;
   agents: Map<string, AgentRef>; // key `${hierarchy}/${resource}`
   info: Map<string, ResourceInfo>;
+  /** validate-all run ahead of a takeover (early-validate.ts); a start uses one that passed. */
+  early?: EarlyValidations;
 }
 
 export function instanceName(h: HierarchyConfig, r: ResourceConfig): string {
@@ -180,9 +183,14 @@ async function walkLevels(
  * The agent's validate-all, run before its start: undefined when it passed (rc 0) or the agent
  * does not implement it (rc 3), else its failed result, which then stands for the start's (rc 6
  * is fatal as from a start). Its timeout is the monitor's: the meta-data's validate-all entry
- * is not kept, and both are quick checks.
+ * is not kept, and both are quick checks. One that passed ahead of a takeover stands for it
+ * (early-validate.ts).
  */
 async function validateBeforeStart(ctx: AgentContext, h: HierarchyConfig, r: ResourceConfig): Promise<RunResult | undefined> {
+  if (await ctx.early?.passed(h, r)) {
+    ctx.log.debug({ event: 'validate-early-used', hierarchy: h.name, resource: r.name }, `${h.name}/${r.name}: validate-all passed while the holder was suspect: starting at once`);
+    return undefined;
+  }
   const res = await runOp(ctx, h, r, 'validate-all');
   return res.result === 'success' || res.result === 'unimplemented' ? undefined : res;
 }

@@ -82,6 +82,9 @@ export const DEFAULTS = {
   /** Default recurring monitor interval (as the agents advertise: every monitor is a process spawn,
    *  the main idle cost of a node; set `monitor:` per resource for faster local detection). */
   monitorIntervalMs: 10_000,
+  /** A validate-all that passed while the holder was suspect (harness/early-validate.ts) stands for
+   *  the one before the start for this long; older, it runs again at the start. */
+  earlyValidateFreshMs: 5_000,
   /** Stop timeout used when a node must give a hierarchy up at once (fenced). */
   fencedStopTimeoutMs: 5_000,
   /** After SIGTERM to an agent's process group, wait this long before SIGKILL. */

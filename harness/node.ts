@@ -22,7 +22,8 @@ import { nodeKey, nodePart, formatKey } from '../fencing/keys.ts';
 import { dropOrHandOverAll } from '../fencing/handover.ts';
 import type { DiskRef, Key, OwnershipBackend } from '../fencing/backend.ts';
 import { holderClaims, type LocalPhase, type PeerView } from './decide.ts';
-import { probe, startLevels, stopLevels, instanceName, type AgentContext, type ResourceInfo } from './actions.ts';
+import { probe, runOp, startLevels, stopLevels, instanceName, type AgentContext, type ResourceInfo } from './actions.ts';
+import { EarlyValidations } from './early-validate.ts';
 import { Monitors } from './monitors.ts';
 import { serveControl, setControlGroup, type ControlRequest } from './control.ts';
 import { applyLive, clusterChanges } from './config-change.ts';
@@ -148,6 +149,7 @@ export class NodeDaemon {
     const rscTmp = process.env.HA_RSCTMP ?? '/run/resource-agents';
 
     this.ctx = { node: this.node, ocfRoot: config.cluster.ocfRoot, rscTmp, log: this.log, agents: new Map<string, AgentRef>(), info: new Map<string, ResourceInfo>() };
+    this.ctx.early = new EarlyValidations((h, r) => runOp(this.ctx, h, r, 'validate-all'), monoNow);
     for (const h of config.hierarchies) this.resolveAgents(h);
 
     const key = readAuthKey(config.cluster.authKeyFile);
@@ -286,6 +288,11 @@ export class NodeDaemon {
           return;
         }
         case 'watch':
+          // We may take these over once the dead time runs out: validate their first level now.
+          for (const name of fx.hierarchies) {
+            const h = this.watchList.includes(name) ? undefined : this.state.hierarchies.find((x) => x.name === name);
+            if (h) this.ctx.early?.begin(h);
+          }
           this.watchList = fx.hierarchies;
           for (const h of this.watches.keys()) if (!fx.hierarchies.includes(h)) this.watches.delete(h);
           void this.updateWatches(); // a peer just turned suspect: start reading its key now, not at the next tick

@@ -84,6 +84,14 @@ test('b) kill -9 of the master (daemon and agents): priority-2 node takes over',
   // the dead time instead of starting after it (a regression cost 0.6 s of every failover).
   const acquired = c.events('n2').filter((e) => e.event === 'acquired' && e.hierarchy === 'alpha' && e.time >= t0);
   assert.equal(acquired.at(-1)?.watchedBefore, true, 'the race used the watch started at suspect');
+  // validate-all ran while n1 was suspect, not between the race and the start (early-validate.ts).
+  const ev = c.events('n2').filter((e) => e.time >= t0 && e.hierarchy === 'alpha' && ['agent-validate-all', 'validate-early-used', 'acquired', 'agent-start'].includes(e.event ?? ''));
+  console.log(`# n2 after the kill: ${ev.map((e) => `${e.event} +${e.time - t0} ms`).join(', ')}`);
+  const one = (name: string) => ev.find((e) => e.event === name);
+  const validated = one('agent-validate-all');
+  assert.ok(one('validate-early-used'), 'the start did not use an early validate-all');
+  assert.ok(validated && one('acquired') && validated.time - Number(validated.durationMs) < one('acquired')!.time, 'validate-all began before the race ended');
+  assert.equal(ev.filter((e) => e.event === 'agent-validate-all').length, 1, 'validate-all ran once');
   // gamma (n3) and beta (n2) unaffected; n1's peers see it down.
   assert.equal(s.nodes.find((n) => n.name === 'n1')!.state, 'down');
   // Bring n1 back: intelligent switchback keeps alpha on n2.
