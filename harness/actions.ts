@@ -42,7 +42,7 @@ export async function runOp(
   h: HierarchyConfig,
   r: ResourceConfig,
   action: 'start' | 'stop' | 'monitor' | 'validate-all',
-  opts: { intervalMs?: number; depth?: number; timeoutMs?: number } = {},
+  opts: { intervalMs?: number; depth?: number; timeoutMs?: number; early?: boolean } = {},
 ): Promise<RunResult> {
   const agent = ctx.agents.get(`${h.name}/${r.name}`);
   if (!agent) throw new Error(`${h.name}/${r.name}: no agent resolved (configuration bug)`);
@@ -67,8 +67,9 @@ export async function runOp(
   );
   const key = `${h.name}/${r.name}`;
   const info: ResourceInfo = ctx.info.get(key) ?? {};
-  // Recurring monitors that succeed are not interesting enough to overwrite a start/stop record.
-  if (!(action === 'monitor' && (opts.intervalMs ?? 0) > 0 && isRunning(result))) {
+  // Recurring monitors that succeed are not interesting enough to overwrite a start/stop record,
+  // nor is a validate-all ahead of a takeover that may never come (early-validate.ts).
+  if (!(action === 'monitor' && (opts.intervalMs ?? 0) > 0 && isRunning(result)) && !opts.early) {
     info.lastAction = action;
     info.lastResult = result.result;
     info.exitReason = result.exitReason;
@@ -78,7 +79,7 @@ export async function runOp(
   // Starts and stops at info (alerts, metrics and the history observe them); monitors that find
   // what they expect at debug.
   const level = result.result !== 'success' && !(action === 'monitor' && result.result === 'not-running') ? 'warn' : action === 'monitor' ? 'debug' : 'info';
-  const fields = { event: `agent-${action}`, hierarchy: h.name, resource: r.name, result: result.result, rc: result.rc, exitReason: result.exitReason, durationMs: result.durationMs, timedOut: result.timedOut, intervalMs: opts.intervalMs ?? 0 };
+  const fields = { event: `agent-${action}`, hierarchy: h.name, resource: r.name, result: result.result, rc: result.rc, exitReason: result.exitReason, durationMs: result.durationMs, timedOut: result.timedOut, intervalMs: opts.intervalMs ?? 0, ...(opts.early ? { early: true } : {}) };
   const msg = `${h.name}/${r.name}: ${action} -> ${result.result}${result.exitReason ? ` (${result.exitReason})` : ''}`;
   // Every operation reaches the observers (metrics time routine monitors too), logged or not.
   if (ctx.log.isLevelEnabled(level)) ctx.log[level](fields, msg);
@@ -187,11 +188,9 @@ async function walkLevels(
  * (early-validate.ts).
  */
 async function validateBeforeStart(ctx: AgentContext, h: HierarchyConfig, r: ResourceConfig): Promise<RunResult | undefined> {
-  if (await ctx.early?.passed(h, r)) {
-    ctx.log.debug({ event: 'validate-early-used', hierarchy: h.name, resource: r.name }, `${h.name}/${r.name}: validate-all passed while the holder was suspect: starting at once`);
-    return undefined;
-  }
-  const res = await runOp(ctx, h, r, 'validate-all');
+  const early = (await ctx.early?.take(h, r)) ?? null;
+  if (early) ctx.log.info({ event: 'validate-early-used', hierarchy: h.name, resource: r.name, result: early.result }, `${h.name}/${r.name}: validate-all run while the holder was suspect stands for the start's (${early.result})`);
+  const res = early ?? (await runOp(ctx, h, r, 'validate-all'));
   return res.result === 'success' || res.result === 'unimplemented' ? undefined : res;
 }
 

@@ -75,7 +75,7 @@ export interface CommEvents {
   change: [];
   path: [node: string, path: number, state: 'up' | 'down'];
   drop: [reason: DropReason, from: string];
-  /** Who is calm with us (calm()), or a peer's advert, may have changed: so may contested(). */
+  /** Who is calm with us (calm()) may have changed. */
   calm: [];
   /** Once per heartbeat interval, after the heartbeats went out (the daemon's own tick can ride on it). */
   tick: [];
@@ -519,7 +519,7 @@ export class Comm extends EventEmitter<CommEvents> {
     if (hb.advertVersion === undefined) this.olderFormat.set(srcNode, 1);
     else if (hb.doubts === undefined) this.olderFormat.set(srcNode, 2);
     else this.olderFormat.delete(srcNode);
-    if (res.ok && (res.doubtChanged || res.changes.some((ch) => ch.kind === 'info'))) this.emitSafe('calm');
+    if (res.ok && res.doubtChanged) this.emitSafe('calm');
     if (!res.ok) {
       this.c.unconfirmed++;
       this.report(res.changes);

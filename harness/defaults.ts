@@ -85,6 +85,10 @@ export const DEFAULTS = {
   /** A validate-all that passed while the holder was suspect (harness/early-validate.ts) stands for
    *  the one before the start for this long; older, it runs again at the start. */
   earlyValidateFreshMs: 5_000,
+  /** At most this many such early runs at once (more watched hierarchies validate at their start),
+   *  and one per resource this often (a live holder out of reach is watched on and off). */
+  earlyValidateMaxInFlight: 8,
+  earlyValidateEveryMs: 30_000,
   /** Stop timeout used when a node must give a hierarchy up at once (fenced). */
   fencedStopTimeoutMs: 5_000,
   /** After SIGTERM to an agent's process group, wait this long before SIGKILL. */

@@ -20,8 +20,7 @@
 //   wanted()                    peers whose current advert we miss (the `want` of our heartbeats)
 //   doubts(now)                 peers we do not hear lately (the `doubts` of our heartbeats)
 //   calm(node, now)             that peer is up, not suspect, and its last heartbeat did not doubt us
-//   contested(nodes, now, h?)   one of those nodes (or a peer advertising h eligible) is not calm with us,
-//                               or a peer advertises h starting or in service
+//   contested(nodes, now, h?)   one of those nodes (or a peer advertising h eligible) is not calm with us
 // `changed` is true when the view moved (incarnation, leaving and advert included); 'degraded' and
 // 'recovered' changes are log-only and do not count.
 //
@@ -290,18 +289,13 @@ export class Liveness {
   /** One of these nodes (a hierarchy's list; this node is skipped) is not calm with us: it may be
    *  watching our keys to preempt them, so they must keep moving (fencing/ownership.ts). With the
    *  hierarchy's name, so is any peer whose last advert says it may run it: its configuration lists
-   *  it though ours does not (the files differ for a while, during a change), and it races as well.
-   *  And any peer, calm or not, whose advert says it is starting or runs the hierarchy (we hold
-   *  it, the caller's premise): a racer that hears us but took its decision on a stale copy of our
-   *  advert watches our key all the same, and must see it move. */
+   *  it though ours does not (the files differ for a while, during a change), and it races as well. */
   contested(nodes: Iterable<string>, now: number, hierarchy?: string): boolean {
     for (const n of nodes) if (n !== this.self && !this.calm(n, now)) return true;
     if (hierarchy === undefined) return false;
     for (const p of this.peers) {
       const a = p.advert !== null && Object.hasOwn(p.advert, hierarchy) ? p.advert[hierarchy] : undefined;
-      if (a === undefined) continue;
-      if (a.eligible && !this.calm(p.name, now)) return true;
-      if ((a.state === 'starting' || a.state === 'in-service')) return true;
+      if (a?.eligible === true && !this.calm(p.name, now)) return true;
     }
     return false;
   }

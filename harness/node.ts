@@ -21,7 +21,7 @@ import { OwnershipKeeper } from '../fencing/ownership.ts';
 import { nodeKey, nodePart, formatKey } from '../fencing/keys.ts';
 import { dropOrHandOverAll } from '../fencing/handover.ts';
 import type { DiskRef, Key, OwnershipBackend } from '../fencing/backend.ts';
-import { holderClaims, type LocalPhase, type PeerView } from './decide.ts';
+import { holderClaims, selfEligible, type LocalPhase, type PeerView } from './decide.ts';
 import { probe, runOp, startLevels, stopLevels, instanceName, type AgentContext, type ResourceInfo } from './actions.ts';
 import { EarlyValidations } from './early-validate.ts';
 import { Monitors } from './monitors.ts';
@@ -149,7 +149,7 @@ export class NodeDaemon {
     const rscTmp = process.env.HA_RSCTMP ?? '/run/resource-agents';
 
     this.ctx = { node: this.node, ocfRoot: config.cluster.ocfRoot, rscTmp, log: this.log, agents: new Map<string, AgentRef>(), info: new Map<string, ResourceInfo>() };
-    this.ctx.early = new EarlyValidations((h, r) => runOp(this.ctx, h, r, 'validate-all'), monoNow);
+    this.ctx.early = new EarlyValidations((h, r) => runOp(this.ctx, h, r, 'validate-all', { early: true }), monoNow);
     for (const h of config.hierarchies) this.resolveAgents(h);
 
     const key = readAuthKey(config.cluster.authKeyFile);
@@ -288,11 +288,7 @@ export class NodeDaemon {
           return;
         }
         case 'watch':
-          // We may take these over once the dead time runs out: validate their first level now.
-          for (const name of fx.hierarchies) {
-            const h = this.watchList.includes(name) ? undefined : this.state.hierarchies.find((x) => x.name === name);
-            if (h) this.ctx.early?.begin(h);
-          }
+          for (const name of fx.hierarchies) if (!this.watchList.includes(name)) this.validateEarly(name);
           this.watchList = fx.hierarchies;
           for (const h of this.watches.keys()) if (!fx.hierarchies.includes(h)) this.watches.delete(h);
           void this.updateWatches(); // a peer just turned suspect: start reading its key now, not at the next tick
@@ -310,6 +306,7 @@ export class NodeDaemon {
           this.config = { ...this.config, hierarchies: fx.list };
           this.configChanged();
           this.utility.setHierarchies(fx.list);
+          this.ctx.early?.keepOnly(new Set(fx.list.map((h) => h.name)));
           // A redefined hierarchy starts from a passing utility verdict: tell it the current one.
           for (const h of fx.list) if (!before.has(h)) this.queue.push({ type: 'utility', hierarchy: h.name, ok: this.utility.ok(h.name) });
           return;
@@ -613,6 +610,16 @@ export class NodeDaemon {
       out[node] = { state: p.state, leaving: p.leaving, suspect: p.suspect, hierarchies: hs, ...(p.meta ? { admin: p.meta.admin, config: p.meta.config, ...(p.meta.blocked ? { blocked: p.meta.blocked } : {}) } : {}) };
     }
     return out;
+  }
+
+  /** A newly watched hierarchy we may take over once the dead time runs out (this node may run
+   *  it, and a peer runs it, not only probes it): validate its first level now (early-validate.ts). */
+  private validateEarly(name: string): void {
+    const h = this.state.hierarchies.find((x) => x.name === name);
+    const rt = this.state.h[name];
+    if (!h || !rt || !selfEligible(h, this.node, rt, this.state)) return;
+    if (!Object.values(this.state.peers).some((p) => p.hierarchies[name]?.state === 'in-service')) return;
+    this.ctx.early?.begin(h);
   }
 
   /** Sample the holder key of every hierarchy the reducer asked to watch (all at once: twenty must not take twenty turns). */

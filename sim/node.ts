@@ -653,7 +653,7 @@ export class SimNode {
     this.hooks.net.record(hb.node, this.name, hb);
     const r = p.liveness.receive(hb, this.clock.now());
     if (r.ok && (r.request || r.need)) this.answer(p, hb.node, hb.path, r.request === true);
-    if (r.ok && (r.doubtChanged || r.changes.some((ch) => ch.kind === 'info'))) p.keeper.reconsider();
+    if (r.ok && r.doubtChanged) p.keeper.reconsider();
     if (r.changes.some((ch) => ch.kind === 'state' || ch.kind === 'suspect')) this.doubtsMoved(p);
     if (r.changed) this.peersChanged(p);
   }

@@ -44,7 +44,9 @@ test('early validation: only the resources that require disks only (or nothing)'
   assert.deepEqual(earlyResources(hier()).map((r) => r.name), ['fs', 'ip']);
 });
 
-test('early validation: a passed result stands for the start once; one still running is waited for', async () => {
+const flush = () => new Promise((r) => setImmediate(r));
+
+test('early validation: a result that passed stands for the start once; a run still going is waited for, and stands pass or fail', async () => {
   const { runs, early } = rig();
   const h = hier();
   const [fs, ip, app] = [h.resources[1]!, h.resources[2]!, h.resources[3]!];
@@ -52,36 +54,58 @@ test('early validation: a passed result stands for the start once; one still run
   early.begin(h); // the watch list changed again: no second run while the first is in flight
   assert.deepEqual(runs.map((x) => x.r), ['fs', 'ip']);
   runs[0]!.settle(result('success'));
-  assert.equal(await early.passed(h, fs), true);
-  assert.equal(await early.passed(h, fs), false, 'taken once: the next start validates again');
-  const waiting = early.passed(h, ip);
-  runs[1]!.settle(result('unimplemented'));
-  assert.equal(await waiting, true, 'rc 3 (not implemented) passes, as at a start');
-  assert.equal(await early.passed(h, app), false, 'app requires fs and ip: never validated early');
+  await flush();
+  assert.equal((await early.take(h, fs))?.result, 'success');
+  assert.equal(await early.take(h, fs), null, 'taken once: the next start validates again');
+  const waiting = early.take(h, ip);
+  runs[1]!.settle(result('not-configured'));
+  assert.equal((await waiting)?.result, 'not-configured', 'ended while the start waited: as fresh as a run now, and it blocks the start');
+  assert.equal(await early.take(h, app), null, 'app requires fs and ip: never validated early');
 });
 
-test('early validation: a failure, an error, a stale result and another definition all run again at the start', async () => {
+test('early validation: a failure that ended before the start, an error, a stale result and another definition run again at the start', async () => {
   const { clock, runs, early } = rig();
   const h = hier();
   const [fs, ip] = [h.resources[1]!, h.resources[2]!];
   early.begin(h);
   runs[0]!.settle(result('not-configured'));
   runs[1]!.settle(new Error('spawn failed'));
-  assert.equal(await early.passed(h, fs), false, 'failed early: the start runs it again, and its own result blocks it');
-  assert.equal(await early.passed(h, ip), false, 'no result');
+  await flush();
+  assert.equal(await early.take(h, fs), null, 'failed before the start: run again, its own result blocks the start');
+  assert.equal(await early.take(h, ip), null, 'no result');
 
+  clock.t += DEFAULTS.earlyValidateEveryMs;
   early.begin(h);
+  assert.deepEqual(runs.slice(2).map((x) => x.r), ['fs', 'ip']);
   runs[2]!.settle(result('success'));
-  runs[3]!.settle(result('success'));
-  await new Promise((r) => setImmediate(r));
+  runs[3]!.settle(result('unimplemented'));
+  await flush();
   clock.t += DEFAULTS.earlyValidateFreshMs + 1;
-  assert.equal(await early.passed(h, fs), false, 'stale');
-  early.begin(h);
-  assert.deepEqual(runs.slice(4).map((x) => x.r), ['fs', 'ip'], 'taken and stale entries run again');
-  runs[4]!.settle(result('success'));
-  runs[5]!.settle(result('success'));
+  assert.equal(await early.take(h, fs), null, 'stale');
   const redefined = hier(); // a reload: the same names, another definition
-  assert.equal(await early.passed(redefined, fs), false, 'validated for the definition before the reload');
+  assert.equal(await early.take(redefined, ip), null, 'validated for the definition before the reload');
   early.begin(redefined);
-  assert.deepEqual(runs.slice(6).map((x) => x.r), ['fs', 'ip'], 'the new definition is validated anew');
+  assert.deepEqual(runs.slice(4).map((x) => x.r), ['fs', 'ip'], 'the new definition is validated anew');
+});
+
+test('early validation: bounded: one run per resource per earlyValidateEveryMs, at most earlyValidateMaxInFlight at once, forgotten with its hierarchy', async () => {
+  const { clock, runs, early } = rig();
+  const h = hier();
+  early.begin(h);
+  for (const x of runs) x.settle(result('success'));
+  await flush();
+  clock.t += DEFAULTS.earlyValidateEveryMs - 1;
+  early.begin(h); // watched again after a race that backed off: a live holder out of reach
+  assert.equal(runs.length, 2, 'no second run within earlyValidateEveryMs');
+  clock.t += 1;
+  early.begin(h);
+  assert.equal(runs.length, 4);
+  const many = Array.from({ length: DEFAULTS.earlyValidateMaxInFlight }, (_, i) => ({ ...hier(), name: `h${i}` }));
+  for (const x of many) early.begin(x);
+  assert.equal(runs.length, 4 + DEFAULTS.earlyValidateMaxInFlight - 2, 'two of ours still run: the cap counts them');
+  for (const x of runs.slice(2)) x.settle(result('success'));
+  await flush();
+  early.keepOnly(new Set(['web']));
+  assert.equal(await early.take(many[0]!, many[0]!.resources[1]!), null, 'forgotten with its hierarchy');
+  assert.equal((await early.take(h, h.resources[1]!))?.result, 'success');
 });

@@ -403,28 +403,11 @@ test('liveness: doubts and calm: a peer is calm only while we hear it and its la
   assert.equal(l.calm('nobody', 1100), false);
 });
 
-test('liveness: contested: a calm peer whose advert says it starts or runs the hierarchy we hold (a racer on a stale copy of our advert)', () => {
-  const l = mk(['b', 'c']);
-  const web = (state: 'out-of-service' | 'starting' | 'in-service' | 'stopping') => ({ web: { state, epoch: 1, eligible: true } });
-  l.receive(hb2(0, 1, 1, 'd1', { hierarchies: web('out-of-service'), doubts: [] }), 10);
-  l.receive({ ...hb2(0, 1, 1, 'd1', { hierarchies: {}, doubts: [] }), node: 'c' }, 10);
-  assert.equal(l.calm('b', 20), true, 'b hears us and we hear b');
-  assert.equal(l.contested(['a', 'b', 'c'], 20, 'web'), false, 'b is calm and idle for web');
-  l.receive(hb2(1, 2, 2, 'd2', { hierarchies: web('starting'), doubts: [] }), 30);
-  assert.equal(l.calm('b', 40), true);
-  assert.equal(l.contested(['a', 'b', 'c'], 40, 'web'), true, 'b, calm, says it is taking web: its race watches our key');
-  assert.equal(l.contested(['a', 'b', 'c'], 40), false, 'without the name, only calm counts');
-  l.receive(hb2(0, 3, 3, 'd3', { hierarchies: web('in-service'), doubts: [] }), 50);
-  assert.equal(l.contested(['a', 'b', 'c'], 60, 'web'), true, 'b says it runs web as well');
-  l.receive(hb2(1, 4, 4, 'd4', { hierarchies: web('stopping'), doubts: [] }), 70);
-  assert.equal(l.contested(['a', 'b', 'c'], 80, 'web'), false, 'b backs off: no race of its any more');
-});
-
 test("liveness: contested: a hierarchy's listed node not calm with us; with the hierarchy's name, also a peer whose advert says it may run it", () => {
   const l = mk(['b', 'c']);
   // b hears us and says so; c, not in our list for web, advertises web eligible and doubts us.
-  l.receive(hb2(0, 1, 1, 'd1', { hierarchies: { web: { state: 'out-of-service', epoch: 0, eligible: false } }, doubts: [] }), 10);
-  l.receive({ ...hb2(0, 1, 1, 'd2', { hierarchies: { web: { state: 'out-of-service', epoch: 1, eligible: true } }, doubts: ['a'] }), node: 'c' }, 10);
+  l.receive(hb2(0, 1, 1, 'd1', { hierarchies: WEB1, doubts: [] }), 10);
+  l.receive({ ...hb2(0, 1, 1, 'd2', { hierarchies: WEB2, doubts: ['a'] }), node: 'c' }, 10);
   assert.equal(l.contested(['a', 'b'], 20), false, 'our list alone: b is calm');
   assert.equal(l.contested(['a', 'b'], 20, 'web'), true, 'c may race for web: it says it may run it, and it doubts us');
   assert.equal(l.contested(['a', 'b'], 20, 'db'), false, 'c says nothing about db');
