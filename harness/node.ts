@@ -427,6 +427,9 @@ export class NodeDaemon {
     const disks = this.disks(h);
     this.generation = (this.generation + 1) & 0x7fffffff;
     const priorWatch = this.watches.get(h.name);
+    // Once per race: holderInfo is asked at every poll of the liveness watch (reversed: on a
+    // shared node part the first node listed wins, as a search would find it).
+    const nodeOfPart = new Map(this.config.cluster.nodes.map((n) => [nodePart(nodeKey(this.config.cluster.cluster, n.name, 0)), n.name] as const).reverse());
     const outcome = await acquire(this.backend, disks, {
       cluster: this.config.cluster.cluster,
       self: this.node,
@@ -437,8 +440,7 @@ export class NodeDaemon {
       // Monotonic, as the watch: a wall-clock step must not make a live holder's key look frozen.
       now: monoNow,
       holderInfo: (key: Key) => {
-        const part = nodePart(key);
-        const node = this.config.cluster.nodes.find((n) => nodePart(nodeKey(this.config.cluster.cluster, n.name, 0)) === part)?.name ?? null;
+        const node = nodeOfPart.get(nodePart(key)) ?? null;
         // The current view, not one from the start of the race: the watch asks again (race.ts).
         return { node, reachable: node !== null && node !== this.node && holderClaims(this.peerViews()[node], h.name) };
       },

@@ -438,6 +438,9 @@ export class SimNode {
         if (!h.fenced) return { kind: 'acquire', ok: true, key: 'none', generation: p.generation };
         p.generation = (p.generation + 1) & 0x7fffffff;
         const disks = this.disks(h);
+        // Once per race: holderInfo is asked at every poll of the liveness watch (as harness/node.ts,
+        // reversed: on a shared node part the first node listed wins).
+        const nodeOfPart = new Map(this.c.nodes.map((n) => [nodePart(nodeKey(this.c.cluster, n, 0)), n] as const).reverse());
         const outcome = await acquire(p.backend, disks, {
           cluster: this.c.cluster,
           self: this.name,
@@ -446,7 +449,7 @@ export class SimNode {
           livenessWindowMs: this.#timers.livenessWindowMs,
           priorWatch: p.watches.get(h.name),
           holderInfo: (key: Key) => {
-            const node = this.c.nodes.find((n) => nodePart(nodeKey(this.c.cluster, n, 0)) === nodePart(key)) ?? null;
+            const node = nodeOfPart.get(nodePart(key)) ?? null;
             return { node, reachable: node !== null && node !== this.name && holderClaims(this.peerViews()[node], h.name) };
           },
           sleep: (ms) => this.sleep(p.gen, ms),

@@ -3,39 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decide, initialRuntime, mastership, type DecideInput, type HierarchyRuntime, type PeerView } from '../../harness/decide.ts';
-import type { HierarchyConfig, ResourceConfig } from '../../hierarchies/model.ts';
-
-function res(name: string, requires: string[] = [], kind: 'agent' | 'disk' = 'agent'): ResourceConfig {
-  return {
-    name,
-    kind,
-    provider: kind === 'agent' ? 'heartbeat' : undefined,
-    type: kind === 'agent' ? 'Dummy' : undefined,
-    params: {},
-    requires,
-    timeouts: {},
-    monitors: [],
-    restart: { max: 2, windowMs: 600_000 },
-    disk: kind === 'disk' ? { paths: [] } : undefined,
-    where: 'test',
-  } as ResourceConfig;
-}
-
-function hier(name: string, prio: Record<string, number>, extra: Partial<HierarchyConfig> = {}): HierarchyConfig {
-  return {
-    file: `${name}.yaml`,
-    name,
-    priorities: prio,
-    switchback: 'intelligent',
-    fenced: true,
-    onLoss: 'stop',
-    probe: 'everywhere',
-    onStopFailure: 'block',
-    resources: [res('disk', [], 'disk'), res('fs', ['disk']), res('ip'), res('app', ['fs', 'ip'])],
-    utilityChecks: [],
-    ...extra,
-  };
-}
+import type { HierarchyConfig } from '../../hierarchies/model.ts';
+import { hier, res } from './lib/hierarchy-fixture.ts';
 
 const H = hier('web', { n1: 1, n2: 2, n3: 3 });
 

@@ -5,25 +5,9 @@ import assert from 'node:assert/strict';
 import { EarlyValidations, earlyResources } from '../../harness/early-validate.ts';
 import { DEFAULTS } from '../../harness/defaults.ts';
 import type { RunResult } from '../../agents/runner.ts';
-import type { HierarchyConfig, ResourceConfig } from '../../hierarchies/model.ts';
+import { hier as fixture } from './lib/hierarchy-fixture.ts';
 
-function res(name: string, requires: string[] = [], kind: 'agent' | 'disk' = 'agent'): ResourceConfig {
-  return { name, kind, params: {}, requires, timeouts: {}, monitors: [], restart: { max: 2, windowMs: 600_000 }, where: 'test', ...(kind === 'agent' ? { provider: 'heartbeat', type: 'Dummy' } : { disk: { paths: [] } }) };
-}
-function hier(): HierarchyConfig {
-  return {
-    file: 'web.yaml',
-    name: 'web',
-    priorities: { n1: 1, n2: 2 },
-    switchback: 'intelligent',
-    fenced: true,
-    onLoss: 'stop',
-    probe: 'everywhere',
-    onStopFailure: 'block',
-    resources: [res('disk', [], 'disk'), res('fs', ['disk']), res('ip'), res('app', ['fs', 'ip'])],
-    utilityChecks: [],
-  };
-}
+const hier = () => fixture('web', { n1: 1, n2: 2 });
 const result = (r: RunResult['result']): RunResult => ({ action: 'validate-all', rc: r === 'success' ? 0 : 6, result: r, stdout: '', stderr: '', durationMs: 1, timedOut: false });
 
 /** A runner whose runs the test settles by hand, and a clock it sets. */
